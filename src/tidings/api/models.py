@@ -1,0 +1,145 @@
+"""Request and response shapes of the JSON API (they are what `/openapi.json` documents)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, Field
+
+__all__ = [
+    "CampaignOut",
+    "ConnectionOut",
+    "EventOut",
+    "FailureOut",
+    "MessageDetail",
+    "MessageOut",
+    "Page",
+    "ReceiptDetail",
+    "ReceiptOut",
+    "RegisterMessage",
+    "RejectionOut",
+]
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next page; null at the end."
+    )
+
+
+class RegisterMessage(BaseModel):
+    """Register a message sent elsewhere (idempotent on connection + provider_message_id)."""
+
+    connection: str
+    provider_message_id: str = Field(min_length=1, max_length=200)
+    campaign: str | None = Field(default=None, max_length=200)
+    recipient: str | None = Field(default=None, max_length=320)
+    contact_ref: str | None = Field(default=None, max_length=200)
+    metadata: dict[str, Any] | None = None
+    channel: str | None = Field(default=None, max_length=20)
+    sent_at: datetime | None = None
+    send: bool = False
+    text: str | None = None
+    template: dict[str, Any] | None = None
+
+
+class FailureOut(BaseModel):
+    code: str | None
+    reason: str | None
+    permanent: bool | None
+
+
+class EventOut(BaseModel):
+    kind: str
+    raw_status: str
+    occurred_at: datetime
+    received_at: datetime
+    receipt: int | None
+    details: dict[str, Any]
+
+
+class MessageOut(BaseModel):
+    id: int
+    connection: str
+    provider: str
+    provider_message_id: str
+    campaign: str | None
+    channel: str | None
+    recipient: str | None
+    contact_ref: str | None
+    metadata: dict[str, Any]
+    state: str
+    sequence: int
+    created_at: datetime
+    registered_at: datetime | None
+    queued_at: datetime | None
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    read_at: datetime | None
+    failed_at: datetime | None
+    failure: FailureOut | None
+    played_at: datetime | None
+    opened_at: datetime | None
+    clicked_at: datetime | None
+    unsubscribed_at: datetime | None
+    complained_at: datetime | None
+
+
+class MessageDetail(MessageOut):
+    events: list[EventOut]
+
+
+class CampaignOut(BaseModel):
+    key: str
+    created_at: datetime
+    counts: dict[str, int]
+    rates: dict[str, float]
+
+
+class ReceiptOut(BaseModel):
+    id: int
+    connection: str | None
+    provider: str
+    received_at: datetime
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    processed_at: datetime | None
+    error: str | None
+    notes: list[str] | None
+
+
+class ReceiptDetail(ReceiptOut):
+    content_type: str
+    headers: dict[str, str]
+    body: str = Field(description="The raw body as received (UTF-8; undecodable bytes replaced).")
+
+
+class ConnectionOut(BaseModel):
+    name: str
+    provider: str
+    auth_scheme: str
+    intake_url: str
+    options: dict[str, str]
+    created_at: datetime | None
+    last_event_at: datetime | None
+    session_state: str | None
+    session_qrcode: str | None
+    session_updated_at: datetime | None
+
+
+class RejectionOut(BaseModel):
+    id: int
+    received_at: datetime
+    provider: str
+    connection: str
+    status_code: int
+    reason: str
+    remote_addr: str | None
+    headers: dict[str, str]
+    body_sha256: str
+    body_size: int

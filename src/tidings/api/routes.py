@@ -1,0 +1,314 @@
+"""`/v1` routes. They translate HTTP to storage calls and back; they decide nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy import Row
+
+from tidings.api.models import (
+    CampaignOut,
+    ConnectionOut,
+    EventOut,
+    FailureOut,
+    MessageDetail,
+    MessageOut,
+    Page,
+    ReceiptDetail,
+    ReceiptOut,
+    RegisterMessage,
+    RejectionOut,
+)
+from tidings.api.support import ApiError, decode_cursor, encode_cursor, get_db, require_token
+from tidings.domain.errors import Conflict, NotFound
+from tidings.domain.events import Status
+from tidings.providers.registry import get_provider
+from tidings.storage import campaigns, connections, inbox, messages, rejections
+from tidings.storage.connections import StoredConnection
+from tidings.storage.db import Database
+from tidings.storage.inbox import ReceiptStatus
+from tidings.tracking import Registration, register_message
+
+__all__ = ["intake_url", "router"]
+
+router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)])
+
+Db = Annotated[Database, Depends(get_db)]
+Limit = Annotated[int, Query(ge=1, le=1000, description="Page size (default 100, at most 1000).")]
+Cursor = Annotated[str | None, Query(description="The `next_cursor` of the previous page.")]
+
+
+def _next(rows: list[Any], limit: int) -> str | None:
+    return encode_cursor(rows[-1].id) if len(rows) == limit else None
+
+
+def _message_out(row: Row[Any]) -> dict[str, Any]:
+    failure = None
+    if row.failure_at is not None:
+        failure = FailureOut(
+            code=row.failure_code, reason=row.failure_reason, permanent=row.failure_permanent
+        )
+    return {
+        "id": row.id,
+        "connection": row.connection_name,
+        "provider": row.provider,
+        "provider_message_id": row.provider_message_id,
+        "campaign": row.campaign_key,
+        "channel": row.channel,
+        "recipient": row.recipient,
+        "contact_ref": row.contact_ref,
+        "metadata": row.metadata or {},
+        "state": row.state,
+        "sequence": row.sequence,
+        "created_at": row.created_at,
+        "registered_at": row.registered_at,
+        "queued_at": row.queued_at,
+        "sent_at": row.sent_at,
+        "delivered_at": row.delivered_at,
+        "read_at": row.read_at,
+        "failed_at": row.failed_at,
+        "failure": failure,
+        "played_at": row.played_at,
+        "opened_at": row.opened_at,
+        "clicked_at": row.clicked_at,
+        "unsubscribed_at": row.unsubscribed_at,
+        "complained_at": row.complained_at,
+    }
+
+
+def _message_detail(db: Database, message_id: int) -> MessageDetail:
+    with db.read() as conn:
+        row = messages.get_message(conn, message_id)
+        if row is None:
+            raise ApiError(404, "not_found", f"no message with id {message_id}")
+        events = [
+            EventOut(
+                kind=e.kind,
+                raw_status=e.raw_status,
+                occurred_at=e.occurred_at,
+                received_at=e.received_at,
+                receipt=e.receipt_id,
+                details=e.details or {},
+            )
+            for e in messages.list_events(conn, message_id)
+        ]
+    return MessageDetail(**_message_out(row), events=events)
+
+
+@router.post(
+    "/messages",
+    status_code=201,
+    response_model=MessageDetail,
+    responses={200: {"model": MessageDetail}, 404: {}, 409: {}, 422: {}},
+)
+def register(body: RegisterMessage, db: Db, response: Response) -> MessageDetail:
+    """Register a message sent elsewhere: 201 when new, 200 when already registered."""
+    if body.send:
+        raise ApiError(
+            422,
+            "send_not_supported",
+            "sending through a provider API is not available in this version; "
+            "send elsewhere and register the message with its provider_message_id",
+        )
+    now = datetime.now(UTC)
+    try:
+        with db.write() as conn:
+            connection = connections.get_connection(conn, body.connection)
+            message_id, first = register_message(
+                conn,
+                connection,
+                Registration(
+                    provider_message_id=body.provider_message_id,
+                    campaign=body.campaign,
+                    recipient=body.recipient,
+                    contact_ref=body.contact_ref,
+                    metadata=body.metadata,
+                    channel=body.channel,
+                    sent_at=body.sent_at.astimezone(UTC) if body.sent_at else None,
+                ),
+                now,
+            )
+    except NotFound as error:
+        raise ApiError(404, "unknown_connection", str(error)) from None
+    except Conflict as error:
+        raise ApiError(409, "campaign_conflict", str(error)) from None
+    response.status_code = 201 if first else 200
+    return _message_detail(db, message_id)
+
+
+@router.get("/messages", response_model=Page[MessageOut])
+def list_messages(
+    db: Db,
+    campaign: str | None = None,
+    status: Status | None = None,
+    channel: str | None = None,
+    recipient: str | None = None,
+    connection: str | None = None,
+    provider_message_id: str | None = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    where = messages.MessageFilter(
+        campaign=campaign,
+        status=status.value if status else None,
+        channel=channel,
+        recipient=recipient,
+        connection=connection,
+        provider_message_id=provider_message_id,
+    )
+    with db.read() as conn:
+        rows = messages.list_messages(conn, where, decode_cursor(cursor), limit)
+    return {"items": [_message_out(r) for r in rows], "next_cursor": _next(rows, limit)}
+
+
+@router.get("/messages/{message_id}", response_model=MessageDetail)
+def get_message(message_id: int, db: Db) -> MessageDetail:
+    return _message_detail(db, message_id)
+
+
+def _campaign_out(view: campaigns.CampaignView) -> CampaignOut:
+    return CampaignOut(
+        key=view.key, created_at=view.created_at, counts=view.counts, rates=view.rates
+    )
+
+
+@router.get("/campaigns", response_model=Page[CampaignOut])
+def list_campaigns(db: Db, limit: Limit = 100, cursor: Cursor = None) -> dict[str, Any]:
+    with db.read() as conn:
+        views = campaigns.list_campaigns(conn, decode_cursor(cursor), limit)
+    return {"items": [_campaign_out(v) for v in views], "next_cursor": _next(views, limit)}
+
+
+@router.get("/campaigns/{key}", response_model=CampaignOut)
+def get_campaign(key: str, db: Db) -> CampaignOut:
+    with db.read() as conn:
+        view = campaigns.get_campaign(conn, key)
+    if view is None:
+        raise ApiError(404, "not_found", f"no campaign with key {key!r}")
+    return _campaign_out(view)
+
+
+def _connection_names(db: Database) -> dict[int, str]:
+    with db.read() as conn:
+        return {c.id: c.name for c in connections.list_connections(conn)}
+
+
+def _receipt_out(row: Row[Any], names: dict[int, str]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "connection": names.get(row.connection_id),
+        "provider": row.provider,
+        "received_at": row.received_at,
+        "status": row.status,
+        "attempts": row.attempts,
+        "next_attempt_at": row.next_attempt_at,
+        "processed_at": row.processed_at,
+        "error": row.error,
+        "notes": row.notes,
+    }
+
+
+@router.get("/receipts", response_model=Page[ReceiptOut])
+def list_receipts(
+    db: Db,
+    status: ReceiptStatus | None = None,
+    connection: str | None = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    names = _connection_names(db)
+    connection_id = None
+    if connection is not None:
+        ids = [i for i, n in names.items() if n == connection]
+        if not ids:
+            return {"items": [], "next_cursor": None}
+        connection_id = ids[0]
+    with db.read() as conn:
+        rows = inbox.list_receipts(conn, status, connection_id, decode_cursor(cursor), limit)
+    return {"items": [_receipt_out(r, names) for r in rows], "next_cursor": _next(rows, limit)}
+
+
+@router.get("/receipts/{receipt_id}", response_model=ReceiptDetail)
+def get_receipt(receipt_id: int, db: Db) -> dict[str, Any]:
+    with db.read() as conn:
+        row = inbox.get_receipt(conn, receipt_id)
+    if row is None:
+        raise ApiError(404, "not_found", f"no receipt with id {receipt_id}")
+    return {
+        **_receipt_out(row, _connection_names(db)),
+        "content_type": row.content_type,
+        "headers": row.headers or {},
+        "body": bytes(row.body).decode("utf-8", errors="replace"),
+    }
+
+
+@router.post("/receipts/{receipt_id}/replay", status_code=202, response_model=ReceiptOut)
+def replay_receipt(receipt_id: int, db: Db, request: Request) -> dict[str, Any]:
+    """Apply a receipt again (safe: its events are deduplicated)."""
+    with db.write() as conn:
+        if inbox.get_receipt(conn, receipt_id) is None:
+            raise ApiError(404, "not_found", f"no receipt with id {receipt_id}")
+        inbox.replay(conn, ids=[receipt_id], status=None)
+        row = inbox.get_receipt(conn, receipt_id)
+    request.app.state.wake_worker()
+    assert row is not None
+    return _receipt_out(row, _connection_names(db))
+
+
+def intake_url(base: str, connection: StoredConnection, with_secret: bool) -> str:
+    """Where the provider should send webhooks; with `?token=` where it can only take a URL."""
+    url = f"{base.rstrip('/')}/hooks/{connection.provider}/{connection.name}"
+    provider = get_provider(connection.provider)
+    if provider.token_in_url and with_secret:
+        url += f"?token={connection.secret}"
+    return url
+
+
+_SECRET_OPTIONS = ("api_key", "secret", "token", "password")
+
+
+def _connection_out(c: StoredConnection, base: str) -> ConnectionOut:
+    return ConnectionOut(
+        name=c.name,
+        provider=c.provider,
+        auth_scheme=get_provider(c.provider).auth_scheme,
+        intake_url=intake_url(base, c, with_secret=False),
+        options={k: ("***" if k.endswith(_SECRET_OPTIONS) else v) for k, v in c.options.items()},
+        created_at=c.created_at,
+        last_event_at=c.last_event_at,
+        session_state=c.session_state,
+        session_qrcode=c.session_qrcode,
+        session_updated_at=c.session_updated_at,
+    )
+
+
+def _base(request: Request) -> str:
+    public: str | None = request.app.state.settings.public_url
+    return public or str(request.base_url)
+
+
+@router.get("/connections", response_model=Page[ConnectionOut])
+def list_connections(db: Db, request: Request) -> dict[str, Any]:
+    with db.read() as conn:
+        found = connections.list_connections(conn)
+    return {"items": [_connection_out(c, _base(request)) for c in found], "next_cursor": None}
+
+
+@router.get("/connections/{name}", response_model=ConnectionOut)
+def get_connection(name: str, db: Db, request: Request) -> ConnectionOut:
+    try:
+        with db.read() as conn:
+            found = connections.get_connection(conn, name)
+    except NotFound as error:
+        raise ApiError(404, "not_found", str(error)) from None
+    return _connection_out(found, _base(request))
+
+
+@router.get("/rejections", response_model=Page[RejectionOut])
+def list_rejections(db: Db, limit: Limit = 100, cursor: Cursor = None) -> dict[str, Any]:
+    with db.read() as conn:
+        rows = rejections.list_rejections(conn, decode_cursor(cursor), limit)
+    items = [dict(r._mapping) for r in rows]
+    return {"items": items, "next_cursor": _next(rows, limit)}

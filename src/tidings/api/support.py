@@ -1,0 +1,91 @@
+"""What every API route shares: the error shape, bearer auth, and opaque cursors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
+
+from tidings.storage import tokens
+from tidings.storage.db import Database
+
+__all__ = ["ApiError", "decode_cursor", "encode_cursor", "error_response", "require_token"]
+
+
+class ApiError(Exception):
+    """An error the API answers as `{"error": {"code", "message"}}` with `status`."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    response = JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, value = text.partition(":")
+        if prefix != "id" or not value.isdigit():
+            raise ValueError(text)
+        return int(value)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ApiError(400, "invalid_cursor", "cursor is not one this API returned") from None
+
+
+class _TokenCache:
+    """Valid tokens remembered briefly so each API call does not hit the store."""
+
+    def __init__(self, ttl: float = 30.0) -> None:
+        self._ttl = ttl
+        self._valid: dict[str, float] = {}
+
+    def check(self, db: Database, token: str) -> bool:
+        expires = self._valid.get(token)
+        if expires is not None and expires > time.monotonic():
+            return True
+        with db.write() as conn:
+            ok = tokens.check_token(conn, token)
+            if ok:
+                tokens.touch(conn, token, datetime.now(UTC))
+        if ok:
+            self._valid[token] = time.monotonic() + self._ttl
+        return ok
+
+
+_tokens = _TokenCache()
+
+
+def get_db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def require_token(request: Request, db: Annotated[Database, Depends(get_db)]) -> None:
+    """Bearer auth for `/v1`: 401 without a token we issued."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(
+            401, "unauthorized", "send `Authorization: Bearer <token>` (tidings token create)"
+        )
+    if not _tokens.check(db, token.strip()):
+        raise ApiError(401, "unauthorized", "the API token is not valid")

@@ -1,0 +1,287 @@
+"""The `tidings` command. It translates arguments into calls and prints results; no logic here."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+from sqlalchemy.engine import make_url
+
+from tidings import __version__
+from tidings.config import Settings, load_settings
+from tidings.domain.errors import Conflict, NotFound, StorageUnavailable, TidingsError
+from tidings.logging import configure_logging
+from tidings.providers.registry import PROVIDERS, get_provider
+from tidings.storage import connections, inbox, tokens
+from tidings.storage.db import Database
+from tidings.storage.inbox import ReceiptStatus
+from tidings.storage.migrate import current_revision, head_revision, upgrade
+from tidings.storage.recount import recount as recount_counters
+
+__all__ = ["main"]
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except (FileNotFoundError, ValueError) as error:
+        raise click.ClickException(f"configuration: {error}") from None
+
+
+def _db(settings: Settings) -> Database:
+    return Database(settings.database_url, settings.store_timeout_seconds)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _parse_date(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD or ISO 8601)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="tidings")
+def main() -> None:
+    """tidings: what became of every message you sent.
+
+    Configuration comes from TIDINGS_* environment variables (or the TOML file named by
+    TIDINGS_CONFIG); TIDINGS_DATABASE_URL defaults to sqlite:///tidings.db.
+    """
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--no-worker", is_flag=True, help="Intake and API only; workers run elsewhere.")
+def serve(host: str, port: int, no_worker: bool) -> None:
+    """Run tidings: intake, API, and (unless --no-worker) the worker and scheduler."""
+    import uvicorn
+
+    from tidings.app import create_app
+
+    settings = _settings()
+    db = _db(settings)
+    run_worker = not no_worker
+    if run_worker and not settings.embedded:
+        raise click.ClickException(
+            "TIDINGS_BROKER_URL is set (scale-out): start web nodes with --no-worker"
+        )
+    if run_worker:
+        try:
+            upgrade(db)
+        except StorageUnavailable as error:
+            raise click.ClickException(f"cannot open the store: {error}") from None
+    click.echo(f"tidings {__version__} on http://{host}:{port} (store: {_safe_url(settings)})")
+    app = create_app(settings, run_worker=run_worker, db=db)
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=True)
+
+
+@main.command()
+def migrate() -> None:
+    """Create the schema or upgrade it in place to the newest version."""
+    settings = _settings()
+    db = _db(settings)
+    try:
+        before = current_revision(db)
+        upgrade(db)
+    except StorageUnavailable as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"schema at {head_revision()} (was {before or 'empty'})")
+
+
+@main.group()
+def connection() -> None:
+    """Connections: one per provider account that sends webhooks."""
+
+
+@connection.command("add")
+@click.argument("provider", type=click.Choice(sorted(PROVIDERS)))
+@click.argument("name")
+@click.option("--secret", help="Shared secret (generated when omitted).")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Repeatable.")
+def connection_add(provider: str, name: str, secret: str | None, options: tuple[str, ...]) -> None:
+    """Add a connection; prints its intake URL on the last line."""
+    from tidings.api.routes import intake_url
+
+    parsed: dict[str, str] = {}
+    for item in options:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--option")
+        parsed[key.strip()] = value
+    settings = _settings()
+    db = _db(settings)
+    upgrade(db)
+    try:
+        with db.write() as conn:
+            added = connections.add_connection(
+                conn, provider, name, secret or connections.new_secret(), parsed, _now()
+            )
+    except Conflict as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"added {provider} connection {name!r} ({get_provider(provider).auth_scheme})")
+    if not secret:
+        click.echo(f"generated secret: {added.secret}")
+    click.echo(intake_url(settings.public_url or DEFAULT_BASE_URL, added, with_secret=True))
+
+
+@connection.command("list")
+def connection_list() -> None:
+    """List connections with their intake URL and auth scheme."""
+    from tidings.api.routes import intake_url
+
+    settings = _settings()
+    with _db(settings).read() as conn:
+        found = connections.list_connections(conn)
+    if not found:
+        click.echo("no connections yet: tidings connection add PROVIDER NAME")
+        return
+    base = settings.public_url or DEFAULT_BASE_URL
+    for c in found:
+        url = intake_url(base, c, with_secret=False)
+        last = c.last_event_at.isoformat() if c.last_event_at else "never"
+        scheme = get_provider(c.provider).auth_scheme
+        click.echo(f"{c.name}\t{c.provider}\t{url}\t{scheme}\tlast event: {last}")
+
+
+@main.group()
+def token() -> None:
+    """API tokens for the /v1 JSON API."""
+
+
+@token.command("create")
+@click.option("--name", default="default", show_default=True)
+def token_create(name: str) -> None:
+    """Create an API token; prints it alone on the last line (it is not shown again)."""
+    db = _db(_settings())
+    upgrade(db)
+    with db.write() as conn:
+        new = tokens.create_token(conn, name, _now())
+    click.echo(f"token {name!r} created; use it as 'Authorization: Bearer <token>':")
+    click.echo(new)
+
+
+@main.command()
+@click.argument("receipt_ids", nargs=-1, type=int)
+@click.option(
+    "--status",
+    type=click.Choice(["failed", "dead", "quarantined"]),
+    help="Only receipts in this status.",
+)
+@click.option("--connection", "connection_name", help="Only receipts of this connection.")
+@click.option("--since", help="Only receipts received since this date (YYYY-MM-DD).")
+def replay(
+    receipt_ids: tuple[int, ...], status: str | None, connection_name: str | None, since: str | None
+) -> None:
+    """Apply receipts again. Safe: events are deduplicated, the lifecycle only moves forward."""
+    if not (receipt_ids or status or connection_name or since):
+        raise click.UsageError("name receipts or give --status/--connection/--since")
+    db = _db(_settings())
+    with db.write() as conn:
+        connection_id = None
+        if connection_name:
+            try:
+                connection_id = connections.get_connection(conn, connection_name).id
+            except NotFound as error:
+                raise click.ClickException(str(error)) from None
+        count = inbox.replay(
+            conn,
+            ids=receipt_ids,
+            status=ReceiptStatus(status) if status else None,
+            connection_id=connection_id,
+            since=_parse_date(since),
+        )
+    click.echo(f"{count} receipts queued for replay (a running worker picks them up)")
+
+
+@main.command()
+@click.option("--fix", is_flag=True, help="Repair the counters that drifted.")
+def recount(fix: bool) -> None:
+    """Recompute campaign counters from messages; exit 1 when any had drifted."""
+    db = _db(_settings())
+    with db.write() as conn:
+        drift = recount_counters(conn, fix)
+    if not drift:
+        click.echo("no drift: every campaign counter matches its messages")
+        return
+    for d in drift:
+        click.echo(f"{d.campaign}\t{d.counter}\tstored {d.stored}\tactual {d.actual}")
+    click.echo(f"{len(drift)} counters drifted" + (" (repaired)" if fix else " (run with --fix)"))
+    sys.exit(1)
+
+
+def _safe_url(settings: Settings) -> str:
+    return make_url(settings.database_url).render_as_string(hide_password=True)
+
+
+@main.command()
+def doctor() -> None:
+    """Check configuration, store, schema, broker and counters; exit 1 if anything is wrong."""
+    problems = 0
+
+    def report(ok: bool, what: str, detail: str) -> None:
+        nonlocal problems
+        problems += 0 if ok else 1
+        click.echo(f"[{'ok' if ok else 'FAIL'}] {what}: {detail}")
+
+    try:
+        settings = load_settings()
+    except (FileNotFoundError, ValueError) as error:
+        report(False, "configuration", str(error))
+        sys.exit(1)
+    mode = "embedded" if settings.embedded else "scale-out"
+    report(True, "configuration", f"{mode} mode, store {_safe_url(settings)}")
+    db = _db(settings)
+    checks: list[tuple[str, Any]] = []
+    try:
+        current = current_revision(db)
+        report(True, "store", "reachable")
+        head = head_revision()
+        report(
+            current == head,
+            "schema",
+            f"at {current or 'nothing'}, newest {head}"
+            + ("" if current == head else " (run tidings migrate)"),
+        )
+        if current == head:
+            with db.read() as conn:
+                drift = recount_counters(conn, fix=False)
+            report(
+                not drift,
+                "counters",
+                "no drift" if not drift else f"{len(drift)} drifted (tidings recount)",
+            )
+    except (StorageUnavailable, TidingsError) as error:
+        report(False, "store", str(error))
+    del checks
+    if settings.broker_url:
+        report(*_broker_reachable(settings.broker_url))
+    else:
+        report(True, "broker", "none configured (embedded mode)")
+    sys.exit(1 if problems else 0)
+
+
+def _broker_reachable(url: str) -> tuple[bool, str, str]:
+    parts = urlsplit(url)
+    default_port = {"redis": 6379, "rediss": 6379, "amqp": 5672, "amqps": 5671}.get(parts.scheme, 0)
+    host, port = parts.hostname or "localhost", parts.port or default_port
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True, "broker", f"{parts.scheme}://{host}:{port} reachable"
+    except OSError as error:
+        return False, "broker", f"{parts.scheme}://{host}:{port} unreachable: {error}"

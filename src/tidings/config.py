@@ -1,0 +1,83 @@
+"""Settings from `TIDINGS_*` environment variables, or a TOML file named by `TIDINGS_CONFIG`.
+
+Environment variables win over the file, so one setting can be overridden without editing it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["Settings", "load_settings"]
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Defaults give the embedded mode on a SQLite file."""
+
+    model_config = SettingsConfigDict(env_prefix="TIDINGS_", extra="ignore")
+
+    database_url: str = "sqlite:///tidings.db"
+    broker_url: str | None = None
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    store_timeout_seconds: float = Field(default=2.0, gt=0)
+    retention_days: int = Field(default=30, gt=0)
+    receipt_retry_schedule: str = "10,60,300,1800,7200"
+    worker_batch_size: int = Field(default=200, gt=0, le=5000)
+    worker_idle_seconds: float = Field(default=1.0, gt=0)
+    public_url: str | None = None
+    log_level: str = "INFO"
+    log_json: bool = False
+    timezone: str = "UTC"
+    outbound_allowed_hosts: str = ""
+
+    @field_validator("receipt_retry_schedule")
+    @classmethod
+    def _schedule_is_numbers(cls, value: str) -> str:
+        try:
+            delays = [float(part) for part in value.split(",") if part.strip()]
+        except ValueError:
+            raise ValueError("must be comma-separated seconds, e.g. 10,60,300") from None
+        if not delays or any(d < 0 for d in delays):
+            raise ValueError("must list at least one non-negative delay in seconds")
+        return value
+
+    @property
+    def retry_delays(self) -> list[float]:
+        """Seconds to wait before each retry of a failed receipt; its length bounds the retries."""
+        return [float(part) for part in self.receipt_retry_schedule.split(",") if part.strip()]
+
+    @property
+    def embedded(self) -> bool:
+        """No broker configured means one process does everything."""
+        return not self.broker_url
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("TIDINGS_CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+
+def load_settings() -> Settings:
+    """Read the settings now (never at import time, so tests can set the environment first)."""
+    config_file = os.environ.get("TIDINGS_CONFIG")
+    if config_file and not Path(config_file).is_file():
+        raise FileNotFoundError(f"TIDINGS_CONFIG names {config_file!r}, which is not a file")
+    return Settings()

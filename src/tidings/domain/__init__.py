@@ -1,0 +1,1 @@
+"""Pure domain logic: events, the lifecycle and campaign counters. No I/O here."""

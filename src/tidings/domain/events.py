@@ -1,0 +1,105 @@
+"""The canonical vocabulary every provider's dialect is turned into.
+
+Adapters produce these plain, frozen values from raw bytes; the lifecycle consumes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "BadItem",
+    "EventKind",
+    "Ignored",
+    "NormalizedEvent",
+    "ParsedItem",
+    "SessionUpdate",
+    "Status",
+]
+
+
+class Status(StrEnum):
+    """A message's lifecycle state (DESIGN.md section 3)."""
+
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+
+
+class EventKind(StrEnum):
+    """Every kind of event a message's timeline can hold (DESIGN.md section 9)."""
+
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+    PLAYED = "played"
+    OPENED = "opened"
+    CLICKED = "clicked"
+    UNSUBSCRIBED = "unsubscribed"
+    COMPLAINED = "complained"
+    DELETED = "deleted"
+    MISMATCH = "mismatch"
+    RECEIVED = "received"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class NormalizedEvent:
+    """One thing a provider said about one message.
+
+    `occurred_at` is the provider's time when it gives a trustworthy one, else None (the
+    worker then uses the receive time). `provider_event_id` distinguishes two events of the
+    same kind for one message when the provider numbers its events. `raw_status` keeps the
+    provider's own word so `unknown` events can name it. For failures, `after_send` says
+    whether the provider had accepted the message.
+    """
+
+    provider_message_id: str
+    kind: EventKind
+    raw_status: str = ""
+    occurred_at: datetime | None = None
+    provider_event_id: str | None = None
+    channel: str | None = None
+    recipient: str | None = None
+    failure_code: str | None = None
+    failure_reason: str | None = None
+    failure_permanent: bool | None = None
+    after_send: bool = False
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SessionUpdate:
+    """A change of a connection's WhatsApp session (Evolution connection.update, qrcode.updated)."""
+
+    state: str
+    qrcode: str | None = None
+    occurred_at: datetime | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A genuine item we deliberately do not act on (e.g. a status of a message we did not send)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class BadItem:
+    """One item of a multi-item body that could not be understood; the others still apply."""
+
+    index: int
+    error: str
+
+
+ParsedItem = NormalizedEvent | SessionUpdate | Ignored | BadItem

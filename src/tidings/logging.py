@@ -1,0 +1,320 @@
+"""Logging for tidings: one masked output for our loggers and uvicorn's.
+
+Webhook bodies, intake URLs and provider errors carry phone numbers, email addresses and
+secrets, and a line logged to debug them must not leak them. So every record passes
+:class:`MaskingFilter` on the handler before anything is written, and the masking itself is a
+pure function, :func:`mask_text`, that other code (the rejection log, say) can call too.
+
+What is masked (case-insensitive):
+
+- phone numbers of 8-15 digits, written ``+48601234567``, ``+48 601 234 567``,
+  ``(11) 99999-8888``, ``whatsapp:+14155238886`` or URL-encoded ``%2B14155238886``: the
+  first two and last two digits stay, the rest become ``*`` (``+48*******67``);
+- WhatsApp JIDs: ``5511999998888@s.whatsapp.net`` -> ``55*********88@s.whatsapp.net``;
+- email addresses: ``john@example.com`` -> ``j***@example.com``;
+- values under secret-like keys (secret, token, signature, authorization, apikey, api_key,
+  password, verify_token, cookie, credential, ...) in ``key=value``, ``key: value``, JSON
+  ``"key": "value"``, Python ``'key': 'value'`` and ``?key=``/``&key=`` query forms -> ``***``;
+  ``Bearer xyz`` -> ``Bearer ***``; ``scheme://user:pass@host`` -> ``scheme://user:***@host``.
+
+Left alone: ISO timestamps, UUIDs, numbers of fewer than 8 digits, ids that mix letters and
+digits (``3EB0B431E4B3F7E7BE49E97F7B8E5C8B``), decimals (``0.0123``), IP addresses. A bare
+integer of 8-15 digits is masked whatever it means (a Unix timestamp too): when in doubt, hide.
+"""
+
+from __future__ import annotations
+
+import json
+import logging  # the standard library: absolute imports never pick this module itself
+import re
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import IO, Final, TypeAlias
+
+__all__ = ["MaskingFilter", "configure_logging", "get_logger", "mask_text", "mask_value"]
+
+_ExcInfo: TypeAlias = (
+    tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+)
+
+_MASK: Final = "***"
+_MIN_DIGITS: Final = 8
+_MAX_DIGITS: Final = 15
+_KEEP: Final = 2  # digits kept at each end of a phone number
+
+_ROOT_LOGGER: Final = "tidings"
+_LOGGER_NAMES: Final = (_ROOT_LOGGER, "uvicorn", "uvicorn.access", "uvicorn.error")
+_HANDLER_NAME: Final = "tidings-masked"
+_TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+_SENSITIVE_WORD: Final = (
+    r"(?:secret|token|signature|authori[sz]ation|api[_-]?key|passw(?:or)?d|cookie|credential)"
+)
+
+# Value shapes after a secret-like key. A bare value after an unquoted key keeps inner commas
+# that are not followed by a space, so "webhook-signature: v1,c2ln..." is masked whole.
+_DQ_STRING: Final = r'"(?:[^"\\\n]|\\.)*"'
+_SQ_STRING: Final = r"'(?:[^'\\\n]|\\.)*'"
+_ESCAPED_DQ_STRING: Final = r'\\"[^"\n]*?\\"'  # JSON inside a JSON string: {\"token\": \"x\"}
+_BARE: Final = r"""[^\s,;&"'<>(){}\[\]]+"""
+_LOOSE: Final = r"""(?:[^\s,;&"'<>(){}\[\]]|,(?!\s))+"""
+# Standard Webhooks sends several signatures in one header: "v1,c2ln... v1,b3Ro...".
+_MORE_SIGNATURES: Final = r"""(?:\s+v\d+,[^\s,;&"'<>(){}\[\]]+)*"""
+
+_NOT_IN_WORD: Final = r"(?<![\w.\-])"  # starts a token: not inside an id, decimal or UUID
+
+# One pass over the text; at each position the alternatives are tried in this order, so a
+# phone number inside a secret value is hidden as a secret and a JID is not read as an email.
+# Keys are found with a lookahead and then taken whole with a possessive `++` (Python 3.11),
+# which keeps a long run like "tokentoken..." linear instead of quadratic.
+_PATTERN: Final = re.compile(
+    rf"""
+      (?P<qkey>(?P<q>\\?["'])(?=[^"'\\\n]*?{_SENSITIVE_WORD})[^"'\\\n]*+(?P=q)\s*[:=]\s*)
+      (?P<qval>{_DQ_STRING}|{_SQ_STRING}|{_ESCAPED_DQ_STRING}|{_BARE})
+    | {_NOT_IN_WORD}
+      (?P<ukey>(?=[\w.\-]*?{_SENSITIVE_WORD})[\w.\-]++
+        \s*[:=]\s*(?:(?:bearer|basic|token|digest)\s+)?)
+      (?P<uval>{_DQ_STRING}|{_SQ_STRING}|{_LOOSE}{_MORE_SIGNATURES})
+    | (?P<bearer>\bbearer\s+)[\w\-.~+/]+=*
+    | (?<=://)(?P<userinfo>[^\s/:@]*:)[^\s/@]+(?=@)
+    | {_NOT_IN_WORD}
+      (?P<jid>\d[\d\-]*)
+      (?P<jidtail>(?::\d+)?@(?:s\.whatsapp\.net|c\.us|g\.us|lid|broadcast)\b)
+    | (?<![\w.%+\-])
+      (?P<local>[\w.%+\-]+)(?P<at>@|%40)(?P<domain>(?:[a-z0-9\-]+\.)+[a-z]{{2,}})\b
+    | (?:{_NOT_IN_WORD}|(?<=%2B)|(?<=%3A))
+      (?P<phone>
+        (?:\+|%2B)?
+        (?!\d{{4}}-\d\d-\d\d|\d\d-\d\d-\d{{4}}|[0-9a-f]{{8}}-[0-9a-f]{{4}}-)  # dates, UUIDs
+        \(?\d+(?:(?:[ \-]\(?|\)[ \-]?|\()\d+)*
+      )
+      (?![\w]|\.\d)
+    """,
+    re.IGNORECASE | re.VERBOSE,
+)
+_DIGIT_RUN: Final = re.compile(r"(\d+)")  # captured, so split() keeps the digits
+_SENSITIVE_KEY: Final = re.compile(_SENSITIVE_WORD, re.IGNORECASE)
+
+# Attributes every LogRecord has; anything else on a record came from `extra=`.
+_RECORD_ATTRS: Final = frozenset(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+_JSON_SKIPPED: Final = frozenset({"color_message"})  # uvicorn's ANSI copy of the message
+
+
+def mask_text(text: str) -> str:
+    """Return ``text`` with phone numbers, emails and secrets masked; pure, safe to repeat."""
+    return _PATTERN.sub(_replace, text)
+
+
+def mask_value(value: object) -> object:
+    """Mask strings inside dicts, lists and tuples; a secret-like key hides its whole value.
+
+    Other values (numbers, None, objects) are returned as they are.
+    """
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, Mapping):
+        return {
+            (mask_text(key) if isinstance(key, str) else key): (
+                _MASK if _is_secret_key(key) else mask_value(item)
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [mask_value(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(mask_value(item) for item in value)
+    return value
+
+
+class MaskingFilter(logging.Filter):
+    """Masks a record in place so that no handler after it can write what it hides.
+
+    The message is formatted first (``msg % args``) and masked as a whole, because a phone
+    number may arrive in the args; ``args`` is then cleared. Fields given with ``extra=`` are
+    masked too, and a cached traceback text.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = mask_text(_message_of(record))
+        record.args = None
+        for key, value in list(vars(record).items()):
+            if key in _RECORD_ATTRS:
+                continue
+            if _is_secret_key(key):
+                setattr(record, key, _MASK)
+            elif isinstance(value, str | Mapping | list | tuple):
+                setattr(record, key, mask_value(value))
+        if record.exc_text:
+            record.exc_text = mask_text(record.exc_text)
+        return True
+
+
+def configure_logging(
+    level: str = "INFO", json_format: bool = False, *, stream: IO[str] | None = None
+) -> None:
+    """Send tidings' and uvicorn's logs through one masked handler; safe to call again.
+
+    Each call replaces every handler on the ``tidings``, ``uvicorn``, ``uvicorn.access`` and
+    ``uvicorn.error`` loggers with one stream handler (``stream``, default stderr) carrying
+    :class:`MaskingFilter`, and stops them propagating, so no unmasked copy reaches a root
+    handler and no line is written twice. Uvicorn must then be started with ``log_config=None``,
+    or its own configuration replaces this one.
+
+    Raises:
+        ValueError: ``level`` is not a standard level name.
+    """
+    numeric_level = _parse_level(level)
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(_JsonFormatter() if json_format else _TextFormatter(_TEXT_FORMAT))
+    handler.addFilter(MaskingFilter())
+    replaced: set[logging.Handler] = set()
+    for name in _LOGGER_NAMES:
+        logger = logging.getLogger(name)
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+            replaced.add(old)
+        logger.addHandler(handler)
+        logger.setLevel(numeric_level)
+        logger.propagate = False
+    for old in replaced:
+        if old.get_name() == _HANDLER_NAME:  # ours: release it; others belong to their owner
+            old.close()
+
+
+def get_logger(name: str) -> logging.Logger:
+    """Return a logger under ``tidings``, so the masked handler receives its records."""
+    if name == _ROOT_LOGGER or name.startswith(_ROOT_LOGGER + "."):
+        return logging.getLogger(name)
+    return logging.getLogger(f"{_ROOT_LOGGER}.{name}")
+
+
+class _TextFormatter(logging.Formatter):
+    """The standard formatter, with tracebacks and stacks masked like messages."""
+
+    def formatException(self, ei: _ExcInfo) -> str:
+        return mask_text(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return mask_text(super().formatStack(stack_info))
+
+
+class _JsonFormatter(_TextFormatter):
+    """One JSON object per line: time, level, logger, message, then the ``extra`` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _RECORD_ATTRS and key not in _JSON_SKIPPED:
+                payload.setdefault(key, value)  # an extra named like a base key is dropped
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            payload["exc_info"] = record.exc_text
+        if record.stack_info:
+            payload["stack_info"] = self.formatStack(record.stack_info)
+        return json.dumps(payload, default=_json_default, ensure_ascii=False)
+
+
+def _replace(match: re.Match[str]) -> str:
+    group = match.group
+    if (qkey := group("qkey")) is not None:
+        return qkey + _masked_value(group("qval"), quote=group("q"))
+    if (ukey := group("ukey")) is not None:
+        return ukey + _masked_value(group("uval"), quote="")
+    if (bearer := group("bearer")) is not None:
+        return bearer + _MASK
+    if (userinfo := group("userinfo")) is not None:
+        return userinfo + _MASK
+    if (jid := group("jid")) is not None:
+        return _DIGIT_RUN.sub(_mask_jid_run, jid) + group("jidtail")
+    if (local := group("local")) is not None:
+        return local[0] + _MASK + group("at") + group("domain")
+    return _mask_phone(group("phone"))
+
+
+def _masked_value(value: str, quote: str) -> str:
+    """Replace a secret but keep its quoting, so masked JSON stays JSON."""
+    if value.startswith('\\"'):
+        quote = '\\"'
+    elif value[0] in "\"'":
+        quote = value[0]
+    return quote + _MASK + quote
+
+
+def _mask_jid_run(match: re.Match[str]) -> str:
+    digits = match.group(0)
+    return _mask_digits(digits) if len(digits) > 2 * _KEEP else digits
+
+
+def _mask_digits(digits: str) -> str:
+    return digits[:_KEEP] + "*" * (len(digits) - 2 * _KEEP) + digits[-_KEEP:]
+
+
+def _mask_phone(candidate: str) -> str:
+    """Mask the phone numbers in a run of digit groups, keeping its punctuation.
+
+    A run can hold more than one number ("+48601234567 12345"): a group of 8 or more digits is
+    a number of its own, and smaller groups are joined up to 15 digits.
+    """
+    parts = _DIGIT_RUN.split(candidate)  # separators at even indexes, digit groups at odd
+    groups = parts[1::2]
+    numbers: list[list[int]] = []
+    current: list[int] = []
+    count = 0
+    for index, digits in enumerate(groups):
+        whole = len(digits) >= _MIN_DIGITS
+        if current and (whole or count + len(digits) > _MAX_DIGITS):
+            numbers.append(current)
+            current, count = [], 0
+        current.append(index)
+        count += len(digits)
+        if whole:
+            numbers.append(current)
+            current, count = [], 0
+    if current:
+        numbers.append(current)
+    for number in numbers:
+        joined = "".join(groups[i] for i in number)
+        if not _MIN_DIGITS <= len(joined) <= _MAX_DIGITS:
+            continue
+        masked = _mask_digits(joined)
+        for i in number:
+            groups[i], masked = masked[: len(groups[i])], masked[len(groups[i]) :]
+    parts[1::2] = groups
+    return "".join(parts)
+
+
+def _is_secret_key(key: object) -> bool:
+    return isinstance(key, str) and _SENSITIVE_KEY.search(key) is not None
+
+
+def _message_of(record: logging.LogRecord) -> str:
+    try:
+        return record.getMessage()
+    except (TypeError, ValueError, KeyError):  # args that do not fit msg: keep both, masked
+        return f"{record.msg!s} {record.args!r}"
+
+
+def _parse_level(level: str) -> int:
+    numeric = logging.getLevelNamesMapping().get(level.strip().upper())
+    if numeric is None:
+        raise ValueError(
+            f"unknown log level {level!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL"
+        )
+    return numeric
+
+
+def _json_default(value: object) -> str:
+    return mask_text(str(value))

@@ -1,0 +1,1 @@
+"""Provider adapters: one package per provider, each with a pure `webhook` module."""

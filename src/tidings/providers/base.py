@@ -1,0 +1,94 @@
+"""The contract every provider adapter fulfils, and the plain data it works on.
+
+An adapter is pure: `verify` and `parse` take bytes and mappings and do no I/O, so they are
+tested with plain data and can run anywhere (intake, worker, replay).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tidings.domain.errors import SignatureError
+from tidings.domain.events import ParsedItem
+
+__all__ = [
+    "ConnectionAuth",
+    "Provider",
+    "Reply",
+    "RequestParts",
+    "check_token",
+    "secrets_equal",
+]
+
+
+@dataclass(frozen=True)
+class RequestParts:
+    """What intake saw of a webhook request. Header names are lower-case."""
+
+    method: str
+    url: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class ConnectionAuth:
+    """What a provider needs of a connection to authenticate its webhooks."""
+
+    name: str
+    provider: str
+    secret: str
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+Reply = tuple[int, dict[str, Any]]
+
+
+def _no_reply(body: bytes) -> Reply | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Provider:
+    """One provider: its pure webhook functions plus how intake should treat its requests.
+
+    `reply` lets a provider that expects a set answer get it (Callbell's connection check);
+    None means the standard 202 `{"receipt": id}`.
+    """
+
+    name: str
+    channel: str
+    body_format: Literal["json", "form"]
+    auth_scheme: str
+    token_in_url: bool
+    verify: Callable[[RequestParts, ConnectionAuth], None]
+    parse: Callable[[bytes, Mapping[str, str]], list[ParsedItem]]
+    reply: Callable[[bytes], Reply | None] = _no_reply
+
+
+def secrets_equal(given: str, expected: str) -> bool:
+    """Compare credentials in constant time so timing does not leak the secret."""
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def check_token(request: RequestParts, connection: ConnectionAuth) -> bool:
+    """True when the connection secret came as `?token=` or in the configured header.
+
+    Raises SignatureError when a credential was given but is wrong, so the rejection log can
+    tell a wrong secret from a missing one; returns False when none was given.
+    """
+    given: list[str] = []
+    if "token" in request.query:
+        given.append(request.query["token"])
+    header = connection.options.get("auth_header", "").lower()
+    if header and header in request.headers:
+        given.append(request.headers[header])
+    if not given:
+        return False
+    if any(secrets_equal(value, connection.secret) for value in given):
+        return True
+    raise SignatureError(f"wrong secret for {connection.provider} connection {connection.name!r}")

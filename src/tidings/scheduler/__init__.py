@@ -1,0 +1,2 @@
+"""Scheduled jobs: one list of jobs and intervals, run by the embedded scheduler (and, in
+scale-out, by Celery beat)."""

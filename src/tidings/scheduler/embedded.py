@@ -1,0 +1,50 @@
+"""The embedded scheduler: a thread inside `tidings serve` that runs `JOBS` on their intervals."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from tidings.logging import get_logger
+from tidings.scheduler.jobs import JOBS, Job, JobContext
+
+__all__ = ["EmbeddedScheduler"]
+
+log = get_logger("scheduler")
+
+
+class EmbeddedScheduler:
+    """Runs each job once at start, then every `interval_seconds`; a failing job is logged and
+    tried again at its next turn, never stopping the others."""
+
+    def __init__(self, ctx: JobContext, jobs: tuple[Job, ...] = JOBS) -> None:
+        self._ctx = ctx
+        self._jobs = jobs
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="tidings-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        due = {job.name: time.monotonic() for job in self._jobs}
+        while not self._stop.is_set():
+            now = time.monotonic()
+            for job in self._jobs:
+                if due[job.name] <= now:
+                    try:
+                        job.run(self._ctx)
+                    except Exception:
+                        log.exception(
+                            "scheduled job %s failed; next try in %ss",
+                            job.name,
+                            job.interval_seconds,
+                        )
+                    due[job.name] = time.monotonic() + job.interval_seconds
+            self._stop.wait(max(0.05, min(due.values()) - time.monotonic()))

@@ -1,0 +1,64 @@
+"""The one list of scheduled jobs and their intervals. Later capabilities add theirs here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from tidings.config import Settings
+from tidings.logging import get_logger
+from tidings.storage import inbox
+from tidings.storage.db import Database
+
+__all__ = ["JOBS", "Job", "JobContext", "purge_old_receipts", "retry_due_receipts"]
+
+log = get_logger("jobs")
+
+
+@dataclass(frozen=True)
+class JobContext:
+    db: Database
+    settings: Settings
+    wake_worker: Callable[[], None]
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    interval_seconds: float
+    run: Callable[[JobContext], int]
+
+
+def retry_due_receipts(ctx: JobContext) -> int:
+    """Failed receipts whose backoff has passed go back to pending, and the worker is woken."""
+    with ctx.db.write() as conn:
+        released = inbox.release_due_retries(conn, datetime.now(UTC))
+    if released:
+        log.info("%d failed receipts are due for another attempt", released)
+        ctx.wake_worker()
+    return released
+
+
+PURGE_BATCH = 1000
+
+
+def purge_old_receipts(ctx: JobContext) -> int:
+    """Delete finished raw receipts past the retention period, in batches (short write locks)."""
+    cutoff = datetime.now(UTC) - timedelta(days=ctx.settings.retention_days)
+    total = 0
+    while True:
+        with ctx.db.write() as conn:
+            purged = inbox.purge_older_than(conn, cutoff, PURGE_BATCH)
+        total += purged
+        if purged < PURGE_BATCH:
+            break
+    if total:
+        log.info("purged %d receipts older than %d days", total, ctx.settings.retention_days)
+    return total
+
+
+JOBS: tuple[Job, ...] = (
+    Job("retry_due_receipts", 5.0, retry_due_receipts),
+    Job("purge_old_receipts", 3600.0, purge_old_receipts),
+)

@@ -1,0 +1,124 @@
+"""Connections: one per provider account that sends webhooks, with its secret and options."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, select, update
+
+from tidings.domain.errors import Conflict, NotFound
+from tidings.storage.schema import connections
+
+__all__ = [
+    "StoredConnection",
+    "add_connection",
+    "find_connection",
+    "get_connection",
+    "list_connections",
+    "new_secret",
+    "touch_last_event",
+    "update_session",
+]
+
+
+@dataclass(frozen=True)
+class StoredConnection:
+    id: int
+    name: str
+    provider: str
+    secret: str
+    options: Mapping[str, str] = field(default_factory=dict)
+    created_at: datetime | None = None
+    last_event_at: datetime | None = None
+    session_state: str | None = None
+    session_qrcode: str | None = None
+    session_updated_at: datetime | None = None
+
+
+def new_secret() -> str:
+    """A random secret for a connection whose provider signs nothing (URL-safe)."""
+    return secrets.token_urlsafe(24)
+
+
+def _from_row(row: Row[Any]) -> StoredConnection:
+    return StoredConnection(
+        id=row.id,
+        name=row.name,
+        provider=row.provider,
+        secret=row.secret,
+        options=dict(row.options or {}),
+        created_at=row.created_at,
+        last_event_at=row.last_event_at,
+        session_state=row.session_state,
+        session_qrcode=row.session_qrcode,
+        session_updated_at=row.session_updated_at,
+    )
+
+
+def add_connection(
+    conn: Connection,
+    provider: str,
+    name: str,
+    secret: str,
+    options: Mapping[str, str],
+    now: datetime,
+) -> StoredConnection:
+    if conn.execute(select(connections.c.id).where(connections.c.name == name)).first():
+        raise Conflict(f"a connection named {name!r} already exists")
+    result = conn.execute(
+        connections.insert().values(
+            name=name, provider=provider, secret=secret, options=dict(options), created_at=now
+        )
+    )
+    (new_id,) = result.inserted_primary_key or (None,)
+    assert new_id is not None
+    return StoredConnection(new_id, name, provider, secret, dict(options), now)
+
+
+def find_connection(conn: Connection, provider: str, name: str) -> StoredConnection | None:
+    row = conn.execute(
+        select(connections).where(connections.c.name == name, connections.c.provider == provider)
+    ).first()
+    return _from_row(row) if row else None
+
+
+def get_connection(conn: Connection, name: str) -> StoredConnection:
+    row = conn.execute(select(connections).where(connections.c.name == name)).first()
+    if row is None:
+        raise NotFound(f"no connection named {name!r}")
+    return _from_row(row)
+
+
+def list_connections(conn: Connection) -> list[StoredConnection]:
+    rows = conn.execute(select(connections).order_by(connections.c.name)).all()
+    return [_from_row(row) for row in rows]
+
+
+def touch_last_event(conn: Connection, connection_id: int, at: datetime) -> None:
+    conn.execute(
+        update(connections)
+        .where(connections.c.id == connection_id)
+        .where((connections.c.last_event_at.is_(None)) | (connections.c.last_event_at < at))
+        .values(last_event_at=at)
+    )
+
+
+def update_session(
+    conn: Connection, connection_id: int, state: str, qrcode: str | None, at: datetime
+) -> None:
+    """Keep the newest WhatsApp session state; an older update arriving late changes nothing."""
+    values: dict[str, Any] = {"session_state": state, "session_updated_at": at}
+    if qrcode is not None or state != "qrcode":
+        values["session_qrcode"] = qrcode
+    conn.execute(
+        update(connections)
+        .where(connections.c.id == connection_id)
+        .where(
+            (connections.c.session_updated_at.is_(None)) | (connections.c.session_updated_at <= at)
+        )
+        .values(**values)
+    )

@@ -1,0 +1,216 @@
+"""The inbox: raw webhook bodies, committed before anyone is told 2xx.
+
+Receipt statuses: pending → done, or failed (retried after a delay) → dead; a body that is not
+well-formed is stored as quarantined. Replaying puts a receipt back to pending; the effects of
+applying it again are deduplicated, so replay is always safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
+
+from tidings.storage.schema import receipts
+
+__all__ = [
+    "NewReceipt",
+    "ReceiptStatus",
+    "claim_pending",
+    "count_by_status",
+    "get_receipt",
+    "insert_receipts",
+    "list_receipts",
+    "mark_done",
+    "mark_failed",
+    "purge_older_than",
+    "release_due_retries",
+    "replay",
+]
+
+
+class ReceiptStatus(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+    DEAD = "dead"
+    QUARANTINED = "quarantined"
+
+
+@dataclass(frozen=True)
+class NewReceipt:
+    connection_id: int
+    provider: str
+    received_at: datetime
+    content_type: str
+    headers: Mapping[str, str]
+    body: bytes
+    status: ReceiptStatus = ReceiptStatus.PENDING
+    error: str | None = None
+
+
+def insert_receipts(conn: Connection, new: Sequence[NewReceipt]) -> list[int]:
+    """Insert many receipts in one statement; ids come back in the order given."""
+    if not new:
+        return []
+    rows = [
+        {
+            "connection_id": r.connection_id,
+            "provider": r.provider,
+            "received_at": r.received_at,
+            "content_type": r.content_type,
+            "headers": dict(r.headers),
+            "body": r.body,
+            "status": r.status.value,
+            "attempts": 0,
+            "error": r.error,
+        }
+        for r in new
+    ]
+    result = conn.execute(
+        insert(receipts).returning(receipts.c.id, sort_by_parameter_order=True), rows
+    )
+    return [row.id for row in result]
+
+
+def claim_pending(conn: Connection, limit: int) -> list[Row[Any]]:
+    """Pending receipts, oldest first, locked for this transaction (skipped by other workers)."""
+    query = (
+        select(receipts)
+        .where(receipts.c.status == ReceiptStatus.PENDING.value)
+        .order_by(receipts.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return list(conn.execute(query).all())
+
+
+def mark_done(conn: Connection, receipt_id: int, now: datetime, notes: list[str] | None) -> None:
+    conn.execute(
+        update(receipts)
+        .where(receipts.c.id == receipt_id)
+        .values(
+            status=ReceiptStatus.DONE.value,
+            processed_at=now,
+            error=None,
+            notes=notes or None,
+            next_attempt_at=None,
+            attempts=receipts.c.attempts + 1,
+        )
+    )
+
+
+def mark_failed(
+    conn: Connection,
+    receipt_id: int,
+    attempts_before: int,
+    error: str,
+    now: datetime,
+    retry_delays: Sequence[float],
+) -> ReceiptStatus:
+    """Record a failure; retry after the next delay of the schedule, or dead-letter."""
+    attempts = attempts_before + 1
+    if attempts <= len(retry_delays):
+        status = ReceiptStatus.FAILED
+        next_at: datetime | None = now + timedelta(seconds=retry_delays[attempts - 1])
+    else:
+        status, next_at = ReceiptStatus.DEAD, None
+    conn.execute(
+        update(receipts)
+        .where(receipts.c.id == receipt_id)
+        .values(
+            status=status.value,
+            attempts=attempts,
+            error=error[:4000],
+            processed_at=now,
+            next_attempt_at=next_at,
+        )
+    )
+    return status
+
+
+def release_due_retries(conn: Connection, now: datetime) -> int:
+    """Failed receipts whose backoff has passed go back to pending."""
+    result = conn.execute(
+        update(receipts)
+        .where(receipts.c.status == ReceiptStatus.FAILED.value)
+        .where(receipts.c.next_attempt_at <= now)
+        .values(status=ReceiptStatus.PENDING.value)
+    )
+    return result.rowcount
+
+
+def replay(
+    conn: Connection,
+    ids: Sequence[int] = (),
+    status: ReceiptStatus | None = None,
+    connection_id: int | None = None,
+    since: datetime | None = None,
+) -> int:
+    """Put receipts back to pending, with a fresh retry budget. Returns how many."""
+    query = update(receipts).values(
+        status=ReceiptStatus.PENDING.value, attempts=0, next_attempt_at=None
+    )
+    if ids:
+        query = query.where(receipts.c.id.in_(list(ids)))
+    if status is not None:
+        query = query.where(receipts.c.status == status.value)
+    else:
+        query = query.where(receipts.c.status != ReceiptStatus.PENDING.value)
+    if connection_id is not None:
+        query = query.where(receipts.c.connection_id == connection_id)
+    if since is not None:
+        query = query.where(receipts.c.received_at >= since)
+    return conn.execute(query).rowcount
+
+
+def count_by_status(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(select(receipts.c.status, func.count()).group_by(receipts.c.status)).all()
+    counts = {status.value: 0 for status in ReceiptStatus}
+    counts.update({status: n for status, n in rows})
+    return counts
+
+
+def purge_older_than(conn: Connection, cutoff: datetime, batch: int) -> int:
+    """Delete up to `batch` finished receipts received before `cutoff` (pending ones stay)."""
+    ids = (
+        select(receipts.c.id)
+        .where(receipts.c.received_at < cutoff)
+        .where(receipts.c.status != ReceiptStatus.PENDING.value)
+        .where(receipts.c.status != ReceiptStatus.FAILED.value)
+        .order_by(receipts.c.id)
+        .limit(batch)
+    )
+    found = [row.id for row in conn.execute(ids)]
+    if not found:
+        return 0
+    conn.execute(delete(receipts).where(receipts.c.id.in_(found)))
+    return len(found)
+
+
+def list_receipts(
+    conn: Connection,
+    status: ReceiptStatus | None,
+    connection_id: int | None,
+    after_id: int | None,
+    limit: int,
+) -> list[Row[Any]]:
+    """Newest first, without bodies (those can be large; see `get_receipt`)."""
+    columns = [c for c in receipts.c if c.name != "body"]
+    query = select(*columns).order_by(receipts.c.id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(receipts.c.status == status.value)
+    if connection_id is not None:
+        query = query.where(receipts.c.connection_id == connection_id)
+    if after_id is not None:
+        query = query.where(receipts.c.id < after_id)
+    return list(conn.execute(query).all())
+
+
+def get_receipt(conn: Connection, receipt_id: int) -> Row[Any] | None:
+    return conn.execute(select(receipts).where(receipts.c.id == receipt_id)).first()

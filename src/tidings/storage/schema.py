@@ -1,0 +1,214 @@
+"""Tables, as SQLAlchemy Core. Alembic migrations under `migrations/` create exactly these."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+__all__ = [
+    "api_tokens",
+    "campaign_counters",
+    "campaigns",
+    "connections",
+    "events",
+    "messages",
+    "metadata",
+    "receipts",
+    "rejections",
+]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, whatever the database keeps (SQLite keeps naive text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+connections = Table(
+    "connections",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("provider", String(40), nullable=False),
+    Column("secret", String(200), nullable=False),
+    Column("options", JSON, nullable=False, default=dict),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_event_at", UTCDateTime),
+    Column("session_state", String(40)),
+    Column("session_qrcode", Text),
+    Column("session_updated_at", UTCDateTime),
+)
+
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("connection_id", Id, ForeignKey("connections.id"), nullable=False),
+    Column("provider", String(40), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("content_type", String(200), nullable=False, default=""),
+    Column("headers", JSON, nullable=False, default=dict),
+    Column("body", LargeBinary, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime),
+    Column("processed_at", UTCDateTime),
+    Column("error", Text),
+    Column("notes", JSON),
+    Index("ix_receipts_status_next", "status", "next_attempt_at", "id"),
+    Index("ix_receipts_received_at", "received_at"),
+)
+
+rejections = Table(
+    "rejections",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("provider", String(40), nullable=False),
+    Column("connection", String(100), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("remote_addr", String(100)),
+    Column("headers", JSON, nullable=False, default=dict),
+    Column("body_sha256", String(64), nullable=False),
+    Column("body_size", Integer, nullable=False),
+    Index("ix_rejections_received_at", "received_at"),
+)
+
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key", String(200), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+campaign_counters = Table(
+    "campaign_counters",
+    metadata,
+    Column("campaign_id", Id, ForeignKey("campaigns.id"), primary_key=True),
+    *(
+        Column(name, BigInteger, nullable=False, default=0, server_default="0")
+        for name in (
+            "total",
+            "queued",
+            "sent",
+            "delivered",
+            "read",
+            "failed",
+            "opened",
+            "clicked",
+            "unsubscribed",
+            "complained",
+        )
+    ),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("connection_id", Id, ForeignKey("connections.id"), nullable=False),
+    Column("provider_message_id", String(200), nullable=False),
+    Column("campaign_id", Id, ForeignKey("campaigns.id")),
+    Column("channel", String(20)),
+    Column("recipient", String(320)),
+    Column("contact_ref", String(200)),
+    Column("metadata", JSON, nullable=False, default=dict),
+    Column("state", String(20), nullable=False),
+    Column("sequence", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("registered_at", UTCDateTime),
+    Column("queued_at", UTCDateTime),
+    Column("sent_at", UTCDateTime),
+    Column("delivered_at", UTCDateTime),
+    Column("read_at", UTCDateTime),
+    Column("failed_at", UTCDateTime),
+    Column("failed_after_send", Boolean, nullable=False, default=False),
+    Column("failure_at", UTCDateTime),
+    Column("failure_code", String(100)),
+    Column("failure_reason", Text),
+    Column("failure_permanent", Boolean),
+    Column("played_at", UTCDateTime),
+    Column("opened_at", UTCDateTime),
+    Column("clicked_at", UTCDateTime),
+    Column("unsubscribed_at", UTCDateTime),
+    Column("complained_at", UTCDateTime),
+    UniqueConstraint("connection_id", "provider_message_id"),
+    Index("ix_messages_campaign_state", "campaign_id", "state"),
+    Index("ix_messages_recipient", "recipient"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("message_id", Id, ForeignKey("messages.id"), nullable=False),
+    Column("dedup_key", String(300), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("raw_status", String(100), nullable=False, default=""),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("provider_time", UTCDateTime),
+    Column("received_at", UTCDateTime, nullable=False),
+    # No foreign key: raw receipts are purged after the retention period, the timeline stays.
+    Column("receipt_id", Id),
+    Column("details", JSON, nullable=False, default=dict),
+    UniqueConstraint("message_id", "dedup_key"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime),
+)
