@@ -65,35 +65,64 @@ _MORE_SIGNATURES: Final = r"""(?:\s+v\d+,[^\s,;&"'<>(){}\[\]]+)*"""
 
 _NOT_IN_WORD: Final = r"(?<![\w.\-])"  # starts a token: not inside an id, decimal or UUID
 
-# One pass over the text; at each position the alternatives are tried in this order, so a
-# phone number inside a secret value is hidden as a secret and a JID is not read as an email.
-# Keys are found with a lookahead and then taken whole with a possessive `++` (Python 3.11),
-# which keeps a long run like "tokentoken..." linear instead of quadratic.
-_PATTERN: Final = re.compile(
-    rf"""
-      (?P<qkey>(?P<q>\\?["'])(?=[^"'\\\n]*?{_SENSITIVE_WORD})[^"'\\\n]*+(?P=q)\s*[:=]\s*)
-      (?P<qval>{_DQ_STRING}|{_SQ_STRING}|{_ESCAPED_DQ_STRING}|{_BARE})
-    | {_NOT_IN_WORD}
-      (?P<ukey>(?=[\w.\-]*?{_SENSITIVE_WORD})[\w.\-]++
-        \s*[:=]\s*(?:(?:bearer|basic|token|digest)\s+)?)
-      (?P<uval>{_DQ_STRING}|{_SQ_STRING}|{_LOOSE}{_MORE_SIGNATURES})
-    | (?P<bearer>\bbearer\s+)[\w\-.~+/]+=*
-    | (?<=://)(?P<userinfo>[^\s/:@]*:)[^\s/@]+(?=@)
-    | {_NOT_IN_WORD}
-      (?P<jid>\d[\d\-]*)
-      (?P<jidtail>(?::\d+)?@(?:s\.whatsapp\.net|c\.us|g\.us|lid|broadcast)\b)
-    | (?<![\w.%+\-])
-      (?P<local>[\w.%+\-]+)(?P<at>@|%40)(?P<domain>(?:[a-z0-9\-]+\.)+[a-z]{{2,}})\b
-    | (?:{_NOT_IN_WORD}|(?<=%2B)|(?<=%3A))
-      (?P<phone>
-        (?:\+|%2B)?
-        (?!\d{{4}}-\d\d-\d\d|\d\d-\d\d-\d{{4}}|[0-9a-f]{{8}}-[0-9a-f]{{4}}-)  # dates, UUIDs
-        \(?\d+(?:(?:[ \-]\(?|\)[ \-]?|\()\d+)*
-      )
-      (?![\w]|\.\d)
-    """,
-    re.IGNORECASE | re.VERBOSE,
+# The alternatives, in the order they are tried at each position: a phone number inside a
+# secret value is hidden as a secret, and a JID is not read as an email. Secret keys are found
+# with a lookahead and then taken whole with a possessive `++` (Python 3.11), which keeps a run
+# like "tokentoken..." linear instead of quadratic. A phone candidate needs 8 digits (at most
+# two separator characters apart) before anything else is tried.
+_QUOTED_KEY: Final = rf"""
+    (?P<qkey>(?P<q>\\?["'])(?=[^"'\\\n]*?(?i:{_SENSITIVE_WORD}))[^"'\\\n]*+(?P=q)\s*[:=]\s*)
+    (?P<qval>{_DQ_STRING}|{_SQ_STRING}|{_ESCAPED_DQ_STRING}|{_BARE})
+"""
+_UNQUOTED_KEY: Final = rf"""
+    {_NOT_IN_WORD}
+    (?P<ukey>(?=[\w.\-]*?(?i:{_SENSITIVE_WORD}))[\w.\-]++
+      \s*[:=]\s*(?:(?i:bearer|basic|token|digest)\s+)?)
+    (?P<uval>{_DQ_STRING}|{_SQ_STRING}|{_LOOSE}{_MORE_SIGNATURES})
+"""
+_BEARER: Final = r"(?P<bearer>\b(?i:bearer)\s+)[\w\-.~+/]+=*"
+_USERINFO: Final = r"(?<=://)(?P<userinfo>[^\s/:@]*:)[^\s/@]+(?=@)"
+_JID: Final = rf"""
+    {_NOT_IN_WORD}
+    (?P<jid>\d[\d\-]*)
+    (?P<jidtail>(?::\d+)?@(?:s\.whatsapp\.net|c\.us|g\.us|lid|broadcast)\b)
+"""
+_EMAIL: Final = r"""
+    (?<![\w.%+\-])
+    (?P<local>[\w.%+\-]+)(?P<at>@|%40)(?P<domain>(?:[A-Za-z0-9\-]+\.)+[A-Za-z]{2,})\b
+"""
+_PHONE: Final = rf"""
+    (?=[+%(\d])
+    (?:{_NOT_IN_WORD}|(?<=%2B)|(?<=%2b)|(?<=%3A)|(?<=%3a))
+    (?P<phone>
+      (?:\+|%2[Bb])?
+      (?=\(?\d(?:[ \-()]{{0,2}}\d){{7}})
+      (?!\d{{4}}-\d\d-\d\d|\d\d-\d\d-\d{{4}}|[0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-)  # dates, UUIDs
+      \(?\d+(?:(?:[ \-]\(?|\)[ \-]?|\()\d+)*
+    )
+    (?![\w]|\.\d)
+"""
+
+# Most lines hold no secret-like word, no URL and no "@", and the alternatives for those are
+# the slow ones; so cheap checks on the line pick one of eight precompiled patterns that leave
+# out what cannot match. Bits: what the line contains; 0 means the alternative always runs.
+_HAS_SECRET_WORD: Final = 4
+_HAS_URL: Final = 2
+_HAS_AT: Final = 1
+_ALTERNATIVES: Final = (
+    (_HAS_SECRET_WORD, _QUOTED_KEY),
+    (_HAS_SECRET_WORD, _UNQUOTED_KEY),
+    (_HAS_SECRET_WORD, _BEARER),
+    (_HAS_URL, _USERINFO),
+    (_HAS_AT, _JID),
+    (_HAS_AT, _EMAIL),
+    (0, _PHONE),
 )
+_PATTERNS: Final = tuple(
+    re.compile("|".join(alt for need, alt in _ALTERNATIVES if need & has == need), re.VERBOSE)
+    for has in range(8)
+)
+_SECRET_HINT: Final = re.compile(rf"{_SENSITIVE_WORD}|bearer")  # run on the lower-cased line
 _DIGIT_RUN: Final = re.compile(r"(\d+)")  # captured, so split() keeps the digits
 _SENSITIVE_KEY: Final = re.compile(_SENSITIVE_WORD, re.IGNORECASE)
 
@@ -108,7 +137,12 @@ _JSON_SKIPPED: Final = frozenset({"color_message"})  # uvicorn's ANSI copy of th
 
 def mask_text(text: str) -> str:
     """Return ``text`` with phone numbers, emails and secrets masked; pure, safe to repeat."""
-    return _PATTERN.sub(_replace, text)
+    has = (
+        (_HAS_SECRET_WORD if _SECRET_HINT.search(text.lower()) else 0)
+        | (_HAS_URL if "://" in text else 0)
+        | (_HAS_AT if "@" in text or "%40" in text else 0)
+    )
+    return _PATTERNS[has].sub(_replace, text)
 
 
 def mask_value(value: object) -> object:
@@ -160,11 +194,13 @@ def configure_logging(
 ) -> None:
     """Send tidings' and uvicorn's logs through one masked handler; safe to call again.
 
-    Each call replaces every handler on the ``tidings``, ``uvicorn``, ``uvicorn.access`` and
-    ``uvicorn.error`` loggers with one stream handler (``stream``, default stderr) carrying
-    :class:`MaskingFilter`, and stops them propagating, so no unmasked copy reaches a root
-    handler and no line is written twice. Uvicorn must then be started with ``log_config=None``,
-    or its own configuration replaces this one.
+    Each call installs one stream handler (``stream``, default stderr) carrying
+    :class:`MaskingFilter` on the ``tidings``, ``uvicorn``, ``uvicorn.access`` and
+    ``uvicorn.error`` loggers, replacing the one an earlier call installed. It goes first on
+    each logger: the filter masks the record in place, so a handler that was already there (a
+    test's capture handler, say) receives it masked too. The loggers stop propagating, so a
+    root handler writes no second copy. Uvicorn must be started with ``log_config=None``, or
+    its own configuration replaces these handlers.
 
     Raises:
         ValueError: ``level`` is not a standard level name.
@@ -177,15 +213,14 @@ def configure_logging(
     replaced: set[logging.Handler] = set()
     for name in _LOGGER_NAMES:
         logger = logging.getLogger(name)
-        for old in list(logger.handlers):
+        for old in [h for h in logger.handlers if h.get_name() == _HANDLER_NAME]:
             logger.removeHandler(old)
             replaced.add(old)
-        logger.addHandler(handler)
+        logger.handlers.insert(0, handler)
         logger.setLevel(numeric_level)
         logger.propagate = False
     for old in replaced:
-        if old.get_name() == _HANDLER_NAME:  # ours: release it; others belong to their owner
-            old.close()
+        old.close()
 
 
 def get_logger(name: str) -> logging.Logger:
@@ -229,18 +264,19 @@ class _JsonFormatter(_TextFormatter):
 
 def _replace(match: re.Match[str]) -> str:
     group = match.group
-    if (qkey := group("qkey")) is not None:
-        return qkey + _masked_value(group("qval"), quote=group("q"))
-    if (ukey := group("ukey")) is not None:
-        return ukey + _masked_value(group("uval"), quote="")
-    if (bearer := group("bearer")) is not None:
-        return bearer + _MASK
-    if (userinfo := group("userinfo")) is not None:
-        return userinfo + _MASK
-    if (jid := group("jid")) is not None:
-        return _DIGIT_RUN.sub(_mask_jid_run, jid) + group("jidtail")
-    if (local := group("local")) is not None:
-        return local[0] + _MASK + group("at") + group("domain")
+    kind = match.lastgroup  # each alternative's last group closes last, so it names the match
+    if kind == "qval":
+        return group("qkey") + _masked_value(group("qval"), quote=group("q"))
+    if kind == "uval":
+        return group("ukey") + _masked_value(group("uval"), quote="")
+    if kind == "bearer":
+        return group("bearer") + _MASK
+    if kind == "userinfo":
+        return group("userinfo") + _MASK
+    if kind == "jidtail":
+        return _DIGIT_RUN.sub(_mask_jid_run, group("jid")) + group("jidtail")
+    if kind == "domain":
+        return group("local")[0] + _MASK + group("at") + group("domain")
     return _mask_phone(group("phone"))
 
 

@@ -1,0 +1,177 @@
+"""The `tidings` command, run in-process with click's runner against a real SQLite store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import update
+
+from tidings.cli import main
+from tidings.config import Settings
+from tidings.domain.events import EventKind, NormalizedEvent
+from tidings.storage import connections, inbox
+from tidings.storage.db import Database
+from tidings.storage.inbox import NewReceipt, ReceiptStatus
+from tidings.storage.schema import campaign_counters, receipts
+from tidings.tracking import Registration, apply_event, register_message
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, db_url: str) -> Iterator[CliRunner]:
+    monkeypatch.setenv("TIDINGS_DATABASE_URL", db_url)
+    monkeypatch.delenv("TIDINGS_BROKER_URL", raising=False)
+    monkeypatch.delenv("TIDINGS_PUBLIC_URL", raising=False)
+    yield CliRunner()
+
+
+def run(runner: CliRunner, *args: str) -> Result:
+    return runner.invoke(main, list(args), catch_exceptions=False)
+
+
+def test_help_lists_the_commands(cli: CliRunner) -> None:
+    result = run(cli, "--help")
+    for command in ("serve", "migrate", "connection", "token", "replay", "recount", "doctor"):
+        assert command in result.output
+
+
+def test_connection_add_prints_intake_url_last(cli: CliRunner) -> None:
+    result = run(
+        cli,
+        "connection",
+        "add",
+        "evolution",
+        "main",
+        "--secret",
+        "abc123",
+        "--option",
+        "auth_header=X-Secret",
+    )
+    assert result.exit_code == 0, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last == "http://127.0.0.1:8000/hooks/evolution/main?token=abc123"
+    listed = run(cli, "connection", "list")
+    assert "main\tevolution\thttp://127.0.0.1:8000/hooks/evolution/main" in listed.output
+    assert "abc123" not in listed.output
+    duplicate = cli.invoke(main, ["connection", "add", "callbell", "main"])
+    assert duplicate.exit_code == 1 and "already exists" in duplicate.output
+
+
+def test_connection_add_generates_a_secret_and_rejects_bad_options(cli: CliRunner) -> None:
+    result = run(cli, "connection", "add", "callbell", "cb")
+    secret_line = next(line for line in result.output.splitlines() if line.startswith("generated"))
+    secret = secret_line.split(": ", 1)[1]
+    assert len(secret) >= 24
+    assert result.output.strip().endswith(f"?token={secret}")
+    bad = cli.invoke(main, ["connection", "add", "callbell", "cb2", "--option", "novalue"])
+    assert bad.exit_code == 2 and "KEY=VALUE" in bad.output
+    unknown = cli.invoke(main, ["connection", "add", "nosuch", "x"])
+    assert unknown.exit_code == 2
+
+
+def test_token_create_prints_the_token_alone_last(cli: CliRunner, db_url: str) -> None:
+    result = run(cli, "token", "create", "--name", "ci")
+    token = result.output.strip().splitlines()[-1]
+    assert token.startswith("tdg_") and " " not in token
+    from tidings.storage.tokens import check_token
+
+    with Database(db_url).read() as conn:
+        assert check_token(conn, token)
+        assert not check_token(conn, token + "x")
+
+
+def _store_with_campaign(db_url: str) -> Database:
+    db = Database(db_url)
+    now = datetime.now(UTC)
+    with db.write() as conn:
+        c = connections.add_connection(conn, "evolution", "main", "s", {}, now)
+        register_message(conn, c, Registration("M1", campaign="spring"), now)
+        event = NormalizedEvent("M1", EventKind.DELIVERED, raw_status="DELIVERY_ACK")
+        apply_event(conn, c, event, receipt_id=None, received_at=now, now=now)
+    return db
+
+
+def test_recount_exit_codes_and_fix(cli: CliRunner, db_url: str) -> None:
+    run(cli, "migrate")
+    db = _store_with_campaign(db_url)
+    clean = run(cli, "recount")
+    assert clean.exit_code == 0 and "no drift" in clean.output
+    with db.write() as conn:
+        conn.execute(update(campaign_counters).values(delivered=5))
+    drifted = cli.invoke(main, ["recount"])
+    assert drifted.exit_code == 1
+    assert "spring\tdelivered\tstored 5\tactual 1" in drifted.output
+    fixed = cli.invoke(main, ["recount", "--fix"])
+    assert fixed.exit_code == 1 and "repaired" in fixed.output
+    assert run(cli, "recount").exit_code == 0
+
+
+def test_replay_by_status_and_connection(cli: CliRunner, db_url: str) -> None:
+    run(cli, "migrate")
+    db = _store_with_campaign(db_url)
+    now = datetime.now(UTC)
+    with db.write() as conn:
+        ids = inbox.insert_receipts(
+            conn,
+            [
+                NewReceipt(1, "evolution", now, "application/json", {}, b"{}", ReceiptStatus.DEAD),
+                NewReceipt(
+                    1, "evolution", now, "application/json", {}, b"{", ReceiptStatus.QUARANTINED
+                ),
+            ],
+        )
+    assert cli.invoke(main, ["replay"]).exit_code == 2
+    result = run(cli, "replay", "--status", "dead", "--connection", "main")
+    assert result.output.startswith("1 receipts queued")
+    with db.read() as conn:
+        statuses = dict(
+            conn.execute(
+                receipts.select().with_only_columns(receipts.c.id, receipts.c.status)
+            ).all()
+        )
+    assert statuses == {ids[0]: "pending", ids[1]: "quarantined"}
+    unknown = cli.invoke(main, ["replay", "--connection", "nope"])
+    assert unknown.exit_code == 1 and "nope" in unknown.output
+    bad_date = cli.invoke(main, ["replay", "--since", "yesterday"])
+    assert bad_date.exit_code == 2
+
+
+def test_doctor_reports_each_check(
+    cli: CliRunner, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fresh = cli.invoke(main, ["doctor"])
+    assert fresh.exit_code == 1 and "run tidings migrate" in fresh.output
+    run(cli, "migrate")
+    healthy = cli.invoke(main, ["doctor"])
+    assert healthy.exit_code == 0, healthy.output
+    assert "[ok] counters: no drift" in healthy.output
+    monkeypatch.setenv("TIDINGS_BROKER_URL", "redis://127.0.0.1:1/0")
+    no_broker = cli.invoke(main, ["doctor"])
+    assert no_broker.exit_code == 1 and "[FAIL] broker" in no_broker.output
+
+
+def test_bad_configuration_is_a_clear_error(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TIDINGS_RECEIPT_RETRY_SCHEDULE", "soon")
+    result = cli.invoke(main, ["migrate"])
+    assert result.exit_code == 1 and "receipt_retry_schedule" in result.output
+    monkeypatch.delenv("TIDINGS_RECEIPT_RETRY_SCHEDULE")
+    monkeypatch.setenv("TIDINGS_CONFIG", str(tmp_path / "missing.toml"))
+    missing = cli.invoke(main, ["migrate"])
+    assert missing.exit_code == 1 and "missing.toml" in missing.output
+
+
+def test_toml_config_file_is_read(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "tidings.toml"
+    config.write_text(f'database_url = "sqlite:///{tmp_path / "from-toml.db"}"\n')
+    monkeypatch.delenv("TIDINGS_DATABASE_URL")
+    monkeypatch.setenv("TIDINGS_CONFIG", str(config))
+    assert Settings().database_url.endswith("from-toml.db")
+    run(cli, "migrate")
+    assert (tmp_path / "from-toml.db").exists()
