@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,11 +20,11 @@ from tidings.tracking import Registration, apply_event, register_message
 
 
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, db_url: str) -> Iterator[CliRunner]:
+def cli(monkeypatch: pytest.MonkeyPatch, db_url: str) -> CliRunner:
     monkeypatch.setenv("TIDINGS_DATABASE_URL", db_url)
     monkeypatch.delenv("TIDINGS_BROKER_URL", raising=False)
     monkeypatch.delenv("TIDINGS_PUBLIC_URL", raising=False)
-    yield CliRunner()
+    return CliRunner()
 
 
 def run(runner: CliRunner, *args: str) -> Result:
