@@ -16,7 +16,7 @@ from tidings.storage import connections, inbox
 from tidings.storage.db import Database
 from tidings.storage.inbox import NewReceipt, ReceiptStatus
 from tidings.storage.schema import campaign_counters, receipts
-from tidings.tracking import Registration, apply_event, register_message
+from tidings.tracking import Incoming, Registration, apply_events, register_message
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def _store_with_campaign(db_url: str) -> Database:
         c = connections.add_connection(conn, "evolution", "main", "s", {}, now)
         register_message(conn, c, Registration("M1", campaign="spring"), now)
         event = NormalizedEvent("M1", EventKind.DELIVERED, raw_status="DELIVERY_ACK")
-        apply_event(conn, c, event, receipt_id=None, received_at=now, now=now)
+        apply_events(conn, [Incoming(c, event, None, now)], now)
     return db
 
 

@@ -106,21 +106,31 @@ UNCHANGED = [
 
 
 @pytest.fixture(autouse=True)
-def _restore_loggers() -> Iterator[None]:
-    """Put the configured loggers back as they were: logging state is global."""
+def _fresh_loggers() -> Iterator[None]:
+    """Start from unconfigured loggers and put them back afterwards: logging state is global,
+    and other tests (the CLI's) call configure_logging too."""
     loggers = [logging.getLogger(name) for name in CONFIGURED_LOGGERS]
-    saved = [(list(lg.handlers), lg.level, lg.propagate) for lg in loggers]
+    saved = [(_own_handlers(lg), lg.level, lg.propagate) for lg in loggers]
+    for logger in loggers:
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+        logger.propagate = True
     yield
     for logger, (handlers, level, propagate) in zip(loggers, saved, strict=True):
         for handler in list(logger.handlers):
+            logger.removeHandler(handler)
             if handler not in handlers:
-                logger.removeHandler(handler)
                 handler.close()
         for handler in handlers:
-            if handler not in logger.handlers:
-                logger.addHandler(handler)
+            logger.addHandler(handler)
         logger.setLevel(level)
         logger.propagate = propagate
+
+
+def _own_handlers(logger: logging.Logger) -> list[logging.Handler]:
+    """The logger's handlers except pytest's, which pytest attaches and removes per phase."""
+    return [h for h in logger.handlers if type(h).__module__ != "_pytest.logging"]
 
 
 @pytest.fixture
@@ -164,7 +174,7 @@ def test_public_names() -> None:
 
 
 def test_import_logging_inside_the_module_is_the_standard_library() -> None:
-    assert tidings_logging.logging is logging
+    assert vars(tidings_logging)["logging"] is logging
     assert "tidings" not in (logging.__file__ or "")
 
 
@@ -298,18 +308,22 @@ def test_filter_masks_the_formatted_message_and_drops_args() -> None:
 
 
 def test_filter_masks_extra_fields() -> None:
-    record = make_record("delivered")
-    record.recipient = "john@example.com"
-    record.payload = {"token": "abc", "to": "+48601234567"}
-    record.numbers = ["+48601234567"]
-    record.api_key = 123
-    record.receipt_id = 12345
+    extra = {
+        "recipient": "john@example.com",
+        "payload": {"token": "abc", "to": "+48601234567"},
+        "numbers": ["+48601234567"],
+        "api_key": 123,
+        "receipt_id": 12345,
+    }
+    record = logging.makeLogRecord({"name": "tidings.test", "msg": "delivered", **extra})
     MaskingFilter().filter(record)
-    assert record.recipient == "j***@example.com"
-    assert record.payload == {"token": "***", "to": "+48*******67"}
-    assert record.numbers == ["+48*******67"]
-    assert record.api_key == "***"
-    assert record.receipt_id == 12345
+    assert {key: vars(record)[key] for key in extra} == {
+        "recipient": "j***@example.com",
+        "payload": {"token": "***", "to": "+48*******67"},
+        "numbers": ["+48*******67"],
+        "api_key": "***",
+        "receipt_id": 12345,
+    }
 
 
 def test_filter_survives_args_that_do_not_fit() -> None:
@@ -325,10 +339,7 @@ def test_filter_masks_a_traceback_another_handler_cached() -> None:
     assert record.exc_text == "ValueError: token=*** for +48*******67"
 
 
-def test_filter_with_caplog(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(logging.getLogger("tidings"), "propagate", True)
+def test_filter_with_caplog(caplog: pytest.LogCaptureFixture) -> None:
     caplog.handler.addFilter(MaskingFilter())
     with caplog.at_level(logging.INFO, logger="tidings"):
         get_logger("intake").info("401 for %s: token=%s", "john@example.com", "abc")

@@ -1,28 +1,68 @@
-"""How one event or one registration changes a message: the unit of work shared by the worker
-(events from webhooks) and the API (registrations). Each call runs inside the caller's
-transaction, so the event row, the message state and the campaign counters move together.
+"""How events and registrations change messages: the unit of work shared by the worker (events
+from webhooks, applied a batch at a time) and the API (registrations).
+
+Everything runs inside the caller's transaction, so event rows, message states and campaign
+counters move together. A batch costs a handful of statements whatever its size: messages are
+created and loaded together (locked on PostgreSQL, so concurrent workers serialise per
+message), known dedup keys are read once, states are folded in memory by the pure lifecycle,
+and the results are written back with executemany. Counters are derived from states, so even
+an event applied twice could not move them twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row
+from sqlalchemy import Connection, Row, bindparam, select, update
 
-from tidings.domain.dedup import REGISTRATION_KEY, dedup_key
+from tidings.domain.counters import COUNTERS, delta
+from tidings.domain.dedup import dedup_key
 from tidings.domain.errors import Conflict
 from tidings.domain.events import EventKind, NormalizedEvent
-from tidings.domain.lifecycle import advance, register
+from tidings.domain.lifecycle import MessageState, advance
 from tidings.logging import get_logger
 from tidings.storage import campaigns, messages
 from tidings.storage.connections import StoredConnection
+from tidings.storage.db import insert_ignoring_duplicates
+from tidings.storage.schema import events
+from tidings.storage.schema import messages as messages_table
 
-__all__ = ["Registration", "apply_event", "register_message"]
+__all__ = ["ApplyResult", "Incoming", "Registration", "apply_events", "register_message"]
 
 log = get_logger("tracking")
+
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One normalized event with where and when it arrived."""
+
+    connection: StoredConnection
+    event: NormalizedEvent
+    receipt_id: int | None
+    received_at: datetime
+
+
+@dataclass
+class ApplyResult:
+    applied: int = 0
+    duplicates: int = 0
+
+
+@dataclass
+class _Change:
+    """What a batch does to one message, accumulated before anything is written."""
+
+    row: Row[Any]
+    before: MessageState
+    after: MessageState
+    fields: dict[str, Any] = field(default_factory=dict)
+    campaign_key: str | None = None
 
 
 def _campaign_and_contact(
@@ -36,78 +76,71 @@ def _campaign_and_contact(
     return (campaign or None), (contact or None)
 
 
-def _fill_missing(row: Row[Any], **candidates: Any) -> dict[str, Any]:
-    """Fields a later source may fill in; never overwrites what is already known."""
-    return {k: v for k, v in candidates.items() if v is not None and getattr(row, k) is None}
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
 
 
-def _merge_metadata(row: Row[Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(row.metadata or {})
-    added = {k: v for k, v in extra.items() if k not in merged}
-    if not added:
-        return {}
-    merged.update(added)
-    return {"metadata": merged}
+def _metadata(event: NormalizedEvent) -> dict[str, str]:
+    return {str(k): str(v) for k, v in event.metadata.items()}
 
 
-def apply_event(
-    conn: Connection,
-    connection: StoredConnection,
-    event: NormalizedEvent,
-    *,
-    receipt_id: int | None,
-    received_at: datetime,
-    now: datetime,
-) -> bool:
-    """Record `event` and advance its message. False when it was a duplicate (no effect)."""
-    metadata = {str(k): str(v) for k, v in event.metadata.items()}
-    campaign_key, contact_ref = _campaign_and_contact(connection, metadata)
-    row, _ = messages.get_or_create(
-        conn,
-        connection.id,
-        event.provider_message_id,
-        now,
-        {"channel": event.channel, "recipient": event.recipient, "metadata": metadata},
-    )
-    inserted = messages.insert_event(
-        conn,
+def _ensure_messages(
+    conn: Connection, incoming: Sequence[Incoming], now: datetime
+) -> dict[tuple[int, str], Row[Any]]:
+    """Create the messages not seen before, then load (and on PostgreSQL lock) all of them."""
+    first: dict[tuple[int, str], Incoming] = {}
+    for item in incoming:
+        first.setdefault((item.connection.id, item.event.provider_message_id), item)
+    keys = sorted(first)
+    new_rows: list[dict[str, Any]] = [
         {
-            "message_id": row.id,
-            "dedup_key": dedup_key(event),
-            "kind": event.kind.value,
-            "raw_status": event.raw_status[:100],
-            "occurred_at": event.occurred_at or received_at,
-            "provider_time": event.occurred_at,
-            "received_at": received_at,
-            "receipt_id": receipt_id,
-            "details": _details(event),
-        },
-    )
-    if not inserted:
-        return False
-    if event.kind is EventKind.UNKNOWN:
-        log.warning(
-            "unknown status %r from %s connection %s; recorded, state unchanged",
-            event.raw_status,
-            connection.provider,
-            connection.name,
+            "connection_id": cid,
+            "provider_message_id": pmid,
+            "state": MessageState().status.value,
+            "sequence": 0,
+            "metadata": {},
+            "failed_after_send": False,
+            "created_at": now,
+            "updated_at": now,
+            "channel": first[(cid, pmid)].event.channel,
+            "recipient": first[(cid, pmid)].event.recipient,
+        }
+        for cid, pmid in keys
+    ]
+    if new_rows:
+        conn.execute(insert_ignoring_duplicates(conn, messages_table), new_rows)
+    by_connection: dict[int, list[str]] = defaultdict(list)
+    for cid, pmid in keys:
+        by_connection[cid].append(pmid)
+    rows: dict[tuple[int, str], Row[Any]] = {}
+    table = messages_table.c
+    for cid, ids in by_connection.items():
+        for chunk in _chunks(ids):
+            query = (
+                select(messages_table)
+                .where(table.connection_id == cid, table.provider_message_id.in_(chunk))
+                .order_by(table.id)
+            )
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update()
+            for row in conn.execute(query):
+                rows[(cid, row.provider_message_id)] = row
+    return rows
+
+
+def _known_keys(conn: Connection, message_ids: Sequence[int]) -> set[tuple[int, str]]:
+    known: set[tuple[int, str]] = set()
+    for chunk in _chunks(message_ids):
+        query = select(events.c.message_id, events.c.dedup_key).where(
+            events.c.message_id.in_(chunk)
         )
-    updates = _fill_missing(
-        row, channel=event.channel, recipient=event.recipient, contact_ref=contact_ref
-    )
-    updates.update(_merge_metadata(row, metadata))
-    messages.update_fields(conn, row.id, updates)
-    campaign_id = row.campaign_id
-    if campaign_id is None and campaign_key:
-        campaign_id = campaigns.ensure_campaign(conn, campaign_key, now)
-        messages.assign_campaign(conn, row, campaign_id, now)
-    before = messages.state_from_row(row)
-    after = advance(before, event, event.occurred_at or received_at)
-    messages.save_state(conn, row.id, campaign_id, before, after, now)
-    return True
+        known.update((r.message_id, r.dedup_key) for r in conn.execute(query))
+    return known
 
 
-def _details(event: NormalizedEvent) -> dict[str, Any]:
+def _event_row(item: Incoming, message_id: int, key: str) -> dict[str, Any]:
+    event = item.event
     details: dict[str, Any] = dict(event.details)
     if event.kind is EventKind.FAILED:
         details["failure"] = {
@@ -116,7 +149,142 @@ def _details(event: NormalizedEvent) -> dict[str, Any]:
             "permanent": event.failure_permanent,
             "after_send": event.after_send,
         }
-    return details
+    return {
+        "message_id": message_id,
+        "dedup_key": key,
+        "kind": event.kind.value,
+        "raw_status": event.raw_status[:100],
+        "occurred_at": event.occurred_at or item.received_at,
+        "provider_time": event.occurred_at,
+        "received_at": item.received_at,
+        "receipt_id": item.receipt_id,
+        "details": details,
+    }
+
+
+def _fill(change: _Change, name: str, value: Any) -> None:
+    """Fill a field a later source knows; never overwrite what is already known."""
+    if value is not None and getattr(change.row, name) is None and name not in change.fields:
+        change.fields[name] = value
+
+
+def _merge_metadata(change: _Change, extra: Mapping[str, Any]) -> None:
+    current = change.fields.get("metadata", dict(change.row.metadata or {}))
+    added = {k: v for k, v in extra.items() if k not in current}
+    if added:
+        change.fields["metadata"] = {**current, **added}
+
+
+def apply_events(conn: Connection, incoming: Sequence[Incoming], now: datetime) -> ApplyResult:
+    """Record the events (deduplicated) and advance their messages and campaign counters."""
+    result = ApplyResult()
+    if not incoming:
+        return result
+    rows = _ensure_messages(conn, incoming, now)
+    known = _known_keys(conn, sorted(row.id for row in rows.values()))
+    changes: dict[int, _Change] = {}
+    new_events: list[dict[str, Any]] = []
+    for item in incoming:
+        event = item.event
+        row = rows[(item.connection.id, event.provider_message_id)]
+        key = dedup_key(event)
+        if (row.id, key) in known:
+            result.duplicates += 1
+            continue
+        known.add((row.id, key))
+        result.applied += 1
+        new_events.append(_event_row(item, row.id, key))
+        if event.kind is EventKind.UNKNOWN:
+            log.warning(
+                "unknown status %r from %s connection %s; recorded, state unchanged",
+                event.raw_status,
+                item.connection.provider,
+                item.connection.name,
+            )
+        change = changes.get(row.id)
+        if change is None:
+            state = messages.state_from_row(row)
+            change = changes[row.id] = _Change(row, state, state)
+        metadata = _metadata(event)
+        campaign_key, contact_ref = _campaign_and_contact(item.connection, metadata)
+        _fill(change, "channel", event.channel)
+        _fill(change, "recipient", event.recipient)
+        _fill(change, "contact_ref", contact_ref)
+        _merge_metadata(change, metadata)
+        if change.campaign_key is None and row.campaign_id is None:
+            change.campaign_key = campaign_key
+        change.after = advance(change.after, event, event.occurred_at or item.received_at)
+    if new_events:
+        conn.execute(events.insert(), new_events)
+    _write_changes(conn, list(changes.values()), now)
+    return result
+
+
+_MUTABLE = (
+    "state",
+    "sequence",
+    "queued_at",
+    "sent_at",
+    "delivered_at",
+    "read_at",
+    "failed_at",
+    "failed_after_send",
+    "failure_at",
+    "failure_code",
+    "failure_reason",
+    "failure_permanent",
+    "played_at",
+    "opened_at",
+    "clicked_at",
+    "unsubscribed_at",
+    "complained_at",
+    "channel",
+    "recipient",
+    "contact_ref",
+    "metadata",
+    "campaign_id",
+    "updated_at",
+)
+
+_UPDATE_MESSAGE = (
+    update(messages_table)
+    .where(messages_table.c.id == bindparam("message_id"))
+    .values({name: bindparam(f"new_{name}") for name in _MUTABLE})
+)
+
+
+def _write_changes(conn: Connection, changes: Sequence[_Change], now: datetime) -> None:
+    """One executemany for the messages, one counter update per campaign touched."""
+    campaign_ids: dict[str, int] = {}
+    deltas: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
+    updates: list[dict[str, Any]] = []
+    for change in changes:
+        row = change.row
+        campaign_id = row.campaign_id
+        previous: MessageState | None = change.before
+        if campaign_id is None and change.campaign_key:
+            if change.campaign_key not in campaign_ids:
+                campaign_ids[change.campaign_key] = campaigns.ensure_campaign(
+                    conn, change.campaign_key, now
+                )
+            campaign_id = campaign_ids[change.campaign_key]
+            previous = None  # newly counted: its whole contribution is added
+        if campaign_id is not None:
+            for name, value in delta(previous, change.after).items():
+                deltas[campaign_id][name] += value
+        if change.after == change.before and not change.fields and campaign_id == row.campaign_id:
+            continue
+        values = {**messages.state_values(change.after)}
+        for name in ("channel", "recipient", "contact_ref"):
+            values[name] = change.fields.get(name, getattr(row, name))
+        values["metadata"] = change.fields.get("metadata", row.metadata or {})
+        values["campaign_id"] = campaign_id
+        values["updated_at"] = now
+        updates.append({"message_id": row.id, **{f"new_{k}": v for k, v in values.items()}})
+    if updates:
+        conn.execute(_UPDATE_MESSAGE, updates)
+    for campaign_id, changed in deltas.items():
+        campaigns.apply_delta(conn, campaign_id, {k: v for k, v in changed.items() if v})
 
 
 @dataclass(frozen=True)
@@ -135,7 +303,9 @@ def register_message(
 ) -> tuple[int, bool]:
     """Register a message sent elsewhere. Returns (message id, first registration?).
 
-    Idempotent: registering again changes nothing; naming another campaign is a Conflict.
+    Registration puts the message at least in `sent` (at `sent_at`, else now) through the
+    same path as a webhook event, so order of registration and events does not matter.
+    Registering again changes nothing; naming another campaign is a Conflict.
     """
     row, _ = messages.get_or_create(
         conn,
@@ -145,40 +315,38 @@ def register_message(
         {"channel": reg.channel, "recipient": reg.recipient, "contact_ref": reg.contact_ref},
     )
     if row.campaign_id is not None and reg.campaign is not None:
-        existing_campaign = campaigns.campaign_key(conn, row.campaign_id)
-        if existing_campaign != reg.campaign:
+        existing = campaigns.campaign_key(conn, row.campaign_id)
+        if existing != reg.campaign:
             raise Conflict(
                 f"message {reg.provider_message_id!r} on connection {connection.name!r} "
-                f"already belongs to campaign {existing_campaign!r}, not {reg.campaign!r}"
+                f"already belongs to campaign {existing!r}, not {reg.campaign!r}"
             )
     first = row.registered_at is None
-    updates = _fill_missing(
-        row, channel=reg.channel, recipient=reg.recipient, contact_ref=reg.contact_ref
-    )
-    updates.update(_merge_metadata(row, reg.metadata or {}))
+    fields: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "channel": reg.channel,
+            "recipient": reg.recipient,
+            "contact_ref": reg.contact_ref,
+        }.items()
+        if v is not None and getattr(row, k) is None
+    }
+    extra = {k: v for k, v in (reg.metadata or {}).items() if k not in (row.metadata or {})}
+    if extra:
+        fields["metadata"] = {**(row.metadata or {}), **extra}
     if first:
-        updates["registered_at"] = now
-    messages.update_fields(conn, row.id, updates)
-    campaign_id = row.campaign_id
-    if campaign_id is None and reg.campaign:
+        fields["registered_at"] = now
+    messages.update_fields(conn, row.id, fields)
+    if row.campaign_id is None and reg.campaign:
         campaign_id = campaigns.ensure_campaign(conn, reg.campaign, now)
         messages.assign_campaign(conn, row, campaign_id, now)
-    sent_at = reg.sent_at or now
-    inserted = messages.insert_event(
-        conn,
-        {
-            "message_id": row.id,
-            "dedup_key": REGISTRATION_KEY,
-            "kind": EventKind.SENT.value,
-            "raw_status": "registered",
-            "occurred_at": sent_at,
-            "provider_time": reg.sent_at,
-            "received_at": now,
-            "receipt_id": None,
-            "details": {"source": "registration"},
-        },
+    sent = NormalizedEvent(
+        provider_message_id=reg.provider_message_id,
+        kind=EventKind.SENT,
+        raw_status="registered",
+        occurred_at=reg.sent_at or now,
+        provider_event_id="registration",
+        details={"source": "registration"},
     )
-    if inserted:
-        before = messages.state_from_row(row)
-        messages.save_state(conn, row.id, campaign_id, before, register(before, sent_at), now)
+    apply_events(conn, [Incoming(connection, sent, None, now)], now)
     return row.id, first

@@ -8,6 +8,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -95,9 +96,15 @@ def test_sigkill_mid_batch_then_restart_applies_everything_once(tmp_path: Path) 
     acknowledged: list[tuple[int, str]] = []
     unsent: list[str] = []
 
+    local = threading.local()
+    clients: list[httpx.Client] = []
+
     def post(body: str) -> None:
+        if not hasattr(local, "client"):
+            local.client = httpx.Client(timeout=5)
+            clients.append(local.client)
         try:
-            r = httpx.post(url, content=body, timeout=5)
+            r = local.client.post(url, content=body)
         except httpx.HTTPError:
             unsent.append(body)
             return
@@ -149,6 +156,8 @@ def test_sigkill_mid_batch_then_restart_applies_everything_once(tmp_path: Path) 
         states = dict(conn.execute(select(messages.c.provider_message_id, messages.c.state)).all())
         drift = recount(conn, fix=False)
     db.dispose()
+    for client in clients:
+        client.close()
     assert len(acknowledged) == len(stored) == len(bodies)
     for receipt_id, body in acknowledged:
         assert stored[receipt_id] == body  # every acknowledged webhook, byte for byte

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from tidings.domain.events import EventKind, NormalizedEvent
 
-__all__ = ["REGISTRATION_KEY", "dedup_key"]
-
-REGISTRATION_KEY = "sent:registration"
+__all__ = ["dedup_key"]
 
 
 def dedup_key(event: NormalizedEvent) -> str:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
 
 from tidings.storage.schema import receipts
 
@@ -25,7 +25,7 @@ __all__ = [
     "get_receipt",
     "insert_receipts",
     "list_receipts",
-    "mark_done",
+    "mark_done_many",
     "mark_failed",
     "purge_older_than",
     "release_due_retries",
@@ -90,19 +90,27 @@ def claim_pending(conn: Connection, limit: int) -> list[Row[Any]]:
     return list(conn.execute(query).all())
 
 
-def mark_done(conn: Connection, receipt_id: int, now: datetime, notes: list[str] | None) -> None:
-    conn.execute(
-        update(receipts)
-        .where(receipts.c.id == receipt_id)
-        .values(
-            status=ReceiptStatus.DONE.value,
-            processed_at=now,
-            error=None,
-            notes=notes or None,
-            next_attempt_at=None,
-            attempts=receipts.c.attempts + 1,
-        )
+_MARK_DONE = (
+    update(receipts)
+    .where(receipts.c.id == bindparam("receipt_id"))
+    .values(
+        status=ReceiptStatus.DONE.value,
+        processed_at=bindparam("now"),
+        error=None,
+        notes=bindparam("receipt_notes"),
+        next_attempt_at=None,
+        attempts=receipts.c.attempts + 1,
     )
+)
+
+
+def mark_done_many(conn: Connection, done: Sequence[tuple[int, list[str]]], now: datetime) -> None:
+    """Mark receipts done (one executemany), each with its notes (ignored or bad items)."""
+    if done:
+        conn.execute(
+            _MARK_DONE,
+            [{"receipt_id": i, "now": now, "receipt_notes": notes or None} for i, notes in done],
+        )
 
 
 def mark_failed(

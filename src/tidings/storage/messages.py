@@ -1,8 +1,7 @@
 """Messages and their event timelines.
 
-A message's row holds the lifecycle state (see `domain.lifecycle`); `save_state` writes a new
-state and moves its campaign's counters by the difference, in the caller's transaction, so the
-two can never disagree.
+A message's row holds its lifecycle state (see `domain.lifecycle`); `tidings.tracking` changes
+it together with the campaign counters, in one transaction.
 """
 
 from __future__ import annotations
@@ -26,11 +25,10 @@ __all__ = [
     "find_message",
     "get_message",
     "get_or_create",
-    "insert_event",
     "list_events",
     "list_messages",
-    "save_state",
     "state_from_row",
+    "state_values",
     "update_fields",
 ]
 
@@ -65,7 +63,7 @@ def state_from_row(row: Row[Any]) -> MessageState:
     )
 
 
-def _state_values(state: MessageState) -> dict[str, Any]:
+def state_values(state: MessageState) -> dict[str, Any]:
     failure = state.failure
     return {
         **{name: getattr(state, name) for name in _STATE_TIMES},
@@ -108,26 +106,6 @@ def get_or_create(
     return conn.execute(query).one(), created
 
 
-def save_state(
-    conn: Connection,
-    message_id: int,
-    campaign_id: int | None,
-    before: MessageState,
-    after: MessageState,
-    now: datetime,
-) -> None:
-    """Write the new state and move the campaign's counters by the difference."""
-    if after == before:
-        return
-    conn.execute(
-        update(messages)
-        .where(messages.c.id == message_id)
-        .values({**_state_values(after), "updated_at": now})
-    )
-    if campaign_id is not None:
-        apply_delta(conn, campaign_id, delta(before, after))
-
-
 def assign_campaign(conn: Connection, row: Row[Any], campaign_id: int, now: datetime) -> None:
     """Give a message its campaign; the campaign counts it from now on (whole contribution)."""
     conn.execute(
@@ -141,12 +119,6 @@ def assign_campaign(conn: Connection, row: Row[Any], campaign_id: int, now: date
 def update_fields(conn: Connection, message_id: int, values: Mapping[str, Any]) -> None:
     if values:
         conn.execute(update(messages).where(messages.c.id == message_id).values(dict(values)))
-
-
-def insert_event(conn: Connection, values: Mapping[str, Any]) -> bool:
-    """Record one event; False when its dedup key was already recorded (a duplicate)."""
-    result = conn.execute(insert_ignoring_duplicates(conn, events).values(dict(values)))
-    return result.rowcount == 1
 
 
 @dataclass(frozen=True)

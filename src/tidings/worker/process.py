@@ -1,15 +1,16 @@
 """Claim pending receipts in batches and apply them, one transaction per batch.
 
 If the process dies mid-batch the transaction rolls back and the receipts stay pending, so the
-next run applies them; the events' unique keys make a second application a no-op. A receipt
-whose parse or apply fails is rolled back alone (a savepoint), marked failed and retried later.
+next run applies them; the events' unique keys make a second application a no-op. Receipts are
+parsed one by one (a body that cannot be parsed fails alone) and applied together; if applying
+the batch fails, each receipt is applied again on its own (a savepoint each) so only the
+faulty one is marked failed and retried later.
 """
 
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,14 +19,14 @@ from sqlalchemy import Connection, Row, exc
 
 from tidings.config import Settings
 from tidings.domain.errors import StorageUnavailable
-from tidings.domain.events import BadItem, Ignored, NormalizedEvent, SessionUpdate
+from tidings.domain.events import BadItem, Ignored, NormalizedEvent, ParsedItem, SessionUpdate
 from tidings.logging import get_logger
 from tidings.metrics import EVENTS_APPLIED, RECEIPTS_PROCESSED
 from tidings.providers.registry import get_provider
 from tidings.storage import connections, inbox
 from tidings.storage.connections import StoredConnection
 from tidings.storage.db import Database
-from tidings.tracking import apply_event
+from tidings.tracking import Incoming, apply_events
 
 __all__ = ["BatchResult", "Worker", "process_batch"]
 
@@ -43,6 +44,13 @@ class BatchResult:
     errors: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Parsed:
+    receipt: Row[Any]
+    connection: StoredConnection
+    items: list[ParsedItem]
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -55,9 +63,8 @@ def process_batch(
     with db.write() as conn:
         claimed = inbox.claim_pending(conn, settings.worker_batch_size)
         result.claimed = len(claimed)
-        known: dict[int, StoredConnection] = {}
-        for receipt in claimed:
-            _process_one(conn, receipt, known, settings, now(), result)
+        if claimed:
+            _process(conn, claimed, settings, now(), result)
     RECEIPTS_PROCESSED.labels("done").inc(result.done)
     RECEIPTS_PROCESSED.labels("failed").inc(result.failed)
     RECEIPTS_PROCESSED.labels("dead").inc(result.dead)
@@ -65,33 +72,85 @@ def process_batch(
     return result
 
 
-def _connection(conn: Connection, connection_id: int, known: dict[int, StoredConnection]) -> Any:
-    if connection_id not in known:
-        for c in connections.list_connections(conn):
-            known[c.id] = c
-    return known[connection_id]
-
-
-def _process_one(
+def _process(
     conn: Connection,
-    receipt: Row[Any],
-    known: dict[int, StoredConnection],
+    claimed: list[Row[Any]],
     settings: Settings,
     now: datetime,
     result: BatchResult,
 ) -> None:
-    connection = _connection(conn, receipt.connection_id, known)
+    known = {c.id: c for c in connections.list_connections(conn)}
+    parsed: list[_Parsed] = []
+    for receipt in claimed:
+        connection = known[receipt.connection_id]
+        try:
+            items = get_provider(receipt.provider).parse(receipt.body, receipt.headers or {})
+        except Exception as error:  # a body the adapter cannot read fails alone
+            _fail(
+                conn, receipt, connection, f"{type(error).__name__}: {error}", settings, now, result
+            )
+            continue
+        parsed.append(_Parsed(receipt, connection, items))
     try:
-        items = get_provider(receipt.provider).parse(receipt.body, receipt.headers or {})
         with conn.begin_nested():
-            notes = _apply_items(conn, connection, receipt, items, now, result)
+            notes = _apply(conn, parsed, now, result)
     except (StorageUnavailable, exc.OperationalError):
         raise  # the store itself is failing: the whole batch rolls back and is retried
-    except Exception as error:  # any other fault belongs to this receipt alone
-        _fail(conn, receipt, connection, f"{type(error).__name__}: {error}", settings, now, result)
+    except Exception:
+        log.warning("batch of %d receipts failed to apply; applying one by one", len(parsed))
+        _apply_one_by_one(conn, parsed, settings, now, result)
         return
-    inbox.mark_done(conn, receipt.id, now, notes)
-    result.done += 1
+    inbox.mark_done_many(conn, [(p.receipt.id, notes[p.receipt.id]) for p in parsed], now)
+    result.done += len(parsed)
+
+
+def _apply_one_by_one(
+    conn: Connection, parsed: list[_Parsed], settings: Settings, now: datetime, result: BatchResult
+) -> None:
+    for one in parsed:
+        try:
+            with conn.begin_nested():
+                notes = _apply(conn, [one], now, result)
+        except (StorageUnavailable, exc.OperationalError):
+            raise
+        except Exception as error:  # this receipt alone is faulty
+            message = f"{type(error).__name__}: {error}"
+            _fail(conn, one.receipt, one.connection, message, settings, now, result)
+            continue
+        inbox.mark_done_many(conn, [(one.receipt.id, notes[one.receipt.id])], now)
+        result.done += 1
+
+
+def _apply(
+    conn: Connection, parsed: Sequence[_Parsed], now: datetime, result: BatchResult
+) -> dict[int, list[str]]:
+    """Apply every item of these receipts; returns each receipt's notes."""
+    incoming: list[Incoming] = []
+    notes: dict[int, list[str]] = {}
+    last_event: dict[int, datetime] = {}
+    for p in parsed:
+        receipt, connection = p.receipt, p.connection
+        notes[receipt.id] = []
+        for item in p.items:
+            if isinstance(item, NormalizedEvent):
+                incoming.append(Incoming(connection, item, receipt.id, receipt.received_at))
+            elif isinstance(item, SessionUpdate):
+                at = item.occurred_at or receipt.received_at
+                connections.update_session(conn, connection.id, item.state, item.qrcode, at)
+            elif isinstance(item, Ignored):
+                notes[receipt.id].append(f"ignored: {item.reason}")
+            elif isinstance(item, BadItem):
+                notes[receipt.id].append(f"item {item.index} not applied: {item.error}")
+        if p.items:
+            previous = last_event.get(connection.id)
+            if previous is None or receipt.received_at > previous:
+                last_event[connection.id] = receipt.received_at
+    applied = apply_events(conn, incoming, now)
+    result.events += applied.applied
+    result.duplicates += applied.duplicates
+    for connection_id, at in last_event.items():
+        connections.touch_last_event(conn, connection_id, at)
+    return notes
 
 
 def _fail(
@@ -106,54 +165,18 @@ def _fail(
     status = inbox.mark_failed(
         conn, receipt.id, receipt.attempts, error, now, settings.retry_delays
     )
-    if status is inbox.ReceiptStatus.DEAD:
-        result.dead += 1
-    else:
-        result.failed += 1
+    dead = status is inbox.ReceiptStatus.DEAD
+    result.dead += dead
+    result.failed += not dead
     result.errors.append(error)
     log.warning(
         "receipt %s (%s connection %s) %s: %s",
         receipt.id,
         connection.provider,
         connection.name,
-        "dead-lettered" if status is inbox.ReceiptStatus.DEAD else "failed, will retry",
+        "dead-lettered" if dead else "failed, will retry",
         error,
     )
-
-
-def _apply_items(
-    conn: Connection,
-    connection: StoredConnection,
-    receipt: Row[Any],
-    items: list[Any],
-    now: datetime,
-    result: BatchResult,
-) -> list[str]:
-    notes: list[str] = []
-    for item in items:
-        if isinstance(item, NormalizedEvent):
-            applied = apply_event(
-                conn,
-                connection,
-                item,
-                receipt_id=receipt.id,
-                received_at=receipt.received_at,
-                now=now,
-            )
-            if applied:
-                result.events += 1
-            else:
-                result.duplicates += 1
-        elif isinstance(item, SessionUpdate):
-            at = item.occurred_at or receipt.received_at
-            connections.update_session(conn, connection.id, item.state, item.qrcode, at)
-        elif isinstance(item, Ignored):
-            notes.append(f"ignored: {item.reason}")
-        elif isinstance(item, BadItem):
-            notes.append(f"item {item.index} not applied: {item.error}")
-    if items:
-        connections.touch_last_event(conn, connection.id, receipt.received_at)
-    return notes
 
 
 class Worker:
@@ -194,5 +217,3 @@ class Worker:
             if result.claimed == 0:
                 self._wake.wait(self._settings.worker_idle_seconds)
                 self._wake.clear()
-            else:
-                time.sleep(0)  # let intake threads take the write lock between batches

@@ -1,0 +1,751 @@
+"""`make bench`: tidings against the hand-built Flask + Celery baseline, in one run.
+
+    .venv/bin/python bench/run.py [--requests 20000] [--concurrency 64]
+
+Why one run and ratios: the machine is shared and noisy, so absolute figures drift between
+runs; the ratio of two configurations measured minutes apart on the same machine does not
+drift as much. Why a ledger counted from the store: a fast answer means nothing unless what
+was answered is there afterwards, exactly once (DESIGN.md section 10). A run whose ledger does
+not balance is void and exits 1; targets missed are printed but do not change the exit status.
+
+Exit status: 0 ledgers balanced; 1 a ledger does not balance; 2 the environment is not ready
+(Redis down, a tool missing); 3 a run could not complete (a process died or never came up);
+130 interrupted. Every process started here is stopped before it exits, whatever happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+from loadgen import LoadResult, percentiles, run_load_blocking
+from sqlalchemy import func, select
+
+from tidings.storage import schema
+from tidings.storage.db import Database
+
+HOST = "127.0.0.1"  # everything listens on loopback only
+BENCH_DIR = Path(__file__).resolve().parent
+BASELINE_DIR = BENCH_DIR / "baseline"
+BIN = Path(sys.executable).parent
+CONNECTION = "bench"
+SECRET = "s3cret"  # noqa: S105 - a throwaway connection in a temporary store
+REDIS_PORT = 6379
+REDIS_DB = 5
+BASELINE_QUEUE = "email-webhook"
+RECEIPT_STATES = ("done", "pending", "failed", "dead", "quarantined")
+
+TARGET_ACK = 10.0
+TARGET_APPLIED = 15.0
+TARGET_P99 = 0.3
+
+EXIT_UNBALANCED = 1
+EXIT_NOT_READY = 2
+EXIT_FAILED = 3
+EXIT_INTERRUPTED = 130
+
+
+class BenchError(Exception):
+    """The run could not complete; the message says why."""
+
+    exit_code = EXIT_FAILED
+
+
+class NotReady(BenchError):
+    exit_code = EXIT_NOT_READY
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes
+
+
+class Processes:
+    """Starts servers in their own process groups and stops every one of them on exit."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self._running: dict[str, subprocess.Popen[bytes]] = {}
+        self._logs: dict[str, IO[bytes]] = {}
+
+    def __enter__(self) -> Processes:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop_all()
+
+    def start(
+        self, name: str, argv: list[str], env: dict[str, str], cwd: Path | None = None
+    ) -> subprocess.Popen[bytes]:
+        log = (self.log_dir / f"{name}.log").open("wb")
+        self._logs[name] = log
+        process = subprocess.Popen(  # noqa: S603 - fixed argv of our own tools, no shell
+            argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self._running[name] = process
+        return process
+
+    def check_alive(self, name: str) -> None:
+        process = self._running[name]
+        if process.poll() is not None:
+            raise BenchError(
+                f"{name} exited with status {process.returncode}:\n{self.log_tail(name)}"
+            )
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        path = self.log_dir / f"{name}.log"
+        if not path.exists():
+            return "(no log)"
+        text = path.read_text(errors="replace").splitlines()[-lines:]
+        return "\n".join(f"    {line}" for line in text) or "    (empty log)"
+
+    def stop(self, name: str, grace: float = 15.0) -> None:
+        """SIGTERM to the process, then SIGKILL to its whole group if anything lingers."""
+        process = self._running.pop(name, None)
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(grace)
+            except subprocess.TimeoutExpired:
+                _kill_group(process.pid)
+                process.wait(5)
+        _kill_group(process.pid)  # children left behind by a leader that exited
+        log = self._logs.pop(name, None)
+        if log is not None:
+            log.close()
+
+    def stop_all(self) -> None:
+        for name in reversed(list(self._running)):
+            self.stop(name)
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGKILL what is left of a group this script created (its id is the leader's pid)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _as_ctrl_c(_signum: int, _frame: FrameType | None) -> None:
+    """SIGTERM and SIGHUP take Ctrl-C's path, which asyncio's runner already handles cleanly."""
+    signal.raise_signal(signal.SIGINT)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_http(procs: Processes, name: str, port: int, path: str, timeout: float = 60.0) -> None:
+    """Until GET path answers 200, the process dies, or the timeout passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        procs.check_alive(name)
+        connection = http.client.HTTPConnection(HOST, port, timeout=2)
+        try:
+            connection.request("GET", path)
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        finally:
+            connection.close()
+        time.sleep(0.1)
+    raise BenchError(f"{name} did not answer GET {path} within {timeout:.0f}s")
+
+
+def wait_for(
+    progress: Callable[[], tuple[int, bool]], stall: float, cap: float, every: float = 0.2
+) -> bool:
+    """Poll `progress` (a counter, finished?) until finished; False after `stall` seconds
+    without the counter moving or `cap` seconds in all."""
+    started = last_move = time.monotonic()
+    last_value = -1
+    while True:
+        value, finished = progress()
+        if finished:
+            return True
+        now = time.monotonic()
+        if value != last_value:
+            last_value, last_move = value, now
+        if now - last_move > stall or now - started > cap:
+            return False
+        time.sleep(every)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The caller's environment without any TIDINGS_* setting, so runs are reproducible."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.update(extra)
+    return env
+
+
+def tool(name: str) -> str:
+    path = BIN / name
+    if not path.exists():
+        raise NotReady(
+            f"{path} not found: install the bench's packages into this environment "
+            "(pip install flask gunicorn 'celery[redis]')"
+        )
+    return str(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bodies
+
+
+def evolution_bodies(count: int) -> tuple[list[str], list[bytes]]:
+    """`count` Evolution v2 `messages.update` webhooks, one per distinct WhatsApp message id."""
+    instance_id = str(uuid.uuid4())
+    now = datetime.now(UTC).isoformat(timespec="milliseconds")
+    ids = [f"3EB0{i:016X}" for i in range(count)]
+    bodies = [
+        json.dumps(
+            {
+                "event": "messages.update",
+                "instance": CONNECTION,
+                "data": {
+                    "keyId": message_id,
+                    "remoteJid": f"5511{900000000 + i % 100000000}@s.whatsapp.net",
+                    "fromMe": True,
+                    "status": "DELIVERY_ACK",
+                    "instanceId": instance_id,
+                    "messageId": f"cm{i:022x}",
+                },
+                "destination": f"http://{HOST}/hooks/evolution/{CONNECTION}",
+                "date_time": now,
+                "sender": "5511900000000@s.whatsapp.net",
+                "server_url": "http://127.0.0.1:8080",
+                "apikey": None,
+            },
+            separators=(",", ":"),
+        ).encode()
+        for i, message_id in enumerate(ids)
+    ]
+    return ids, bodies
+
+
+def infobip_bodies(count: int) -> tuple[list[str], list[bytes]]:
+    """`count` Infobip email delivery reports, each with one result for a distinct message."""
+    ids = [f"bench{i:015x}" for i in range(count)]
+    bodies = [
+        json.dumps(
+            {
+                "results": [
+                    {
+                        "bulkId": f"bulk{i // 100:08d}",
+                        "price": {"pricePerMessage": 0.001, "currency": "BRL"},
+                        "status": {
+                            "id": 5,
+                            "groupId": 3,
+                            "groupName": "DELIVERED",
+                            "name": "DELIVERED_TO_HANDSET",
+                            "description": "Message delivered to handset",
+                        },
+                        "error": {
+                            "id": 0,
+                            "name": "NO_ERROR",
+                            "description": "No Error",
+                            "groupId": 0,
+                            "groupName": "OK",
+                            "permanent": False,
+                        },
+                        "messageId": message_id,
+                        "doneAt": "2024-07-16T17:26:54.966-0300",
+                        "smsCount": 1,
+                        "sentAt": "2024-07-16T17:26:52.880-0300",
+                        "browserLink": "",
+                        "callbackData": json.dumps({"contact_id": i}),
+                        "to": f"person{i}@example.com",
+                    }
+                ]
+            },
+            separators=(",", ":"),
+        ).encode()
+        for i, message_id in enumerate(ids)
+    ]
+    return ids, bodies
+
+
+# ---------------------------------------------------------------------------------------------
+# Measurements
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of a ledger: an identity that must hold, and the figures behind it."""
+
+    what: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class Measured:
+    name: str
+    load: LoadResult
+    completed: int  # applied (tidings) or stored (baseline)
+    last_completed_at: float | None
+    finished: bool  # everything acknowledged was completed before the wait gave up
+    lost: int
+    duplicated: int
+    ledger: list[Check]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def acknowledged(self) -> int:
+        return self.load.count(200, 300)
+
+    @property
+    def ack_per_s(self) -> float:
+        return self.acknowledged / self.load.duration if self.load.duration > 0 else 0.0
+
+    @property
+    def ack_latencies(self) -> list[float]:
+        return [r.latency for r in self.load.replies if r is not None and 200 <= r.status < 300]
+
+    @property
+    def completed_per_s(self) -> float:
+        if self.last_completed_at is None:
+            return 0.0
+        elapsed = self.last_completed_at - self.load.started_at
+        return self.completed / elapsed if elapsed > 0 else 0.0
+
+    @property
+    def balanced(self) -> bool:
+        return all(check.ok for check in self.ledger)
+
+
+def sent_check(load: LoadResult) -> Check:
+    ok2xx, bad = load.count(200, 300), load.count(400, 401)
+    other = sum(load.status_counts.values()) - ok2xx - bad + load.unanswered
+    return Check(
+        "sent = 2xx + 400 + other",
+        load.sent == ok2xx + bad + other,
+        f"{load.sent} = {ok2xx} + {bad} + {other}"
+        f" (other: {_other_statuses(load)}, unanswered {load.unanswered})",
+    )
+
+
+def _other_statuses(load: LoadResult) -> str:
+    found = sorted(
+        (status, n) for status, n in load.status_counts.items()
+        if not (200 <= status < 300 or status == 400)
+    )
+    return ", ".join(f"{n} x {status}" for status, n in found) or "none"
+
+
+def measure_tidings(args: argparse.Namespace, work: Path, procs: Processes) -> Measured:
+    url = f"sqlite:///{work / 'tidings.db'}"
+    # WARNING: neither side logs a line per request (gunicorn has no access log by default).
+    env = clean_env(TIDINGS_DATABASE_URL=url, TIDINGS_LOG_LEVEL="WARNING")
+    tidings = tool("tidings")
+    added = subprocess.run(  # noqa: S603 - our own console script, fixed arguments
+        [tidings, "connection", "add", "evolution", CONNECTION, "--secret", SECRET],
+        env=env, capture_output=True, text=True, check=False,
+    )
+    if added.returncode != 0:
+        raise BenchError(f"tidings connection add failed:\n{added.stdout}{added.stderr}")
+    port = free_port()
+    procs.start("tidings", [tidings, "serve", "--host", HOST, "--port", str(port)], env)
+    wait_http(procs, "tidings", port, "/healthz")
+
+    ids, bodies = evolution_bodies(args.requests)
+    _say(f"tidings: sending {len(bodies):,} webhooks on {args.concurrency} connections")
+    load = run_load_blocking(
+        HOST, port, f"/hooks/evolution/{CONNECTION}?token={SECRET}", bodies,
+        args.concurrency, timeout=args.timeout,
+    )
+    procs.check_alive("tidings")
+    _say(f"tidings: {load.count(200, 300):,} acknowledged in {load.duration:.1f}s; "
+         "waiting for the worker to apply them")
+    db = Database(url, timeout=10.0)
+    try:
+        def progress() -> tuple[int, bool]:
+            procs.check_alive("tidings")
+            states = _receipt_states(db)
+            total = sum(states.values())
+            pending = states.get("pending", 0)
+            return total - pending, pending == 0 and total >= load.count(200, 300)
+
+        finished = wait_for(progress, stall=args.stall, cap=args.drain_cap)
+        result = _tidings_ledger(db, load, ids, finished)
+    finally:
+        db.dispose()
+    procs.stop("tidings")
+    return result
+
+
+def _receipt_states(db: Database) -> Counter[str]:
+    with db.read() as conn:
+        rows = conn.execute(
+            select(schema.receipts.c.status, func.count()).group_by(schema.receipts.c.status)
+        ).all()
+    return Counter({status: count for status, count in rows})
+
+
+def _tidings_ledger(db: Database, load: LoadResult, ids: list[str], finished: bool) -> Measured:
+    receipts, events, messages = schema.receipts, schema.events, schema.messages
+    with db.read() as conn:
+        rows = conn.execute(select(receipts.c.id, receipts.c.status))
+        stored: dict[int, str] = {row.id: row.status for row in rows}
+        last_done = conn.execute(
+            select(func.max(receipts.c.processed_at)).where(receipts.c.status == "done")
+        ).scalar()
+        event_count = conn.execute(select(func.count()).select_from(events)).scalar() or 0
+        distinct_events = conn.execute(
+            select(func.count()).select_from(
+                select(events.c.message_id, events.c.kind).distinct().subquery()
+            )
+        ).scalar() or 0
+        message_count = conn.execute(select(func.count()).select_from(messages)).scalar() or 0
+
+    states = Counter(stored.values())
+    ok2xx, bad = load.count(200, 300), load.count(400, 401)
+    answered: set[int] = set()
+    lost_2xx = lost_400 = 0
+    for reply in load.replies:
+        if reply is None or not (200 <= reply.status < 300 or reply.status == 400):
+            continue
+        receipt_id = _receipt_id(reply.body)
+        if receipt_id is not None:
+            answered.add(receipt_id)
+        if reply.status == 400:
+            lost_400 += receipt_id is None or stored.get(receipt_id) != "quarantined"
+        else:
+            lost_2xx += receipt_id not in stored
+    other = load.sent - ok2xx - bad
+    beyond = len(stored) - len(answered & stored.keys())
+    breakdown = " + ".join(f"{s} {states.get(s, 0)}" for s in RECEIPT_STATES)
+    unknown = {s: n for s, n in states.items() if s not in RECEIPT_STATES}
+    duplicated = event_count - distinct_events
+    ledger = [
+        sent_check(load),
+        Check("every 2xx has its receipt", lost_2xx == 0,
+              f"{ok2xx - lost_2xx} of {ok2xx} found in the store (lost {lost_2xx})"),
+        Check("every 400 has a quarantined receipt", lost_400 == 0,
+              f"{bad - lost_400} of {bad} found (lost {lost_400})"),
+        Check("receipts = done + pending + failed + dead + quarantined", not unknown,
+              f"{len(stored)} = {breakdown}" + (f" + unknown {unknown}" if unknown else "")),
+        Check("receipts no one was answered for <= other answers", 0 <= beyond <= other,
+              f"{beyond} <= {other}"),
+        Check("duplicated = events - distinct (message, kind) = 0", duplicated == 0,
+              f"{event_count} - {distinct_events} = {duplicated}"),
+    ]
+    notes = []
+    if not finished:
+        notes.append(f"gave up waiting: {states.get('pending', 0)} receipts still pending")
+    if states.get("failed", 0) or states.get("dead", 0):
+        notes.append(f"{states.get('failed', 0)} failed and {states.get('dead', 0)} dead "
+                     "receipts: see the tidings log")
+    if message_count != len(ids):
+        notes.append(f"{message_count} messages in the store for {len(ids)} distinct ids sent")
+    last = last_done.timestamp() if last_done is not None else None
+    return Measured("tidings", load, states.get("done", 0), last, finished,
+                    lost_2xx + lost_400, duplicated, ledger, notes)
+
+
+def _receipt_id(body: bytes) -> int | None:
+    try:
+        found = json.loads(body).get("receipt")
+    except (ValueError, AttributeError):
+        return None
+    return found if isinstance(found, int) else None
+
+
+def redis_client() -> Any:
+    """The baseline's Redis database; NotReady when Redis does not answer."""
+    import redis
+
+    client = redis.Redis(host=HOST, port=REDIS_PORT, db=REDIS_DB, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        raise NotReady(
+            f"Redis is not reachable on {HOST}:{REDIS_PORT} ({error}); the baseline needs it. "
+            "Start it (e.g. `redis-server --bind 127.0.0.1`) and run again."
+        ) from None
+    return client
+
+
+def measure_baseline(args: argparse.Namespace, work: Path, procs: Processes) -> Measured:
+    broker = redis_client()
+    broker.flushdb()
+    db_path = work / "baseline.db"
+    ready = work / "celery.ready"
+    env = clean_env(
+        BASELINE_BROKER_URL=f"redis://{HOST}:{REDIS_PORT}/{REDIS_DB}",
+        BASELINE_DATABASE_URL=f"sqlite:///{db_path}",
+        BASELINE_READY_FILE=str(ready),
+    )
+    procs.start(
+        "celery",
+        [tool("celery"), "--workdir", str(BASELINE_DIR), "-A", "tasks", "worker",
+         "-Q", BASELINE_QUEUE, "--concurrency", "2", "--pool", "prefork",
+         "--loglevel", "WARNING", "--hostname", f"bench{os.getpid()}@%h"],
+        env, cwd=BASELINE_DIR,
+    )
+    port = free_port()
+    procs.start(
+        "gunicorn",
+        [tool("gunicorn"), "--workers", "2", "--worker-class", "sync",
+         "--bind", f"{HOST}:{port}", "--chdir", str(BASELINE_DIR), "--log-level", "warning",
+         "app:app"],
+        env, cwd=BASELINE_DIR,
+    )
+    wait_http(procs, "gunicorn", port, "/healthz")
+    def worker_ready() -> tuple[int, bool]:
+        procs.check_alive("celery")
+        return 0, ready.exists()
+
+    if not wait_for(worker_ready, stall=60, cap=60):
+        raise BenchError(f"the Celery worker did not get ready:\n{procs.log_tail('celery')}")
+
+    ids, bodies = infobip_bodies(args.requests)
+    _say(f"baseline: sending {len(bodies):,} reports on {args.concurrency} connections")
+    load = run_load_blocking(HOST, port, "/email", bodies, args.concurrency, timeout=args.timeout)
+    _say(f"baseline: {load.count(200, 300):,} acknowledged in {load.duration:.1f}s; "
+         "waiting for Celery to store them")
+
+    def progress() -> tuple[int, bool]:
+        procs.check_alive("celery")
+        rows, _ = _baseline_rows(db_path)
+        return rows, rows >= load.count(200, 300)
+
+    finished = wait_for(progress, stall=args.stall, cap=args.drain_cap, every=0.5)
+    left_in_redis = int(broker.llen(BASELINE_QUEUE))
+    procs.stop("gunicorn")
+    procs.stop("celery")
+    return _baseline_ledger(db_path, load, ids, finished, left_in_redis)
+
+
+def _baseline_rows(db_path: Path) -> tuple[int, float | None]:
+    """Rows stored and when the last one was, read with the standard library's sqlite3."""
+    if not db_path.exists():
+        return 0, None
+    with contextlib.closing(sqlite3.connect(db_path, timeout=10)) as conn:
+        try:
+            count, last = conn.execute(
+                "SELECT count(*), max(stored_at) FROM email_reports"
+            ).fetchone()
+        except sqlite3.OperationalError:  # the worker has not created the table yet
+            return 0, None
+    if last is None:
+        return count, None
+    return count, datetime.fromisoformat(last).replace(tzinfo=UTC).timestamp()
+
+
+def _baseline_ledger(
+    db_path: Path, load: LoadResult, ids: list[str], finished: bool, left_in_redis: int
+) -> Measured:
+    _, last = _baseline_rows(db_path)
+    with contextlib.closing(sqlite3.connect(db_path, timeout=10)) as conn:
+        stored = Counter(row[0] for row in conn.execute("SELECT message_id FROM email_reports"))
+    acknowledged = {
+        ids[i] for i, reply in enumerate(load.replies)
+        if reply is not None and 200 <= reply.status < 300
+    }
+    sent = set(ids)
+    lost = len(acknowledged - stored.keys())
+    strays = sum(n for message_id, n in stored.items() if message_id not in sent)
+    rows = sum(stored.values())
+    duplicated = rows - len(stored)
+    ledger = [
+        sent_check(load),
+        Check("every stored row was sent", strays == 0, f"{strays} rows from nowhere"),
+        Check("acknowledged = stored + lost", True,
+              f"{len(acknowledged)} = {len(acknowledged) - lost} + {lost}"),
+    ]
+    notes = [f"duplicated: {rows} rows - {len(stored)} distinct message ids = {duplicated}"]
+    if not finished:
+        notes.append(f"gave up waiting: {lost} acknowledged reports never stored, "
+                     f"{left_in_redis} task messages still in Redis")
+    elif lost:
+        notes.append(f"{lost} acknowledged reports were never stored (see celery.log)")
+    return Measured("baseline", load, rows, last, finished, lost, duplicated, ledger, notes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def _fmt_rate(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def _fmt_ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.1f}"
+
+
+def report(args: argparse.Namespace, command: str, t: Measured, b: Measured) -> list[str]:
+    """Print the table, the targets and the ledgers; the ledgers that do not balance."""
+    tp, bp = percentiles(t.ack_latencies, (50, 99)), percentiles(b.ack_latencies, (50, 99))
+    rows: list[tuple[str, str, str, str]] = [
+        ("requests sent", f"{t.load.sent:,}", f"{b.load.sent:,}", ""),
+        ("acknowledged (2xx)", f"{t.acknowledged:,}", f"{b.acknowledged:,}", ""),
+        ("load duration (s)", f"{t.load.duration:.2f}", f"{b.load.duration:.2f}", ""),
+        ("acknowledged/s", _fmt_rate(t.ack_per_s), _fmt_rate(b.ack_per_s),
+         f"{_ratio(t.ack_per_s, b.ack_per_s):.2f}x"),
+        ("ack latency p50 (ms)", _fmt_ms(tp[50]), _fmt_ms(bp[50]),
+         f"{_ratio(tp[50], bp[50]):.2f}x"),
+        ("ack latency p99 (ms)", _fmt_ms(tp[99]), _fmt_ms(bp[99]),
+         f"{_ratio(tp[99], bp[99]):.2f}x"),
+        ("applied / stored", f"{t.completed:,}", f"{b.completed:,}", ""),
+        ("applied/s vs stored/s (end to end)", _fmt_rate(t.completed_per_s),
+         _fmt_rate(b.completed_per_s), f"{_ratio(t.completed_per_s, b.completed_per_s):.2f}x"),
+        ("lost", f"{t.lost:,}", f"{b.lost:,}", ""),
+        ("duplicated", f"{t.duplicated:,}", f"{b.duplicated:,}", ""),
+        ("connection errors", f"{t.load.errors:,}", f"{b.load.errors:,}", ""),
+    ]
+    print()
+    print(f"tidings bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    print(f"command:  {command}")
+    print(f"machine:  {os.cpu_count()} cores, {platform.platform()}, Python "
+          f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}")
+    print(f"load:     {args.requests:,} distinct webhooks per configuration, "
+          f"{args.concurrency} keep-alive connections, loopback")
+    print("tidings:  `tidings serve` (intake + worker, one process), SQLite WAL, "
+          "Evolution messages.update")
+    print("baseline: Flask under gunicorn (2 sync workers) -> Celery over Redis "
+          "(concurrency 2) -> SQLAlchemy ORM -> SQLite, Infobip email report")
+    print()
+    widths = [max(len(r[i]) for r in [("", "tidings", "baseline", "tidings/baseline"), *rows])
+              for i in range(4)]
+    header = ("", "tidings", "baseline", "tidings/baseline")
+    for row in [header, *rows]:
+        print(f"  {row[0]:<{widths[0]}}  " + "  ".join(
+            f"{cell:>{widths[i + 1]}}" for i, cell in enumerate(row[1:])))
+    print("  (acknowledged/s = 2xx answers / load duration; end to end = first request sent ->"
+          " last event applied / last row stored)")
+
+    ack, applied, p99 = (_ratio(t.ack_per_s, b.ack_per_s),
+                         _ratio(t.completed_per_s, b.completed_per_s), _ratio(tp[99], bp[99]))
+    targets = [
+        (f"acknowledged/s >= {TARGET_ACK:g}x baseline", f"{ack:.2f}x", ack >= TARGET_ACK),
+        (f"applied/s >= {TARGET_APPLIED:g}x baseline stored/s", f"{applied:.2f}x",
+         applied >= TARGET_APPLIED),
+        (f"p99 acknowledgement <= {TARGET_P99:g}x baseline", f"{p99:.2f}x", p99 <= TARGET_P99),
+        ("0 lost", f"{t.lost}", t.lost == 0),
+        ("0 duplicated", f"{t.duplicated}", t.duplicated == 0),
+        ("ledger balanced", "yes" if t.balanced else "no", t.balanced),
+    ]
+    print()
+    print("targets (issue 4, ratios within this run):")
+    width = max(len(name) for name, _, _ in targets)
+    for name, value, met in targets:
+        print(f"  {name:<{width}}  {value:>8}  {'met' if met else 'NOT MET'}")
+
+    void: list[str] = []
+    for measured, source in ((t, "counted from the tidings store"),
+                             (b, "counted from the baseline's SQLite file")):
+        print()
+        print(f"{measured.name} ledger ({source}):")
+        for check in measured.ledger:
+            print(f"  {'ok  ' if check.ok else 'FAIL'}  {check.what}: {check.detail}")
+            if not check.ok:
+                void.append(f"{measured.name}: {check.what} ({check.detail})")
+        for note in measured.notes:
+            print(f"  note  {note}")
+    print()
+    if void:
+        print("LEDGER DOES NOT BALANCE, this run is void:")
+        for line in void:
+            print(f"  {line}")
+    else:
+        print("ledgers balanced.")
+    return void
+
+
+def _say(text: str) -> None:
+    print(f"[bench] {text}", flush=True)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--requests", type=int, default=20000, help="webhooks per side")
+    parser.add_argument("--concurrency", type=int, default=64, help="connections")
+    parser.add_argument("--timeout", type=float, default=600.0,
+                        help="seconds the load may take per side before it is cut short")
+    parser.add_argument("--stall", type=float, default=60.0,
+                        help="stop waiting for the workers after this many seconds without "
+                             "progress")
+    parser.add_argument("--drain-cap", type=float, default=1800.0,
+                        help="stop waiting for the workers after this many seconds in all")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temporary directory (stores and logs)")
+    args = parser.parse_args(argv)
+    if args.requests < 1 or args.concurrency < 1:
+        parser.error("--requests and --concurrency must be at least 1")
+    return args
+
+
+@contextlib.contextmanager
+def _workdir(keep: bool) -> Iterator[Path]:
+    """A fresh directory for the stores and logs; kept with --keep or when the run failed."""
+    path = Path(tempfile.mkdtemp(prefix="tidings-bench-"))
+    try:
+        yield path
+    except BenchError:
+        keep = True
+        raise
+    finally:
+        if keep:
+            print(f"[bench] stores and logs kept in {path}", file=sys.stderr)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    here = os.path.relpath(sys.executable) if sys.executable.startswith(os.getcwd()) \
+        else sys.executable
+    command = shlex.join([here, *sys.argv])
+    # Ctrl-C must stop the run and its servers even when a shell started us with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _as_ctrl_c)
+    try:
+        redis_client()  # fail before minutes of tidings load when the baseline cannot run
+        with _workdir(args.keep) as work, Processes(work) as procs:
+            tidings = measure_tidings(args, work, procs)
+            baseline = measure_baseline(args, work, procs)
+            void = report(args, command, tidings, baseline)
+    except BenchError as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("bench: interrupted; every process it started has been stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_UNBALANCED if void else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
