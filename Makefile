@@ -16,8 +16,11 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)
 	$(BIN)/tidings serve
 
+# The whole suite twice: on SQLite (the embedded default) and on PostgreSQL (scale-out).
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	@scripts/ensure-services || echo "a service is down; the tests that need it will say so"
+	$(BIN)/python -m pytest --db sqlite
+	$(BIN)/python -m pytest --db postgresql
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -217,14 +217,20 @@ async def run_load(
         _build_request(host, port, path, body, content_type, headers or {}) for body in bodies
     ]
     run = _Run(host, port, requests)
-    timed_out = False
     started_at = time.time()
     tasks = [asyncio.create_task(run.client()) for _ in range(max(1, concurrency))]
     try:
-        await asyncio.wait_for(asyncio.gather(*tasks), timeout)
-    except TimeoutError:
-        timed_out = True
-    finished_at = time.time()
+        done, pending = await asyncio.wait(
+            tasks, timeout=timeout, return_when=asyncio.FIRST_EXCEPTION
+        )
+        finished_at = time.time()
+        for task in done:
+            task.result()  # a client that crashed is a bug here: let it surface
+        timed_out = bool(pending)
+    finally:  # also on cancellation (Ctrl-C): close every connection before leaving
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
     answered = [reply for reply in run.replies if reply is not None]
     return LoadResult(
         sent=sum(run.written),

@@ -340,15 +340,18 @@ class Measured:
         return all(check.ok for check in self.ledger)
 
 
-def sent_check(load: LoadResult) -> Check:
+def sent_checks(load: LoadResult, intended: int) -> list[Check]:
+    """Every request went out, and every one sent is accounted for by its answer (or none)."""
     ok2xx, bad = load.count(200, 300), load.count(400, 401)
     other = sum(load.status_counts.values()) - ok2xx - bad + load.unanswered
-    return Check(
-        "sent = 2xx + 400 + other",
-        load.sent == ok2xx + bad + other,
-        f"{load.sent} = {ok2xx} + {bad} + {other}"
-        f" (other: {_other_statuses(load)}, unanswered {load.unanswered})",
-    )
+    cut = " (the load hit --timeout)" if load.timed_out else ""
+    return [
+        Check("every request was sent", load.sent == intended,
+              f"{load.sent} of {intended}{cut}"),
+        Check("sent = 2xx + 400 + other", load.sent == ok2xx + bad + other,
+              f"{load.sent} = {ok2xx} + {bad} + {other}"
+              f" (other: {_other_statuses(load)}, unanswered {load.unanswered})"),
+    ]
 
 
 def _other_statuses(load: LoadResult) -> str:
@@ -444,7 +447,7 @@ def _tidings_ledger(db: Database, load: LoadResult, ids: list[str], finished: bo
     unknown = {s: n for s, n in states.items() if s not in RECEIPT_STATES}
     duplicated = event_count - distinct_events
     ledger = [
-        sent_check(load),
+        *sent_checks(load, len(ids)),
         Check("every 2xx has its receipt", lost_2xx == 0,
               f"{ok2xx - lost_2xx} of {ok2xx} found in the store (lost {lost_2xx})"),
         Check("every 400 has a quarantined receipt", lost_400 == 0,
@@ -575,7 +578,7 @@ def _baseline_ledger(
     rows = sum(stored.values())
     duplicated = rows - len(stored)
     ledger = [
-        sent_check(load),
+        *sent_checks(load, len(ids)),
         Check("every stored row was sent", strays == 0, f"{strays} rows from nowhere"),
         Check("acknowledged = stored + lost", True,
               f"{len(acknowledged)} = {len(acknowledged) - lost} + {lost}"),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 import uvicorn
 
@@ -41,9 +44,65 @@ def free_port() -> int:
         return port
 
 
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--db",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="Store every test runs on: a SQLite file, or a fresh PostgreSQL database.",
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"tidings store under test: {config.getoption('--db')}"
+
+
+def on_postgresql(config: pytest.Config) -> bool:
+    return bool(config.getoption("--db") == "postgresql")
+
+
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'tidings.db'}"
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new, empty store for one test: a SQLite file, or a PostgreSQL database (--db)."""
+    if not on_postgresql(request.config):
+        yield f"sqlite:///{tmp_path / 'tidings.db'}"
+        return
+    name = f"tidings_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+sqlite_only = pytest.mark.sqlite_only
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests of SQLite's own behaviour (file locks) say so, and are not run on PostgreSQL."""
+    if not on_postgresql(config):
+        return
+    skip = pytest.mark.skip(reason="exercises SQLite file locking; not a PostgreSQL behaviour")
+    for item in items:
+        if item.get_closest_marker("sqlite_only"):
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """`tidings` CLI runs configure logging for the process; undo it after each test."""
+    names = ("tidings", "uvicorn", "uvicorn.access", "uvicorn.error")
+    saved = {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).propagate) for n in names}
+    yield
+    for name, (handlers, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = handlers
+        logger.propagate = propagate
 
 
 @pytest.fixture

@@ -77,9 +77,11 @@ def test_token_create_prints_the_token_alone_last(cli: CliRunner, db_url: str) -
     assert token.startswith("tdg_") and " " not in token
     from tidings.storage.tokens import check_token
 
-    with Database(db_url).read() as conn:
+    db = Database(db_url)
+    with db.read() as conn:
         assert check_token(conn, token)
         assert not check_token(conn, token + "x")
+    db.dispose()
 
 
 def _store_with_campaign(db_url: str) -> Database:
@@ -106,6 +108,7 @@ def test_recount_exit_codes_and_fix(cli: CliRunner, db_url: str) -> None:
     fixed = cli.invoke(main, ["recount", "--fix"])
     assert fixed.exit_code == 1 and "repaired" in fixed.output
     assert run(cli, "recount").exit_code == 0
+    db.dispose()
 
 
 def test_replay_by_status_and_connection(cli: CliRunner, db_url: str) -> None:
@@ -136,6 +139,7 @@ def test_replay_by_status_and_connection(cli: CliRunner, db_url: str) -> None:
     assert unknown.exit_code == 1 and "nope" in unknown.output
     bad_date = cli.invoke(main, ["replay", "--since", "yesterday"])
     assert bad_date.exit_code == 2
+    db.dispose()
 
 
 def test_doctor_reports_each_check(

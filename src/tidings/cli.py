@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import socket
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import urlsplit
 
 import click
@@ -13,7 +14,7 @@ from sqlalchemy.engine import make_url
 
 from tidings import __version__
 from tidings.config import Settings, load_settings
-from tidings.domain.errors import Conflict, NotFound, StorageUnavailable, TidingsError
+from tidings.domain.errors import Conflict, NotFound, StorageUnavailable
 from tidings.logging import configure_logging
 from tidings.providers.registry import PROVIDERS, get_provider
 from tidings.storage import connections, inbox, tokens
@@ -34,8 +35,14 @@ def _settings() -> Settings:
         raise click.ClickException(f"configuration: {error}") from None
 
 
-def _db(settings: Settings) -> Database:
-    return Database(settings.database_url, settings.store_timeout_seconds)
+@contextmanager
+def _db(settings: Settings) -> Iterator[Database]:
+    """The store for one command; its connections are closed when the command ends."""
+    db = Database(settings.database_url, settings.store_timeout_seconds)
+    try:
+        yield db
+    finally:
+        db.dispose()
 
 
 def _now() -> datetime:
@@ -75,7 +82,7 @@ def serve(host: str, port: int, no_worker: bool) -> None:
     from tidings.app import create_app
 
     settings = _settings()
-    db = _db(settings)
+    db = Database(settings.database_url, settings.store_timeout_seconds)
     run_worker = not no_worker
     if run_worker and not settings.embedded:
         raise click.ClickException(
@@ -95,10 +102,10 @@ def serve(host: str, port: int, no_worker: bool) -> None:
 def migrate() -> None:
     """Create the schema or upgrade it in place to the newest version."""
     settings = _settings()
-    db = _db(settings)
     try:
-        before = current_revision(db)
-        upgrade(db)
+        with _db(settings) as db:
+            before = current_revision(db)
+            upgrade(db)
     except StorageUnavailable as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"schema at {head_revision()} (was {before or 'empty'})")
@@ -125,13 +132,13 @@ def connection_add(provider: str, name: str, secret: str | None, options: tuple[
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--option")
         parsed[key.strip()] = value
     settings = _settings()
-    db = _db(settings)
-    upgrade(db)
     try:
-        with db.write() as conn:
-            added = connections.add_connection(
-                conn, provider, name, secret or connections.new_secret(), parsed, _now()
-            )
+        with _db(settings) as db:
+            upgrade(db)
+            with db.write() as conn:
+                added = connections.add_connection(
+                    conn, provider, name, secret or connections.new_secret(), parsed, _now()
+                )
     except Conflict as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"added {provider} connection {name!r} ({get_provider(provider).auth_scheme})")
@@ -146,7 +153,7 @@ def connection_list() -> None:
     from tidings.api.routes import intake_url
 
     settings = _settings()
-    with _db(settings).read() as conn:
+    with _db(settings) as db, db.read() as conn:
         found = connections.list_connections(conn)
     if not found:
         click.echo("no connections yet: tidings connection add PROVIDER NAME")
@@ -168,10 +175,10 @@ def token() -> None:
 @click.option("--name", default="default", show_default=True)
 def token_create(name: str) -> None:
     """Create an API token; prints it alone on the last line (it is not shown again)."""
-    db = _db(_settings())
-    upgrade(db)
-    with db.write() as conn:
-        new = tokens.create_token(conn, name, _now())
+    with _db(_settings()) as db:
+        upgrade(db)
+        with db.write() as conn:
+            new = tokens.create_token(conn, name, _now())
     click.echo(f"token {name!r} created; use it as 'Authorization: Bearer <token>':")
     click.echo(new)
 
@@ -191,8 +198,7 @@ def replay(
     """Apply receipts again. Safe: events are deduplicated, the lifecycle only moves forward."""
     if not (receipt_ids or status or connection_name or since):
         raise click.UsageError("name receipts or give --status/--connection/--since")
-    db = _db(_settings())
-    with db.write() as conn:
+    with _db(_settings()) as db, db.write() as conn:
         connection_id = None
         if connection_name:
             try:
@@ -213,8 +219,7 @@ def replay(
 @click.option("--fix", is_flag=True, help="Repair the counters that drifted.")
 def recount(fix: bool) -> None:
     """Recompute campaign counters from messages; exit 1 when any had drifted."""
-    db = _db(_settings())
-    with db.write() as conn:
+    with _db(_settings()) as db, db.write() as conn:
         drift = recount_counters(conn, fix)
     if not drift:
         click.echo("no drift: every campaign counter matches its messages")
@@ -246,34 +251,30 @@ def doctor() -> None:
         sys.exit(1)
     mode = "embedded" if settings.embedded else "scale-out"
     report(True, "configuration", f"{mode} mode, store {_safe_url(settings)}")
-    db = _db(settings)
-    checks: list[tuple[str, Any]] = []
-    try:
-        current = current_revision(db)
-        report(True, "store", "reachable")
-        head = head_revision()
-        report(
-            current == head,
-            "schema",
-            f"at {current or 'nothing'}, newest {head}"
-            + ("" if current == head else " (run tidings migrate)"),
-        )
-        if current == head:
-            with db.read() as conn:
-                drift = recount_counters(conn, fix=False)
-            report(
-                not drift,
-                "counters",
-                "no drift" if not drift else f"{len(drift)} drifted (tidings recount)",
-            )
-    except (StorageUnavailable, TidingsError) as error:
-        report(False, "store", str(error))
-    del checks
+    with _db(settings) as db:
+        _check_store(db, report)
     if settings.broker_url:
         report(*_broker_reachable(settings.broker_url))
     else:
         report(True, "broker", "none configured (embedded mode)")
     sys.exit(1 if problems else 0)
+
+
+def _check_store(db: Database, report: Callable[[bool, str, str], None]) -> None:
+    try:
+        current = current_revision(db)
+    except StorageUnavailable as error:
+        report(False, "store", str(error))
+        return
+    report(True, "store", "reachable")
+    head = head_revision()
+    hint = "" if current == head else " (run tidings migrate)"
+    report(current == head, "schema", f"at {current or 'nothing'}, newest {head}{hint}")
+    if current == head:
+        with db.read() as conn:
+            drift = recount_counters(conn, fix=False)
+        detail = "no drift" if not drift else f"{len(drift)} drifted (tidings recount)"
+        report(not drift, "counters", detail)
 
 
 def _broker_reachable(url: str) -> tuple[bool, str, str]:

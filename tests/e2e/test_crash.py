@@ -62,8 +62,9 @@ def serving(
 
 
 @pytest.mark.slow
-def test_sigkill_mid_batch_then_restart_applies_everything_once(tmp_path: Path) -> None:
-    db_url = f"sqlite:///{tmp_path / 'crash.db'}"
+def test_sigkill_mid_batch_then_restart_applies_everything_once(
+    tmp_path: Path, db_url: str
+) -> None:
     env = {
         **os.environ,
         "TIDINGS_DATABASE_URL": db_url,
@@ -158,7 +159,10 @@ def test_sigkill_mid_batch_then_restart_applies_everything_once(tmp_path: Path) 
     db.dispose()
     for client in clients:
         client.close()
-    assert len(acknowledged) == len(stored) == len(bodies)
+    assert len(acknowledged) == len(bodies)
+    # A webhook committed just before the kill but never answered was sent again: two receipts
+    # for one body are allowed (the provider would retry too); its events still apply once.
+    assert len(stored) >= len(bodies)
     for receipt_id, body in acknowledged:
         assert stored[receipt_id] == body  # every acknowledged webhook, byte for byte
     assert final["done"] == len(stored)

@@ -138,6 +138,7 @@ def test_callbell_connection_check_gets_status_ok(running_app: RunningApp) -> No
     assert counts["done"] == 3  # stored like any receipt, applied as a no-op
 
 
+@pytest.mark.sqlite_only
 def test_locked_sqlite_store_answers_503_then_recovers_without_loss(
     running_app: RunningApp, db_url: str
 ) -> None:

@@ -25,10 +25,9 @@ def _config() -> Config:
 def upgrade(db: Database, revision: str = "head") -> None:
     """Bring the schema to `revision`; safe to run on every start."""
     config = _config()
-    with db.engine.connect().execution_options(tidings_write=True) as conn:
+    with db.write() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
-        conn.commit()
 
 
 def head_revision() -> str | None:
@@ -36,5 +35,6 @@ def head_revision() -> str | None:
 
 
 def current_revision(db: Database) -> str | None:
-    with db.engine.connect() as conn:
+    """The schema version in the store (None when empty); StorageUnavailable if unreachable."""
+    with db.read() as conn:
         return MigrationContext.configure(conn).get_current_revision()
