@@ -57,6 +57,7 @@ def test_registered_message_moves_through_its_lifecycle(app: RunningApp) -> None
     detail = message(app, "M1")
     assert detail["state"] == "read"
     assert detail["campaign"] == "spring" and detail["contact_ref"] == "lead-7"
+    assert detail["channel"] == "whatsapp"  # the provider's channel when none is given
     assert detail["sent_at"] <= detail["delivered_at"] <= detail["read_at"]
     kinds = [(e["kind"], e["receipt"] is not None) for e in detail["events"]]
     assert kinds == [("sent", False), ("delivered", True), ("read", True)]

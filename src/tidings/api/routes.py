@@ -125,7 +125,7 @@ def register(body: RegisterMessage, db: Db, response: Response) -> MessageDetail
                     recipient=body.recipient,
                     contact_ref=body.contact_ref,
                     metadata=body.metadata,
-                    channel=body.channel,
+                    channel=body.channel or get_provider(connection.provider).channel,
                     sent_at=body.sent_at.astimezone(UTC) if body.sent_at else None,
                 ),
                 now,
