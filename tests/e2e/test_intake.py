@@ -213,3 +213,10 @@ def test_concurrent_webhooks_all_get_their_own_receipt(running_app: RunningApp) 
     assert len(set(results)) == 40
     with running_app.db.read() as conn:
         assert conn.execute(select(func.count()).select_from(receipts)).scalar_one() == 40
+
+
+def test_get_without_a_handshake_is_405(running_app: RunningApp) -> None:
+    running_app.add_connection("evolution", "main")
+    response = running_app.client.get("/hooks/evolution/main", params={"token": "s3cret"})
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"

@@ -142,10 +142,10 @@ class Intake:
             return _error(
                 404, "unknown_connection", f"no {provider_name} connection named {name!r}"
             )
-        if request.method == "GET":
-            return self._handshake(provider)
         now = datetime.now(UTC)
         headers = {k.lower(): v for k, v in request.headers.items()}
+        if request.method == "GET":
+            return await self._handshake(request, provider, connection, headers, now)
         try:
             body = await _read_body(request, self._settings.max_body_bytes)
         except _TooLarge:
@@ -160,11 +160,8 @@ class Intake:
             headers=headers,
             body=body,
         )
-        auth = ConnectionAuth(
-            connection.name, connection.provider, connection.secret, connection.options
-        )
         try:
-            provider.verify(parts, auth)
+            provider.verify(parts, _auth(connection))
         except SignatureError as error:
             await self._reject(request, provider, connection, 401, str(error), headers, body, now)
             return _error(401, "unauthorized", str(error))
@@ -191,11 +188,27 @@ class Intake:
             return JSONResponse(reply[1], status_code=reply[0])
         return JSONResponse({"receipt": receipt_id}, status_code=202)
 
-    def _handshake(self, provider: Provider) -> Response:
+    async def _handshake(
+        self,
+        request: Request,
+        provider: Provider,
+        connection: StoredConnection,
+        headers: Mapping[str, str],
+        now: datetime,
+    ) -> Response:
+        """A GET: the provider's verification handshake, or its set answer, or 405."""
+        parts = RequestParts("GET", self._url(request), dict(request.query_params), headers, b"")
+        try:
+            challenge = provider.handshake(parts, _auth(connection))
+        except SignatureError as error:
+            await self._reject(request, provider, connection, 403, str(error), headers, b"", now)
+            return _error(403, "forbidden", str(error))
+        if challenge is not None:
+            return PlainTextResponse(challenge)
         reply = provider.reply(b"")
         if reply is not None:
             return JSONResponse(reply[1], status_code=reply[0])
-        return PlainTextResponse("use POST to deliver webhooks", status_code=405)
+        return _error(405, "method_not_allowed", "use POST to deliver webhooks")
 
     async def _reject(
         self,
@@ -230,6 +243,12 @@ class Intake:
             await asyncio.to_thread(write)
         except StorageUnavailable as error:
             log.warning("could not log the rejection: %s", error)
+
+
+def _auth(connection: StoredConnection) -> ConnectionAuth:
+    return ConnectionAuth(
+        connection.name, connection.provider, connection.secret, connection.options
+    )
 
 
 def _stored_headers(headers: Mapping[str, str], connection: StoredConnection) -> dict[str, str]:

@@ -52,12 +52,18 @@ def _no_reply(body: bytes) -> Reply | None:
     return None
 
 
+def _no_handshake(request: RequestParts, connection: ConnectionAuth) -> str | None:
+    return None
+
+
 @dataclass(frozen=True)
 class Provider:
     """One provider: its pure webhook functions plus how intake should treat its requests.
 
     `reply` lets a provider that expects a set answer get it (Callbell's connection check);
-    None means the standard 202 `{"receipt": id}`.
+    None means the standard 202 `{"receipt": id}`. `handshake` answers a GET on the intake URL
+    (Meta's verification): the text to send back, None when the provider has no handshake;
+    it raises SignatureError when the GET is not genuine.
     """
 
     name: str
@@ -68,6 +74,7 @@ class Provider:
     verify: Callable[[RequestParts, ConnectionAuth], None]
     parse: Callable[[bytes, Mapping[str, str]], list[ParsedItem]]
     reply: Callable[[bytes], Reply | None] = _no_reply
+    handshake: Callable[[RequestParts, ConnectionAuth], str | None] = _no_handshake
 
 
 def secrets_equal(given: str, expected: str) -> bool:
