@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tidings import __version__
 from tidings.api.routes import router
@@ -24,32 +25,70 @@ from tidings.intake.writer import ReceiptWriter
 from tidings.scheduler.embedded import EmbeddedScheduler
 from tidings.scheduler.jobs import JobContext
 from tidings.storage.db import Database
+from tidings.worker.embedded import WorkerProcess
 from tidings.worker.process import Worker
 
 __all__ = ["create_app"]
 
 
+class _Front:
+    """Sends `/hooks/…` straight to the intake and everything else (lifespan too) to FastAPI."""
+
+    def __init__(self, intake: Intake, api: FastAPI) -> None:
+        self.intake = intake
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/hooks/"):
+            await self.intake(scope, receive, send)
+        else:
+            await self.api(scope, receive, send)
+
+
+class _InProcessWorker:
+    """Worker and scheduler as threads of this process (tests, and `worker_process=false`)."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self._worker = Worker(db, settings)
+        self._scheduler = EmbeddedScheduler(JobContext(db, settings, self._worker.wake))
+
+    def wake(self) -> None:
+        self._worker.wake()
+
+    def start(self) -> None:
+        self._worker.start()
+        self._scheduler.start()
+
+    def stop(self) -> None:
+        self._scheduler.stop()
+        self._worker.stop()
+
+
 def create_app(
-    settings: Settings, *, run_worker: bool = True, db: Database | None = None
-) -> FastAPI:
-    """Build the app. With `run_worker`, the worker and scheduler run in this process."""
+    settings: Settings,
+    *,
+    run_worker: bool = True,
+    worker_process: bool = False,
+    db: Database | None = None,
+) -> ASGIApp:
+    """Build the app. With `run_worker`, the worker and scheduler run beside it: as threads, or
+    with `worker_process` in a child process of their own (a second core for applying)."""
     db = db or Database(settings.database_url, settings.store_timeout_seconds)
-    worker = Worker(db, settings) if run_worker else None
+    worker: _InProcessWorker | WorkerProcess | None = None
+    if run_worker:
+        worker = WorkerProcess(settings) if worker_process else _InProcessWorker(db, settings)
     wake = worker.wake if worker else (lambda: None)
     writer = ReceiptWriter(db, on_commit=wake)
-    scheduler = EmbeddedScheduler(JobContext(db, settings, wake)) if run_worker else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await writer.start()
-        if worker and scheduler:
+        if worker:
             worker.start()
-            scheduler.start()
         try:
             yield
         finally:
-            if worker and scheduler:
-                scheduler.stop()
+            if worker:
                 worker.stop()
             await writer.stop()
             db.dispose()
@@ -66,8 +105,6 @@ def create_app(
     app.include_router(router)
 
     intake = Intake(db, writer, settings)
-    app.add_route("/hooks/{provider}/{connection}", intake.endpoint, methods=["POST", "GET"])
-    app.state.intake = intake
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, error: ApiError) -> Response:
@@ -110,4 +147,4 @@ def create_app(
     def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    return app
+    return _Front(intake, app)

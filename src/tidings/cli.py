@@ -94,7 +94,7 @@ def serve(host: str, port: int, no_worker: bool) -> None:
         except StorageUnavailable as error:
             raise click.ClickException(f"cannot open the store: {error}") from None
     click.echo(f"tidings {__version__} on http://{host}:{port} (store: {_safe_url(settings)})")
-    app = create_app(settings, run_worker=run_worker, db=db)
+    app = create_app(settings, run_worker=run_worker, worker_process=settings.worker_process, db=db)
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=True)
 
 

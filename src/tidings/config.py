@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     receipt_retry_schedule: str = "10,60,300,1800,7200"
     worker_batch_size: int = Field(default=200, gt=0, le=5000)
     worker_idle_seconds: float = Field(default=1.0, gt=0)
+    worker_process: bool = True
     public_url: str | None = None
     log_level: str = "INFO"
     log_json: bool = False

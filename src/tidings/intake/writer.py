@@ -24,6 +24,11 @@ log = get_logger("intake")
 _Pending = tuple[NewReceipt, "asyncio.Future[int]"]
 
 
+def _expire(future: asyncio.Future[int]) -> None:
+    if not future.done():
+        future.set_exception(StorageUnavailable("the store did not commit in time"))
+
+
 class ReceiptWriter:
     def __init__(
         self, db: Database, on_commit: Callable[[], None] = lambda: None, max_batch: int = 512
@@ -48,12 +53,15 @@ class ReceiptWriter:
         """The receipt's id once committed; StorageUnavailable if that cannot happen in time."""
         if self._queue is None:
             raise RuntimeError("ReceiptWriter.start() was not called")
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        await self._queue.put((receipt, future))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        # A timer, not wait_for: one handle per request is the cheapest way to bound the wait.
+        timer = loop.call_later(self._db.timeout + 1.0, _expire, future)
+        self._queue.put_nowait((receipt, future))
         try:
-            return await asyncio.wait_for(asyncio.shield(future), self._db.timeout + 1.0)
-        except TimeoutError:
-            raise StorageUnavailable("the store did not commit in time") from None
+            return await future
+        finally:
+            timer.cancel()
 
     async def _run(self) -> None:
         assert self._queue is not None

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Row, exc
 
@@ -28,7 +28,7 @@ from tidings.storage.connections import StoredConnection
 from tidings.storage.db import Database
 from tidings.tracking import Incoming, apply_events
 
-__all__ = ["BatchResult", "Worker", "process_batch"]
+__all__ = ["BatchResult", "WakeEvent", "Worker", "process_batch"]
 
 log = get_logger("worker")
 
@@ -179,13 +179,21 @@ def _fail(
     )
 
 
+class WakeEvent(Protocol):
+    """What `threading.Event` and `multiprocessing.Event` share: how intake wakes a worker."""
+
+    def set(self) -> None: ...
+    def clear(self) -> None: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
 class Worker:
     """Runs `process_batch` in a thread until stopped; intake wakes it after each commit."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, wake: WakeEvent | None = None) -> None:
         self._db = db
         self._settings = settings
-        self._wake = threading.Event()
+        self._wake: WakeEvent = wake if wake is not None else threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -204,6 +212,7 @@ class Worker:
 
     def run_forever(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()  # before claiming, so a wake-up during the batch is not lost
             try:
                 result = process_batch(self._db, self._settings)
             except StorageUnavailable as error:
@@ -216,4 +225,3 @@ class Worker:
                 continue
             if result.claimed == 0:
                 self._wake.wait(self._settings.worker_idle_seconds)
-                self._wake.clear()
