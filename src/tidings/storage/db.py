@@ -8,6 +8,8 @@ provider retries. Nothing builds an engine at import time.
 from __future__ import annotations
 
 import math
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -129,9 +131,36 @@ def _configure_sqlite(engine: Engine, timeout: float) -> None:
         cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         cursor.close()
 
+    busy_ms = int(timeout * 1000)
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         if conn.get_execution_options().get("tidings_write"):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            _begin_immediate(conn.connection.dbapi_connection, timeout, busy_ms)
         else:
             conn.exec_driver_sql("BEGIN")
+
+
+# How often a writer waiting for SQLite's write lock looks again. SQLite's own busy handler
+# backs off to 25-100 ms sleeps, so a writer would sleep on long after the lock was free; the
+# intake and the worker take turns on the lock many times a second, so we poll instead.
+_LOCK_POLL_SECONDS = 0.0005
+
+
+def _begin_immediate(raw: Any, timeout: float, busy_ms: int) -> None:
+    """Take SQLite's write lock, polling every half millisecond for up to `timeout`."""
+    deadline = time.monotonic() + timeout
+    raw.execute("PRAGMA busy_timeout=0")
+    try:
+        while True:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) and "busy" not in str(error):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(_LOCK_POLL_SECONDS)
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={busy_ms}")

@@ -20,13 +20,14 @@ from tidings.storage.schema import receipts
 __all__ = [
     "NewReceipt",
     "ReceiptStatus",
-    "claim_pending",
+    "claim",
     "count_by_status",
     "get_receipt",
     "insert_receipts",
     "list_receipts",
     "mark_done_many",
     "mark_failed",
+    "peek_pending",
     "purge_older_than",
     "release_due_retries",
     "replay",
@@ -77,17 +78,26 @@ def insert_receipts(conn: Connection, new: Sequence[NewReceipt]) -> list[int]:
     return [row.id for row in result]
 
 
-def claim_pending(conn: Connection, limit: int) -> list[Row[Any]]:
-    """Pending receipts, oldest first, locked for this transaction (skipped by other workers)."""
+def peek_pending(conn: Connection, limit: int) -> list[Row[Any]]:
+    """The oldest pending receipts, read without locking (parse them, then `claim`)."""
     query = (
         select(receipts)
         .where(receipts.c.status == ReceiptStatus.PENDING.value)
         .order_by(receipts.c.id)
         .limit(limit)
     )
+    return list(conn.execute(query).all())
+
+
+def claim(conn: Connection, ids: Sequence[int]) -> set[int]:
+    """Which of these receipts are still pending, locked for this transaction; on PostgreSQL
+    rows another worker holds are skipped, so no two workers apply one receipt."""
+    query = select(receipts.c.id).where(
+        receipts.c.id.in_(list(ids)), receipts.c.status == ReceiptStatus.PENDING.value
+    )
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    return list(conn.execute(query).all())
+    return {row.id for row in conn.execute(query)}
 
 
 _MARK_DONE = (

@@ -49,6 +49,7 @@ class _Parsed:
     receipt: Row[Any]
     connection: StoredConnection
     items: list[ParsedItem]
+    error: str | None = None
 
 
 def _utcnow() -> datetime:
@@ -58,13 +59,24 @@ def _utcnow() -> datetime:
 def process_batch(
     db: Database, settings: Settings, now: Callable[[], datetime] = _utcnow
 ) -> BatchResult:
-    """Apply up to `worker_batch_size` pending receipts in one transaction."""
+    """Apply up to `worker_batch_size` pending receipts in one transaction.
+
+    Receipts are read and parsed before the write transaction starts, so the write lock (one
+    for the whole file on SQLite, which the intake needs too) is held only while applying.
+    """
     result = BatchResult()
+    with db.read() as conn:
+        candidates = inbox.peek_pending(conn, settings.worker_batch_size)
+        known = {c.id: c for c in connections.list_connections(conn)} if candidates else {}
+    if not candidates:
+        return result
+    parsed = [_parse(receipt, known[receipt.connection_id]) for receipt in candidates]
     with db.write() as conn:
-        claimed = inbox.claim_pending(conn, settings.worker_batch_size)
-        result.claimed = len(claimed)
-        if claimed:
-            _process(conn, claimed, settings, now(), result)
+        claimed = inbox.claim(conn, [receipt.id for receipt in candidates])
+        batch = [p for p in parsed if p.receipt.id in claimed]
+        result.claimed = len(batch)
+        if batch:
+            _process(conn, batch, settings, now(), result)
     RECEIPTS_PROCESSED.labels("done").inc(result.done)
     RECEIPTS_PROCESSED.labels("failed").inc(result.failed)
     RECEIPTS_PROCESSED.labels("dead").inc(result.dead)
@@ -72,25 +84,27 @@ def process_batch(
     return result
 
 
+def _parse(receipt: Row[Any], connection: StoredConnection) -> _Parsed:
+    try:
+        items = get_provider(receipt.provider).parse(receipt.body, receipt.headers or {})
+    except Exception as error:  # a body the adapter cannot read fails alone
+        return _Parsed(receipt, connection, [], f"{type(error).__name__}: {error}")
+    return _Parsed(receipt, connection, items)
+
+
 def _process(
     conn: Connection,
-    claimed: list[Row[Any]],
+    batch: list[_Parsed],
     settings: Settings,
     now: datetime,
     result: BatchResult,
 ) -> None:
-    known = {c.id: c for c in connections.list_connections(conn)}
     parsed: list[_Parsed] = []
-    for receipt in claimed:
-        connection = known[receipt.connection_id]
-        try:
-            items = get_provider(receipt.provider).parse(receipt.body, receipt.headers or {})
-        except Exception as error:  # a body the adapter cannot read fails alone
-            _fail(
-                conn, receipt, connection, f"{type(error).__name__}: {error}", settings, now, result
-            )
-            continue
-        parsed.append(_Parsed(receipt, connection, items))
+    for one in batch:
+        if one.error is None:
+            parsed.append(one)
+        else:
+            _fail(conn, one.receipt, one.connection, one.error, settings, now, result)
     try:
         with conn.begin_nested():
             notes = _apply(conn, parsed, now, result)
@@ -225,3 +239,6 @@ class Worker:
                 continue
             if result.claimed == 0:
                 self._wake.wait(self._settings.worker_idle_seconds)
+            elif result.claimed < self._settings.worker_batch_size:
+                # Let more arrive: fewer, larger transactions, and the lock free for intake.
+                self._stop.wait(self._settings.worker_linger_seconds)
