@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest --db postgresql
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy --strict src/tidings
 
 BENCH_STAMP := $(VENV)/.bench-stamp
