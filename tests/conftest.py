@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,10 +91,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Tests of SQLite's own behaviour (file locks) say so, and are not run on PostgreSQL."""
     if not on_postgresql(config):
         return
-    skip = pytest.mark.skip(reason="exercises SQLite file locking; not a PostgreSQL behaviour")
+    sqlite_only = pytest.mark.skip(reason="exercises SQLite itself; not a PostgreSQL behaviour")
+    once = pytest.mark.skip(reason="brings its own store; it runs in the --db sqlite pass")
     for item in items:
         if item.get_closest_marker("sqlite_only"):
-            item.add_marker(skip)
+            item.add_marker(sqlite_only)
+        elif item.get_closest_marker("once"):
+            item.add_marker(once)
 
 
 @pytest.fixture(autouse=True)
@@ -217,3 +224,110 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.05)
+
+
+TIDINGS = str(Path(sys.executable).with_name("tidings"))
+
+
+@contextmanager
+def serving(
+    env: dict[str, str], port: int, log: Path, *extra: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`tidings serve` in a subprocess; the caller may SIGKILL it, otherwise it is stopped."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [TIDINGS, "serve", "--port", str(port), *extra],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+
+            def up() -> bool:
+                try:
+                    return (
+                        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code
+                        == 200
+                    )
+                except httpx.HTTPError:
+                    return False
+
+            wait_for(up, 20)
+            yield process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+            process.wait(20)
+
+
+class Poster:
+    """Posts webhook bodies from many threads, one keep-alive client per thread, and keeps the
+    ledger: which bodies were acknowledged (with their receipt) and which must be sent again."""
+
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
+        self.url = url
+        self.headers = headers or {"content-type": "application/json"}
+        self.acknowledged: list[tuple[int, bytes]] = []
+        self.refused: list[bytes] = []
+        self.statuses: list[int] = []
+        self._local = threading.local()
+        self._clients: list[httpx.Client] = []
+        self._lock = threading.Lock()
+
+    def post(self, body: bytes) -> None:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = httpx.Client(timeout=10)
+            with self._lock:
+                self._clients.append(client)
+        try:
+            response = client.post(self.url, content=body, headers=self.headers)
+        except httpx.HTTPError:
+            with self._lock:
+                self.refused.append(body)
+                self.statuses.append(0)
+            return
+        with self._lock:
+            self.statuses.append(response.status_code)
+            if response.status_code == 202:
+                self.acknowledged.append((response.json()["receipt"], body))
+            else:
+                self.refused.append(body)
+
+    def resend_refused(self, attempts: int = 20) -> None:
+        """Send the refused bodies again, as a provider retries after a 503."""
+        for _ in range(attempts):
+            pending, self.refused = self.refused, []
+            for body in pending:
+                self.post(body)
+            if not self.refused:
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"{len(self.refused)} bodies still refused")
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.close()
+
+
+def assert_applied_exactly_once(
+    db: Database, acknowledged: list[tuple[int, bytes]], expected_events: int
+) -> None:
+    """The ledger every fault test ends with, counted from the store: each acknowledged body is
+    stored byte for byte and done, and each provider event was applied exactly once."""
+    from sqlalchemy import func, select
+
+    from tidings.storage.schema import events, receipts
+
+    with db.read() as conn:
+        stored = {r.id: bytes(r.body) for r in conn.execute(select(receipts.c.id, receipts.c.body))}
+        statuses = inbox.count_by_status(conn)
+        event_count = conn.execute(select(func.count()).select_from(events)).scalar_one()
+        distinct = select(events.c.message_id, events.c.kind).distinct().subquery()
+        distinct_count = conn.execute(select(func.count()).select_from(distinct)).scalar_one()
+        drift = recount(conn, fix=False)
+    for receipt_id, body in acknowledged:
+        assert stored.get(receipt_id) == body, f"acknowledged receipt {receipt_id} is missing"
+    assert statuses["done"] == len(stored), statuses
+    assert event_count == distinct_count == expected_events
+    assert drift == []

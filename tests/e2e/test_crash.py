@@ -7,58 +7,23 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import free_port, wait_for
+from tests.conftest import TIDINGS, free_port, serving, wait_for
 from tests.e2e.payloads import callbell_status
 from tidings.storage import inbox
 from tidings.storage.db import Database
 from tidings.storage.recount import recount
 from tidings.storage.schema import events, messages, receipts
 
-TIDINGS = str(Path(sys.executable).with_name("tidings"))
 MESSAGES = 600
 STATUSES = ("sent", "delivered", "read")
-
-
-@contextmanager
-def serving(
-    env: dict[str, str], port: int, log: Path, *extra: str
-) -> Iterator[subprocess.Popen[bytes]]:
-    """`tidings serve` in a subprocess; the caller may SIGKILL it, otherwise it is stopped."""
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [TIDINGS, "serve", "--port", str(port), *extra],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-
-            def up() -> bool:
-                try:
-                    return (
-                        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code
-                        == 200
-                    )
-                except httpx.HTTPError:
-                    return False
-
-            wait_for(up, 20)
-            yield process
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-            process.wait(20)
 
 
 @pytest.mark.slow

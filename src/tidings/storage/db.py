@@ -77,6 +77,8 @@ def _unavailable_on_failure(url: str) -> Iterator[None]:
         yield
     except exc.OperationalError as error:
         raise StorageUnavailable(f"store {_safe(url)} cannot commit: {error.orig}") from error
+    except sqlite3.OperationalError as error:  # raised by our own BEGIN IMMEDIATE loop
+        raise StorageUnavailable(f"store {_safe(url)} cannot commit: {error}") from error
     except exc.TimeoutError as error:
         raise StorageUnavailable(f"store {_safe(url)} is busy: {error}") from error
     except exc.DBAPIError as error:

@@ -1,18 +1,23 @@
 """The embedded worker in its own process, so applying receipts uses the second core while the
 intake keeps the first (one Python process has one GIL).
 
-`tidings serve` starts it and stops it; it dies with its parent, so a killed `serve` never
-leaves a worker behind. Intake wakes it through a `multiprocessing.Event` after each commit.
+`tidings serve` starts it, restarts it if it dies, and stops it with SIGTERM; it dies with its
+parent, so a killed `serve` never leaves a worker behind. Intake wakes it by writing a byte to
+a pipe. Nothing here is a lock shared between the processes: a worker killed at any instant
+cannot leave the intake waiting on something it held.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing
 import os
 import signal
 import sys
-from multiprocessing.synchronize import Event
+import threading
+from multiprocessing.connection import Connection
+from typing import Any
 
 from tidings.config import Settings
 from tidings.logging import configure_logging, get_logger
@@ -21,11 +26,40 @@ from tidings.scheduler.jobs import JobContext
 from tidings.storage.db import Database
 from tidings.worker.process import Worker
 
-__all__ = ["WorkerProcess"]
+__all__ = ["PipeWake", "WorkerProcess"]
 
 log = get_logger("worker")
 
 _PR_SET_PDEATHSIG = 1
+
+
+class PipeWake:
+    """A wake-up call across processes: `set` never blocks, `wait` sleeps until one arrives."""
+
+    def __init__(self, reader: Connection, writer: Connection | None) -> None:
+        self._reader = reader
+        self._writer = writer
+        if writer is not None:
+            os.set_blocking(writer.fileno(), False)
+
+    def set(self) -> None:
+        if self._writer is None:
+            return
+        # A full pipe already holds wake-ups; a broken one means the worker is being restarted.
+        with contextlib.suppress(BlockingIOError, BrokenPipeError):
+            os.write(self._writer.fileno(), b"\0")
+
+    def clear(self) -> None:
+        fd = self._reader.fileno()
+        os.set_blocking(fd, False)
+        try:
+            while os.read(fd, 65536):
+                pass
+        except BlockingIOError:
+            pass
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._reader.poll(timeout)
 
 
 def _die_with_parent() -> None:
@@ -35,16 +69,17 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _run(settings_json: str, parent_pid: int, wake: Event, stop: Event) -> None:
+def _run(settings_json: str, parent_pid: int, reader: Connection) -> None:
     _die_with_parent()
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         return
+    stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to `serve`, which stops us
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     settings = Settings.model_validate_json(settings_json)
     configure_logging(settings.log_level, settings.log_json)
     db = Database(settings.database_url, settings.store_timeout_seconds)
-    worker = Worker(db, settings, wake=wake)
+    worker = Worker(db, settings, wake=PipeWake(reader, None))
     scheduler = EmbeddedScheduler(JobContext(db, settings, worker.wake))
     worker.start()
     scheduler.start()
@@ -57,15 +92,27 @@ def _run(settings_json: str, parent_pid: int, wake: Event, stop: Event) -> None:
 
 
 class WorkerProcess:
-    """The worker and the embedded scheduler, in a child process."""
+    """The worker and the embedded scheduler, in a child process that is restarted if it dies
+    (an uncommitted batch is simply applied again by the next one)."""
 
-    def __init__(self, settings: Settings) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._wake = context.Event()
-        self._stop = context.Event()
-        self._process = context.Process(
+    def __init__(self, settings: Settings, check_seconds: float = 0.5) -> None:
+        self._context = multiprocessing.get_context("spawn")
+        self._settings_json = settings.model_dump_json()
+        reader, writer = self._context.Pipe(duplex=False)
+        self._reader = reader
+        self._wake = PipeWake(reader, writer)
+        self._stopping = threading.Event()
+        self._check_seconds = check_seconds
+        self._process = self._spawn()
+        self._supervisor = threading.Thread(
+            target=self._supervise, name="tidings-worker-supervisor", daemon=True
+        )
+        self.restarts = 0
+
+    def _spawn(self) -> Any:
+        return self._context.Process(
             target=_run,
-            args=(settings.model_dump_json(), os.getpid(), self._wake, self._stop),
+            args=(self._settings_json, os.getpid(), self._reader),
             name="tidings-worker",
             daemon=True,
         )
@@ -75,12 +122,29 @@ class WorkerProcess:
 
     def start(self) -> None:
         self._process.start()
+        self._supervisor.start()
+
+    def _supervise(self) -> None:
+        while not self._stopping.wait(self._check_seconds):
+            if self._process.is_alive():
+                continue
+            log.error(
+                "worker process %s exited with %s; starting a new one",
+                self._process.pid,
+                self._process.exitcode,
+            )
+            self._process = self._spawn()
+            self._process.start()
+            self.restarts += 1
 
     def stop(self, timeout: float = 15.0) -> None:
-        self._stop.set()
-        self._wake.set()
+        self._stopping.set()
+        if self._supervisor.is_alive():
+            self._supervisor.join(timeout)
+        if self._process.is_alive():
+            self._process.terminate()  # SIGTERM: the worker finishes its batch and exits
         self._process.join(timeout)
         if self._process.is_alive():
-            log.warning("worker process did not stop in %ss; terminating it", timeout)
-            self._process.terminate()
+            log.warning("worker process did not stop in %ss; killing it", timeout)
+            self._process.kill()
             self._process.join(5)
