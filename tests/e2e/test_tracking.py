@@ -302,4 +302,5 @@ def test_register_validation_errors_are_clear(app: RunningApp) -> None:
         "/v1/messages",
         json={"connection": "main", "provider_message_id": "x", "send": True, "text": "hi"},
     )
-    assert sending.status_code == 422 and sending.json()["error"]["code"] == "send_not_supported"
+    assert sending.status_code == 422  # sending through a provider is not in this version
+    assert "send" in sending.json()["error"]["message"]

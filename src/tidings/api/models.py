@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
 __all__ = [
     "CampaignOut",
     "ConnectionOut",
+    "ErrorOut",
     "EventOut",
     "FailureOut",
     "MessageDetail",
@@ -22,6 +23,17 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    """Every API error: `{"error": {"code", "message"}}`."""
+
+    error: ErrorDetail
 
 
 class Page(BaseModel, Generic[T]):
@@ -42,7 +54,11 @@ class RegisterMessage(BaseModel):
     metadata: dict[str, Any] | None = None
     channel: str | None = Field(default=None, max_length=20)
     sent_at: datetime | None = None
-    send: bool = False
+    send: Literal[False] = Field(
+        default=False,
+        description="Sending through a provider's API is not available in this version: "
+        "send elsewhere and register the message here with its provider_message_id.",
+    )
     text: str | None = None
     template: dict[str, Any] | None = None
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy import Row
 
 from tidings.api.models import (
     CampaignOut,
     ConnectionOut,
+    ErrorOut,
     EventOut,
     FailureOut,
     MessageDetail,
@@ -33,11 +34,24 @@ from tidings.tracking import Registration, register_message
 
 __all__ = ["intake_url", "router"]
 
-router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)])
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": description}
+    for status, description in (
+        (400, "A parameter is not valid (e.g. a cursor this API did not return)."),
+        (401, "No valid `Authorization: Bearer <token>`."),
+        (404, "Not found."),
+        (422, "The request does not match this schema."),
+        (503, "The store cannot answer right now; retry."),
+    )
+}
+
+router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], responses=_ERRORS)
 
 Db = Annotated[Database, Depends(get_db)]
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size (default 100, at most 1000).")]
 Cursor = Annotated[str | None, Query(description="The `next_cursor` of the previous page.")]
+# Ids are 64-bit in the store; a larger number is simply not an id.
+Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 def _next(rows: list[Any], limit: int) -> str | None:
@@ -101,17 +115,10 @@ def _message_detail(db: Database, message_id: int) -> MessageDetail:
     "/messages",
     status_code=201,
     response_model=MessageDetail,
-    responses={200: {"model": MessageDetail}, 404: {}, 409: {}, 422: {}},
+    responses={200: {"model": MessageDetail}, 409: {"model": ErrorOut}},
 )
 def register(body: RegisterMessage, db: Db, response: Response) -> MessageDetail:
     """Register a message sent elsewhere: 201 when new, 200 when already registered."""
-    if body.send:
-        raise ApiError(
-            422,
-            "send_not_supported",
-            "sending through a provider API is not available in this version; "
-            "send elsewhere and register the message with its provider_message_id",
-        )
     now = datetime.now(UTC)
     try:
         with db.write() as conn:
@@ -164,7 +171,7 @@ def list_messages(
 
 
 @router.get("/messages/{message_id}", response_model=MessageDetail)
-def get_message(message_id: int, db: Db) -> MessageDetail:
+def get_message(message_id: Id, db: Db) -> MessageDetail:
     return _message_detail(db, message_id)
 
 
@@ -231,7 +238,7 @@ def list_receipts(
 
 
 @router.get("/receipts/{receipt_id}", response_model=ReceiptDetail)
-def get_receipt(receipt_id: int, db: Db) -> dict[str, Any]:
+def get_receipt(receipt_id: Id, db: Db) -> dict[str, Any]:
     with db.read() as conn:
         row = inbox.get_receipt(conn, receipt_id)
     if row is None:
@@ -245,7 +252,7 @@ def get_receipt(receipt_id: int, db: Db) -> dict[str, Any]:
 
 
 @router.post("/receipts/{receipt_id}/replay", status_code=202, response_model=ReceiptOut)
-def replay_receipt(receipt_id: int, db: Db, request: Request) -> dict[str, Any]:
+def replay_receipt(receipt_id: Id, db: Db, request: Request) -> dict[str, Any]:
     """Apply a receipt again (safe: its events are deduplicated)."""
     with db.write() as conn:
         if inbox.get_receipt(conn, receipt_id) is None:
