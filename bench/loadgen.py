@@ -184,8 +184,14 @@ class _Run:
             writer.write(self.requests[index])
             self.written[index] = True
             status, body, keep_alive = await _read_reply(reader)
-        except (OSError, EOFError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
-                ValueError, _BadReply):
+        except (
+            OSError,
+            EOFError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            ValueError,
+            _BadReply,
+        ):
             self.errors += 1
             writer.close()
             return None, None

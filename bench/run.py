@@ -99,7 +99,7 @@ class Processes:
     ) -> subprocess.Popen[bytes]:
         log = (self.log_dir / f"{name}.log").open("wb")
         self._logs[name] = log
-        process = subprocess.Popen(  # noqa: S603 - fixed argv of our own tools, no shell
+        process = subprocess.Popen(
             argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         self._running[name] = process
@@ -346,17 +346,20 @@ def sent_checks(load: LoadResult, intended: int) -> list[Check]:
     other = sum(load.status_counts.values()) - ok2xx - bad + load.unanswered
     cut = " (the load hit --timeout)" if load.timed_out else ""
     return [
-        Check("every request was sent", load.sent == intended,
-              f"{load.sent} of {intended}{cut}"),
-        Check("sent = 2xx + 400 + other", load.sent == ok2xx + bad + other,
-              f"{load.sent} = {ok2xx} + {bad} + {other}"
-              f" (other: {_other_statuses(load)}, unanswered {load.unanswered})"),
+        Check("every request was sent", load.sent == intended, f"{load.sent} of {intended}{cut}"),
+        Check(
+            "sent = 2xx + 400 + other",
+            load.sent == ok2xx + bad + other,
+            f"{load.sent} = {ok2xx} + {bad} + {other}"
+            f" (other: {_other_statuses(load)}, unanswered {load.unanswered})",
+        ),
     ]
 
 
 def _other_statuses(load: LoadResult) -> str:
     found = sorted(
-        (status, n) for status, n in load.status_counts.items()
+        (status, n)
+        for status, n in load.status_counts.items()
         if not (200 <= status < 300 or status == 400)
     )
     return ", ".join(f"{n} x {status}" for status, n in found) or "none"
@@ -367,9 +370,12 @@ def measure_tidings(args: argparse.Namespace, work: Path, procs: Processes) -> M
     # WARNING: neither side logs a line per request (gunicorn has no access log by default).
     env = clean_env(TIDINGS_DATABASE_URL=url, TIDINGS_LOG_LEVEL="WARNING")
     tidings = tool("tidings")
-    added = subprocess.run(  # noqa: S603 - our own console script, fixed arguments
+    added = subprocess.run(
         [tidings, "connection", "add", "evolution", CONNECTION, "--secret", SECRET],
-        env=env, capture_output=True, text=True, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if added.returncode != 0:
         raise BenchError(f"tidings connection add failed:\n{added.stdout}{added.stderr}")
@@ -380,14 +386,21 @@ def measure_tidings(args: argparse.Namespace, work: Path, procs: Processes) -> M
     ids, bodies = evolution_bodies(args.requests)
     _say(f"tidings: sending {len(bodies):,} webhooks on {args.concurrency} connections")
     load = run_load_blocking(
-        HOST, port, f"/hooks/evolution/{CONNECTION}?token={SECRET}", bodies,
-        args.concurrency, timeout=args.timeout,
+        HOST,
+        port,
+        f"/hooks/evolution/{CONNECTION}?token={SECRET}",
+        bodies,
+        args.concurrency,
+        timeout=args.timeout,
     )
     procs.check_alive("tidings")
-    _say(f"tidings: {load.count(200, 300):,} acknowledged in {load.duration:.1f}s; "
-         "waiting for the worker to apply them")
+    _say(
+        f"tidings: {load.count(200, 300):,} acknowledged in {load.duration:.1f}s; "
+        "waiting for the worker to apply them"
+    )
     db = Database(url, timeout=10.0)
     try:
+
         def progress() -> tuple[int, bool]:
             procs.check_alive("tidings")
             states = _receipt_states(db)
@@ -420,11 +433,14 @@ def _tidings_ledger(db: Database, load: LoadResult, ids: list[str], finished: bo
             select(func.max(receipts.c.processed_at)).where(receipts.c.status == "done")
         ).scalar()
         event_count = conn.execute(select(func.count()).select_from(events)).scalar() or 0
-        distinct_events = conn.execute(
-            select(func.count()).select_from(
-                select(events.c.message_id, events.c.kind).distinct().subquery()
-            )
-        ).scalar() or 0
+        distinct_events = (
+            conn.execute(
+                select(func.count()).select_from(
+                    select(events.c.message_id, events.c.kind).distinct().subquery()
+                )
+            ).scalar()
+            or 0
+        )
         message_count = conn.execute(select(func.count()).select_from(messages)).scalar() or 0
 
     states = Counter(stored.values())
@@ -448,28 +464,54 @@ def _tidings_ledger(db: Database, load: LoadResult, ids: list[str], finished: bo
     duplicated = event_count - distinct_events
     ledger = [
         *sent_checks(load, len(ids)),
-        Check("every 2xx has its receipt", lost_2xx == 0,
-              f"{ok2xx - lost_2xx} of {ok2xx} found in the store (lost {lost_2xx})"),
-        Check("every 400 has a quarantined receipt", lost_400 == 0,
-              f"{bad - lost_400} of {bad} found (lost {lost_400})"),
-        Check("receipts = done + pending + failed + dead + quarantined", not unknown,
-              f"{len(stored)} = {breakdown}" + (f" + unknown {unknown}" if unknown else "")),
-        Check("receipts no one was answered for <= other answers", 0 <= beyond <= other,
-              f"{beyond} <= {other}"),
-        Check("duplicated = events - distinct (message, kind) = 0", duplicated == 0,
-              f"{event_count} - {distinct_events} = {duplicated}"),
+        Check(
+            "every 2xx has its receipt",
+            lost_2xx == 0,
+            f"{ok2xx - lost_2xx} of {ok2xx} found in the store (lost {lost_2xx})",
+        ),
+        Check(
+            "every 400 has a quarantined receipt",
+            lost_400 == 0,
+            f"{bad - lost_400} of {bad} found (lost {lost_400})",
+        ),
+        Check(
+            "receipts = done + pending + failed + dead + quarantined",
+            not unknown,
+            f"{len(stored)} = {breakdown}" + (f" + unknown {unknown}" if unknown else ""),
+        ),
+        Check(
+            "receipts no one was answered for <= other answers",
+            0 <= beyond <= other,
+            f"{beyond} <= {other}",
+        ),
+        Check(
+            "duplicated = events - distinct (message, kind) = 0",
+            duplicated == 0,
+            f"{event_count} - {distinct_events} = {duplicated}",
+        ),
     ]
     notes = []
     if not finished:
         notes.append(f"gave up waiting: {states.get('pending', 0)} receipts still pending")
     if states.get("failed", 0) or states.get("dead", 0):
-        notes.append(f"{states.get('failed', 0)} failed and {states.get('dead', 0)} dead "
-                     "receipts: see the tidings log")
+        notes.append(
+            f"{states.get('failed', 0)} failed and {states.get('dead', 0)} dead "
+            "receipts: see the tidings log"
+        )
     if message_count != len(ids):
         notes.append(f"{message_count} messages in the store for {len(ids)} distinct ids sent")
     last = last_done.timestamp() if last_done is not None else None
-    return Measured("tidings", load, states.get("done", 0), last, finished,
-                    lost_2xx + lost_400, duplicated, ledger, notes)
+    return Measured(
+        "tidings",
+        load,
+        states.get("done", 0),
+        last,
+        finished,
+        lost_2xx + lost_400,
+        duplicated,
+        ledger,
+        notes,
+    )
 
 
 def _receipt_id(body: bytes) -> int | None:
@@ -507,20 +549,49 @@ def measure_baseline(args: argparse.Namespace, work: Path, procs: Processes) -> 
     )
     procs.start(
         "celery",
-        [tool("celery"), "--workdir", str(BASELINE_DIR), "-A", "tasks", "worker",
-         "-Q", BASELINE_QUEUE, "--concurrency", "2", "--pool", "prefork",
-         "--loglevel", "WARNING", "--hostname", f"bench{os.getpid()}@%h"],
-        env, cwd=BASELINE_DIR,
+        [
+            tool("celery"),
+            "--workdir",
+            str(BASELINE_DIR),
+            "-A",
+            "tasks",
+            "worker",
+            "-Q",
+            BASELINE_QUEUE,
+            "--concurrency",
+            "2",
+            "--pool",
+            "prefork",
+            "--loglevel",
+            "WARNING",
+            "--hostname",
+            f"bench{os.getpid()}@%h",
+        ],
+        env,
+        cwd=BASELINE_DIR,
     )
     port = free_port()
     procs.start(
         "gunicorn",
-        [tool("gunicorn"), "--workers", "2", "--worker-class", "sync",
-         "--bind", f"{HOST}:{port}", "--chdir", str(BASELINE_DIR), "--log-level", "warning",
-         "app:app"],
-        env, cwd=BASELINE_DIR,
+        [
+            tool("gunicorn"),
+            "--workers",
+            "2",
+            "--worker-class",
+            "sync",
+            "--bind",
+            f"{HOST}:{port}",
+            "--chdir",
+            str(BASELINE_DIR),
+            "--log-level",
+            "warning",
+            "app:app",
+        ],
+        env,
+        cwd=BASELINE_DIR,
     )
     wait_http(procs, "gunicorn", port, "/healthz")
+
     def worker_ready() -> tuple[int, bool]:
         procs.check_alive("celery")
         return 0, ready.exists()
@@ -531,8 +602,10 @@ def measure_baseline(args: argparse.Namespace, work: Path, procs: Processes) -> 
     ids, bodies = infobip_bodies(args.requests)
     _say(f"baseline: sending {len(bodies):,} reports on {args.concurrency} connections")
     load = run_load_blocking(HOST, port, "/email", bodies, args.concurrency, timeout=args.timeout)
-    _say(f"baseline: {load.count(200, 300):,} acknowledged in {load.duration:.1f}s; "
-         "waiting for Celery to store them")
+    _say(
+        f"baseline: {load.count(200, 300):,} acknowledged in {load.duration:.1f}s; "
+        "waiting for Celery to store them"
+    )
 
     def progress() -> tuple[int, bool]:
         procs.check_alive("celery")
@@ -569,7 +642,8 @@ def _baseline_ledger(
     with contextlib.closing(sqlite3.connect(db_path, timeout=10)) as conn:
         stored = Counter(row[0] for row in conn.execute("SELECT message_id FROM email_reports"))
     acknowledged = {
-        ids[i] for i, reply in enumerate(load.replies)
+        ids[i]
+        for i, reply in enumerate(load.replies)
         if reply is not None and 200 <= reply.status < 300
     }
     sent = set(ids)
@@ -580,13 +654,18 @@ def _baseline_ledger(
     ledger = [
         *sent_checks(load, len(ids)),
         Check("every stored row was sent", strays == 0, f"{strays} rows from nowhere"),
-        Check("acknowledged = stored + lost", True,
-              f"{len(acknowledged)} = {len(acknowledged) - lost} + {lost}"),
+        Check(
+            "acknowledged = stored + lost",
+            True,
+            f"{len(acknowledged)} = {len(acknowledged) - lost} + {lost}",
+        ),
     ]
     notes = [f"duplicated: {rows} rows - {len(stored)} distinct message ids = {duplicated}"]
     if not finished:
-        notes.append(f"gave up waiting: {lost} acknowledged reports never stored, "
-                     f"{left_in_redis} task messages still in Redis")
+        notes.append(
+            f"gave up waiting: {lost} acknowledged reports never stored, "
+            f"{left_in_redis} task messages still in Redis"
+        )
     elif lost:
         notes.append(f"{lost} acknowledged reports were never stored (see celery.log)")
     return Measured("baseline", load, rows, last, finished, lost, duplicated, ledger, notes)
@@ -615,15 +694,31 @@ def report(args: argparse.Namespace, command: str, t: Measured, b: Measured) -> 
         ("requests sent", f"{t.load.sent:,}", f"{b.load.sent:,}", ""),
         ("acknowledged (2xx)", f"{t.acknowledged:,}", f"{b.acknowledged:,}", ""),
         ("load duration (s)", f"{t.load.duration:.2f}", f"{b.load.duration:.2f}", ""),
-        ("acknowledged/s", _fmt_rate(t.ack_per_s), _fmt_rate(b.ack_per_s),
-         f"{_ratio(t.ack_per_s, b.ack_per_s):.2f}x"),
-        ("ack latency p50 (ms)", _fmt_ms(tp[50]), _fmt_ms(bp[50]),
-         f"{_ratio(tp[50], bp[50]):.2f}x"),
-        ("ack latency p99 (ms)", _fmt_ms(tp[99]), _fmt_ms(bp[99]),
-         f"{_ratio(tp[99], bp[99]):.2f}x"),
+        (
+            "acknowledged/s",
+            _fmt_rate(t.ack_per_s),
+            _fmt_rate(b.ack_per_s),
+            f"{_ratio(t.ack_per_s, b.ack_per_s):.2f}x",
+        ),
+        (
+            "ack latency p50 (ms)",
+            _fmt_ms(tp[50]),
+            _fmt_ms(bp[50]),
+            f"{_ratio(tp[50], bp[50]):.2f}x",
+        ),
+        (
+            "ack latency p99 (ms)",
+            _fmt_ms(tp[99]),
+            _fmt_ms(bp[99]),
+            f"{_ratio(tp[99], bp[99]):.2f}x",
+        ),
         ("applied / stored", f"{t.completed:,}", f"{b.completed:,}", ""),
-        ("applied/s vs stored/s (end to end)", _fmt_rate(t.completed_per_s),
-         _fmt_rate(b.completed_per_s), f"{_ratio(t.completed_per_s, b.completed_per_s):.2f}x"),
+        (
+            "applied/s vs stored/s (end to end)",
+            _fmt_rate(t.completed_per_s),
+            _fmt_rate(b.completed_per_s),
+            f"{_ratio(t.completed_per_s, b.completed_per_s):.2f}x",
+        ),
         ("lost", f"{t.lost:,}", f"{b.lost:,}", ""),
         ("duplicated", f"{t.duplicated:,}", f"{b.duplicated:,}", ""),
         ("connection errors", f"{t.load.errors:,}", f"{b.load.errors:,}", ""),
@@ -631,30 +726,50 @@ def report(args: argparse.Namespace, command: str, t: Measured, b: Measured) -> 
     print()
     print(f"tidings bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(f"command:  {command}")
-    print(f"machine:  {os.cpu_count()} cores, {platform.platform()}, Python "
-          f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}")
-    print(f"load:     {args.requests:,} distinct webhooks per configuration, "
-          f"{args.concurrency} keep-alive connections, loopback")
-    print("tidings:  `tidings serve` (intake + worker, one process), SQLite WAL, "
-          "Evolution messages.update")
-    print("baseline: Flask under gunicorn (2 sync workers) -> Celery over Redis "
-          "(concurrency 2) -> SQLAlchemy ORM -> SQLite, Infobip email report")
+    print(
+        f"machine:  {os.cpu_count()} cores, {platform.platform()}, Python "
+        f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}"
+    )
+    print(
+        f"load:     {args.requests:,} distinct webhooks per configuration, "
+        f"{args.concurrency} keep-alive connections, loopback"
+    )
+    print(
+        "tidings:  `tidings serve` (intake + worker, one process), SQLite WAL, "
+        "Evolution messages.update"
+    )
+    print(
+        "baseline: Flask under gunicorn (2 sync workers) -> Celery over Redis "
+        "(concurrency 2) -> SQLAlchemy ORM -> SQLite, Infobip email report"
+    )
     print()
-    widths = [max(len(r[i]) for r in [("", "tidings", "baseline", "tidings/baseline"), *rows])
-              for i in range(4)]
+    widths = [
+        max(len(r[i]) for r in [("", "tidings", "baseline", "tidings/baseline"), *rows])
+        for i in range(4)
+    ]
     header = ("", "tidings", "baseline", "tidings/baseline")
     for row in [header, *rows]:
-        print(f"  {row[0]:<{widths[0]}}  " + "  ".join(
-            f"{cell:>{widths[i + 1]}}" for i, cell in enumerate(row[1:])))
-    print("  (acknowledged/s = 2xx answers / load duration; end to end = first request sent ->"
-          " last event applied / last row stored)")
+        print(
+            f"  {row[0]:<{widths[0]}}  "
+            + "  ".join(f"{cell:>{widths[i + 1]}}" for i, cell in enumerate(row[1:]))
+        )
+    print(
+        "  (acknowledged/s = 2xx answers / load duration; end to end = first request sent ->"
+        " last event applied / last row stored)"
+    )
 
-    ack, applied, p99 = (_ratio(t.ack_per_s, b.ack_per_s),
-                         _ratio(t.completed_per_s, b.completed_per_s), _ratio(tp[99], bp[99]))
+    ack, applied, p99 = (
+        _ratio(t.ack_per_s, b.ack_per_s),
+        _ratio(t.completed_per_s, b.completed_per_s),
+        _ratio(tp[99], bp[99]),
+    )
     targets = [
         (f"acknowledged/s >= {TARGET_ACK:g}x baseline", f"{ack:.2f}x", ack >= TARGET_ACK),
-        (f"applied/s >= {TARGET_APPLIED:g}x baseline stored/s", f"{applied:.2f}x",
-         applied >= TARGET_APPLIED),
+        (
+            f"applied/s >= {TARGET_APPLIED:g}x baseline stored/s",
+            f"{applied:.2f}x",
+            applied >= TARGET_APPLIED,
+        ),
         (f"p99 acknowledgement <= {TARGET_P99:g}x baseline", f"{p99:.2f}x", p99 <= TARGET_P99),
         ("0 lost", f"{t.lost}", t.lost == 0),
         ("0 duplicated", f"{t.duplicated}", t.duplicated == 0),
@@ -667,8 +782,10 @@ def report(args: argparse.Namespace, command: str, t: Measured, b: Measured) -> 
         print(f"  {name:<{width}}  {value:>8}  {'met' if met else 'NOT MET'}")
 
     void: list[str] = []
-    for measured, source in ((t, "counted from the tidings store"),
-                             (b, "counted from the baseline's SQLite file")):
+    for measured, source in (
+        (t, "counted from the tidings store"),
+        (b, "counted from the baseline's SQLite file"),
+    ):
         print()
         print(f"{measured.name} ledger ({source}):")
         for check in measured.ledger:
@@ -695,15 +812,27 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=20000, help="webhooks per side")
     parser.add_argument("--concurrency", type=int, default=64, help="connections")
-    parser.add_argument("--timeout", type=float, default=600.0,
-                        help="seconds the load may take per side before it is cut short")
-    parser.add_argument("--stall", type=float, default=60.0,
-                        help="stop waiting for the workers after this many seconds without "
-                             "progress")
-    parser.add_argument("--drain-cap", type=float, default=1800.0,
-                        help="stop waiting for the workers after this many seconds in all")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the temporary directory (stores and logs)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="seconds the load may take per side before it is cut short",
+    )
+    parser.add_argument(
+        "--stall",
+        type=float,
+        default=60.0,
+        help="stop waiting for the workers after this many seconds without progress",
+    )
+    parser.add_argument(
+        "--drain-cap",
+        type=float,
+        default=1800.0,
+        help="stop waiting for the workers after this many seconds in all",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary directory (stores and logs)"
+    )
     args = parser.parse_args(argv)
     if args.requests < 1 or args.concurrency < 1:
         parser.error("--requests and --concurrency must be at least 1")
@@ -728,8 +857,11 @@ def _workdir(keep: bool) -> Iterator[Path]:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    here = os.path.relpath(sys.executable) if sys.executable.startswith(os.getcwd()) \
+    here = (
+        os.path.relpath(sys.executable)
+        if sys.executable.startswith(os.getcwd())
         else sys.executable
+    )
     command = shlex.join([here, *sys.argv])
     # Ctrl-C must stop the run and its servers even when a shell started us with SIGINT ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
