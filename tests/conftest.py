@@ -257,7 +257,12 @@ def serving(
         finally:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-            process.wait(20)
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()  # a test must never leave a server behind
+                process.wait(5)
+                raise
 
 
 class Poster:

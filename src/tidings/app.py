@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,6 +27,9 @@ from tidings.scheduler.jobs import JobContext
 from tidings.storage.db import Database
 from tidings.worker.embedded import WorkerProcess
 from tidings.worker.process import Worker
+
+if TYPE_CHECKING:
+    from tidings.worker.wakeup import BrokerWaker
 
 __all__ = ["create_app"]
 
@@ -72,11 +75,19 @@ def create_app(
     db: Database | None = None,
 ) -> ASGIApp:
     """Build the app. With `run_worker`, the worker and scheduler run beside it: as threads, or
-    with `worker_process` in a child process of their own (a second core for applying)."""
+    with `worker_process` in a child process of their own (a second core for applying).
+    Without `run_worker` and with a broker configured (scale-out), commits send wake-ups to the
+    Celery workers through the broker instead."""
     db = db or Database(settings.database_url, settings.store_timeout_seconds)
-    worker: _InProcessWorker | WorkerProcess | None = None
+    worker: _InProcessWorker | WorkerProcess | BrokerWaker | None = None
     if run_worker:
         worker = WorkerProcess(settings) if worker_process else _InProcessWorker(db, settings)
+    elif not settings.embedded:
+        # Scale-out web node: commits wake the Celery workers through the broker, from a
+        # thread of its own, so the broker never holds up (or fails) a webhook's answer.
+        from tidings.worker.wakeup import BrokerWaker
+
+        worker = BrokerWaker(settings)
     wake = worker.wake if worker else (lambda: None)
     writer = ReceiptWriter(db, on_commit=wake)
 

@@ -82,12 +82,15 @@ def serve(host: str, port: int, no_worker: bool) -> None:
     from tidings.app import create_app
 
     settings = _settings()
-    db = Database(settings.database_url, settings.store_timeout_seconds)
     run_worker = not no_worker
     if run_worker and not settings.embedded:
         raise click.ClickException(
             "TIDINGS_BROKER_URL is set (scale-out): start web nodes with --no-worker"
         )
+    if not settings.embedded:
+        _broker_url(settings)
+    _check_job_intervals(settings)
+    db = Database(settings.database_url, settings.store_timeout_seconds)
     if run_worker:
         try:
             upgrade(db)
@@ -96,6 +99,94 @@ def serve(host: str, port: int, no_worker: bool) -> None:
     click.echo(f"tidings {__version__} on http://{host}:{port} (store: {_safe_url(settings)})")
     app = create_app(settings, run_worker=run_worker, worker_process=settings.worker_process, db=db)
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=True)
+
+
+def _broker_url(settings: Settings) -> str:
+    from tidings.worker.celery_app import BrokerNotConfigured, broker_url
+
+    try:
+        return broker_url(settings)
+    except BrokerNotConfigured as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _check_job_intervals(settings: Settings) -> None:
+    from tidings.scheduler.jobs import scheduled_jobs
+
+    try:
+        scheduled_jobs(settings)
+    except ValueError as error:
+        raise click.ClickException(f"configuration: {error}") from None
+
+
+def _warn_unless_postgresql(settings: Settings, what: str) -> None:
+    if make_url(settings.database_url).get_backend_name() != "postgresql":
+        click.echo(
+            f"warning: {what} with store {_safe_url(settings)}; scale-out expects PostgreSQL "
+            "(a SQLite file works only while every process runs on one machine)",
+            err=True,
+        )
+
+
+@main.command()
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    help="Processes applying in parallel in this worker (Celery's default: one per CPU).",
+)
+@click.option(
+    "--queues",
+    default=",".join(("tidings.inbox", "tidings.jobs")),
+    show_default=True,
+    help="Comma-separated queues to consume: tidings.inbox (webhooks to apply, the sweep) "
+    "and tidings.jobs (scheduled jobs).",
+)
+@click.option("--hostname", help="Celery node name (default: tidings-PID@HOST).")
+def worker(concurrency: int | None, queues: str, hostname: str | None) -> None:
+    """Run a Celery worker (scale-out): applies webhooks and runs the jobs beat sends.
+
+    Needs TIDINGS_BROKER_URL (redis://… or amqp://…) and a migrated store
+    (tidings migrate). Run as many as you like, on as many machines.
+    """
+    from tidings.worker.celery_app import QUEUES, run_worker
+
+    settings = _settings()
+    _broker_url(settings)
+    _check_job_intervals(settings)
+    wanted = tuple(q.strip() for q in queues.split(",") if q.strip())
+    unknown = [q for q in wanted if q not in QUEUES]
+    if not wanted or unknown:
+        raise click.BadParameter(
+            f"choose from {', '.join(QUEUES)} (got {queues!r})", param_hint="--queues"
+        )
+    _warn_unless_postgresql(settings, "tidings worker")
+    with _db(settings) as db:
+        try:
+            current = current_revision(db)
+        except StorageUnavailable as error:
+            raise click.ClickException(f"cannot open the store: {error}") from None
+    if current != head_revision():
+        raise click.ClickException(
+            f"the store's schema is at {current or 'nothing'}, not {head_revision()}: "
+            "run tidings migrate first"
+        )
+    sys.exit(run_worker(settings, concurrency=concurrency, queues=wanted, hostname=hostname))
+
+
+@main.command()
+def beat() -> None:
+    """Run Celery beat (scale-out): sends the scheduled jobs and the sweep to the workers.
+
+    Run exactly one. Needs TIDINGS_BROKER_URL. The schedule is tidings' one list of jobs
+    (the same the embedded scheduler runs), intervals overridable with TIDINGS_JOB_INTERVALS,
+    plus a sweep every TIDINGS_SWEEP_INTERVAL_SECONDS; each runs once at start.
+    """
+    from tidings.worker.celery_app import run_beat
+
+    settings = _settings()
+    _broker_url(settings)
+    _check_job_intervals(settings)
+    sys.exit(run_beat(settings))
 
 
 @main.command()

@@ -5,6 +5,7 @@ Environment variables win over the file, so one setting can be overridden withou
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -39,6 +40,12 @@ class Settings(BaseSettings):
     log_json: bool = False
     timezone: str = "UTC"
     outbound_allowed_hosts: str = ""
+    # Scheduled jobs: "NAME=SECONDS,..." overrides the intervals in tidings.scheduler.jobs.JOBS
+    # (both runners: the embedded scheduler and `tidings beat`).
+    job_intervals: str = ""
+    # Scale-out: how often `tidings beat` has a worker apply whatever is pending, so receipts
+    # whose wake-up message was lost (broker down, worker killed) wait at most this long.
+    sweep_interval_seconds: float = Field(default=15.0, gt=0)
 
     @field_validator("receipt_retry_schedule")
     @classmethod
@@ -50,6 +57,17 @@ class Settings(BaseSettings):
         if not delays or any(d < 0 for d in delays):
             raise ValueError("must list at least one non-negative delay in seconds")
         return value
+
+    @field_validator("job_intervals")
+    @classmethod
+    def _intervals_are_names_and_seconds(cls, value: str) -> str:
+        _parse_intervals(value)
+        return value
+
+    @property
+    def job_interval_overrides(self) -> dict[str, float]:
+        """Job name → interval in seconds, for the jobs whose interval `job_intervals` sets."""
+        return _parse_intervals(self.job_intervals)
 
     @property
     def retry_delays(self) -> list[float]:
@@ -75,6 +93,25 @@ class Settings(BaseSettings):
         if config_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
         return tuple(sources)
+
+
+def _parse_intervals(value: str) -> dict[str, float]:
+    intervals: dict[str, float] = {}
+    for part in value.split(","):
+        if not part.strip():
+            continue
+        name, sep, seconds = part.partition("=")
+        try:
+            interval = float(seconds)
+        except ValueError:
+            interval = -1.0
+        if not sep or not name.strip() or not 0 < interval < math.inf:
+            raise ValueError(
+                f"{part.strip()!r} is not NAME=SECONDS with SECONDS > 0 "
+                "(e.g. retry_due_receipts=5,purge_old_receipts=3600)"
+            )
+        intervals[name.strip()] = interval
+    return intervals
 
 
 def load_settings() -> Settings:

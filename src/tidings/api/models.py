@@ -24,6 +24,9 @@ __all__ = [
 
 T = TypeVar("T")
 
+# No store can compare a NUL character (PostgreSQL refuses it in any string).
+_NO_NUL = r"^[^\x00]*$"
+
 
 class ErrorDetail(BaseModel):
     code: str
@@ -46,13 +49,13 @@ class Page(BaseModel, Generic[T]):
 class RegisterMessage(BaseModel):
     """Register a message sent elsewhere (idempotent on connection + provider_message_id)."""
 
-    connection: str
-    provider_message_id: str = Field(min_length=1, max_length=200)
-    campaign: str | None = Field(default=None, max_length=200)
-    recipient: str | None = Field(default=None, max_length=320)
-    contact_ref: str | None = Field(default=None, max_length=200)
+    connection: str = Field(pattern=_NO_NUL)
+    provider_message_id: str = Field(min_length=1, max_length=200, pattern=_NO_NUL)
+    campaign: str | None = Field(default=None, max_length=200, pattern=_NO_NUL)
+    recipient: str | None = Field(default=None, max_length=320, pattern=_NO_NUL)
+    contact_ref: str | None = Field(default=None, max_length=200, pattern=_NO_NUL)
     metadata: dict[str, Any] | None = None
-    channel: str | None = Field(default=None, max_length=20)
+    channel: str | None = Field(default=None, max_length=20, pattern=_NO_NUL)
     sent_at: datetime | None = None
     send: Literal[False] = Field(
         default=False,

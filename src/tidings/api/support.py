@@ -80,7 +80,8 @@ def get_db(request: Request) -> Database:
 
 
 def require_token(request: Request, db: Annotated[Database, Depends(get_db)]) -> None:
-    """Bearer auth for `/v1`: 401 without a token we issued."""
+    """Bearer auth for `/v1`: 401 without a token we issued. Also refuses NUL characters in
+    parameters, which no store can compare (PostgreSQL rejects them in any string)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -89,3 +90,6 @@ def require_token(request: Request, db: Annotated[Database, Depends(get_db)]) ->
         )
     if not _tokens.check(db, token.strip()):
         raise ApiError(401, "unauthorized", "the API token is not valid")
+    values = [*request.query_params.values(), *map(str, request.path_params.values())]
+    if any("\x00" in value for value in values):
+        raise ApiError(400, "invalid_parameter", "parameters cannot contain NUL characters")

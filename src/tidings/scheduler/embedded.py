@@ -6,7 +6,7 @@ import threading
 import time
 
 from tidings.logging import get_logger
-from tidings.scheduler.jobs import JOBS, Job, JobContext
+from tidings.scheduler.jobs import JOBS, Job, JobContext, scheduled_jobs
 
 __all__ = ["EmbeddedScheduler"]
 
@@ -14,12 +14,13 @@ log = get_logger("scheduler")
 
 
 class EmbeddedScheduler:
-    """Runs each job once at start, then every `interval_seconds`; a failing job is logged and
-    tried again at its next turn, never stopping the others."""
+    """Runs each job once at start, then every `interval_seconds` (as `TIDINGS_JOB_INTERVALS`
+    may override it); a failing job is logged and tried again at its next turn, never stopping
+    the others."""
 
     def __init__(self, ctx: JobContext, jobs: tuple[Job, ...] = JOBS) -> None:
         self._ctx = ctx
-        self._jobs = jobs
+        self._jobs = scheduled_jobs(ctx.settings, jobs)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from tidings.config import Settings
@@ -11,7 +11,14 @@ from tidings.logging import get_logger
 from tidings.storage import inbox
 from tidings.storage.db import Database
 
-__all__ = ["JOBS", "Job", "JobContext", "purge_old_receipts", "retry_due_receipts"]
+__all__ = [
+    "JOBS",
+    "Job",
+    "JobContext",
+    "purge_old_receipts",
+    "retry_due_receipts",
+    "scheduled_jobs",
+]
 
 log = get_logger("jobs")
 
@@ -62,3 +69,22 @@ JOBS: tuple[Job, ...] = (
     Job("retry_due_receipts", 5.0, retry_due_receipts),
     Job("purge_old_receipts", 3600.0, purge_old_receipts),
 )
+
+
+def scheduled_jobs(settings: Settings, jobs: tuple[Job, ...] = JOBS) -> tuple[Job, ...]:
+    """The jobs with the intervals this deployment runs them at: `JOBS`, with the intervals that
+    `TIDINGS_JOB_INTERVALS` overrides. Both runners (embedded scheduler, `tidings beat`) use it.
+
+    Raises:
+        ValueError: the override names a job that does not exist.
+    """
+    overrides = settings.job_interval_overrides
+    unknown = sorted(set(overrides) - {job.name for job in jobs})
+    if unknown:
+        known = ", ".join(job.name for job in jobs)
+        raise ValueError(
+            f"TIDINGS_JOB_INTERVALS names unknown jobs {', '.join(unknown)} (known: {known})"
+        )
+    return tuple(
+        replace(job, interval_seconds=overrides.get(job.name, job.interval_seconds)) for job in jobs
+    )

@@ -21,6 +21,7 @@ __all__ = [
     "NewReceipt",
     "ReceiptStatus",
     "claim",
+    "claim_pending",
     "count_by_status",
     "get_receipt",
     "insert_receipts",
@@ -86,6 +87,20 @@ def peek_pending(conn: Connection, limit: int) -> list[Row[Any]]:
         .order_by(receipts.c.id)
         .limit(limit)
     )
+    return list(conn.execute(query).all())
+
+
+def claim_pending(conn: Connection, limit: int) -> list[Row[Any]]:
+    """The oldest pending receipts not locked by another worker, locked for this transaction
+    (PostgreSQL: FOR UPDATE SKIP LOCKED, so concurrent workers take different receipts)."""
+    query = (
+        select(receipts)
+        .where(receipts.c.status == ReceiptStatus.PENDING.value)
+        .order_by(receipts.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
     return list(conn.execute(query).all())
 
 

@@ -61,27 +61,43 @@ def process_batch(
 ) -> BatchResult:
     """Apply up to `worker_batch_size` pending receipts in one transaction.
 
-    Receipts are read and parsed before the write transaction starts, so the write lock (one
-    for the whole file on SQLite, which the intake needs too) is held only while applying.
+    On SQLite, receipts are read and parsed before the write transaction starts, so the write
+    lock (one for the whole file, which the intake needs too) is held only while applying. On
+    PostgreSQL, rows are claimed with FOR UPDATE SKIP LOCKED inside the transaction, so workers
+    share the inbox without waiting for each other or applying one receipt twice.
     """
     result = BatchResult()
-    with db.read() as conn:
-        candidates = inbox.peek_pending(conn, settings.worker_batch_size)
-        known = {c.id: c for c in connections.list_connections(conn)} if candidates else {}
-    if not candidates:
-        return result
-    parsed = [_parse(receipt, known[receipt.connection_id]) for receipt in candidates]
-    with db.write() as conn:
-        claimed = inbox.claim(conn, [receipt.id for receipt in candidates])
-        batch = [p for p in parsed if p.receipt.id in claimed]
-        result.claimed = len(batch)
-        if batch:
-            _process(conn, batch, settings, now(), result)
+    limit = settings.worker_batch_size
+    if db.is_sqlite:
+        with db.read() as conn:
+            candidates = inbox.peek_pending(conn, limit)
+            known = _connections(conn) if candidates else {}
+        if not candidates:
+            return result
+        parsed = [_parse(r, known[r.connection_id]) for r in candidates]
+        with db.write() as conn:
+            claimed = inbox.claim(conn, [r.id for r in candidates])
+            batch = [p for p in parsed if p.receipt.id in claimed]
+            result.claimed = len(batch)
+            if batch:
+                _process(conn, batch, settings, now(), result)
+    else:
+        with db.write() as conn:
+            rows = inbox.claim_pending(conn, limit)
+            if rows:
+                known = _connections(conn)
+                batch = [_parse(r, known[r.connection_id]) for r in rows]
+                result.claimed = len(batch)
+                _process(conn, batch, settings, now(), result)
     RECEIPTS_PROCESSED.labels("done").inc(result.done)
     RECEIPTS_PROCESSED.labels("failed").inc(result.failed)
     RECEIPTS_PROCESSED.labels("dead").inc(result.dead)
     EVENTS_APPLIED.inc(result.events)
     return result
+
+
+def _connections(conn: Connection) -> dict[int, StoredConnection]:
+    return {c.id: c for c in connections.list_connections(conn)}
 
 
 def _parse(receipt: Row[Any], connection: StoredConnection) -> _Parsed:

@@ -1,0 +1,87 @@
+"""Scheduled jobs in scale-out run in exactly one place (DESIGN.md section 9): `tidings beat`
+sends them, one worker runs each; `serve --no-worker` and `tidings worker` run none by
+themselves. Each job runs once per interval however many web nodes and workers there are."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import wait_for
+from tests.scaleout.cluster import Cluster
+from tidings.scheduler.jobs import JOBS
+from tidings.storage.db import Database
+from tidings.storage.schema import receipts
+
+INTERVALS = {"retry_due_receipts": 1.0, "purge_old_receipts": 1.5}
+OBSERVE_SECONDS = 6.0
+RUN = re.compile(r"scheduled job (\w+) ran \(task ([\w-]+)\)")
+SENT = re.compile(r"Sending due task job:(\w+) ")
+
+
+@pytest.mark.slow
+@pytest.mark.once  # always on PostgreSQL: the --db postgresql pass would repeat it
+def test_jobs_run_only_from_beat_once_per_interval(cluster: Cluster, pg_url: str) -> None:
+    assert set(INTERVALS) == {job.name for job in JOBS}, "give every job a short interval"
+    cluster.env.update(
+        TIDINGS_JOB_INTERVALS=",".join(f"{name}={s}" for name, s in INTERVALS.items()),
+        TIDINGS_RECEIPT_RETRY_SCHEDULE="0.1,0.1,0.1",
+    )
+    cluster.run("connection", "add", "evolution", "evo", "--secret", "s3cret")
+    webs = [cluster.web("web-1"), cluster.web("web-2")]
+    workers = [cluster.worker("worker-1"), cluster.worker("worker-2")]
+    cluster.wait_ready(*webs, *workers)
+
+    # A body the worker cannot parse fails, due for a retry 0.1 s later. Only the job
+    # retry_due_receipts releases it; without beat, nothing in the cluster may run that job.
+    answer = httpx.post(
+        f"{webs[0].url}/hooks/evolution/evo?token=s3cret",
+        content=b'{"no_event": true}',
+        headers={"content-type": "application/json"},
+    )
+    assert answer.status_code == 202
+    receipt_id = answer.json()["receipt"]
+    db = Database(pg_url)
+
+    def receipt() -> tuple[str, int]:
+        with db.read() as conn:
+            row = conn.execute(
+                select(receipts.c.status, receipts.c.attempts).where(receipts.c.id == receipt_id)
+            ).one()
+        return row.status, row.attempts
+
+    wait_for(lambda: receipt() == ("failed", 1), 15)
+    time.sleep(3.0)  # thirty retry intervals, three job intervals
+    assert receipt() == ("failed", 1), "a job ran although no beat was running"
+    for proc in (*webs, *workers):
+        assert not RUN.search(proc.text()), f"{proc.name} ran a scheduled job by itself"
+
+    # One beat: the job runs, from a worker, and the receipt goes through its retries.
+    beat = cluster.beat()
+    cluster.wait_ready(beat)
+    started = time.monotonic()
+    wait_for(lambda: receipt() == ("dead", 4), 15)
+    time.sleep(max(0.0, OBSERVE_SECONDS - (time.monotonic() - started)))
+    cluster.stop(beat)
+    elapsed = time.monotonic() - started
+    time.sleep(1.0)  # let the workers finish what beat sent last
+    db.dispose()
+
+    sent = Counter(SENT.findall(beat.text()))
+    runs = [m for proc in workers for m in RUN.findall(proc.text())]
+    task_ids = [task for _, task in runs]
+    assert len(task_ids) == len(set(task_ids)), "a scheduled run was executed twice"
+    ran = Counter(name for name, _ in runs)
+    for name, interval in INTERVALS.items():
+        # Every run beat sent ran once (the last may have been cut short by beat's stop).
+        assert sent[name] - 1 <= ran[name] <= sent[name], (dict(sent), dict(ran))
+        # Once at start, then once per interval.
+        expected = 1 + elapsed / interval
+        assert expected - 2 <= ran[name] <= expected + 1, (name, ran[name], elapsed)
+    for proc in webs:
+        assert not RUN.search(proc.text()), f"{proc.name} ran a scheduled job"
