@@ -21,7 +21,7 @@ from tidings.api.support import ApiError, error_response
 from tidings.config import Settings
 from tidings.domain.errors import StorageUnavailable
 from tidings.intake.app import Intake
-from tidings.intake.writer import ReceiptWriter
+from tidings.intake.writer import ReceiptWriter, RejectionWriter
 from tidings.scheduler.embedded import EmbeddedScheduler
 from tidings.scheduler.jobs import JobContext
 from tidings.storage.db import Database
@@ -90,10 +90,12 @@ def create_app(
         worker = BrokerWaker(settings)
     wake = worker.wake if worker else (lambda: None)
     writer = ReceiptWriter(db, on_commit=wake)
+    rejection_writer = RejectionWriter(db)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await writer.start()
+        await rejection_writer.start()
         if worker:
             worker.start()
         try:
@@ -102,6 +104,7 @@ def create_app(
             if worker:
                 worker.stop()
             await writer.stop()
+            await rejection_writer.stop()
             db.dispose()
 
     app = FastAPI(
@@ -115,7 +118,7 @@ def create_app(
     app.state.wake_worker = wake
     app.include_router(router)
 
-    intake = Intake(db, writer, settings)
+    intake = Intake(db, writer, rejection_writer, settings)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, error: ApiError) -> Response:

@@ -31,7 +31,14 @@ from tidings.storage.db import insert_ignoring_duplicates
 from tidings.storage.schema import events
 from tidings.storage.schema import messages as messages_table
 
-__all__ = ["ApplyResult", "Incoming", "Registration", "apply_events", "register_message"]
+__all__ = [
+    "ApplyResult",
+    "Incoming",
+    "Registration",
+    "apply_events",
+    "register_message",
+    "unstorable",
+]
 
 log = get_logger("tracking")
 
@@ -74,6 +81,34 @@ def _campaign_and_contact(
     campaign = metadata.get(campaign_key) if campaign_key else None
     contact = metadata.get(contact_key) if contact_key else None
     return (campaign or None), (contact or None)
+
+
+# Column sizes in storage/schema.py; SQLite ignores them, PostgreSQL refuses longer values.
+_LIMITS = {"provider_message_id": 200, "channel": 20, "recipient": 320}
+
+
+def unstorable(event: NormalizedEvent) -> str | None:
+    """Why the store cannot hold this event (too long, or a NUL character), or None.
+
+    Checked before applying, so one such item of a multi-item body is recorded as not applied
+    while the others still apply, on PostgreSQL as on SQLite.
+    """
+    if not event.provider_message_id:
+        return "no message id"
+    for name, limit in _LIMITS.items():
+        value = getattr(event, name)
+        if value is not None and len(value) > limit:
+            return f"{name} longer than {limit} characters"
+    texts = [
+        event.provider_message_id,
+        event.raw_status,
+        event.channel or "",
+        event.recipient or "",
+    ]
+    texts += [str(k) + str(v) for k, v in event.metadata.items()]
+    if any("\x00" in text for text in texts):
+        return "a NUL character in a text field"
+    return None
 
 
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -258,15 +293,13 @@ def _write_changes(conn: Connection, changes: Sequence[_Change], now: datetime) 
     campaign_ids: dict[str, int] = {}
     deltas: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
     updates: list[dict[str, Any]] = []
+    for key in sorted({c.campaign_key for c in changes if c.campaign_key}):
+        campaign_ids[key] = campaigns.ensure_campaign(conn, key, now)
     for change in changes:
         row = change.row
         campaign_id = row.campaign_id
         previous: MessageState | None = change.before
         if campaign_id is None and change.campaign_key:
-            if change.campaign_key not in campaign_ids:
-                campaign_ids[change.campaign_key] = campaigns.ensure_campaign(
-                    conn, change.campaign_key, now
-                )
             campaign_id = campaign_ids[change.campaign_key]
             previous = None  # newly counted: its whole contribution is added
         if campaign_id is not None:
@@ -283,7 +316,9 @@ def _write_changes(conn: Connection, changes: Sequence[_Change], now: datetime) 
         updates.append({"message_id": row.id, **{f"new_{k}": v for k, v in values.items()}})
     if updates:
         conn.execute(_UPDATE_MESSAGE, updates)
-    for campaign_id, changed in deltas.items():
+    # In id order, so two workers touching the same campaigns lock them in the same order.
+    for campaign_id in sorted(deltas):
+        changed = deltas[campaign_id]
         campaigns.apply_delta(conn, campaign_id, {k: v for k, v in changed.items() if v})
 
 

@@ -220,3 +220,33 @@ def test_get_without_a_handshake_is_405(running_app: RunningApp) -> None:
     response = running_app.client.get("/hooks/evolution/main", params={"token": "s3cret"})
     assert response.status_code == 405
     assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_deeply_nested_json_is_quarantined_not_a_server_error(running_app: RunningApp) -> None:
+    running_app.add_connection("evolution", "main")
+    response = running_app.hook("evolution", "main", b"[" * 20_000 + b"]" * 20_000)
+    assert response.status_code == 400
+    assert "nested too deeply" in response.json()["error"]["message"]
+    [(_, status, _, _)] = _receipt_rows(running_app)
+    assert status == "quarantined"
+
+
+def test_an_overlong_content_type_does_not_fail_the_commit(running_app: RunningApp) -> None:
+    running_app.add_connection("evolution", "main")
+    response = running_app.hook(
+        "evolution",
+        "main",
+        evolution_update("CT", "READ"),
+        headers={"content-type": "application/json; " + "x=y;" * 100 + "z=1"},
+    )
+    assert response.status_code == 202
+
+
+def test_unknown_connection_names_are_not_remembered(running_app: RunningApp) -> None:
+    running_app.add_connection("evolution", "main")
+    for i in range(50):
+        assert running_app.hook("evolution", f"made-up-{i}", "{}").status_code == 404
+    metrics = running_app.client.get("/metrics").text
+    assert "made-up" not in metrics
+    assert running_app.hook("nope", "x", "{}").status_code == 404
+    assert 'provider="nope"' not in running_app.client.get("/metrics").text

@@ -281,3 +281,26 @@ def test_documented_infobip_email_payloads_and_email_view(app: RunningApp) -> No
     for item in emails:
         assert "@" in item["recipient"] and item["provider_message_id"] and item["created_at"]
     app.assert_no_drift()
+
+
+def test_an_item_the_store_cannot_hold_does_not_stop_the_others(app: RunningApp) -> None:
+    body = json.dumps(
+        {
+            "results": [
+                {"messageId": "OK1", "to": "41793026727", "status": {"groupName": "DELIVERED"}},
+                {
+                    "messageId": "BAD\u0000",
+                    "to": "41793026727",
+                    "status": {"groupName": "DELIVERED"},
+                },
+                {"messageId": "X" * 300, "to": "41793026727", "status": {"groupName": "DELIVERED"}},
+            ]
+        }
+    )
+    response = app.hook("infobip", "ib", body)
+    assert response.status_code == 202
+    app.wait_idle()
+    receipt = app.api("GET", f"/v1/receipts/{response.json()['receipt']}").json()
+    assert receipt["status"] == "done"
+    assert len(receipt["notes"]) == 2
+    assert message(app, "ib", "OK1")["state"] == "delivered"

@@ -304,3 +304,16 @@ def test_register_validation_errors_are_clear(app: RunningApp) -> None:
     )
     assert sending.status_code == 422  # sending through a provider is not in this version
     assert "send" in sending.json()["error"]["message"]
+
+
+def test_sent_at_needs_its_offset_and_cursors_their_range(app: RunningApp) -> None:
+    naive = register(app, "T1", sent_at="2026-01-01T10:00:00")
+    assert naive.status_code == 422
+    aware = register(app, "T1", sent_at="2026-01-01T10:00:00-03:00")
+    assert aware.status_code == 201
+    assert aware.json()["sent_at"].startswith("2026-01-01T13:00:00")
+    import base64
+
+    huge = base64.urlsafe_b64encode(b"id:99999999999999999999").decode().rstrip("=")
+    for path in ("/v1/messages", "/v1/receipts", "/v1/campaigns", "/v1/rejections"):
+        assert app.api("GET", path, params={"cursor": huge}).status_code == 400

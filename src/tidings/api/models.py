@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 __all__ = [
     "CampaignOut",
@@ -56,7 +56,9 @@ class RegisterMessage(BaseModel):
     contact_ref: str | None = Field(default=None, max_length=200, pattern=_NO_NUL)
     metadata: dict[str, Any] | None = None
     channel: str | None = Field(default=None, max_length=20, pattern=_NO_NUL)
-    sent_at: datetime | None = None
+    sent_at: AwareDatetime | None = Field(
+        default=None, description="When it was sent, with its UTC offset (default: now)."
+    )
     send: Literal[False] = Field(
         default=False,
         description="Sending through a provider's API is not available in this version: "

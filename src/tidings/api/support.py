@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import time
 from datetime import UTC, datetime
 from typing import Annotated
@@ -11,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 
+from tidings.domain.errors import StorageUnavailable
 from tidings.storage import tokens
 from tidings.storage.db import Database
 
@@ -34,6 +36,9 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
     return response
 
 
+_MAX_ID = 2**63 - 1  # ids are 64-bit in the store
+
+
 def encode_cursor(last_id: int) -> str:
     return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
 
@@ -44,7 +49,7 @@ def decode_cursor(cursor: str | None) -> int | None:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, value = text.partition(":")
-        if prefix != "id" or not value.isdigit():
+        if prefix != "id" or not value.isdigit() or int(value) > _MAX_ID:
             raise ValueError(text)
         return int(value)
     except (ValueError, binascii.Error, UnicodeDecodeError):
@@ -62,12 +67,13 @@ class _TokenCache:
         expires = self._valid.get(token)
         if expires is not None and expires > time.monotonic():
             return True
-        with db.write() as conn:
+        with db.read() as conn:  # a wrong token never takes the write lock
             ok = tokens.check_token(conn, token)
-            if ok:
-                tokens.touch(conn, token, datetime.now(UTC))
         if ok:
             self._valid[token] = time.monotonic() + self._ttl
+            # "Last used" is best effort: a busy store must not turn a valid token away.
+            with contextlib.suppress(StorageUnavailable), db.write() as conn:
+                tokens.touch(conn, token, datetime.now(UTC))
         return ok
 
 

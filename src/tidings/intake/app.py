@@ -23,11 +23,11 @@ from starlette.types import Receive, Scope, Send
 
 from tidings.config import Settings
 from tidings.domain.errors import NotFound, SignatureError, StorageUnavailable
-from tidings.intake.writer import ReceiptWriter
+from tidings.intake.writer import ReceiptWriter, RejectionWriter
 from tidings.logging import get_logger
 from tidings.metrics import WEBHOOKS_RECEIVED
 from tidings.providers.base import ConnectionAuth, Provider, RequestParts
-from tidings.providers.registry import get_provider
+from tidings.providers.registry import PROVIDERS, get_provider
 from tidings.storage import connections, rejections
 from tidings.storage.connections import StoredConnection
 from tidings.storage.db import Database
@@ -80,7 +80,8 @@ class ConnectionCache:
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
         found = await asyncio.to_thread(self._load, provider, name)
-        self._entries[key] = (time.monotonic() + self._ttl, found)
+        if found is not None:  # misses are not kept: made-up names must not grow memory
+            self._entries[key] = (time.monotonic() + self._ttl, found)
         return found
 
     def _load(self, provider: str, name: str) -> StoredConnection | None:
@@ -95,6 +96,8 @@ def check_well_formed(body_format: str, body: bytes) -> str | None:
             json.loads(body)
         except (ValueError, UnicodeDecodeError) as error:
             return f"body is not valid JSON: {error}"
+        except RecursionError:
+            return "body is not valid JSON: nested too deeply"
         return None
     try:
         text = body.decode("utf-8")
@@ -147,9 +150,16 @@ class _Request:
 class Intake:
     """The intake endpoint, given its store, writer and settings by the composition root."""
 
-    def __init__(self, db: Database, writer: ReceiptWriter, settings: Settings) -> None:
+    def __init__(
+        self,
+        db: Database,
+        writer: ReceiptWriter,
+        rejection_writer: RejectionWriter,
+        settings: Settings,
+    ) -> None:
         self._db = db
         self._writer = writer
+        self._rejections = rejection_writer
         self._settings = settings
         self.cache = ConnectionCache(db)
 
@@ -186,7 +196,8 @@ class Intake:
                 answer = await self._handle(scope, receive, provider_name, segments[3])
             except _Disconnected:
                 return
-        WEBHOOKS_RECEIVED.labels(provider_name, str(answer.status)).inc()
+        label = provider_name if provider_name in PROVIDERS else "unknown"
+        WEBHOOKS_RECEIVED.labels(label, str(answer.status)).inc()
         await send(
             {
                 "type": "http.response.start",
@@ -235,7 +246,7 @@ class Intake:
             connection_id=connection.id,
             provider=provider.name,
             received_at=now,
-            content_type=headers.get("content-type", ""),
+            content_type=headers.get("content-type", "")[:200],
             headers=_stored_headers(headers, connection),
             body=body,
             status=ReceiptStatus.QUARANTINED if problem else ReceiptStatus.PENDING,
@@ -287,24 +298,19 @@ class Intake:
     ) -> None:
         log.warning("%s for %s connection %s: %s", status, provider.name, connection.name, reason)
         safe_headers = rejections.masked_headers(headers, connection.options.get("auth_header", ""))
-        remote = request.client
 
-        def write() -> None:
-            with self._db.write() as conn:
-                rejections.log_rejection(
-                    conn,
-                    now=now,
-                    provider=provider.name,
-                    connection=connection.name,
-                    status_code=status,
-                    reason=reason,
-                    remote_addr=remote,
-                    headers=safe_headers,
-                    body=body,
-                )
-
+        rejection = rejections.NewRejection(
+            received_at=now,
+            provider=provider.name,
+            connection=connection.name,
+            status_code=status,
+            reason=reason,
+            remote_addr=request.client,
+            headers=safe_headers,
+            body=body,
+        )
         try:
-            await asyncio.to_thread(write)
+            await self._rejections.submit(rejection)
         except StorageUnavailable as error:
             log.warning("could not log the rejection: %s", error)
 

@@ -1,27 +1,35 @@
-"""Group commit: many concurrent webhooks made durable by one transaction.
+"""Group commit: many concurrent requests made durable by one transaction.
 
-Requests hand their receipt to one writer task and wait; while a commit is under way the
-next ones queue up and go in the following transaction together. Each request is answered
-only after the transaction holding its receipt has committed.
+Requests hand their row to one writer task and wait; while a commit is under way the next ones
+queue up and go in the following transaction together. Each request is answered only after
+the transaction holding its row has committed. A request whose wait expired (it was answered
+503) is left out of the next commit, and a full queue answers 503 at once, so a store outage
+neither grows memory nor commits rows nobody is waiting for.
+
+Each writer commits from a thread of its own, so one kind of row (say, a flood of rejected
+requests) never queues behind another's commits for a thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Generic, TypeVar
 
 from tidings.domain.errors import StorageUnavailable
 from tidings.logging import get_logger
-from tidings.storage import inbox
+from tidings.storage import inbox, rejections
 from tidings.storage.db import Database
 from tidings.storage.inbox import NewReceipt
+from tidings.storage.rejections import NewRejection
 
-__all__ = ["ReceiptWriter"]
+__all__ = ["GroupCommit", "ReceiptWriter", "RejectionWriter"]
 
 log = get_logger("intake")
 
-_Pending = tuple[NewReceipt, "asyncio.Future[int]"]
+Row = TypeVar("Row")
 
 
 def _expire(future: asyncio.Future[int]) -> None:
@@ -29,35 +37,51 @@ def _expire(future: asyncio.Future[int]) -> None:
         future.set_exception(StorageUnavailable("the store did not commit in time"))
 
 
-class ReceiptWriter:
+class GroupCommit(Generic[Row]):
+    """Commits rows in batches with `commit` (rows → ids, in order), from its own thread."""
+
     def __init__(
-        self, db: Database, on_commit: Callable[[], None] = lambda: None, max_batch: int = 512
+        self,
+        db: Database,
+        commit: Callable[[Database, Sequence[Row]], list[int]],
+        name: str,
+        on_commit: Callable[[], None] = lambda: None,
+        max_batch: int = 512,
+        max_waiting: int = 20_000,
     ) -> None:
         self._db = db
+        self._commit = commit
+        self._name = name
         self._on_commit = on_commit
         self._max_batch = max_batch
-        self._queue: asyncio.Queue[_Pending] | None = None
+        self._max_waiting = max_waiting
+        self._queue: asyncio.Queue[tuple[Row, asyncio.Future[int]]] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"tidings-{name}")
 
     async def start(self) -> None:
-        self._queue = asyncio.Queue()
-        self._task = asyncio.create_task(self._run(), name="tidings-receipt-writer")
+        self._queue = asyncio.Queue(self._max_waiting)
+        self._task = asyncio.create_task(self._run(), name=f"tidings-{self._name}")
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self._thread.shutdown(wait=True)
 
-    async def submit(self, receipt: NewReceipt) -> int:
-        """The receipt's id once committed; StorageUnavailable if that cannot happen in time."""
+    async def submit(self, row: Row) -> int:
+        """The row's id once committed; StorageUnavailable if that cannot happen in time."""
         if self._queue is None:
-            raise RuntimeError("ReceiptWriter.start() was not called")
+            raise RuntimeError(f"{type(self).__name__}.start() was not called")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
+        try:
+            self._queue.put_nowait((row, future))
+        except asyncio.QueueFull:
+            raise StorageUnavailable("too many requests are waiting for the store") from None
         # A timer, not wait_for: one handle per request is the cheapest way to bound the wait.
         timer = loop.call_later(self._db.timeout + 1.0, _expire, future)
-        self._queue.put_nowait((receipt, future))
         try:
             return await future
         finally:
@@ -65,28 +89,60 @@ class ReceiptWriter:
 
     async def _run(self) -> None:
         assert self._queue is not None
+        loop = asyncio.get_running_loop()
         while True:
             batch = [await self._queue.get()]
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            batch = [(row, future) for row, future in batch if not future.done()]
+            if not batch:
+                continue
             try:
-                ids = await asyncio.to_thread(self._commit, [r for r, _ in batch])
-            except Exception as error:
+                ids = await loop.run_in_executor(
+                    self._thread, self._commit, self._db, [row for row, _ in batch]
+                )
+            except Exception as error:  # every waiting request learns the store failed
                 failure = (
                     error
                     if isinstance(error, StorageUnavailable)
                     else StorageUnavailable(f"commit failed: {error}")
                 )
-                log.warning("could not commit %d receipts: %s", len(batch), failure)
+                log.warning("could not commit %d %s rows: %s", len(batch), self._name, failure)
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(failure)
                 continue
-            for (_, future), receipt_id in zip(batch, ids, strict=True):
+            for (_, future), row_id in zip(batch, ids, strict=True):
                 if not future.done():
-                    future.set_result(receipt_id)
-            self._on_commit()
+                    future.set_result(row_id)
+            try:
+                self._on_commit()
+            except Exception:  # a failed wake-up must not stop the writer
+                log.exception("wake-up after a %s commit failed", self._name)
 
-    def _commit(self, receipts: list[NewReceipt]) -> list[int]:
-        with self._db.write() as conn:
-            return inbox.insert_receipts(conn, receipts)
+
+def _commit_receipts(db: Database, rows: Sequence[NewReceipt]) -> list[int]:
+    with db.write() as conn:
+        return inbox.insert_receipts(conn, rows)
+
+
+def _commit_rejections(db: Database, rows: Sequence[NewRejection]) -> list[int]:
+    with db.write() as conn:
+        return rejections.log_rejections(conn, rows)
+
+
+class ReceiptWriter(GroupCommit[NewReceipt]):
+    """The inbox's group commit; `on_commit` wakes the worker."""
+
+    def __init__(
+        self, db: Database, on_commit: Callable[[], None] = lambda: None, max_batch: int = 512
+    ) -> None:
+        super().__init__(db, _commit_receipts, "receipts", on_commit, max_batch)
+
+
+class RejectionWriter(GroupCommit[NewRejection]):
+    """The rejection log's group commit: a flood of refused requests costs one transaction per
+    batch, on its own thread, and a bounded queue."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db, _commit_rejections, "rejections", max_waiting=2_000)

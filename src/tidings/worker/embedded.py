@@ -103,6 +103,7 @@ class WorkerProcess:
         self._wake = PipeWake(reader, writer)
         self._stopping = threading.Event()
         self._check_seconds = check_seconds
+        self._stop_timeout = 15.0
         self._process = self._spawn()
         self._supervisor = threading.Thread(
             target=self._supervise, name="tidings-worker-supervisor", daemon=True
@@ -121,10 +122,13 @@ class WorkerProcess:
         self._wake.set()
 
     def start(self) -> None:
-        self._process.start()
         self._supervisor.start()
 
     def _supervise(self) -> None:
+        """Start, restart and finally stop the child, all from this one thread: Linux delivers
+        the parent-death signal when the *thread* that forked a child exits, so the child must
+        not outlive the thread that started it."""
+        self._process.start()
         while not self._stopping.wait(self._check_seconds):
             if self._process.is_alive():
                 continue
@@ -136,15 +140,16 @@ class WorkerProcess:
             self._process = self._spawn()
             self._process.start()
             self.restarts += 1
-
-    def stop(self, timeout: float = 15.0) -> None:
-        self._stopping.set()
-        if self._supervisor.is_alive():
-            self._supervisor.join(timeout)
         if self._process.is_alive():
             self._process.terminate()  # SIGTERM: the worker finishes its batch and exits
-        self._process.join(timeout)
+        self._process.join(self._stop_timeout)
         if self._process.is_alive():
-            log.warning("worker process did not stop in %ss; killing it", timeout)
+            log.warning("worker process did not stop in %ss; killing it", self._stop_timeout)
             self._process.kill()
             self._process.join(5)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self._stop_timeout = timeout
+        self._stopping.set()
+        if self._supervisor.is_alive():
+            self._supervisor.join(timeout + 10)

@@ -26,7 +26,7 @@ from tidings.providers.registry import get_provider
 from tidings.storage import connections, inbox
 from tidings.storage.connections import StoredConnection
 from tidings.storage.db import Database
-from tidings.tracking import Incoming, apply_events
+from tidings.tracking import Incoming, apply_events, unstorable
 
 __all__ = ["BatchResult", "WakeEvent", "Worker", "process_batch"]
 
@@ -163,6 +163,12 @@ def _apply(
         notes[receipt.id] = []
         for item in p.items:
             if isinstance(item, NormalizedEvent):
+                problem = unstorable(item)
+                if problem:
+                    notes[receipt.id].append(
+                        f"item for {item.provider_message_id[:60]!r} not applied: {problem}"
+                    )
+                    continue
                 incoming.append(Incoming(connection, item, receipt.id, receipt.received_at))
             elif isinstance(item, SessionUpdate):
                 at = item.occurred_at or receipt.received_at

@@ -1,0 +1,71 @@
+"""The embedded scheduler's jobs on a real store: retries come due, old raw receipts go."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+
+from tidings.config import Settings
+from tidings.scheduler.jobs import JobContext, purge_old_receipts, retry_due_receipts
+from tidings.storage import connections, inbox
+from tidings.storage.db import Database
+from tidings.storage.inbox import NewReceipt, ReceiptStatus
+from tidings.storage.schema import receipts
+
+
+def _receipts(db: Database, *statuses: ReceiptStatus, age: timedelta = timedelta(0)) -> list[int]:
+    now = datetime.now(UTC)
+    with db.write() as conn:
+        if not connections.list_connections(conn):
+            connections.add_connection(conn, "evolution", "main", "s", {}, now)
+        return inbox.insert_receipts(
+            conn,
+            [
+                NewReceipt(1, "evolution", now - age, "application/json", {}, b"{}", s)
+                for s in statuses
+            ],
+        )
+
+
+def _statuses(db: Database) -> dict[int, str]:
+    with db.read() as conn:
+        return dict(conn.execute(select(receipts.c.id, receipts.c.status)).all())
+
+
+def test_retry_job_releases_only_due_failures_and_wakes_the_worker(
+    db: Database, settings: Settings
+) -> None:
+    due, later = _receipts(db, ReceiptStatus.FAILED, ReceiptStatus.FAILED)
+    now = datetime.now(UTC)
+    with db.write() as conn:
+        conn.execute(
+            update(receipts)
+            .where(receipts.c.id == due)
+            .values(next_attempt_at=now - timedelta(seconds=1))
+        )
+        conn.execute(
+            update(receipts)
+            .where(receipts.c.id == later)
+            .values(next_attempt_at=now + timedelta(hours=1))
+        )
+    woken: list[bool] = []
+    released = retry_due_receipts(JobContext(db, settings, lambda: woken.append(True)))
+    assert released == 1 and woken == [True]
+    assert _statuses(db) == {due: "pending", later: "failed"}
+
+
+def test_purge_removes_finished_receipts_past_retention_in_batches(
+    db: Database, settings: Settings
+) -> None:
+    old = timedelta(days=settings.retention_days + 1)
+    kept_pending = _receipts(db, ReceiptStatus.PENDING, age=old)
+    kept_failed = _receipts(db, ReceiptStatus.FAILED, age=old)
+    kept_recent = _receipts(db, ReceiptStatus.DONE)
+    purged = _receipts(
+        db,
+        *([ReceiptStatus.DONE] * 1500 + [ReceiptStatus.DEAD, ReceiptStatus.QUARANTINED]),
+        age=old,
+    )
+    assert purge_old_receipts(JobContext(db, settings, lambda: None)) == len(purged)
+    assert set(_statuses(db)) == {*kept_pending, *kept_failed, *kept_recent}
