@@ -7,11 +7,12 @@ tested with plain data and can run anywhere (intake, worker, replay).
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tidings.domain.errors import SignatureError
+from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import ParsedItem
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "Reply",
     "RequestParts",
     "check_token",
+    "load_json",
     "secrets_equal",
 ]
 
@@ -75,6 +77,18 @@ class Provider:
     parse: Callable[[bytes, Mapping[str, str]], list[ParsedItem]]
     reply: Callable[[bytes], Reply | None] = _no_reply
     handshake: Callable[[RequestParts, ConnectionAuth], str | None] = _no_handshake
+
+
+def load_json(body: bytes, provider: str, hint: str = "") -> Any:
+    """The JSON document in a webhook body, or PayloadError naming the provider (and `hint`:
+    what the provider's bodies look like)."""
+    suffix = f"; {hint}" if hint else ""
+    try:
+        return json.loads(body)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise PayloadError(f"{provider}: body is not JSON: {exc}{suffix}") from None
+    except RecursionError:
+        raise PayloadError(f"{provider}: body is not JSON: nested too deeply") from None
 
 
 def secrets_equal(given: str, expected: str) -> bool:

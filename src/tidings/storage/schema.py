@@ -24,6 +24,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from tidings.domain.counters import COUNTERS
+
 __all__ = [
     "api_tokens",
     "campaign_counters",
@@ -133,21 +135,7 @@ campaign_counters = Table(
     "campaign_counters",
     metadata,
     Column("campaign_id", Id, ForeignKey("campaigns.id"), primary_key=True),
-    *(
-        Column(name, BigInteger, nullable=False, default=0, server_default="0")
-        for name in (
-            "total",
-            "queued",
-            "sent",
-            "delivered",
-            "read",
-            "failed",
-            "opened",
-            "clicked",
-            "unsubscribed",
-            "complained",
-        )
-    ),
+    *(Column(name, BigInteger, nullable=False, default=0, server_default="0") for name in COUNTERS),
 )
 
 messages = Table(

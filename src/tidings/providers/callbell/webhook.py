@@ -15,7 +15,7 @@ from typing import Any
 
 from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import EventKind, Ignored, NormalizedEvent, ParsedItem
-from tidings.providers.base import ConnectionAuth, Reply, RequestParts, check_token
+from tidings.providers.base import ConnectionAuth, Reply, RequestParts, check_token, load_json
 
 __all__ = ["parse", "reply", "verify"]
 
@@ -104,12 +104,7 @@ def reply(body: bytes) -> Reply | None:
 
 
 def _load(body: bytes) -> object:
-    try:
-        return json.loads(body)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise PayloadError(f"callbell: body is not JSON: {exc}") from None
-    except RecursionError:
-        raise PayloadError("callbell: body is not JSON: nested too deeply") from None
+    return load_json(body, "callbell")
 
 
 def _status_event(payload: object) -> NormalizedEvent:

@@ -27,7 +27,7 @@ from tidings.domain.events import (
     ParsedItem,
     SessionUpdate,
 )
-from tidings.providers.base import ConnectionAuth, RequestParts, check_token
+from tidings.providers.base import ConnectionAuth, RequestParts, check_token, load_json
 
 __all__ = ["parse", "verify"]
 
@@ -173,12 +173,7 @@ def parse(body: bytes, headers: Mapping[str, str]) -> list[ParsedItem]:
 
 
 def _load(body: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(body)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise PayloadError(f"evolution: body is not JSON: {exc}") from None
-    except RecursionError:
-        raise PayloadError("evolution: body is not JSON: nested too deeply") from None
+    document = load_json(body, "evolution")
     if not isinstance(document, dict):
         raise PayloadError(
             f"evolution: body is JSON {type(document).__name__}, expected an object "

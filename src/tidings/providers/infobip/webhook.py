@@ -22,7 +22,13 @@ from typing import Any
 
 from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import BadItem, EventKind, Ignored, NormalizedEvent, ParsedItem
-from tidings.providers.base import ConnectionAuth, RequestParts, check_token, secrets_equal
+from tidings.providers.base import (
+    ConnectionAuth,
+    RequestParts,
+    check_token,
+    load_json,
+    secrets_equal,
+)
 
 __all__ = ["parse", "verify"]
 
@@ -156,12 +162,7 @@ def parse(body: bytes, headers: Mapping[str, str]) -> list[ParsedItem]:
 
 
 def _load(body: bytes) -> object:
-    try:
-        return json.loads(body)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise PayloadError(f"infobip: body is not JSON ({exc}); {_EXPECTED_SHAPE}") from None
-    except RecursionError:
-        raise PayloadError("infobip: body is not JSON: nested too deeply") from None
+    return load_json(body, "infobip", _EXPECTED_SHAPE)
 
 
 def _parse_batch(results: object) -> list[ParsedItem]:

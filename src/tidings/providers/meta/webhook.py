@@ -27,7 +27,7 @@ from tidings.domain.events import (
     NormalizedEvent,
     ParsedItem,
 )
-from tidings.providers.base import ConnectionAuth, RequestParts, secrets_equal
+from tidings.providers.base import ConnectionAuth, RequestParts, load_json, secrets_equal
 
 __all__ = ["handshake", "parse", "verify"]
 
@@ -183,12 +183,7 @@ def parse(body: bytes, headers: Mapping[str, str]) -> list[ParsedItem]:
 
 
 def _load(body: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(body)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise PayloadError(f"meta: body is not JSON: {exc}") from None
-    except RecursionError:
-        raise PayloadError("meta: body is not JSON: nested too deeply") from None
+    document = load_json(body, "meta")
     if not isinstance(document, dict):
         raise PayloadError(
             f"meta: body is {_json_type(document)} in JSON, expected an object like "
