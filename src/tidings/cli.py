@@ -202,6 +202,43 @@ def migrate() -> None:
     click.echo(f"schema at {head_revision()} (was {before or 'empty'})")
 
 
+@main.command("migrate-data")
+@click.option(
+    "--from", "source_url", required=True, help="The store to copy, e.g. sqlite:///tidings.db"
+)
+@click.option(
+    "--to", "target_url", required=True, help="An empty store, e.g. postgresql://…/tidings"
+)
+def migrate_data(source_url: str, target_url: str) -> None:
+    """Copy every row from one store into another (SQLite to PostgreSQL), then verify counts.
+
+    Stop `tidings serve` first, so nothing is written to the source while it is copied."""
+    from tidings.storage.copy import copy_store, count_rows
+
+    settings = _settings()
+    source = Database(source_url, settings.store_timeout_seconds)
+    target = Database(target_url, settings.store_timeout_seconds)
+    try:
+        if current_revision(source) != head_revision():
+            raise click.ClickException(
+                "the source store is not at the newest schema: run tidings migrate on it"
+            )
+        total = sum(count_rows(source).values())
+        with click.progressbar(length=total, label="copying rows", show_pos=True) as bar:
+            counts = copy_store(source, target, lambda _table, n: bar.update(n))
+    except (Conflict, StorageUnavailable) as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        source.dispose()
+        target.dispose()
+    for count in counts:
+        mark = "ok" if count.matches else "MISMATCH"
+        click.echo(f"[{mark}] {count.table}: {count.source} -> {count.target}")
+    if not all(count.matches for count in counts):
+        raise click.ClickException("row counts differ between the stores; do not switch over")
+    click.echo(f"copied {total} rows; point TIDINGS_DATABASE_URL at the new store")
+
+
 @main.group()
 def connection() -> None:
     """Connections: one per provider account that sends webhooks."""

@@ -1,0 +1,86 @@
+"""Copy a whole store into another (SQLite → PostgreSQL when an installation scales out).
+
+Tables are copied in dependency order, in batches, keeping every id so references stay valid;
+PostgreSQL's id sequences are then moved past the copied ids, and the row counts of both stores
+are compared. The target must be empty: copying into a live store would mix two histories.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Table, func, insert, select, text
+
+from tidings.domain.errors import Conflict
+from tidings.storage.db import Database
+from tidings.storage.migrate import upgrade
+from tidings.storage.schema import metadata
+
+__all__ = ["TableCount", "copy_store", "count_rows"]
+
+BATCH = 2000
+
+
+@dataclass(frozen=True)
+class TableCount:
+    table: str
+    source: int
+    target: int
+
+    @property
+    def matches(self) -> bool:
+        return self.source == self.target
+
+
+def _tables() -> list[Table]:
+    return list(metadata.sorted_tables)  # parents before children
+
+
+def count_rows(db: Database) -> dict[str, int]:
+    with db.read() as conn:
+        return {
+            t.name: conn.execute(select(func.count()).select_from(t)).scalar_one()
+            for t in _tables()
+        }
+
+
+def _batches(conn: Connection, table: Table) -> Iterator[list[dict[str, object]]]:
+    key = next(iter(table.primary_key.columns))
+    last: object = None
+    while True:
+        query = select(table).order_by(key).limit(BATCH)
+        if last is not None:
+            query = query.where(key > last)
+        rows = [dict(row._mapping) for row in conn.execute(query)]
+        if not rows:
+            return
+        yield rows
+        last = rows[-1][key.name]
+
+
+def copy_store(
+    source: Database, target: Database, progress: Callable[[str, int], None] = lambda t, n: None
+) -> list[TableCount]:
+    """Copy every row of `source` into the empty `target`; returns both sides' counts."""
+    upgrade(target)
+    if any(count_rows(target).values()):
+        raise Conflict("the target store already holds data; copy into an empty database")
+    source_counts = count_rows(source)
+    with source.read() as reading, target.write() as writing:
+        for table in _tables():
+            for rows in _batches(reading, table):
+                writing.execute(insert(table), rows)
+                progress(table.name, len(rows))
+        if writing.dialect.name == "postgresql":
+            for table in _tables():
+                key = next(iter(table.primary_key.columns))
+                if key.autoincrement is True and table.name != "campaign_counters":
+                    writing.execute(
+                        text(
+                            f"SELECT setval(pg_get_serial_sequence('{table.name}', '{key.name}'), "  # noqa: S608
+                            f"COALESCE((SELECT MAX({key.name}) FROM {table.name}), 0) + 1, false)"
+                        )
+                    )
+    target_counts = count_rows(target)
+    return [TableCount(name, source_counts[name], target_counts[name]) for name in source_counts]
