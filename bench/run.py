@@ -1,6 +1,7 @@
-"""`make bench`: tidings against the hand-built Flask + Celery baseline, in one run.
+"""`make bench`: tidings embedded, the hand-built Flask + Celery baseline, and tidings scaled
+out (2 web nodes + 2 Celery workers + beat on PostgreSQL), in one run.
 
-    .venv/bin/python bench/run.py [--requests 20000] [--concurrency 64]
+    .venv/bin/python bench/run.py [--requests 20000] [--concurrency 64] [--skip-scaleout]
 
 Why one run and ratios: the machine is shared and noisy, so absolute figures drift between
 runs; the ratio of two configurations measured minutes apart on the same machine does not
@@ -9,13 +10,15 @@ was answered is there afterwards, exactly once (DESIGN.md section 10). A run who
 not balance is void and exits 1; targets missed are printed but do not change the exit status.
 
 Exit status: 0 ledgers balanced; 1 a ledger does not balance; 2 the environment is not ready
-(Redis down, a tool missing); 3 a run could not complete (a process died or never came up);
-130 interrupted. Every process started here is stopped before it exits, whatever happens.
+(Redis or PostgreSQL down, a tool missing); 3 a run could not complete (a process died or
+never came up); 130 interrupted. Every process started here is stopped, and the scale-out
+database dropped, before it exits, whatever happens.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import http.client
 import json
@@ -39,7 +42,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from loadgen import LoadResult, percentiles, run_load_blocking
+from loadgen import LoadResult, percentiles, run_load, run_load_blocking
 from sqlalchemy import func, select
 
 from tidings.storage import schema
@@ -53,6 +56,10 @@ CONNECTION = "bench"
 SECRET = "s3cret"  # noqa: S105 - a throwaway connection in a temporary store
 REDIS_PORT = 6379
 REDIS_DB = 5
+SCALEOUT_REDIS_DB = 6  # the scale-out broker: not the baseline's database, flushed before/after
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+SCALEOUT_WEB = 2
+SCALEOUT_WORKERS = 2
 BASELINE_QUEUE = "email-webhook"
 RECEIPT_STATES = ("done", "pending", "failed", "dead", "quarantined")
 
@@ -315,6 +322,7 @@ class Measured:
     duplicated: int
     ledger: list[Check]
     notes: list[str] = field(default_factory=list)
+    info: str = ""  # what ran, for the header (e.g. the PostgreSQL version)
 
     @property
     def acknowledged(self) -> int:
@@ -424,7 +432,9 @@ def _receipt_states(db: Database) -> Counter[str]:
     return Counter({status: count for status, count in rows})
 
 
-def _tidings_ledger(db: Database, load: LoadResult, ids: list[str], finished: bool) -> Measured:
+def _tidings_ledger(
+    db: Database, load: LoadResult, ids: list[str], finished: bool, name: str = "tidings"
+) -> Measured:
     receipts, events, messages = schema.receipts, schema.events, schema.messages
     with db.read() as conn:
         rows = conn.execute(select(receipts.c.id, receipts.c.status))
@@ -496,13 +506,13 @@ def _tidings_ledger(db: Database, load: LoadResult, ids: list[str], finished: bo
     if states.get("failed", 0) or states.get("dead", 0):
         notes.append(
             f"{states.get('failed', 0)} failed and {states.get('dead', 0)} dead "
-            "receipts: see the tidings log"
+            f"receipts: see the {name} logs"
         )
     if message_count != len(ids):
         notes.append(f"{message_count} messages in the store for {len(ids)} distinct ids sent")
     last = last_done.timestamp() if last_done is not None else None
     return Measured(
-        "tidings",
+        name,
         load,
         states.get("done", 0),
         last,
@@ -514,6 +524,210 @@ def _tidings_ledger(db: Database, load: LoadResult, ids: list[str], finished: bo
     )
 
 
+# ---------------------------------------------------------------------------------------------
+# Scale-out: 2 web nodes + 2 Celery workers + beat on PostgreSQL, Redis as the broker
+
+
+def postgres_admin() -> Any:
+    """An autocommit connection to the local server's `postgres` database; NotReady if down."""
+    import psycopg
+
+    try:
+        return psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.Error as error:
+        raise NotReady(
+            f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL} ({error}); the scale-out run "
+            "needs it. Start it, or pass --skip-scaleout."
+        ) from None
+
+
+@contextlib.contextmanager
+def scratch_database() -> Iterator[tuple[str, str]]:
+    """A fresh `tidings_bench_<random>` database (its URL and the server version), dropped
+    afterwards WITH (FORCE) whatever happened."""
+    import psycopg
+
+    name = f"tidings_bench_{uuid.uuid4().hex[:12]}"
+    with contextlib.closing(postgres_admin()) as admin:
+        version = str(admin.execute("SHOW server_version").fetchone()[0]).split(" ")[0]
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}", version
+    finally:
+        try:
+            with contextlib.closing(postgres_admin()) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        except (NotReady, psycopg.Error) as error:
+            print(f"[bench] could not drop the database {name}: {error}", file=sys.stderr)
+
+
+def _tidings_cli(env: dict[str, str], *args: str) -> None:
+    done = subprocess.run(
+        [tool("tidings"), *args], env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise BenchError(f"tidings {' '.join(args[:2])} failed:\n{done.stdout}{done.stderr}")
+
+
+def wait_log(procs: Processes, name: str, text: str, timeout: float = 60.0) -> None:
+    """Until `text` appears in the process's log, the process dies, or the timeout passes."""
+    path = procs.log_dir / f"{name}.log"
+
+    def ready() -> tuple[int, bool]:
+        procs.check_alive(name)
+        return 0, path.exists() and text in path.read_text(errors="replace")
+
+    if not wait_for(ready, stall=timeout, cap=timeout):
+        raise BenchError(f"{name} did not get ready within {timeout:.0f}s:\n{procs.log_tail(name)}")
+
+
+def run_split_load(
+    ports: list[int], path: str, bodies: list[bytes], concurrency: int, timeout: float
+) -> tuple[LoadResult, list[LoadResult]]:
+    """One load generator per port, all at once on one event loop: port i gets the i-th
+    share of the bodies and of the connections. The merged result (replies in body order)
+    and each part."""
+    n = len(ports)
+    bounds = [len(bodies) * i // n for i in range(n + 1)]
+    shares = [max(1, concurrency * (i + 1) // n - concurrency * i // n) for i in range(n)]
+
+    async def together() -> list[LoadResult]:
+        return list(
+            await asyncio.gather(
+                *(
+                    run_load(
+                        HOST,
+                        port,
+                        path,
+                        bodies[bounds[i] : bounds[i + 1]],
+                        shares[i],
+                        timeout=timeout,
+                    )
+                    for i, port in enumerate(ports)
+                )
+            )
+        )
+
+    try:
+        import uvloop
+    except ImportError:
+        parts = asyncio.run(together())
+    else:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            parts = runner.run(together())
+    merged = LoadResult(
+        sent=sum(part.sent for part in parts),
+        status_counts=sum((part.status_counts for part in parts), Counter()),
+        latencies=[latency for part in parts for latency in part.latencies],
+        started_at=min(part.started_at for part in parts),
+        finished_at=max(part.finished_at for part in parts),
+        errors=sum(part.errors for part in parts),
+        replies=[reply for part in parts for reply in part.replies],
+        timed_out=any(part.timed_out for part in parts),
+    )
+    return merged, parts
+
+
+def measure_scaleout(args: argparse.Namespace, procs: Processes) -> Measured:
+    import redis
+
+    broker = redis_client(SCALEOUT_REDIS_DB)
+    broker.flushdb()
+    started: list[str] = []
+    try:
+        with scratch_database() as (url, version):
+            try:
+                result = _run_scaleout(args, procs, url, started)
+            finally:  # every process is gone before its database is dropped
+                for name in reversed(started):
+                    procs.stop(name)
+            result.info = f"PostgreSQL {version}"
+            return result
+    finally:
+        with contextlib.suppress(redis.RedisError):
+            broker.flushdb()
+        broker.close()
+
+
+def _run_scaleout(
+    args: argparse.Namespace, procs: Processes, url: str, started: list[str]
+) -> Measured:
+    env = clean_env(
+        TIDINGS_DATABASE_URL=url,
+        TIDINGS_BROKER_URL=f"redis://{HOST}:{REDIS_PORT}/{SCALEOUT_REDIS_DB}",
+        TIDINGS_LOG_LEVEL="WARNING",
+    )
+    tidings = tool("tidings")
+    _tidings_cli(env, "migrate")
+    _tidings_cli(env, "connection", "add", "evolution", CONNECTION, "--secret", SECRET)
+    # Workers and beat log at INFO: their "ready" lines are how the bench knows they are up.
+    # They then log a line per (coalesced) wake-up task, never one per webhook.
+    chatty = {**env, "TIDINGS_LOG_LEVEL": "INFO"}
+    ready_lines: dict[str, str] = {}
+    for i in range(1, SCALEOUT_WORKERS + 1):
+        name = f"scaleout-worker{i}"
+        started.append(name)
+        procs.start(name, [tidings, "worker", "--concurrency", "1"], chatty)
+        ready_lines[name] = "tidings worker ready"
+    started.append("scaleout-beat")
+    procs.start("scaleout-beat", [tidings, "beat"], chatty)
+    ready_lines["scaleout-beat"] = "beat: Starting..."
+    webs: dict[str, int] = {}
+    for i in range(1, SCALEOUT_WEB + 1):
+        name, port = f"scaleout-web{i}", free_port()
+        started.append(name)
+        procs.start(
+            name, [tidings, "serve", "--no-worker", "--host", HOST, "--port", str(port)], env
+        )
+        webs[name] = port
+    for name, port in webs.items():
+        wait_http(procs, name, port, "/healthz")
+    for name, line in ready_lines.items():
+        wait_log(procs, name, line)
+
+    def check_all() -> None:
+        for name in started:
+            procs.check_alive(name)
+
+    ids, bodies = evolution_bodies(args.requests)
+    _say(
+        f"scale-out: sending {len(bodies):,} webhooks to {len(webs)} web nodes "
+        f"on {args.concurrency} connections in all"
+    )
+    load, parts = run_split_load(
+        list(webs.values()),
+        f"/hooks/evolution/{CONNECTION}?token={SECRET}",
+        bodies,
+        args.concurrency,
+        args.timeout,
+    )
+    check_all()
+    _say(
+        f"scale-out: {load.count(200, 300):,} acknowledged in {load.duration:.1f}s; "
+        "waiting for the workers to apply them"
+    )
+    db = Database(url, timeout=10.0)
+    try:
+
+        def progress() -> tuple[int, bool]:
+            check_all()
+            states = _receipt_states(db)
+            total = sum(states.values())
+            pending = states.get("pending", 0)
+            return total - pending, pending == 0 and total >= load.count(200, 300)
+
+        finished = wait_for(progress, stall=args.stall, cap=args.drain_cap)
+        result = _tidings_ledger(db, load, ids, finished, name="scale-out")
+    finally:
+        db.dispose()
+    split = ", ".join(
+        f"{name} {part.count(200, 300):,} acknowledged in {part.duration:.2f}s"
+        for name, part in zip(webs, parts, strict=True)
+    )
+    result.notes.append(f"per web node: {split}")
+    return result
+
+
 def _receipt_id(body: bytes) -> int | None:
     try:
         found = json.loads(body).get("receipt")
@@ -522,17 +736,17 @@ def _receipt_id(body: bytes) -> int | None:
     return found if isinstance(found, int) else None
 
 
-def redis_client() -> Any:
-    """The baseline's Redis database; NotReady when Redis does not answer."""
+def redis_client(db: int = REDIS_DB) -> Any:
+    """A Redis database (the baseline's by default); NotReady when Redis does not answer."""
     import redis
 
-    client = redis.Redis(host=HOST, port=REDIS_PORT, db=REDIS_DB, socket_connect_timeout=2)
+    client = redis.Redis(host=HOST, port=REDIS_PORT, db=db, socket_connect_timeout=2)
     try:
         client.ping()
     except redis.RedisError as error:
         raise NotReady(
-            f"Redis is not reachable on {HOST}:{REDIS_PORT} ({error}); the baseline needs it. "
-            "Start it (e.g. `redis-server --bind 127.0.0.1`) and run again."
+            f"Redis is not reachable on {HOST}:{REDIS_PORT} ({error}); the baseline and the "
+            "scale-out run need it. Start it (e.g. `redis-server --bind 127.0.0.1`) and run again."
         ) from None
     return client
 
@@ -687,67 +901,76 @@ def _fmt_ms(seconds: float) -> str:
     return f"{seconds * 1000:,.1f}"
 
 
-def report(args: argparse.Namespace, command: str, t: Measured, b: Measured) -> list[str]:
+def report(
+    args: argparse.Namespace,
+    command: str,
+    t: Measured,
+    b: Measured,
+    s: Measured | None = None,
+) -> list[str]:
     """Print the table, the targets and the ledgers; the ledgers that do not balance."""
-    tp, bp = percentiles(t.ack_latencies, (50, 99)), percentiles(b.ack_latencies, (50, 99))
-    rows: list[tuple[str, str, str, str]] = [
-        ("requests sent", f"{t.load.sent:,}", f"{b.load.sent:,}", ""),
-        ("acknowledged (2xx)", f"{t.acknowledged:,}", f"{b.acknowledged:,}", ""),
-        ("load duration (s)", f"{t.load.duration:.2f}", f"{b.load.duration:.2f}", ""),
-        (
-            "acknowledged/s",
-            _fmt_rate(t.ack_per_s),
-            _fmt_rate(b.ack_per_s),
-            f"{_ratio(t.ack_per_s, b.ack_per_s):.2f}x",
-        ),
-        (
-            "ack latency p50 (ms)",
-            _fmt_ms(tp[50]),
-            _fmt_ms(bp[50]),
-            f"{_ratio(tp[50], bp[50]):.2f}x",
-        ),
-        (
-            "ack latency p99 (ms)",
-            _fmt_ms(tp[99]),
-            _fmt_ms(bp[99]),
-            f"{_ratio(tp[99], bp[99]):.2f}x",
-        ),
-        ("applied / stored", f"{t.completed:,}", f"{b.completed:,}", ""),
-        (
-            "applied/s vs stored/s (end to end)",
-            _fmt_rate(t.completed_per_s),
-            _fmt_rate(b.completed_per_s),
-            f"{_ratio(t.completed_per_s, b.completed_per_s):.2f}x",
-        ),
-        ("lost", f"{t.lost:,}", f"{b.lost:,}", ""),
-        ("duplicated", f"{t.duplicated:,}", f"{b.duplicated:,}", ""),
-        ("connection errors", f"{t.load.errors:,}", f"{b.load.errors:,}", ""),
+    pct = {id(m): percentiles(m.ack_latencies, (50, 99)) for m in (t, b, s) if m is not None}
+    tp, bp = pct[id(t)], pct[id(b)]
+
+    def count(x: float) -> str:
+        return f"{x:,.0f}"
+
+    def secs(x: float) -> str:
+        return f"{x:.2f}"
+
+    # (label, figure, format, whether a ratio is meaningful)
+    metrics: list[tuple[str, Callable[[Measured], float], Callable[[float], str], bool]] = [
+        ("requests sent", lambda m: m.load.sent, count, False),
+        ("acknowledged (2xx)", lambda m: m.acknowledged, count, False),
+        ("load duration (s)", lambda m: m.load.duration, secs, False),
+        ("acknowledged/s", lambda m: m.ack_per_s, _fmt_rate, True),
+        ("ack latency p50 (ms)", lambda m: pct[id(m)][50], _fmt_ms, True),
+        ("ack latency p99 (ms)", lambda m: pct[id(m)][99], _fmt_ms, True),
+        ("applied / stored", lambda m: m.completed, count, False),
+        ("applied/s vs stored/s (end to end)", lambda m: m.completed_per_s, _fmt_rate, True),
+        ("lost", lambda m: m.lost, count, False),
+        ("duplicated", lambda m: m.duplicated, count, False),
+        ("connection errors", lambda m: m.load.errors, count, False),
     ]
+    header = ["", "tidings", "baseline", "tidings/baseline"]
+    if s is not None:
+        header += ["scale-out", "scale-out/embedded"]
+    rows: list[list[str]] = []
+    for label, figure, fmt, has_ratio in metrics:
+        tv, bv = figure(t), figure(b)
+        row = [label, fmt(tv), fmt(bv), f"{_ratio(tv, bv):.2f}x" if has_ratio else ""]
+        if s is not None:
+            sv = figure(s)
+            row += [fmt(sv), f"{_ratio(sv, tv):.2f}x" if has_ratio else ""]
+        rows.append(row)
     print()
     print(f"tidings bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-    print(f"command:  {command}")
+    print(f"command:   {command}")
     print(
-        f"machine:  {os.cpu_count()} cores, {platform.platform()}, Python "
+        f"machine:   {os.cpu_count()} cores, {platform.platform()}, Python "
         f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}"
     )
     print(
-        f"load:     {args.requests:,} distinct webhooks per configuration, "
+        f"load:      {args.requests:,} distinct webhooks per configuration, "
         f"{args.concurrency} keep-alive connections, loopback"
     )
     print(
-        "tidings:  `tidings serve` (intake + worker, one process), SQLite WAL, "
+        "tidings:   embedded: `tidings serve` (intake + worker, one process), SQLite WAL, "
         "Evolution messages.update"
     )
     print(
-        "baseline: Flask under gunicorn (2 sync workers) -> Celery over Redis "
+        "baseline:  Flask under gunicorn (2 sync workers) -> Celery over Redis "
         "(concurrency 2) -> SQLAlchemy ORM -> SQLite, Infobip email report"
     )
+    if s is not None:
+        print(
+            f"scale-out: {SCALEOUT_WEB} x `tidings serve --no-worker` (each gets half the "
+            f"webhooks and connections) + {SCALEOUT_WORKERS} x `tidings worker --concurrency 1`"
+            f" + `tidings beat`, {s.info}, Redis broker (db {SCALEOUT_REDIS_DB}), "
+            "Evolution messages.update"
+        )
     print()
-    widths = [
-        max(len(r[i]) for r in [("", "tidings", "baseline", "tidings/baseline"), *rows])
-        for i in range(4)
-    ]
-    header = ("", "tidings", "baseline", "tidings/baseline")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print(
             f"  {row[0]:<{widths[0]}}  "
@@ -782,10 +1005,13 @@ def report(args: argparse.Namespace, command: str, t: Measured, b: Measured) -> 
         print(f"  {name:<{width}}  {value:>8}  {'met' if met else 'NOT MET'}")
 
     void: list[str] = []
-    for measured, source in (
+    ledgers = [
         (t, "counted from the tidings store"),
         (b, "counted from the baseline's SQLite file"),
-    ):
+    ]
+    if s is not None:
+        ledgers.append((s, "counted from PostgreSQL"))
+    for measured, source in ledgers:
         print()
         print(f"{measured.name} ledger ({source}):")
         for check in measured.ledger:
@@ -831,6 +1057,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="stop waiting for the workers after this many seconds in all",
     )
     parser.add_argument(
+        "--skip-scaleout",
+        action="store_true",
+        help="do not measure the scale-out configuration (PostgreSQL + Redis broker)",
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directory (stores and logs)"
     )
     args = parser.parse_args(argv)
@@ -868,11 +1099,15 @@ def main(argv: list[str]) -> int:
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _as_ctrl_c)
     try:
-        redis_client()  # fail before minutes of tidings load when the baseline cannot run
+        # fail before minutes of load when the baseline or the scale-out run cannot run
+        redis_client()
+        if not args.skip_scaleout:
+            postgres_admin().close()
         with _workdir(args.keep) as work, Processes(work) as procs:
             tidings = measure_tidings(args, work, procs)
             baseline = measure_baseline(args, work, procs)
-            void = report(args, command, tidings, baseline)
+            scaleout = None if args.skip_scaleout else measure_scaleout(args, procs)
+            void = report(args, command, tidings, baseline, scaleout)
     except BenchError as error:
         print(f"bench: {error}", file=sys.stderr)
         return error.exit_code
