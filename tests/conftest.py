@@ -84,20 +84,30 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-sqlite_only = pytest.mark.sqlite_only
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests of SQLite's own behaviour (file locks) say so, and are not run on PostgreSQL."""
+    """With --db postgresql, leave out what the SQLite pass already ran: tests of SQLite's own
+    behaviour (file locks) and tests that bring their own store (`once`). They are deselected,
+    not skipped, and the header of the run says how many and why."""
     if not on_postgresql(config):
         return
-    sqlite_only = pytest.mark.skip(reason="exercises SQLite itself; not a PostgreSQL behaviour")
-    once = pytest.mark.skip(reason="brings its own store; it runs in the --db sqlite pass")
+    kept, left_out = [], []
     for item in items:
-        if item.get_closest_marker("sqlite_only"):
-            item.add_marker(sqlite_only)
-        elif item.get_closest_marker("once"):
-            item.add_marker(once)
+        marked = item.get_closest_marker("sqlite_only") or item.get_closest_marker("once")
+        (left_out if marked else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+        config.stash[_LEFT_OUT] = len(left_out)
+
+
+_LEFT_OUT = pytest.StashKey[int]()
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
+    left_out = config.stash.get(_LEFT_OUT, 0)
+    if left_out:
+        return f"{left_out} tests of SQLite itself or with their own store ran in the sqlite pass"
+    return None
 
 
 @pytest.fixture(autouse=True)
