@@ -9,9 +9,11 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.providers.fuzzing import json_values, parsed_or_payload_error
 from tidings.domain.errors import PayloadError
 from tidings.domain.events import BadItem, EventKind, Ignored, NormalizedEvent
 from tidings.providers.registry import PROVIDERS
@@ -63,6 +65,23 @@ TWILIO = {
     "undelivered": EventKind.FAILED,
     "failed": EventKind.FAILED,
 }
+
+
+ANY_JSON = json_values(["event", "data", "payload", "results", "entry", "status", "id"], ["read"])
+
+
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
+@settings(max_examples=150, deadline=None)
+@given(body=st.binary(max_size=300))
+def test_arbitrary_bytes_give_payload_error_or_events(provider: str, body: bytes) -> None:
+    parsed_or_payload_error(PROVIDERS[provider].parse, body)
+
+
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
+@settings(max_examples=150, deadline=None)
+@given(value=ANY_JSON)
+def test_arbitrary_json_gives_payload_error_or_events(provider: str, value: object) -> None:
+    parsed_or_payload_error(PROVIDERS[provider].parse, json.dumps(value).encode())
 
 
 def evolution(items: list[tuple[str, str]]) -> bytes:

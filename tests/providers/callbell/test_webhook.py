@@ -9,16 +9,14 @@ from typing import Any
 
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
+from tests.providers.fuzzing import json_values, parsed_or_payload_error
 from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import (
-    BadItem,
     EventKind,
     Ignored,
     NormalizedEvent,
     ParsedItem,
-    SessionUpdate,
 )
 from tidings.providers.base import ConnectionAuth, RequestParts
 from tidings.providers.callbell import PROVIDER
@@ -419,24 +417,6 @@ def request(
     )
 
 
-def test_token_in_query_is_accepted() -> None:
-    verify(request(query={"token": SECRET}), CONNECTION)
-
-
-def test_token_in_configured_header_is_accepted() -> None:
-    verify(request(headers={"x-tidings-token": SECRET}), CONNECTION)
-
-
-def test_wrong_token_is_rejected() -> None:
-    with pytest.raises(SignatureError, match="wrong secret"):
-        verify(request(query={"token": "nope"}), CONNECTION)
-
-
-def test_wrong_header_is_rejected() -> None:
-    with pytest.raises(SignatureError, match="wrong secret"):
-        verify(request(headers={"x-tidings-token": "nope"}), CONNECTION)
-
-
 def test_missing_credentials_say_how_to_pass_them() -> None:
     with pytest.raises(SignatureError, match="missing credentials") as info:
         verify(request(), CONNECTION)
@@ -453,66 +433,32 @@ def test_a_bearer_header_is_not_a_callbell_credential() -> None:
 
 # --- properties -----------------------------------------------------------------------------
 
-JSON_VALUES = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False)
-    | st.text(max_size=20)
-    | st.sampled_from(["failed", "mismatch", "read", "message_status_updated"]),
-    lambda children: (
-        st.lists(children, max_size=5)
-        | st.dictionaries(
-            st.sampled_from(
-                [
-                    "event",
-                    "payload",
-                    "uuid",
-                    "status",
-                    "metadata",
-                    "contact",
-                    "phoneNumber",
-                    "messageStatusPayload",
-                    "ts",
-                    "reason",
-                    "error",
-                    "errors",
-                    "code",
-                    "destination",
-                    "wa_id",
-                ]
-            )
-            | st.text(max_size=8),
-            children,
-            max_size=6,
-        )
-    ),
-    max_leaves=25,
+JSON_VALUES = json_values(
+    [
+        "event",
+        "payload",
+        "uuid",
+        "status",
+        "metadata",
+        "contact",
+        "phoneNumber",
+        "messageStatusPayload",
+        "ts",
+        "reason",
+        "error",
+        "errors",
+        "code",
+        "destination",
+        "wa_id",
+    ],
+    ["failed", "mismatch", "read", "message_status_updated"],
 )
 
 
 def assert_parses_or_payload_error(body: bytes) -> None:
-    try:
-        items = parse(body, {})
-    except PayloadError:
-        pass
-    else:
-        assert isinstance(items, list)
-        assert all(
-            isinstance(item, NormalizedEvent | SessionUpdate | Ignored | BadItem) for item in items
-        )
+    parsed_or_payload_error(parse, body)
     answer = reply(body)
     assert answer is None or answer == OK
-
-
-@given(st.binary(max_size=200))
-def test_arbitrary_bytes_raise_only_payload_error(body: bytes) -> None:
-    assert_parses_or_payload_error(body)
-
-
-@given(JSON_VALUES)
-def test_arbitrary_json_raises_only_payload_error(value: object) -> None:
-    assert_parses_or_payload_error(json.dumps(value).encode())
 
 
 @given(JSON_VALUES)

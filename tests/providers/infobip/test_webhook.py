@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.providers.fuzzing import json_values, parsed_or_payload_error
 from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import (
     BadItem,
@@ -20,7 +21,6 @@ from tidings.domain.events import (
     Ignored,
     NormalizedEvent,
     ParsedItem,
-    SessionUpdate,
 )
 from tidings.providers.base import ConnectionAuth, RequestParts
 from tidings.providers.infobip import PROVIDER
@@ -893,14 +893,6 @@ def basic(user: str, password: str) -> dict[str, str]:
     return {"authorization": f"Basic {token}"}
 
 
-def test_token_in_query_is_accepted() -> None:
-    verify(request(query={"token": SECRET}), CONNECTION)
-
-
-def test_token_in_configured_header_is_accepted() -> None:
-    verify(request(headers={"x-tidings-token": SECRET}), CONNECTION)
-
-
 @pytest.mark.parametrize("user", ["infobip", "", "any:user-name"])
 def test_basic_auth_with_the_secret_as_password_is_accepted(user: str) -> None:
     headers = basic(user.split(":")[0], SECRET)
@@ -920,16 +912,6 @@ def test_basic_auth_with_a_wrong_password_is_rejected() -> None:
 def test_basic_auth_with_the_secret_as_username_is_rejected() -> None:
     with pytest.raises(SignatureError, match="wrong Basic auth password"):
         verify(request(headers=basic(SECRET, "")), CONNECTION)
-
-
-def test_wrong_token_is_rejected() -> None:
-    with pytest.raises(SignatureError, match="wrong secret"):
-        verify(request(query={"token": "nope"}), CONNECTION)
-
-
-def test_wrong_header_is_rejected() -> None:
-    with pytest.raises(SignatureError, match="wrong secret"):
-        verify(request(headers={"x-tidings-token": "nope"}), CONNECTION)
 
 
 def test_a_right_basic_password_beside_a_wrong_token_is_accepted() -> None:
@@ -1011,54 +993,22 @@ _KEYS = [
     "messageCount",
 ]
 
-JSON_VALUES = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False)
-    | st.text(max_size=20)
-    | st.sampled_from(
-        [
-            "DELIVERED",
-            "UNDELIVERABLE",
-            "OPENED",
-            "2019-11-09T16:00:00.000+0000",
-            "{'a': 1}",
-            '{"a": 1}',
-            "a@b.example",
-        ]
-    ),
-    lambda children: (
-        st.lists(children, max_size=5)
-        | st.dictionaries(st.sampled_from(_KEYS) | st.text(max_size=8), children, max_size=6)
-    ),
-    max_leaves=25,
+JSON_VALUES = json_values(
+    _KEYS,
+    [
+        "DELIVERED",
+        "UNDELIVERABLE",
+        "OPENED",
+        "2019-11-09T16:00:00.000+0000",
+        "{'a': 1}",
+        '{"a": 1}',
+        "a@b.example",
+    ],
 )
 
 
 def assert_parses_or_payload_error(raw: bytes) -> None:
-    try:
-        items = parse(raw, {})
-    except PayloadError:
-        return
-    assert isinstance(items, list)
-    assert all(
-        isinstance(item, NormalizedEvent | SessionUpdate | Ignored | BadItem) for item in items
-    )
-    for item in items:
-        if isinstance(item, NormalizedEvent):
-            assert all(isinstance(value, str) for value in item.metadata.values())
-            assert item.occurred_at is None or item.occurred_at.tzinfo is UTC
-
-
-@given(st.binary(max_size=200))
-def test_arbitrary_bytes_raise_only_payload_error(raw: bytes) -> None:
-    assert_parses_or_payload_error(raw)
-
-
-@given(JSON_VALUES)
-def test_arbitrary_json_raises_only_payload_error(value: object) -> None:
-    assert_parses_or_payload_error(json.dumps(value).encode())
+    parsed_or_payload_error(parse, raw)
 
 
 @given(JSON_VALUES)

@@ -12,14 +12,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.providers.fuzzing import parsed_or_payload_error
 from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import (
-    BadItem,
     EventKind,
     Ignored,
     NormalizedEvent,
     ParsedItem,
-    SessionUpdate,
 )
 from tidings.providers.base import ConnectionAuth, RequestParts
 from tidings.providers.twilio import PROVIDER
@@ -686,19 +685,7 @@ PARAM_VALUES = st.sampled_from(
 
 
 def assert_parses_or_payload_error(body: bytes) -> None:
-    try:
-        items = parse(body, FORM)
-    except PayloadError:
-        return
-    assert isinstance(items, list)
-    assert all(
-        isinstance(item, NormalizedEvent | SessionUpdate | Ignored | BadItem) for item in items
-    )
-
-
-@given(st.binary(max_size=300))
-def test_arbitrary_bytes_raise_only_payload_error(body: bytes) -> None:
-    assert_parses_or_payload_error(body)
+    parsed_or_payload_error(parse, body, FORM)
 
 
 @given(st.lists(st.tuples(PARAM_NAMES, PARAM_VALUES), max_size=8))
