@@ -157,6 +157,11 @@ def test_locked_sqlite_store_answers_503_then_recovers_without_loss(
         assert response.status_code == 503
         assert response.headers["retry-after"].isdigit()
         assert elapsed < 5, "a locked store must not hang the request"
+        # Checking an API token only reads: a wrong one is refused at once, not after the lock.
+        started = time.monotonic()
+        wrong = running_app.client.get("/v1/messages", headers={"authorization": "Bearer tdg_no"})
+        assert wrong.status_code == 401
+        assert time.monotonic() - started < 1
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()

@@ -1,0 +1,76 @@
+"""The group-commit writer against a real SQLite file that another connection has locked."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from tidings.domain.errors import StorageUnavailable
+from tidings.intake.writer import GroupCommit, ReceiptWriter, _commit_receipts
+from tidings.storage import connections, inbox
+from tidings.storage.db import Database
+from tidings.storage.inbox import NewReceipt
+
+
+def _receipt() -> NewReceipt:
+    return NewReceipt(1, "evolution", datetime.now(UTC), "application/json", {}, b"{}")
+
+
+@pytest.mark.sqlite_only  # holds the SQLite file's lock to keep the writer waiting
+def test_a_full_queue_answers_at_once_and_nothing_waits_forever(db: Database, db_url: str) -> None:
+    with db.write() as conn:
+        connections.add_connection(conn, "evolution", "main", "s", {}, datetime.now(UTC))
+    fast = Database(db_url, timeout=0.5)
+    writer: GroupCommit[NewReceipt] = GroupCommit(fast, _commit_receipts, "receipts", max_waiting=2)
+    blocker = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+
+    async def scenario() -> list[tuple[float, str]]:
+        await writer.start()
+        outcomes: list[tuple[float, str]] = []
+
+        async def one() -> None:
+            started = time.monotonic()
+            try:
+                await writer.submit(_receipt())
+                outcomes.append((time.monotonic() - started, "stored"))
+            except StorageUnavailable as error:
+                outcomes.append((time.monotonic() - started, str(error)))
+
+        first = asyncio.create_task(one())
+        await asyncio.sleep(0.05)  # the writer has taken it and waits for the lock
+        await asyncio.gather(first, one(), one(), one())
+        await writer.stop()
+        return outcomes
+
+    try:
+        outcomes = asyncio.run(scenario())
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    refused_at_once = [t for t, text in outcomes if "too many" in text]
+    assert len(refused_at_once) == 1 and refused_at_once[0] < 0.2
+    assert all(text != "stored" for _, text in outcomes)
+    assert all(t < 3 for t, _ in outcomes), "no request waits past the store timeout and a margin"
+    with db.read() as conn:
+        assert inbox.count_by_status(conn)["pending"] == 0
+    fast.dispose()
+
+
+def test_receipts_commit_together_and_come_back_in_order(db: Database) -> None:
+    with db.write() as conn:
+        connections.add_connection(conn, "evolution", "main", "s", {}, datetime.now(UTC))
+    writer = ReceiptWriter(db)
+
+    async def scenario() -> list[int]:
+        await writer.start()
+        ids = await asyncio.gather(*(writer.submit(_receipt()) for _ in range(50)))
+        await writer.stop()
+        return list(ids)
+
+    ids = asyncio.run(scenario())
+    assert len(set(ids)) == 50 and ids == sorted(ids)
