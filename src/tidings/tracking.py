@@ -27,17 +27,27 @@ from tidings.domain.lifecycle import MessageState, advance
 from tidings.logging import get_logger
 from tidings.storage import campaigns, messages
 from tidings.storage.connections import StoredConnection
-from tidings.storage.db import insert_ignoring_duplicates
+from tidings.storage.db import (
+    Prepared,
+    execute_many,
+    insert_ignoring_duplicates,
+    prepare_many,
+    run_prepared,
+)
 from tidings.storage.schema import events
 from tidings.storage.schema import messages as messages_table
 
 __all__ = [
     "ApplyResult",
+    "EventPlan",
     "Incoming",
     "Registration",
     "apply_events",
+    "plan_events",
+    "prepare_ahead",
     "register_message",
     "unstorable",
+    "write_plan",
 ]
 
 log = get_logger("tracking")
@@ -61,15 +71,46 @@ class ApplyResult:
     duplicates: int = 0
 
 
+MessageKey = tuple[int, str]  # (connection id, provider message id)
+
+
 @dataclass
 class _Change:
-    """What a batch does to one message, accumulated before anything is written."""
+    """What a batch does to one message, accumulated before anything is written. `row` is None
+    for a message the batch creates (its row is inserted with its final state)."""
 
-    row: Row[Any]
+    key: MessageKey
+    row: Row[Any] | None
     before: MessageState
     after: MessageState
     fields: dict[str, Any] = field(default_factory=dict)
     campaign_key: str | None = None
+    message_id: int | None = None
+
+    def current(self, name: str) -> Any:
+        """A column's value before this batch (a created message starts empty)."""
+        return getattr(self.row, name) if self.row is not None else None
+
+
+@dataclass
+class EventPlan:
+    """Everything a batch of events will write, computed from reads alone (`plan_events`), so
+    the SQLite worker can compute it before taking the write lock and only write under it."""
+
+    result: ApplyResult
+    changes: list[_Change]
+    events: list[tuple[_Change, dict[str, Any]]]
+    ready: _Ready | None = None
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A plan's writes with their parameters converted (`prepare_ahead`)."""
+
+    inserts: Prepared
+    updates: Prepared
+    events: Prepared
+    deltas: dict[int, dict[str, int]]
 
 
 def _campaign_and_contact(
@@ -120,35 +161,24 @@ def _metadata(event: NormalizedEvent) -> dict[str, str]:
     return {str(k): str(v) for k, v in event.metadata.items()}
 
 
-def _ensure_messages(
+def _load_messages(
     conn: Connection, incoming: Sequence[Incoming], now: datetime
-) -> dict[tuple[int, str], Row[Any]]:
-    """Create the messages not seen before, then load (and on PostgreSQL lock) all of them."""
-    first: dict[tuple[int, str], Incoming] = {}
+) -> dict[MessageKey, Row[Any]]:
+    """The messages these events name, as stored. On PostgreSQL the missing ones are created
+    first and all are locked, so concurrent workers serialise per message; on SQLite (one
+    writer at a time) missing ones are left out and the batch creates them in its writes."""
+    first: dict[MessageKey, Incoming] = {}
     for item in incoming:
         first.setdefault((item.connection.id, item.event.provider_message_id), item)
     keys = sorted(first)
-    new_rows: list[dict[str, Any]] = [
-        {
-            "connection_id": cid,
-            "provider_message_id": pmid,
-            "state": MessageState().status.value,
-            "sequence": 0,
-            "metadata": {},
-            "failed_after_send": False,
-            "created_at": now,
-            "updated_at": now,
-            "channel": first[(cid, pmid)].event.channel,
-            "recipient": first[(cid, pmid)].event.recipient,
-        }
-        for cid, pmid in keys
-    ]
-    if new_rows:
-        conn.execute(insert_ignoring_duplicates(conn, messages_table), new_rows)
+    locking = conn.dialect.name == "postgresql"
+    if locking:
+        placeholders = [_new_message_row(key, first[key].event, now) for key in keys]
+        execute_many(conn, insert_ignoring_duplicates(conn, messages_table), placeholders)
     by_connection: dict[int, list[str]] = defaultdict(list)
     for cid, pmid in keys:
         by_connection[cid].append(pmid)
-    rows: dict[tuple[int, str], Row[Any]] = {}
+    rows: dict[MessageKey, Row[Any]] = {}
     table = messages_table.c
     for cid, ids in by_connection.items():
         for chunk in _chunks(ids):
@@ -157,24 +187,34 @@ def _ensure_messages(
                 .where(table.connection_id == cid, table.provider_message_id.in_(chunk))
                 .order_by(table.id)
             )
-            if conn.dialect.name == "postgresql":
+            if locking:
                 query = query.with_for_update()
             for row in conn.execute(query):
                 rows[(cid, row.provider_message_id)] = row
     return rows
 
 
-def _known_keys(conn: Connection, message_ids: Sequence[int]) -> set[tuple[int, str]]:
-    known: set[tuple[int, str]] = set()
-    for chunk in _chunks(message_ids):
+def _new_message_row(key: MessageKey, event: NormalizedEvent, now: datetime) -> dict[str, Any]:
+    row = messages.blank_row(key[0], key[1], now)
+    return {**row, "channel": event.channel, "recipient": event.recipient}
+
+
+def _known_keys(
+    conn: Connection, rows: Mapping[MessageKey, Row[Any]]
+) -> set[tuple[MessageKey, str]]:
+    """The dedup keys already recorded for these messages."""
+    by_id = {row.id: key for key, row in rows.items()}
+    known: set[tuple[MessageKey, str]] = set()
+    for chunk in _chunks(sorted(by_id)):
         query = select(events.c.message_id, events.c.dedup_key).where(
             events.c.message_id.in_(chunk)
         )
-        known.update((r.message_id, r.dedup_key) for r in conn.execute(query))
+        known.update((by_id[r.message_id], r.dedup_key) for r in conn.execute(query))
     return known
 
 
-def _event_row(item: Incoming, message_id: int, key: str) -> dict[str, Any]:
+def _event_row(item: Incoming, key: str) -> dict[str, Any]:
+    """An event row; its `message_id` is set when the batch is written."""
     event = item.event
     details: dict[str, Any] = dict(event.details)
     if event.kind is EventKind.FAILED:
@@ -185,7 +225,6 @@ def _event_row(item: Incoming, message_id: int, key: str) -> dict[str, Any]:
             "after_send": event.after_send,
         }
     return {
-        "message_id": message_id,
         "dedup_key": key,
         "kind": event.kind.value,
         "raw_status": event.raw_status[:100],
@@ -197,14 +236,17 @@ def _event_row(item: Incoming, message_id: int, key: str) -> dict[str, Any]:
     }
 
 
+_INSERT_EVENT = events.insert()
+
+
 def _fill(change: _Change, name: str, value: Any) -> None:
     """Fill a field a later source knows; never overwrite what is already known."""
-    if value is not None and getattr(change.row, name) is None and name not in change.fields:
+    if value is not None and change.current(name) is None and name not in change.fields:
         change.fields[name] = value
 
 
 def _merge_metadata(change: _Change, extra: Mapping[str, Any]) -> None:
-    current = change.fields.get("metadata", dict(change.row.metadata or {}))
+    current = change.fields.get("metadata", dict(change.current("metadata") or {}))
     added = {k: v for k, v in extra.items() if k not in current}
     if added:
         change.fields["metadata"] = {**current, **added}
@@ -212,23 +254,30 @@ def _merge_metadata(change: _Change, extra: Mapping[str, Any]) -> None:
 
 def apply_events(conn: Connection, incoming: Sequence[Incoming], now: datetime) -> ApplyResult:
     """Record the events (deduplicated) and advance their messages and campaign counters."""
+    plan = plan_events(conn, incoming, now)
+    write_plan(conn, plan, now)
+    return plan.result
+
+
+def plan_events(conn: Connection, incoming: Sequence[Incoming], now: datetime) -> EventPlan:
+    """What applying these events will write, from reads alone (except on PostgreSQL, where
+    missing messages are created and all are locked first; see `_load_messages`)."""
     result = ApplyResult()
     if not incoming:
-        return result
-    rows = _ensure_messages(conn, incoming, now)
-    known = _known_keys(conn, sorted(row.id for row in rows.values()))
-    changes: dict[int, _Change] = {}
-    new_events: list[dict[str, Any]] = []
+        return EventPlan(result, [], [])
+    rows = _load_messages(conn, incoming, now)
+    known = _known_keys(conn, rows)
+    changes: dict[MessageKey, _Change] = {}
+    new_events: list[tuple[_Change, dict[str, Any]]] = []
     for item in incoming:
         event = item.event
-        row = rows[(item.connection.id, event.provider_message_id)]
+        message_key = (item.connection.id, event.provider_message_id)
         key = dedup_key(event)
-        if (row.id, key) in known:
+        if (message_key, key) in known:
             result.duplicates += 1
             continue
-        known.add((row.id, key))
+        known.add((message_key, key))
         result.applied += 1
-        new_events.append(_event_row(item, row.id, key))
         if event.kind is EventKind.UNKNOWN:
             log.warning(
                 "unknown status %r from %s connection %s; recorded, state unchanged",
@@ -236,23 +285,88 @@ def apply_events(conn: Connection, incoming: Sequence[Incoming], now: datetime) 
                 item.connection.provider,
                 item.connection.name,
             )
-        change = changes.get(row.id)
+        change = changes.get(message_key)
         if change is None:
-            state = messages.state_from_row(row)
-            change = changes[row.id] = _Change(row, state, state)
+            row = rows.get(message_key)
+            if row is None:
+                change = _Change(message_key, None, MessageState(), MessageState())
+            else:
+                state = messages.state_from_row(row)
+                change = _Change(message_key, row, state, state, message_id=row.id)
+            changes[message_key] = change
+        new_events.append((change, _event_row(item, key)))
         metadata = _metadata(event)
         campaign_key, contact_ref = _campaign_and_contact(item.connection, metadata)
         _fill(change, "channel", event.channel)
         _fill(change, "recipient", event.recipient)
         _fill(change, "contact_ref", contact_ref)
         _merge_metadata(change, metadata)
-        if change.campaign_key is None and row.campaign_id is None:
+        if change.campaign_key is None and change.current("campaign_id") is None:
             change.campaign_key = campaign_key
         change.after = advance(change.after, event, event.occurred_at or item.received_at)
-    if new_events:
-        conn.execute(events.insert(), new_events)
-    _write_changes(conn, list(changes.values()), now)
-    return result
+    return EventPlan(result, list(changes.values()), new_events)
+
+
+def prepare_ahead(conn: Connection, plan: EventPlan, now: datetime) -> None:
+    """Turn a plan made from a SQLite snapshot into ready statements (`plan.ready`), so that
+    under the write lock only SQLite's own work is left. New messages get explicit ids past
+    the largest one; valid only while the tracking version stays what it was at the snapshot,
+    which the caller checks. Left unprepared when a campaign it names does not exist yet."""
+    if not plan.changes or conn.dialect.name != "sqlite":
+        return
+    needed = {c.campaign_key for c in plan.changes if c.campaign_key}
+    campaign_ids = campaigns.find_ids(conn, needed)
+    if len(campaign_ids) < len(needed):
+        return
+    created, updates, deltas = _message_writes(plan.changes, campaign_ids, now)
+    first_id = messages.next_id(conn)
+    for offset, (change, _) in enumerate(created):
+        change.message_id = first_id + offset
+    dialect = conn.dialect
+    plan.ready = _Ready(
+        inserts=messages.prepare_inserts(
+            dialect, [(change.key, values) for change, values in created], now, first_id
+        ),
+        updates=prepare_many(dialect, _UPDATE_MESSAGE, updates),
+        events=prepare_many(dialect, _INSERT_EVENT, _event_rows(plan)),
+        deltas=deltas,
+    )
+
+
+def write_plan(conn: Connection, plan: EventPlan, now: datetime) -> None:
+    """Write what `plan_events` planned: messages, events, counters, in one transaction."""
+    if not plan.changes:
+        return
+    if plan.ready is not None:
+        run_prepared(conn, plan.ready.inserts)
+        run_prepared(conn, plan.ready.updates)
+        run_prepared(conn, plan.ready.events)
+        deltas = plan.ready.deltas
+    else:
+        campaign_ids = {
+            key: campaigns.ensure_campaign(conn, key, now)
+            for key in sorted({c.campaign_key for c in plan.changes if c.campaign_key})
+        }
+        created, updates, deltas = _message_writes(plan.changes, campaign_ids, now)
+        if created:
+            ids = messages.insert_messages(
+                conn, [(change.key, values) for change, values in created], now
+            )
+            for (change, _), message_id in zip(created, ids, strict=True):
+                change.message_id = message_id
+        execute_many(conn, _UPDATE_MESSAGE, updates)
+        execute_many(conn, _INSERT_EVENT, _event_rows(plan))
+    # In id order, so two workers touching the same campaigns lock them in the same order.
+    for campaign_id in sorted(deltas):
+        campaigns.apply_delta(
+            conn, campaign_id, {k: v for k, v in deltas[campaign_id].items() if v}
+        )
+    messages.bump_version(conn)
+
+
+def _event_rows(plan: EventPlan) -> list[dict[str, Any]]:
+    """The plan's event rows, with the ids of their messages (known once those exist)."""
+    return [{**row, "message_id": change.message_id} for change, row in plan.events]
 
 
 _MUTABLE = (
@@ -288,16 +402,16 @@ _UPDATE_MESSAGE = (
 )
 
 
-def _write_changes(conn: Connection, changes: Sequence[_Change], now: datetime) -> None:
-    """One executemany for the messages, one counter update per campaign touched."""
-    campaign_ids: dict[str, int] = {}
+def _message_writes(
+    changes: Sequence[_Change], campaign_ids: Mapping[str, int], now: datetime
+) -> tuple[list[tuple[_Change, dict[str, Any]]], list[dict[str, Any]], dict[int, dict[str, int]]]:
+    """Rows of the messages to create, parameters of the updates, and counter deltas per
+    campaign id, for these changes."""
     deltas: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
+    created: list[tuple[_Change, dict[str, Any]]] = []
     updates: list[dict[str, Any]] = []
-    for key in sorted({c.campaign_key for c in changes if c.campaign_key}):
-        campaign_ids[key] = campaigns.ensure_campaign(conn, key, now)
     for change in changes:
-        row = change.row
-        campaign_id = row.campaign_id
+        campaign_id = change.current("campaign_id")
         previous: MessageState | None = change.before
         if campaign_id is None and change.campaign_key:
             campaign_id = campaign_ids[change.campaign_key]
@@ -305,21 +419,26 @@ def _write_changes(conn: Connection, changes: Sequence[_Change], now: datetime) 
         if campaign_id is not None:
             for name, value in delta(previous, change.after).items():
                 deltas[campaign_id][name] += value
-        if change.after == change.before and not change.fields and campaign_id == row.campaign_id:
+        if (
+            change.row is not None
+            and change.after == change.before
+            and not change.fields
+            and campaign_id == change.row.campaign_id
+        ):
             continue
         values = {**messages.state_values(change.after)}
         for name in ("channel", "recipient", "contact_ref"):
-            values[name] = change.fields.get(name, getattr(row, name))
-        values["metadata"] = change.fields.get("metadata", row.metadata or {})
+            values[name] = change.fields.get(name, change.current(name))
+        values["metadata"] = change.fields.get("metadata", change.current("metadata") or {})
         values["campaign_id"] = campaign_id
         values["updated_at"] = now
-        updates.append({"message_id": row.id, **{f"new_{k}": v for k, v in values.items()}})
-    if updates:
-        conn.execute(_UPDATE_MESSAGE, updates)
-    # In id order, so two workers touching the same campaigns lock them in the same order.
-    for campaign_id in sorted(deltas):
-        changed = deltas[campaign_id]
-        campaigns.apply_delta(conn, campaign_id, {k: v for k, v in changed.items() if v})
+        if change.row is None:
+            created.append((change, values))
+        else:
+            updates.append(
+                {"message_id": change.row.id, **{f"new_{k}": v for k, v in values.items()}}
+            )
+    return created, updates, dict(deltas)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,10 @@ out-of-order webhooks all end in the same place:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from tidings.domain.events import EventKind, NormalizedEvent, Status
 
@@ -67,18 +69,27 @@ class MessageState:
     @property
     def rank(self) -> int | None:
         """Highest rank with evidence, or None when no ranked event was seen."""
-        for rank in range(len(_RANK_FIELDS) - 1, -1, -1):
-            if getattr(self, _RANK_FIELDS[rank]) is not None:
-                return rank
-        return None
+        return _rank(self.__dict__)
 
     @property
     def status(self) -> Status:
         """Current state: failed only while nothing proves the message arrived."""
-        rank = self.rank
-        if self.failed_at is not None and (rank is None or rank < _DELIVERED_RANK):
-            return Status.FAILED
-        return _STATUS_BY_RANK[rank or 0]
+        return _status(self.__dict__)
+
+
+def _rank(values: Mapping[str, Any]) -> int | None:
+    for rank in range(len(_RANK_FIELDS) - 1, -1, -1):
+        if values[_RANK_FIELDS[rank]] is not None:
+            return rank
+    return None
+
+
+def _status(values: Mapping[str, Any]) -> Status:
+    """The status of a state given as its field values (so `advance` builds one state only)."""
+    rank = _rank(values)
+    if values["failed_at"] is not None and (rank is None or rank < _DELIVERED_RANK):
+        return Status.FAILED
+    return _STATUS_BY_RANK[rank or 0]
 
 
 def _earliest(current: datetime | None, new: datetime) -> datetime:
@@ -112,10 +123,10 @@ def advance(state: MessageState, event: NormalizedEvent, at: datetime) -> Messag
         changes[field] = _earliest(getattr(state, field), at)
     if not changes:
         return state
-    new = replace(state, **changes)  # type: ignore[arg-type]
-    if new.status is not state.status:
-        new = replace(new, sequence=state.sequence + 1)
-    return new
+    values = {**state.__dict__, **changes}
+    if _status(values) is not state.status:
+        values["sequence"] = state.sequence + 1
+    return MessageState(**values)
 
 
 def register(state: MessageState, sent_at: datetime) -> MessageState:

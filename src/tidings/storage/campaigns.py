@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,6 +18,7 @@ __all__ = [
     "apply_delta",
     "campaign_key",
     "ensure_campaign",
+    "find_ids",
     "get_campaign",
     "list_campaigns",
 ]
@@ -47,6 +48,14 @@ def ensure_campaign(conn: Connection, key: str, now: datetime) -> int:
         )
     )
     return campaign_id
+
+
+def find_ids(conn: Connection, keys: Collection[str]) -> dict[str, int]:
+    """The ids of those of these campaigns that exist."""
+    if not keys:
+        return {}
+    query = select(campaigns.c.key, campaigns.c.id).where(campaigns.c.key.in_(sorted(keys)))
+    return {row.key: row.id for row in conn.execute(query)}
 
 
 def campaign_key(conn: Connection, campaign_id: int) -> str:

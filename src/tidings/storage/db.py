@@ -10,18 +10,29 @@ from __future__ import annotations
 import math
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, exc
+from sqlalchemy import Connection, Dialect, Engine, Table, create_engine, event, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.dml import Insert, UpdateBase
 
 from tidings.domain.errors import StorageUnavailable
 
-__all__ = ["Database", "insert_ignoring_duplicates", "normalize_url"]
+__all__ = [
+    "Database",
+    "Prepared",
+    "execute_many",
+    "insert_ignoring_duplicates",
+    "insert_returning_ids",
+    "normalize_url",
+    "prepare_many",
+    "run_prepared",
+]
 
 
 def normalize_url(url: str) -> str:
@@ -66,9 +77,136 @@ class Database:
 
 def insert_ignoring_duplicates(conn: Connection, table: Table) -> Insert:
     """INSERT that is a no-op when a unique key already exists (the dedup primitive)."""
-    if conn.dialect.name == "sqlite":
+    return _insert_ignoring(conn.dialect.name, table)
+
+
+@lru_cache(maxsize=32)
+def _insert_ignoring(dialect: str, table: Table) -> Insert:
+    """One statement per table, so `execute_many` compiles it once."""
+    if dialect == "sqlite":
         return sqlite.insert(table).on_conflict_do_nothing()
     return postgresql.insert(table).on_conflict_do_nothing()
+
+
+def execute_many(
+    conn: Connection, statement: UpdateBase, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """One INSERT/UPDATE for many rows (executemany); every row has the same keys.
+
+    Why not `conn.execute(statement, rows)`: on SQLite, SQLAlchemy's per-row parameter
+    processing costs more than SQLite's own work and sits on the hot path of intake and worker.
+    Here SQLAlchemy still writes the SQL and converts each value with the column's type (so
+    stored values are exactly what it would store); only its per-row machinery is skipped.
+    PostgreSQL takes the ordinary path.
+    """
+    if not rows:
+        return
+    if conn.dialect.name != "sqlite":
+        conn.execute(statement, [dict(row) for row in rows])
+        return
+    run_prepared(conn, prepare_many(conn.dialect, statement, rows))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A SQLite executemany with its parameters already converted: prepared before a write
+    transaction, it costs only SQLite's own work while the write lock is held."""
+
+    sql: str
+    params: list[tuple[Any, ...]]
+
+
+def prepare_many(
+    dialect: Dialect, statement: UpdateBase, rows: Sequence[Mapping[str, Any]]
+) -> Prepared:
+    """SQLite only: the SQL and converted parameters `execute_many` would run."""
+    if not rows:
+        return Prepared("", [])
+    plan = _plan(statement, dialect, tuple(rows[0]))
+    params = [
+        tuple(
+            constant
+            if name is None
+            else (row[name] if process is None or row[name] is None else process(row[name]))
+            for name, constant, process in plan.slots
+        )
+        for row in rows
+    ]
+    return Prepared(plan.sql, params)
+
+
+def run_prepared(conn: Connection, prepared: Prepared) -> None:
+    """Run a prepared executemany in the connection's transaction (SQLite)."""
+    if not prepared.params:
+        return
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(prepared.sql, prepared.params)
+    finally:
+        cursor.close()
+
+
+def insert_returning_ids(
+    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]
+) -> list[int]:
+    """Insert rows (each with the same keys) in one executemany; their ids, in order."""
+    if not rows:
+        return []
+    statement = _insert(table)
+    if conn.dialect.name != "sqlite":
+        result = conn.execute(
+            statement.returning(table.c.id, sort_by_parameter_order=True), [dict(r) for r in rows]
+        )
+        return [row.id for row in result]
+    execute_many(conn, statement, rows)
+    # Rows inserted together while the transaction holds SQLite's write lock get consecutive
+    # rowids ending at last_insert_rowid(); the count check proves it rather than trusting it.
+    last = conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
+    first = last - len(rows) + 1
+    id_column = table.c.id
+    found = conn.execute(
+        table.select().with_only_columns(id_column).where(id_column.between(first, last))
+    ).all()
+    if len(found) != len(rows):
+        raise RuntimeError(
+            f"ids of {len(rows)} rows inserted into {table.name} are not consecutive"
+        )
+    return list(range(first, last + 1))
+
+
+@lru_cache(maxsize=32)
+def _insert(table: Table) -> Insert:
+    """One statement per table, so `execute_many` compiles it once."""
+    return table.insert()
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """SQL with positional parameters; each slot is a row key with its type's conversion, or a
+    constant of the statement (already converted)."""
+
+    sql: str
+    slots: tuple[tuple[str | None, Any, Callable[[Any], Any] | None], ...]
+
+
+@lru_cache(maxsize=64)
+def _plan(statement: UpdateBase, dialect: Dialect, keys: tuple[str, ...]) -> _Plan:
+    """Compiled once per statement and row shape."""
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+    slots: list[tuple[str | None, Any, Callable[[Any], Any] | None]] = []
+    for name in compiled.positiontup or ():
+        bind = compiled.binds[name]
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if name in keys:
+            slots.append((name, None, process))
+        elif bind.required or bind.callable is not None:
+            raise ValueError(f"rows lack the parameter {name!r} of {statement}")
+        else:
+            value = bind.value
+            slots.append(
+                (None, value if process is None or value is None else process(value), None)
+            )
+    return _Plan(compiled.string, tuple(slots))
 
 
 @contextmanager

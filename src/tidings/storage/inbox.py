@@ -13,8 +13,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, select, update
 
+from tidings.storage.db import execute_many, insert_returning_ids
 from tidings.storage.schema import receipts
 
 __all__ = [
@@ -57,15 +58,13 @@ class NewReceipt:
 
 def insert_receipts(conn: Connection, new: Sequence[NewReceipt]) -> list[int]:
     """Insert many receipts in one statement; ids come back in the order given."""
-    if not new:
-        return []
     rows = [
         {
             "connection_id": r.connection_id,
             "provider": r.provider,
             "received_at": r.received_at,
             "content_type": r.content_type,
-            "headers": dict(r.headers),
+            "headers": r.headers,
             "body": r.body,
             "status": r.status.value,
             "attempts": 0,
@@ -73,10 +72,7 @@ def insert_receipts(conn: Connection, new: Sequence[NewReceipt]) -> list[int]:
         }
         for r in new
     ]
-    result = conn.execute(
-        insert(receipts).returning(receipts.c.id, sort_by_parameter_order=True), rows
-    )
-    return [row.id for row in result]
+    return insert_returning_ids(conn, receipts, rows)
 
 
 def peek_pending(conn: Connection, limit: int) -> list[Row[Any]]:
@@ -131,11 +127,11 @@ _MARK_DONE = (
 
 def mark_done_many(conn: Connection, done: Sequence[tuple[int, list[str]]], now: datetime) -> None:
     """Mark receipts done (one executemany), each with its notes (ignored or bad items)."""
-    if done:
-        conn.execute(
-            _MARK_DONE,
-            [{"receipt_id": i, "now": now, "receipt_notes": notes or None} for i, notes in done],
-        )
+    execute_many(
+        conn,
+        _MARK_DONE,
+        [{"receipt_id": i, "now": now, "receipt_notes": notes or None} for i, notes in done],
+    )
 
 
 def mark_failed(

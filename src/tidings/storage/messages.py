@@ -6,27 +6,39 @@ it together with the campaign counters, in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, Dialect, Row, func, insert, select, update
+from sqlalchemy.dialects import sqlite
 
 from tidings.domain.counters import delta
 from tidings.domain.lifecycle import Failure, MessageState
 from tidings.storage.campaigns import apply_delta
-from tidings.storage.db import insert_ignoring_duplicates
-from tidings.storage.schema import campaigns, connections, events, messages
+from tidings.storage.db import (
+    Prepared,
+    insert_ignoring_duplicates,
+    insert_returning_ids,
+    prepare_many,
+)
+from tidings.storage.schema import campaigns, connections, events, messages, tracking_version
 
 __all__ = [
     "MessageFilter",
     "assign_campaign",
+    "blank_row",
+    "bump_version",
     "find_message",
     "get_message",
     "get_or_create",
+    "insert_messages",
     "list_events",
     "list_messages",
+    "next_id",
+    "prepare_inserts",
+    "read_version",
     "state_from_row",
     "state_values",
     "update_fields",
@@ -77,15 +89,9 @@ def state_values(state: MessageState) -> dict[str, Any]:
     }
 
 
-def get_or_create(
-    conn: Connection,
-    connection_id: int,
-    provider_message_id: str,
-    now: datetime,
-    defaults: Mapping[str, Any],
-) -> tuple[Row[Any], bool]:
-    """The message row, locked for this transaction, created from `defaults` if new."""
-    values = {
+def blank_row(connection_id: int, provider_message_id: str, now: datetime) -> dict[str, Any]:
+    """A message nothing has happened to yet (queued, no campaign)."""
+    return {
         "connection_id": connection_id,
         "provider_message_id": provider_message_id,
         "state": MessageState().status.value,
@@ -94,8 +100,18 @@ def get_or_create(
         "failed_after_send": False,
         "created_at": now,
         "updated_at": now,
-        **defaults,
     }
+
+
+def get_or_create(
+    conn: Connection,
+    connection_id: int,
+    provider_message_id: str,
+    now: datetime,
+    defaults: Mapping[str, Any],
+) -> tuple[Row[Any], bool]:
+    """The message row, locked for this transaction, created from `defaults` if new."""
+    values = {**blank_row(connection_id, provider_message_id, now), **defaults}
     created = conn.execute(insert_ignoring_duplicates(conn, messages).values(values)).rowcount == 1
     query = select(messages).where(
         messages.c.connection_id == connection_id,
@@ -104,6 +120,72 @@ def get_or_create(
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()
     return conn.execute(query).one(), created
+
+
+_INSERT_MESSAGE = insert(messages)
+
+
+def insert_messages(
+    conn: Connection, new: Sequence[tuple[tuple[int, str], Mapping[str, Any]]], now: datetime
+) -> list[int]:
+    """Create messages ((connection id, provider message id), column values) with their state
+    already applied; ids in the order given. Only for messages known not to exist yet."""
+    return insert_returning_ids(conn, messages, _new_rows(new, now))
+
+
+def prepare_inserts(
+    dialect: Dialect,
+    new: Sequence[tuple[tuple[int, str], Mapping[str, Any]]],
+    now: datetime,
+    first_id: int,
+) -> Prepared:
+    """`insert_messages` prepared ahead (SQLite) with explicit ids from `first_id` on: valid
+    while no other message is created, which the tracking version tells."""
+    rows = [{"id": first_id + i, **row} for i, row in enumerate(_new_rows(new, now))]
+    return prepare_many(dialect, _INSERT_MESSAGE, rows)
+
+
+def next_id(conn: Connection) -> int:
+    """The id the next message will get on SQLite (one past the largest)."""
+    return int(conn.execute(select(func.max(messages.c.id))).scalar() or 0) + 1
+
+
+def _new_rows(
+    new: Sequence[tuple[tuple[int, str], Mapping[str, Any]]], now: datetime
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "connection_id": connection_id,
+            "provider_message_id": provider_message_id,
+            "created_at": now,
+            "registered_at": None,
+            **values,
+        }
+        for (connection_id, provider_message_id), values in new
+    ]
+
+
+def read_version(conn: Connection) -> int:
+    """The tracking version (0 before anything was applied)."""
+    found = conn.execute(
+        select(tracking_version.c.version).where(tracking_version.c.id == 1)
+    ).scalar()
+    return int(found or 0)
+
+
+def bump_version(conn: Connection) -> None:
+    """Mark that this transaction changed messages or events. SQLite only: there one writer
+    runs at a time, and a planned batch checks the version; on PostgreSQL row locks do that
+    job, and a shared counter would serialise every worker."""
+    if conn.dialect.name == "sqlite":
+        conn.execute(_BUMP_VERSION)
+
+
+_BUMP_VERSION = (
+    sqlite.insert(tracking_version)
+    .values(id=1, version=1)
+    .on_conflict_do_update(index_elements=["id"], set_={"version": tracking_version.c.version + 1})
+)
 
 
 def assign_campaign(conn: Connection, row: Row[Any], campaign_id: int, now: datetime) -> None:

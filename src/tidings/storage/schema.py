@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +37,7 @@ __all__ = [
     "metadata",
     "receipts",
     "rejections",
+    "tracking_version",
 ]
 
 
@@ -52,6 +54,22 @@ class UTCDateTime(TypeDecorator[datetime]):
             raise ValueError("naive datetime given to the store; use an aware UTC datetime")
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """On SQLite, one step instead of two (this type's conversion, then the impl's text
+        formatting): the worker converts several datetimes per event. The text is exactly
+        SQLAlchemy's SQLite DATETIME storage format (tests/storage/test_execute_many.py)."""
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to the store; use an aware UTC datetime")
+            return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]  # no "+00:00"
+
+        return process
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -172,6 +190,15 @@ messages = Table(
     UniqueConstraint("connection_id", "provider_message_id"),
     Index("ix_messages_campaign_state", "campaign_id", "state"),
     Index("ix_messages_recipient", "recipient"),
+)
+
+# One row, bumped by every transaction that changes messages or events: a SQLite worker plans a
+# batch from a snapshot outside the write lock and writes it only if the version has not moved.
+tracking_version = Table(
+    "tracking_version",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", BigInteger, nullable=False),
 )
 
 events = Table(

@@ -23,10 +23,17 @@ from tidings.domain.events import BadItem, Ignored, NormalizedEvent, ParsedItem,
 from tidings.logging import get_logger
 from tidings.metrics import EVENTS_APPLIED, RECEIPTS_PROCESSED
 from tidings.providers.registry import get_provider
-from tidings.storage import connections, inbox
+from tidings.storage import connections, inbox, messages
 from tidings.storage.connections import StoredConnection
 from tidings.storage.db import Database
-from tidings.tracking import Incoming, apply_events, unstorable
+from tidings.tracking import (
+    EventPlan,
+    Incoming,
+    plan_events,
+    prepare_ahead,
+    unstorable,
+    write_plan,
+)
 
 __all__ = ["BatchResult", "WakeEvent", "Worker", "process_batch"]
 
@@ -52,6 +59,24 @@ class _Parsed:
     error: str | None = None
 
 
+@dataclass
+class _Collected:
+    """The items of parsed receipts, sorted by what applying them means."""
+
+    incoming: list[Incoming] = field(default_factory=list)
+    notes: dict[int, list[str]] = field(default_factory=dict)
+    sessions: list[tuple[int, SessionUpdate, datetime]] = field(default_factory=list)
+    last_event: dict[int, datetime] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """A batch planned from a snapshot, before the write lock was taken."""
+
+    collected: _Collected
+    plan: EventPlan
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -61,26 +86,33 @@ def process_batch(
 ) -> BatchResult:
     """Apply up to `worker_batch_size` pending receipts in one transaction.
 
-    On SQLite, receipts are read and parsed before the write transaction starts, so the write
-    lock (one for the whole file, which the intake needs too) is held only while applying. On
+    On SQLite the write lock is one for the whole file, and the intake needs it too; so
+    receipts are read, parsed and planned (every row the batch will write, `plan_events`) from
+    a snapshot before the write transaction starts, and under the lock the plan is only
+    written, if the tracking version shows nothing changed messages meanwhile. On
     PostgreSQL, rows are claimed with FOR UPDATE SKIP LOCKED inside the transaction, so workers
     share the inbox without waiting for each other or applying one receipt twice.
     """
     result = BatchResult()
     limit = settings.worker_batch_size
     if db.is_sqlite:
+        at = now()
         with db.read() as conn:
             candidates = inbox.peek_pending(conn, limit)
-            known = _connections(conn) if candidates else {}
-        if not candidates:
-            return result
-        parsed = [_parse(r, known[r.connection_id]) for r in candidates]
+            if not candidates:
+                return result
+            known = _connections(conn)
+            parsed = [_parse(r, known[r.connection_id]) for r in candidates]
+            version = messages.read_version(conn)
+            planned = _plan_ahead(conn, parsed, at)
         with db.write() as conn:
             claimed = inbox.claim(conn, [r.id for r in candidates])
             batch = [p for p in parsed if p.receipt.id in claimed]
+            if len(batch) != len(parsed) or messages.read_version(conn) != version:
+                planned = None  # something moved since the snapshot: plan again, under the lock
             result.claimed = len(batch)
             if batch:
-                _process(conn, batch, settings, now(), result)
+                _process(conn, batch, settings, at, result, planned)
     else:
         with db.write() as conn:
             rows = inbox.claim_pending(conn, limit)
@@ -108,12 +140,28 @@ def _parse(receipt: Row[Any], connection: StoredConnection) -> _Parsed:
     return _Parsed(receipt, connection, items)
 
 
+def _plan_ahead(conn: Connection, batch: list[_Parsed], now: datetime) -> _Planned | None:
+    """Plan the batch's writes from a read snapshot; None when that fails (the batch is then
+    planned under the lock, where a faulty receipt can be found and failed alone)."""
+    collected = _collect([p for p in batch if p.error is None])
+    try:
+        plan = plan_events(conn, collected.incoming, now)
+        prepare_ahead(conn, plan, now)
+        return _Planned(collected, plan)
+    except (StorageUnavailable, exc.OperationalError):
+        raise
+    except Exception as error:
+        log.info("could not plan a batch ahead (%s); planning it under the lock", error)
+        return None
+
+
 def _process(
     conn: Connection,
     batch: list[_Parsed],
     settings: Settings,
     now: datetime,
     result: BatchResult,
+    planned: _Planned | None = None,
 ) -> None:
     parsed: list[_Parsed] = []
     for one in batch:
@@ -123,7 +171,7 @@ def _process(
             _fail(conn, one.receipt, one.connection, one.error, settings, now, result)
     try:
         with conn.begin_nested():
-            notes = _apply(conn, parsed, now, result)
+            notes = _apply(conn, parsed, now, result, planned)
     except (StorageUnavailable, exc.OperationalError):
         raise  # the store itself is failing: the whole batch rolls back and is retried
     except Exception:
@@ -151,42 +199,57 @@ def _apply_one_by_one(
         result.done += 1
 
 
-def _apply(
-    conn: Connection, parsed: Sequence[_Parsed], now: datetime, result: BatchResult
-) -> dict[int, list[str]]:
-    """Apply every item of these receipts; returns each receipt's notes."""
-    incoming: list[Incoming] = []
-    notes: dict[int, list[str]] = {}
-    last_event: dict[int, datetime] = {}
+def _collect(parsed: Sequence[_Parsed]) -> _Collected:
+    collected = _Collected()
     for p in parsed:
         receipt, connection = p.receipt, p.connection
-        notes[receipt.id] = []
+        notes = collected.notes[receipt.id] = []
         for item in p.items:
             if isinstance(item, NormalizedEvent):
                 problem = unstorable(item)
                 if problem:
-                    notes[receipt.id].append(
+                    notes.append(
                         f"item for {item.provider_message_id[:60]!r} not applied: {problem}"
                     )
                     continue
-                incoming.append(Incoming(connection, item, receipt.id, receipt.received_at))
+                collected.incoming.append(
+                    Incoming(connection, item, receipt.id, receipt.received_at)
+                )
             elif isinstance(item, SessionUpdate):
                 at = item.occurred_at or receipt.received_at
-                connections.update_session(conn, connection.id, item.state, item.qrcode, at)
+                collected.sessions.append((connection.id, item, at))
             elif isinstance(item, Ignored):
-                notes[receipt.id].append(f"ignored: {item.reason}")
+                notes.append(f"ignored: {item.reason}")
             elif isinstance(item, BadItem):
-                notes[receipt.id].append(f"item {item.index} not applied: {item.error}")
+                notes.append(f"item {item.index} not applied: {item.error}")
         if p.items:
-            previous = last_event.get(connection.id)
+            previous = collected.last_event.get(connection.id)
             if previous is None or receipt.received_at > previous:
-                last_event[connection.id] = receipt.received_at
-    applied = apply_events(conn, incoming, now)
-    result.events += applied.applied
-    result.duplicates += applied.duplicates
-    for connection_id, at in last_event.items():
+                collected.last_event[connection.id] = receipt.received_at
+    return collected
+
+
+def _apply(
+    conn: Connection,
+    parsed: Sequence[_Parsed],
+    now: datetime,
+    result: BatchResult,
+    planned: _Planned | None = None,
+) -> dict[int, list[str]]:
+    """Apply every item of these receipts (as planned, if given); returns each one's notes."""
+    if planned is not None:
+        collected, plan = planned.collected, planned.plan
+    else:
+        collected = _collect(parsed)
+        plan = plan_events(conn, collected.incoming, now)
+    for connection_id, update, at in collected.sessions:
+        connections.update_session(conn, connection_id, update.state, update.qrcode, at)
+    write_plan(conn, plan, now)
+    result.events += plan.result.applied
+    result.duplicates += plan.result.duplicates
+    for connection_id, at in collected.last_event.items():
         connections.touch_last_event(conn, connection_id, at)
-    return notes
+    return collected.notes
 
 
 def _fail(

@@ -1,0 +1,161 @@
+"""`execute_many` writes exactly what SQLAlchemy's own executemany writes, on either store, and
+receipts inserted together get back their own ids in order."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import bindparam, exc, select, update
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from tidings.storage import connections, inbox
+from tidings.storage.db import Database, execute_many
+from tidings.storage.inbox import NewReceipt
+from tidings.storage.schema import UTCDateTime, messages
+
+SAO_PAULO = timezone(timedelta(hours=-3))
+NOW = datetime(2026, 11, 23, 8, 30, 15, 123456, tzinfo=UTC)
+
+
+def _message(connection_id: int, pmid: str) -> dict[str, Any]:
+    """A row touching every kind of column: aware datetimes in another zone, None, JSON with
+    non-ASCII text, booleans, integers."""
+    return {
+        "connection_id": connection_id,
+        "provider_message_id": pmid,
+        "campaign_id": None,
+        "channel": "whatsapp",
+        "recipient": "+5511999990000",
+        "contact_ref": None,
+        "metadata": {"campanha": "promoção", "n": "1"},
+        "state": "delivered",
+        "sequence": 3,
+        "created_at": NOW,
+        "updated_at": NOW.astimezone(SAO_PAULO),
+        "registered_at": None,
+        "queued_at": None,
+        "sent_at": NOW - timedelta(seconds=5),
+        "delivered_at": NOW,
+        "read_at": None,
+        "failed_at": None,
+        "failed_after_send": False,
+        "failure_at": None,
+        "failure_code": None,
+        "failure_reason": None,
+        "failure_permanent": True,
+        "played_at": None,
+        "opened_at": None,
+        "clicked_at": None,
+        "unsubscribed_at": None,
+        "complained_at": None,
+    }
+
+
+def _connection(db: Database) -> int:
+    with db.write() as conn:
+        return connections.add_connection(conn, "evolution", "main", "s", {}, NOW).id
+
+
+def _stored(db: Database, pmid: str) -> dict[str, Any]:
+    with db.read() as conn:
+        row = conn.execute(select(messages).where(messages.c.provider_message_id == pmid)).one()
+    values = dict(row._mapping)
+    del values["id"], values["provider_message_id"]
+    return values
+
+
+def test_rows_read_back_the_same_as_sqlalchemys_own(db: Database) -> None:
+    connection_id = _connection(db)
+    with db.write() as conn:
+        conn.execute(messages.insert(), [_message(connection_id, "ours-not")])
+        execute_many(conn, messages.insert(), [_message(connection_id, "ours")])
+    assert _stored(db, "ours") == _stored(db, "ours-not")
+    assert _stored(db, "ours")["updated_at"] == NOW
+    assert _stored(db, "ours")["metadata"] == {"campanha": "promoção", "n": "1"}
+
+
+@pytest.mark.sqlite_only  # PostgreSQL's typed columns leave no format to get wrong
+def test_stored_bytes_are_the_same_on_sqlite(db: Database) -> None:
+    connection_id = _connection(db)
+    with db.write() as conn:
+        conn.execute(messages.insert(), [_message(connection_id, "a")])
+        execute_many(conn, messages.insert(), [_message(connection_id, "b")])
+        raw = conn.exec_driver_sql("SELECT * FROM messages ORDER BY provider_message_id").all()
+    first, second = (list(row) for row in raw)
+    assert first[2] == "a" and second[2] == "b"
+    del first[0], second[0], first[1], second[1]  # ids and message ids differ on purpose
+    assert first == second
+
+
+def test_updates_with_constants_and_expressions(db: Database) -> None:
+    connection_id = _connection(db)
+    with db.write() as conn:
+        ids = inbox.insert_receipts(
+            conn, [_receipt(connection_id, b"{}"), _receipt(connection_id, b"[]")]
+        )
+        inbox.mark_done_many(conn, [(ids[0], ["ignored: x"]), (ids[1], [])], NOW)
+    with db.read() as conn:
+        first, second = (inbox.get_receipt(conn, i) for i in ids)
+    assert first is not None and second is not None
+    assert (first.status, first.attempts, first.notes, first.processed_at) == (
+        "done",
+        1,
+        ["ignored: x"],
+        NOW,
+    )
+    assert (second.status, second.attempts, second.notes) == ("done", 1, None)
+
+
+def test_rows_missing_a_parameter_are_refused(db: Database) -> None:
+    statement = (
+        update(messages)
+        .where(messages.c.id == bindparam("message_id"))
+        .values(state=bindparam("new_state"))
+    )
+    with db.write() as conn, pytest.raises((ValueError, exc.StatementError), match="new_state"):
+        execute_many(conn, statement, [{"message_id": 1}, {"message_id": 2}])
+
+
+def _receipt(connection_id: int, body: bytes) -> NewReceipt:
+    return NewReceipt(connection_id, "evolution", NOW, "application/json", {"x": "1"}, body)
+
+
+def test_receipts_inserted_together_get_their_own_ids_in_order(db: Database) -> None:
+    connection_id = _connection(db)
+    bodies = [f'{{"n":{i}}}'.encode() for i in range(300)]
+    with db.write() as conn:
+        first = inbox.insert_receipts(conn, [_receipt(connection_id, b) for b in bodies[:100]])
+    with db.write() as conn:
+        second = inbox.insert_receipts(conn, [_receipt(connection_id, b) for b in bodies[100:]])
+    ids = first + second
+    assert len(set(ids)) == 300
+    with db.read() as conn:
+        for receipt_id, body in zip(ids, bodies, strict=True):
+            stored = inbox.get_receipt(conn, receipt_id)
+            assert stored is not None and stored.body == body
+            assert stored.headers == {"x": "1"} and stored.received_at == NOW
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize(
+    "moment",
+    [
+        NOW,
+        NOW.replace(microsecond=0),
+        NOW.astimezone(SAO_PAULO),
+        datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ],
+)
+def test_datetimes_are_stored_in_sqlalchemys_sqlite_format(db: Database, moment: datetime) -> None:
+    """Our one-step conversion writes the text SQLAlchemy's own SQLite DATETIME would, so
+    comparisons in SQL and reading back agree whichever path wrote a row."""
+    stock = sqlite_dialect.DATETIME().bind_processor(db.engine.dialect)
+    assert stock is not None
+    ours = UTCDateTime().dialect_impl(db.engine.dialect).bind_processor(db.engine.dialect)
+    assert ours is not None
+    assert ours(moment) == stock(moment.astimezone(UTC).replace(tzinfo=None))
+    with pytest.raises(ValueError, match="naive"):
+        ours(moment.replace(tzinfo=None))

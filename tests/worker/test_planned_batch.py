@@ -1,0 +1,115 @@
+"""On SQLite the worker plans a batch from a snapshot before it takes the write lock. If
+anything changed messages in between (here: a registration through the API's code path), the
+plan must be dropped and the batch planned again under the lock, or the stale plan would undo
+that change."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from tests.e2e.payloads import evolution_update
+from tidings.config import Settings
+from tidings.storage import campaigns, connections, inbox, messages
+from tidings.storage.connections import StoredConnection
+from tidings.storage.db import Database
+from tidings.storage.inbox import NewReceipt
+from tidings.storage.recount import recount
+from tidings.storage.schema import events
+from tidings.storage.schema import messages as messages_table
+from tidings.tracking import Registration, register_message
+from tidings.worker import process
+
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+def _connection(db: Database) -> StoredConnection:
+    with db.write() as conn:
+        return connections.add_connection(conn, "evolution", "main", "s", {}, NOW)
+
+
+def _queue(db: Database, connection: StoredConnection, message_id: str, status: str) -> None:
+    body = evolution_update(message_id, status).encode()
+    receipt = NewReceipt(connection.id, "evolution", NOW, "application/json", {}, body)
+    with db.write() as conn:
+        inbox.insert_receipts(conn, [receipt])
+
+
+def _register_meanwhile(
+    monkeypatch: pytest.MonkeyPatch, db: Database, connection: StoredConnection, pmid: str
+) -> list[bool]:
+    """Register `pmid` in campaign "spring" right after the worker planned its batch."""
+    planned: list[bool] = []
+    original: Callable[..., Any] = process._plan_ahead
+
+    def plan_then_register(*args: Any) -> Any:
+        result = original(*args)
+        planned.append(result is not None)
+        with db.write() as conn:
+            register_message(conn, connection, Registration(pmid, campaign="spring"), NOW)
+        return result
+
+    monkeypatch.setattr(process, "_plan_ahead", plan_then_register)
+    return planned
+
+
+@pytest.mark.sqlite_only  # PostgreSQL locks the rows instead of planning ahead
+def test_a_registration_between_plan_and_write_is_kept(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connection = _connection(db)
+    _queue(db, connection, "wamid-1", "SERVER_ACK")
+    assert process.process_batch(db, settings).done == 1
+    _queue(db, connection, "wamid-1", "DELIVERY_ACK")
+    planned = _register_meanwhile(monkeypatch, db, connection, "wamid-1")
+
+    result = process.process_batch(db, settings)
+
+    assert planned == [True] and result.done == 1 and result.events == 1
+    with db.read() as conn:
+        row = conn.execute(select(messages_table)).one()
+        spring = campaigns.get_campaign(conn, "spring")
+        assert recount(conn, fix=False) == []
+    assert spring is not None and row.campaign_id == spring.id
+    assert row.state == "delivered"
+    assert spring.counts["delivered"] == 1
+
+
+@pytest.mark.sqlite_only
+def test_a_message_created_between_plan_and_write_is_not_created_twice(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connection = _connection(db)
+    _queue(db, connection, "wamid-2", "READ")
+    _register_meanwhile(monkeypatch, db, connection, "wamid-2")
+
+    result = process.process_batch(db, settings)
+
+    assert result.done == 1 and result.failed == 0
+    with db.read() as conn:
+        row = conn.execute(select(messages_table)).one()
+        kinds = sorted(e.kind for e in conn.execute(select(events)))
+        assert recount(conn, fix=False) == []
+    assert row.state == "read" and kinds == ["read", "sent"]
+
+
+def test_versions_move_with_every_change_to_messages(db: Database, settings: Settings) -> None:
+    connection = _connection(db)
+    with db.read() as conn:
+        before = messages.read_version(conn)
+    _queue(db, connection, "wamid-3", "SERVER_ACK")
+    process.process_batch(db, settings)
+    with db.read() as conn:
+        after_event = messages.read_version(conn)
+    with db.write() as conn:
+        register_message(conn, connection, Registration("wamid-4"), NOW)
+    with db.read() as conn:
+        after_registration = messages.read_version(conn)
+    if db.is_sqlite:
+        assert before < after_event < after_registration
+    else:  # PostgreSQL serialises on row locks; a shared counter would serialise every worker
+        assert before == after_event == after_registration == 0
