@@ -158,20 +158,15 @@ def insert_returning_ids(
             statement.returning(table.c.id, sort_by_parameter_order=True), [dict(r) for r in rows]
         )
         return [row.id for row in result]
+    # SQLite gives a new row the largest rowid plus one (unless the largest is the maximum
+    # rowid, when it picks at random), and no one else inserts while this transaction holds
+    # the write lock: so the rows get before+1 .. before+n, which last_insert_rowid() confirms.
+    before = conn.exec_driver_sql(f"SELECT max(rowid) FROM {table.name}").scalar() or 0  # noqa: S608
     execute_many(conn, statement, rows)
-    # Rows inserted together while the transaction holds SQLite's write lock get consecutive
-    # rowids ending at last_insert_rowid(); the count check proves it rather than trusting it.
     last = conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
-    first = last - len(rows) + 1
-    id_column = table.c.id
-    found = conn.execute(
-        table.select().with_only_columns(id_column).where(id_column.between(first, last))
-    ).all()
-    if len(found) != len(rows):
-        raise RuntimeError(
-            f"ids of {len(rows)} rows inserted into {table.name} are not consecutive"
-        )
-    return list(range(first, last + 1))
+    if last != before + len(rows):
+        raise RuntimeError(f"ids of rows just inserted into {table.name} are not consecutive")
+    return list(range(before + 1, last + 1))
 
 
 @lru_cache(maxsize=32)
