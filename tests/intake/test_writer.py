@@ -74,3 +74,35 @@ def test_receipts_commit_together_and_come_back_in_order(db: Database) -> None:
 
     ids = asyncio.run(scenario())
     assert len(set(ids)) == 50 and ids == sorted(ids)
+
+
+def test_a_commit_that_hangs_is_answered_at_its_deadline(db: Database, db_url: str) -> None:
+    """A commit stuck past the store timeout (a hung disk, a server that stopped answering):
+    the requests waiting on it are answered 503 at the store timeout plus a second."""
+    fast = Database(db_url, timeout=0.3)
+
+    def hangs(_db: Database, rows: list[NewReceipt]) -> list[int]:
+        time.sleep(2.5)
+        return list(range(len(rows)))
+
+    writer: GroupCommit[NewReceipt] = GroupCommit(fast, hangs, "hanging")
+
+    async def scenario() -> list[tuple[float, str]]:
+        await writer.start()
+
+        async def one() -> tuple[float, str]:
+            started = time.monotonic()
+            try:
+                await writer.submit(_receipt())
+            except StorageUnavailable as error:
+                return time.monotonic() - started, str(error)
+            return time.monotonic() - started, "stored"
+
+        outcomes = await asyncio.gather(one(), one(), one())
+        await writer.stop()
+        return list(outcomes)
+
+    outcomes = asyncio.run(scenario())
+    assert [text for _, text in outcomes] == ["the store did not commit in time"] * 3
+    assert all(1.2 < t < 1.8 for t, _ in outcomes), outcomes
+    fast.dispose()

@@ -162,6 +162,16 @@ class Intake:
         self._rejections = rejection_writer
         self._settings = settings
         self.cache = ConnectionCache(db)
+        self._counters: dict[tuple[str, int], Any] = {}
+
+    def _count(self, provider: str, status: int) -> None:
+        """Count the answer; the labelled counters are looked up once (few providers and
+        statuses), since prometheus_client's lookup costs more than the increment."""
+        key = (provider, status)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = WEBHOOKS_RECEIVED.labels(provider, str(status))
+        counter.inc()
 
     def _request(self, scope: Scope) -> _Request:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
@@ -196,8 +206,7 @@ class Intake:
                 answer = await self._handle(scope, receive, provider_name, segments[3])
             except _Disconnected:
                 return
-        label = provider_name if provider_name in PROVIDERS else "unknown"
-        WEBHOOKS_RECEIVED.labels(label, str(answer.status)).inc()
+        self._count(provider_name if provider_name in PROVIDERS else "unknown", answer.status)
         await send(
             {
                 "type": "http.response.start",

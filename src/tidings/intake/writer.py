@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
@@ -30,6 +31,9 @@ __all__ = ["GroupCommit", "ReceiptWriter", "RejectionWriter"]
 log = get_logger("intake")
 
 Row = TypeVar("Row")
+
+
+_SWEEP_SECONDS = 0.1
 
 
 def _expire(future: asyncio.Future[int]) -> None:
@@ -57,17 +61,21 @@ class GroupCommit(Generic[Row]):
         self._max_waiting = max_waiting
         self._queue: asyncio.Queue[tuple[Row, asyncio.Future[int]]] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._deadlines: deque[tuple[float, asyncio.Future[int]]] = deque()
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"tidings-{name}")
 
     async def start(self) -> None:
         self._queue = asyncio.Queue(self._max_waiting)
         self._task = asyncio.create_task(self._run(), name=f"tidings-{self._name}")
+        self._sweeper = asyncio.create_task(self._sweep(), name=f"tidings-{self._name}-sweep")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._sweeper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._thread.shutdown(wait=True)
 
     async def submit(self, row: Row) -> int:
@@ -80,12 +88,22 @@ class GroupCommit(Generic[Row]):
             self._queue.put_nowait((row, future))
         except asyncio.QueueFull:
             raise StorageUnavailable("too many requests are waiting for the store") from None
-        # A timer, not wait_for: one handle per request is the cheapest way to bound the wait.
-        timer = loop.call_later(self._db.timeout + 1.0, _expire, future)
-        try:
-            return await future
-        finally:
-            timer.cancel()
+        self._deadlines.append((loop.time() + self._db.timeout + 1.0, future))
+        return await future
+
+    async def _sweep(self) -> None:
+        """Answer 503 to requests still waiting past their deadline (a commit that hangs).
+
+        One task for all requests instead of a timer each: requests arrive in deadline order,
+        so only the oldest need looking at, a few times a second."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(_SWEEP_SECONDS)
+            now = loop.time()
+            while self._deadlines and (
+                self._deadlines[0][1].done() or self._deadlines[0][0] <= now
+            ):
+                _expire(self._deadlines.popleft()[1])
 
     async def _run(self) -> None:
         assert self._queue is not None
