@@ -503,4 +503,5 @@ def register_message(
         details={"source": "registration"},
     )
     apply_events(conn, [Incoming(connection, sent, None, now)], now)
+    messages.bump_version(conn)  # even when its `sent` was a duplicate, fields may have changed
     return row.id, first

@@ -80,6 +80,27 @@ def test_a_registration_between_plan_and_write_is_kept(
 
 
 @pytest.mark.sqlite_only
+def test_a_second_registration_naming_the_campaign_is_kept(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second registration records no new event (its `sent` is a duplicate), yet it puts
+    the message in a campaign: that too must make the worker plan again."""
+    connection = _connection(db)
+    with db.write() as conn:
+        register_message(conn, connection, Registration("wamid-5"), NOW)
+    _queue(db, connection, "wamid-5", "DELIVERY_ACK")
+    _register_meanwhile(monkeypatch, db, connection, "wamid-5")
+
+    assert process.process_batch(db, settings).done == 1
+    with db.read() as conn:
+        row = conn.execute(select(messages_table)).one()
+        spring = campaigns.get_campaign(conn, "spring")
+        assert recount(conn, fix=False) == []
+    assert spring is not None and row.campaign_id == spring.id
+    assert row.state == "delivered" and spring.counts["delivered"] == 1
+
+
+@pytest.mark.sqlite_only
 def test_a_message_created_between_plan_and_write_is_not_created_twice(
     db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

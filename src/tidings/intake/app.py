@@ -211,7 +211,11 @@ class Intake:
             {
                 "type": "http.response.start",
                 "status": answer.status,
-                "headers": [(b"content-type", answer.content_type), *answer.headers],
+                "headers": [
+                    (b"content-type", answer.content_type),
+                    (b"content-length", b"%d" % len(answer.body)),
+                    *answer.headers,
+                ],
             }
         )
         await send({"type": "http.response.body", "body": answer.body})
