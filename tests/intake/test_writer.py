@@ -106,3 +106,26 @@ def test_a_commit_that_hangs_is_answered_at_its_deadline(db: Database, db_url: s
     assert [text for _, text in outcomes] == ["the store did not commit in time"] * 3
     assert all(1.2 < t < 1.8 for t, _ in outcomes), outcomes
     fast.dispose()
+
+
+def test_stopping_answers_whoever_still_waits(db: Database, db_url: str) -> None:
+    fast = Database(db_url, timeout=5.0)
+
+    def hangs(_db: Database, rows: list[NewReceipt]) -> list[int]:
+        time.sleep(0.5)
+        return list(range(len(rows)))
+
+    writer: GroupCommit[NewReceipt] = GroupCommit(fast, hangs, "stopping")
+
+    async def scenario() -> list[BaseException | int]:
+        await writer.start()
+        waiting = [asyncio.create_task(writer.submit(_receipt())) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        await writer.stop()
+        done, pending = await asyncio.wait(waiting, timeout=1.0)
+        assert not pending, "a request was left waiting after the writer stopped"
+        return [t.exception() or t.result() for t in done]
+
+    outcomes = asyncio.run(scenario())
+    assert all(isinstance(o, StorageUnavailable) for o in outcomes), outcomes
+    fast.dispose()

@@ -13,7 +13,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from tidings.storage import connections, inbox
 from tidings.storage.db import Database, execute_many
 from tidings.storage.inbox import NewReceipt
-from tidings.storage.schema import UTCDateTime, messages
+from tidings.storage.schema import UTCDateTime, messages, receipts
 
 SAO_PAULO = timezone(timedelta(hours=-3))
 NOW = datetime(2026, 11, 23, 8, 30, 15, 123456, tzinfo=UTC)
@@ -159,3 +159,23 @@ def test_datetimes_are_stored_in_sqlalchemys_sqlite_format(db: Database, moment:
     assert ours(moment) == stock(moment.astimezone(UTC).replace(tzinfo=None))
     with pytest.raises(ValueError, match="naive"):
         ours(moment.replace(tzinfo=None))
+
+
+@pytest.mark.sqlite_only  # on PostgreSQL SQLAlchemy's own path runs and fills the defaults
+def test_rows_leaving_out_a_column_with_a_python_default_are_refused(db: Database) -> None:
+    with db.write() as conn, pytest.raises(ValueError, match="attempts"):
+        execute_many(conn, receipts.insert(), [{"connection_id": 1, "provider": "x"}])
+
+
+@pytest.mark.sqlite_only
+def test_json_none_is_stored_as_sqlalchemy_stores_it(db: Database) -> None:
+    """JSON columns keep Python None as the JSON text 'null', whichever path wrote them."""
+    connection_id = _connection(db)
+    with db.write() as conn:
+        ids = inbox.insert_receipts(conn, [_receipt(connection_id, b"{}")] * 2)
+        conn.execute(
+            update(receipts).where(receipts.c.id == ids[0]).values(notes=None, status="done")
+        )
+        inbox.mark_done_many(conn, [(ids[1], [])], NOW)
+        stored = conn.exec_driver_sql("SELECT notes FROM receipts ORDER BY id").scalars().all()
+    assert stored == ["null", "null"]

@@ -77,6 +77,8 @@ class GroupCommit(Generic[Row]):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._thread.shutdown(wait=True)
+        while self._deadlines:  # shutting down: whoever still waits gets its 503 now
+            _expire(self._deadlines.popleft()[1])
 
     async def submit(self, row: Row) -> int:
         """The row's id once committed; StorageUnavailable if that cannot happen in time."""

@@ -127,8 +127,12 @@ def prepare_many(
         tuple(
             constant
             if name is None
-            else (row[name] if process is None or row[name] is None else process(row[name]))
-            for name, constant, process in plan.slots
+            else (
+                row[name]
+                if process is None or (row[name] is None and not nones)
+                else process(row[name])
+            )
+            for name, constant, process, nones in plan.slots
         )
         for row in rows
     ]
@@ -177,30 +181,34 @@ def _insert(table: Table) -> Insert:
 
 @dataclass(frozen=True)
 class _Plan:
-    """SQL with positional parameters; each slot is a row key with its type's conversion, or a
-    constant of the statement (already converted)."""
+    """SQL with positional parameters; each slot is a row key with its type's conversion (and
+    whether it converts None too), or a constant of the statement (already converted)."""
 
     sql: str
-    slots: tuple[tuple[str | None, Any, Callable[[Any], Any] | None], ...]
+    slots: tuple[tuple[str | None, Any, Callable[[Any], Any] | None, bool], ...]
 
 
 @lru_cache(maxsize=64)
 def _plan(statement: UpdateBase, dialect: Dialect, keys: tuple[str, ...]) -> _Plan:
     """Compiled once per statement and row shape."""
     compiled = statement.compile(dialect=dialect, column_keys=list(keys))
-    slots: list[tuple[str | None, Any, Callable[[Any], Any] | None]] = []
+    defaulted = [c.key for c in (*compiled.insert_prefetch, *compiled.update_prefetch)]
+    if defaulted:  # SQLAlchemy would fill these from Python-side defaults; rows must say
+        raise ValueError(f"rows lack the columns {defaulted} of {statement}")
+    slots: list[tuple[str | None, Any, Callable[[Any], Any] | None, bool]] = []
     for name in compiled.positiontup or ():
         bind = compiled.binds[name]
         process = bind.type.dialect_impl(dialect).bind_processor(dialect)
         if name in keys:
-            slots.append((name, None, process))
+            # None is passed through as NULL, except to a type that stores it its own way
+            # (JSON writes 'null'), as SQLAlchemy does.
+            slots.append((name, None, process, bind.type.should_evaluate_none))
         elif bind.required or bind.callable is not None:
             raise ValueError(f"rows lack the parameter {name!r} of {statement}")
         else:
             value = bind.value
-            slots.append(
-                (None, value if process is None or value is None else process(value), None)
-            )
+            converted = value if process is None or value is None else process(value)
+            slots.append((None, converted, None, False))
     return _Plan(compiled.string, tuple(slots))
 
 

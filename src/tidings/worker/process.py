@@ -9,6 +9,7 @@ faulty one is marked failed and retried later.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -148,7 +149,7 @@ def _plan_ahead(conn: Connection, batch: list[_Parsed], now: datetime) -> _Plann
         plan = plan_events(conn, collected.incoming, now)
         prepare_ahead(conn, plan, now)
         return _Planned(collected, plan)
-    except (StorageUnavailable, exc.OperationalError):
+    except (StorageUnavailable, exc.OperationalError, sqlite3.OperationalError):
         raise
     except Exception as error:
         log.info("could not plan a batch ahead (%s); planning it under the lock", error)
@@ -172,7 +173,7 @@ def _process(
     try:
         with conn.begin_nested():
             notes = _apply(conn, parsed, now, result, planned)
-    except (StorageUnavailable, exc.OperationalError):
+    except (StorageUnavailable, exc.OperationalError, sqlite3.OperationalError):
         raise  # the store itself is failing: the whole batch rolls back and is retried
     except Exception:
         log.warning("batch of %d receipts failed to apply; applying one by one", len(parsed))
@@ -189,7 +190,7 @@ def _apply_one_by_one(
         try:
             with conn.begin_nested():
                 notes = _apply(conn, [one], now, result)
-        except (StorageUnavailable, exc.OperationalError):
+        except (StorageUnavailable, exc.OperationalError, sqlite3.OperationalError):
             raise
         except Exception as error:  # this receipt alone is faulty
             message = f"{type(error).__name__}: {error}"
