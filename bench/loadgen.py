@@ -1,9 +1,11 @@
 """A keep-alive HTTP/1.1 load generator on raw asyncio streams, for loopback benchmarks.
 
 Why our own: on a 2-core machine an HTTP client library's per-request overhead (httpx,
-aiohttp) would make the load generator the bottleneck instead of the server under test. Here
-every request is prebuilt bytes, each of `concurrency` connections sends one request at a time
-and reads the whole reply before the next, and a reply is parsed only as far as needed.
+aiohttp) would make the load generator the bottleneck instead of the server under test, and
+the CPU it takes is CPU the server does not get. Here every request is prebuilt bytes, each of
+`concurrency` connections (an asyncio Protocol, driven by callbacks rather than a task per
+request) sends one request at a time and reads the whole reply before the next, and a reply is
+parsed only as far as needed.
 
 Each body is sent exactly once (never retried: a retry could store a webhook twice and blur the
 ledger). A connection the server closes is reopened; a request that loses its connection
@@ -13,6 +15,7 @@ before the whole reply arrived is counted as unanswered and as an error.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 from collections import Counter
@@ -94,12 +97,18 @@ class _BadReply(Exception):
     pass
 
 
-async def _read_reply(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
-    """Status, body, and whether the connection may be reused."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    if len(head) > _MAX_HEAD_BYTES:
-        raise _BadReply("reply head too large")
-    lines = head[:-4].split(b"\r\n")
+_UNTIL_CLOSE = -1  # a reply without framing: its body runs to the end of the connection
+
+
+def _parse_reply(buffer: bytearray) -> tuple[int, bytes, bool, int] | None:
+    """(status, body, keep-alive, bytes used) of the reply at the start of `buffer`, or None
+    while it is incomplete. Bytes used is `_UNTIL_CLOSE` for a reply framed by closing."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        if len(buffer) > _MAX_HEAD_BYTES:
+            raise _BadReply("reply head too large")
+        return None
+    lines = bytes(buffer[:end]).split(b"\r\n")
     version, _, rest = lines[0].partition(b" ")
     try:
         status = int(rest[:3])
@@ -118,88 +127,146 @@ async def _read_reply(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
             chunked = b"chunked" in value
         elif name == b"connection":
             keep_alive = b"close" not in value and (keep_alive or b"keep-alive" in value)
+    start = end + 4
     if chunked:
-        body = await _read_chunked(reader)
-    elif length is not None:
-        body = await reader.readexactly(length)
-    elif status in (204, 304) or 100 <= status < 200:
-        body = b""
-    else:  # no framing: the body runs to the end of the connection
-        body = await reader.read()
-        keep_alive = False
-    return status, body, keep_alive
+        return _parse_chunked(buffer, start, status, keep_alive)
+    if length is not None:
+        if len(buffer) < start + length:
+            return None
+        return status, bytes(buffer[start : start + length]), keep_alive, start + length
+    if status in (204, 304) or 100 <= status < 200:
+        return status, b"", keep_alive, start
+    return status, b"", False, _UNTIL_CLOSE
 
 
-async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+def _parse_chunked(
+    buffer: bytearray, at: int, status: int, keep_alive: bool
+) -> tuple[int, bytes, bool, int] | None:
     parts: list[bytes] = []
     while True:
-        size_line = await reader.readuntil(b"\r\n")
-        size = int(size_line.split(b";", 1)[0].strip(), 16)
+        line_end = buffer.find(b"\r\n", at)
+        if line_end < 0:
+            return None
+        size = int(bytes(buffer[at:line_end]).split(b";", 1)[0].strip(), 16)
+        at = line_end + 2
         if size == 0:
-            while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers
-                pass
-            return b"".join(parts)
-        parts.append(await reader.readexactly(size))
-        await reader.readexactly(2)
+            while True:  # trailers, up to the empty line
+                line_end = buffer.find(b"\r\n", at)
+                if line_end < 0:
+                    return None
+                empty = line_end == at
+                at = line_end + 2
+                if empty:
+                    return status, b"".join(parts), keep_alive, at
+        if len(buffer) < at + size + 2:
+            return None
+        parts.append(bytes(buffer[at : at + size]))
+        at += size + 2
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection sending its run's requests one at a time, from callbacks:
+    no task switch per request, so the client costs far less than the server it loads."""
+
+    def __init__(self, run: _Run, opened_at: float, closed: asyncio.Future[None]) -> None:
+        self._run = run
+        self._opened_at = opened_at
+        self._closed = closed
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._index: int | None = None
+        self._started = 0.0
+        self._until_close = False
+        self._status = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        self._send_next(self._opened_at)
+
+    def _send_next(self, started: float | None = None) -> None:
+        assert self._transport is not None
+        index = next(self._run.jobs, None)
+        if index is None:
+            self._run.exhausted = True
+            self._transport.close()
+            return
+        self._index = index
+        self._started = time.perf_counter() if started is None else started
+        self._run.written[index] = True
+        self._transport.write(self._run.requests[index])
+
+    def data_received(self, data: bytes) -> None:
+        assert self._transport is not None
+        self._buffer += data
+        if self._until_close or self._index is None:
+            return
+        try:
+            reply = _parse_reply(self._buffer)
+        except (_BadReply, ValueError):
+            self._transport.close()  # connection_lost counts the request as an error
+            return
+        if reply is None:
+            return
+        status, body, keep_alive, used = reply
+        if used == _UNTIL_CLOSE:
+            self._until_close = True
+            self._status = status
+            return
+        del self._buffer[:used]
+        self._record(status, body)
+        if keep_alive:
+            self._send_next()
+        else:
+            self._transport.close()
+
+    def _record(self, status: int, body: bytes) -> None:
+        assert self._index is not None
+        self._run.replies[self._index] = Reply(status, body, time.perf_counter() - self._started)
+        self._index = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._index is not None:
+            if self._until_close and exc is None:
+                end = self._buffer.find(b"\r\n\r\n")
+                self._record(self._status, bytes(self._buffer[end + 4 :]))
+            else:
+                self._run.errors += 1  # the request lost its connection before its reply
+        if not self._closed.done():
+            self._closed.set_result(None)
 
 
 class _Run:
-    """State shared by the client tasks of one run (all on one event loop, so no locks)."""
+    """State shared by the connections of one run (all on one event loop, so no locks)."""
 
     def __init__(self, host: str, port: int, requests: list[bytes]) -> None:
         self.host = host
         self.port = port
         self.requests = requests
         self.jobs: Iterator[int] = iter(range(len(requests)))
+        self.exhausted = False
         self.replies: list[Reply | None] = [None] * len(requests)
         self.written = [False] * len(requests)
         self.errors = 0
 
     async def client(self) -> None:
-        reader: asyncio.StreamReader | None = None
-        writer: asyncio.StreamWriter | None = None
-        try:
-            for index in self.jobs:
-                reader, writer = await self._one(index, reader, writer)
-        finally:
-            if writer is not None:
-                writer.close()
-
-    async def _one(
-        self,
-        index: int,
-        reader: asyncio.StreamReader | None,
-        writer: asyncio.StreamWriter | None,
-    ) -> tuple[asyncio.StreamReader | None, asyncio.StreamWriter | None]:
-        """Send request `index`, on the open connection or a new one; the connection to reuse."""
-        started = time.perf_counter()
-        while reader is None or writer is None:
+        """Keep one connection open (reopening it when the server closes it) until every
+        request of the run has been sent and answered."""
+        loop = asyncio.get_running_loop()
+        while not self.exhausted:
+            opened_at = time.perf_counter()
+            closed: asyncio.Future[None] = loop.create_future()
             try:
-                reader, writer = await asyncio.open_connection(self.host, self.port)
+                transport, _ = await loop.create_connection(
+                    functools.partial(_Connection, self, opened_at, closed), self.host, self.port
+                )
             except OSError:
                 self.errors += 1  # refused or reset on connect: nothing was sent, try again
                 await asyncio.sleep(_CONNECT_RETRY_SECONDS)
-                started = time.perf_counter()
-        try:
-            writer.write(self.requests[index])
-            self.written[index] = True
-            status, body, keep_alive = await _read_reply(reader)
-        except (
-            OSError,
-            EOFError,
-            asyncio.IncompleteReadError,
-            asyncio.LimitOverrunError,
-            ValueError,
-            _BadReply,
-        ):
-            self.errors += 1
-            writer.close()
-            return None, None
-        self.replies[index] = Reply(status, body, time.perf_counter() - started)
-        if not keep_alive:
-            writer.close()
-            return None, None
-        return reader, writer
+                continue
+            try:
+                await closed
+            finally:
+                transport.close()
 
 
 async def run_load(
