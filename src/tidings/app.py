@@ -3,6 +3,7 @@ scheduler when this process runs them. The composition root: everything is wired
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -98,6 +99,11 @@ def create_app(
         await rejection_writer.start()
         if worker:
             worker.start()
+        # Everything built so far lives as long as the process. Frozen, it is left out of the
+        # garbage collector's full passes, which otherwise stalled every request for ~90 ms a
+        # few times a minute under load (the p99 of acknowledgements).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import multiprocessing
 import os
 import signal
@@ -83,6 +84,8 @@ def _run(settings_json: str, parent_pid: int, reader: Connection) -> None:
     scheduler = EmbeddedScheduler(JobContext(db, settings, worker.wake))
     worker.start()
     scheduler.start()
+    gc.collect()  # as in `serve`: long-lived objects out of the collector's full passes
+    gc.freeze()
     while not stop.wait(1.0):
         if os.getppid() != parent_pid:
             break
