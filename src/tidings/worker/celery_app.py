@@ -20,6 +20,7 @@ an app, and the store is opened lazily in each worker process (after Celery's po
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -327,7 +328,12 @@ def run_worker(
         if isinstance(tasks, _Tasks):
             tasks.close()
 
+    def process_init(**_: Any) -> None:
+        gc.collect()  # as in `serve`: long-lived objects out of the collector's full passes
+        gc.freeze()
+
     signals.worker_ready.connect(ready, weak=False)
+    signals.worker_process_init.connect(process_init, weak=False)
     signals.worker_process_shutdown.connect(process_shutdown, weak=False)
     argv = [
         "worker",
