@@ -42,6 +42,9 @@ def test_accepted_webhook_is_committed_before_202(running_app: RunningApp) -> No
     receipt_id = response.json()["receipt"]
     stored = {r[0]: r for r in _receipt_rows(running_app)}
     assert stored[receipt_id][2] == body.encode()
+    # Framed by length, not chunked: cheaper for the provider's client and for us.
+    assert response.headers["content-length"] == str(len(response.content))
+    assert "transfer-encoding" not in response.headers
 
 
 def test_unknown_provider_and_connection_are_404(running_app: RunningApp) -> None:
