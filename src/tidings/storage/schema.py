@@ -121,7 +121,9 @@ receipts = Table(
     Column("processed_at", UTCDateTime),
     Column("error", Text),
     Column("notes", JSON),
-    Index("ix_receipts_status_next", "status", "next_attempt_at", "id"),
+    # The worker reads "the oldest pending" and claims "these ids, if still pending": both walk
+    # this index in id order, whatever the backlog (migration 0003 says why it changed).
+    Index("ix_receipts_status_id", "status", "id"),
     Index("ix_receipts_received_at", "received_at"),
 )
 
