@@ -25,6 +25,7 @@ import uvicorn
 
 from tidings.app import create_app
 from tidings.config import Settings
+from tidings.intake.protocol import CoalescingHttpToolsProtocol
 from tidings.storage import connections, inbox, tokens
 from tidings.storage.db import Database
 from tidings.storage.migrate import upgrade
@@ -199,9 +200,15 @@ def serve_in_thread(
 ) -> Iterator[tuple[str, uvicorn.Server]]:
     app = create_app(settings, run_worker=run_worker)
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        http=CoalescingHttpToolsProtocol,  # as `tidings serve` runs it
+        log_config=None,
+        lifespan="on",
     )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

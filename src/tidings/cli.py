@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import sys
 from collections.abc import Callable, Iterator
@@ -80,6 +81,7 @@ def serve(host: str, port: int, no_worker: bool) -> None:
     import uvicorn
 
     from tidings.app import create_app
+    from tidings.intake.protocol import CoalescingHttpToolsProtocol
 
     settings = _settings()
     run_worker = not no_worker
@@ -98,7 +100,15 @@ def serve(host: str, port: int, no_worker: bool) -> None:
             raise click.ClickException(f"cannot open the store: {error}") from None
     click.echo(f"tidings {__version__} on http://{host}:{port} (store: {_safe_url(settings)})")
     app = create_app(settings, run_worker=run_worker, worker_process=settings.worker_process, db=db)
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=True)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        http=CoalescingHttpToolsProtocol,
+        log_config=None,
+        # uvicorn formats each access line before logging filters it: only when it is kept.
+        access_log=logging.getLogger("uvicorn.access").isEnabledFor(logging.INFO),
+    )
 
 
 def _broker_url(settings: Settings) -> str:

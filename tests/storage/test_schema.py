@@ -69,9 +69,19 @@ def test_reading_the_oldest_pending_walks_the_index_without_sorting(backlog: Dat
 
 
 @pytest.mark.sqlite_only
-def test_claiming_seeks_each_id_instead_of_scanning_the_backlog(backlog: Database) -> None:
+def test_claiming_walks_only_the_range_of_the_ids_asked_for(backlog: Database) -> None:
     def claim(conn: Connection) -> None:
         assert inbox.claim(conn, [5, 6, 7]) == {5, 6, 7}
 
     [plan] = _explained(backlog, claim)
-    assert "status=? AND id=?" in plan
+    assert "ix_receipts_status_id" in plan
+    assert "status=? AND id>? AND id<?" in plan
+
+
+def test_claim_returns_only_the_ids_asked_for_that_are_still_pending(backlog: Database) -> None:
+    with backlog.write() as conn:
+        inbox.mark_done_many(conn, [(6, [])], datetime.now(UTC))
+    with backlog.write() as conn:
+        # 6 is done; 8 is pending but was not asked for; 400 does not exist.
+        assert inbox.claim(conn, [5, 6, 7, 9, 400]) == {5, 7, 9}
+        assert inbox.claim(conn, []) == set()

@@ -142,8 +142,10 @@ class GroupCommit(Generic[Row]):
 
 
 def _commit_receipts(db: Database, rows: Sequence[NewReceipt]) -> list[int]:
+    # On SQLite the values are converted before the write lock: the worker waits for it too.
+    prepared = inbox.prepare_receipts(db.engine.dialect, rows) if db.is_sqlite else None
     with db.write() as conn:
-        return inbox.insert_receipts(conn, rows)
+        return inbox.insert_receipts(conn, rows, prepared)
 
 
 def _commit_rejections(db: Database, rows: Sequence[NewRejection]) -> list[int]:

@@ -28,8 +28,10 @@ __all__ = [
     "Prepared",
     "execute_many",
     "insert_ignoring_duplicates",
+    "insert_prepared",
     "insert_returning_ids",
     "normalize_url",
+    "prepare_insert",
     "prepare_many",
     "run_prepared",
 ]
@@ -162,13 +164,25 @@ def insert_returning_ids(
             statement.returning(table.c.id, sort_by_parameter_order=True), [dict(r) for r in rows]
         )
         return [row.id for row in result]
+    return insert_prepared(conn, table, prepare_many(conn.dialect, statement, rows))
+
+
+def prepare_insert(dialect: Dialect, table: Table, rows: Sequence[Mapping[str, Any]]) -> Prepared:
+    """SQLite only: the rows of an insert converted ahead, before the write lock is taken."""
+    return prepare_many(dialect, _insert(table), rows)
+
+
+def insert_prepared(conn: Connection, table: Table, prepared: Prepared) -> list[int]:
+    """SQLite only: run `prepare_insert`'s rows; their ids, in order."""
+    if not prepared.params:
+        return []
     # SQLite gives a new row the largest rowid plus one (unless the largest is the maximum
     # rowid, when it picks at random), and no one else inserts while this transaction holds
     # the write lock: so the rows get before+1 .. before+n, which last_insert_rowid() confirms.
     before = conn.exec_driver_sql(f"SELECT max(rowid) FROM {table.name}").scalar() or 0  # noqa: S608
-    execute_many(conn, statement, rows)
+    run_prepared(conn, prepared)
     last = conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
-    if last != before + len(rows):
+    if last != before + len(prepared.params):
         raise RuntimeError(f"ids of rows just inserted into {table.name} are not consecutive")
     return list(range(before + 1, last + 1))
 

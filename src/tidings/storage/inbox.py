@@ -13,9 +13,17 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, func, select, update
+from sqlalchemy import Connection, Dialect, Row, bindparam, delete, func, select, update
 
-from tidings.storage.db import execute_many, insert_returning_ids
+from tidings.storage.db import (
+    Prepared,
+    execute_many,
+    insert_prepared,
+    insert_returning_ids,
+    prepare_insert,
+    prepare_many,
+    run_prepared,
+)
 from tidings.storage.schema import receipts
 
 __all__ = [
@@ -30,6 +38,8 @@ __all__ = [
     "mark_done_many",
     "mark_failed",
     "peek_pending",
+    "prepare_done",
+    "prepare_receipts",
     "purge_older_than",
     "release_due_retries",
     "replay",
@@ -56,9 +66,27 @@ class NewReceipt:
     error: str | None = None
 
 
-def insert_receipts(conn: Connection, new: Sequence[NewReceipt]) -> list[int]:
-    """Insert many receipts in one statement; ids come back in the order given."""
-    rows = [
+def insert_receipts(
+    conn: Connection, new: Sequence[NewReceipt], prepared: Prepared | None = None
+) -> list[int]:
+    """Insert many receipts in one statement; ids come back in the order given.
+
+    `prepared` (SQLite): `prepare_receipts(new)`, converted before the write transaction so
+    the intake holds SQLite's one write lock only for SQLite's own work."""
+    if prepared is not None and conn.dialect.name == "sqlite":
+        if len(prepared.params) != len(new):
+            raise ValueError("prepared receipts do not match the receipts given")
+        return insert_prepared(conn, receipts, prepared)
+    return insert_returning_ids(conn, receipts, _rows(new))
+
+
+def prepare_receipts(dialect: Dialect, new: Sequence[NewReceipt]) -> Prepared:
+    """SQLite only: the insert of `insert_receipts`, its values converted ahead."""
+    return prepare_insert(dialect, receipts, _rows(new))
+
+
+def _rows(new: Sequence[NewReceipt]) -> list[dict[str, Any]]:
+    return [
         {
             "connection_id": r.connection_id,
             "provider": r.provider,
@@ -72,7 +100,6 @@ def insert_receipts(conn: Connection, new: Sequence[NewReceipt]) -> list[int]:
         }
         for r in new
     ]
-    return insert_returning_ids(conn, receipts, rows)
 
 
 def peek_pending(conn: Connection, limit: int) -> list[Row[Any]]:
@@ -102,7 +129,19 @@ def claim_pending(conn: Connection, limit: int) -> list[Row[Any]]:
 
 def claim(conn: Connection, ids: Sequence[int]) -> set[int]:
     """Which of these receipts are still pending, locked for this transaction; on PostgreSQL
-    rows another worker holds are skipped, so no two workers apply one receipt."""
+    rows another worker holds are skipped, so no two workers apply one receipt.
+
+    On SQLite (one writer at a time, no row locks) one walk of the (status, id) index over
+    the ids' range, instead of a lookup per id, since it runs under the file's write lock."""
+    if not ids:
+        return set()
+    if conn.dialect.name == "sqlite":
+        wanted = set(ids)
+        in_range = select(receipts.c.id).where(
+            receipts.c.status == ReceiptStatus.PENDING.value,
+            receipts.c.id.between(min(wanted), max(wanted)),
+        )
+        return {row.id for row in conn.execute(in_range) if row.id in wanted}
     query = select(receipts.c.id).where(
         receipts.c.id.in_(list(ids)), receipts.c.status == ReceiptStatus.PENDING.value
     )
@@ -125,13 +164,32 @@ _MARK_DONE = (
 )
 
 
-def mark_done_many(conn: Connection, done: Sequence[tuple[int, list[str]]], now: datetime) -> None:
-    """Mark receipts done (one executemany), each with its notes (ignored or bad items)."""
-    execute_many(
-        conn,
-        _MARK_DONE,
-        [{"receipt_id": i, "now": now, "receipt_notes": notes or None} for i, notes in done],
-    )
+def mark_done_many(
+    conn: Connection,
+    done: Sequence[tuple[int, list[str]]],
+    now: datetime,
+    prepared: Prepared | None = None,
+) -> None:
+    """Mark receipts done (one executemany), each with its notes (ignored or bad items).
+
+    `prepared` (SQLite): `prepare_done(done, now)`, converted before the write lock."""
+    if prepared is not None and conn.dialect.name == "sqlite":
+        if len(prepared.params) != len(done):
+            raise ValueError("prepared receipts do not match the receipts given")
+        run_prepared(conn, prepared)
+        return
+    execute_many(conn, _MARK_DONE, _done_rows(done, now))
+
+
+def prepare_done(
+    dialect: Dialect, done: Sequence[tuple[int, list[str]]], now: datetime
+) -> Prepared:
+    """SQLite only: `mark_done_many`'s statement with its values converted ahead."""
+    return prepare_many(dialect, _MARK_DONE, _done_rows(done, now))
+
+
+def _done_rows(done: Sequence[tuple[int, list[str]]], now: datetime) -> list[dict[str, Any]]:
+    return [{"receipt_id": i, "now": now, "receipt_notes": notes or None} for i, notes in done]
 
 
 def mark_failed(

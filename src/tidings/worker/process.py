@@ -26,7 +26,7 @@ from tidings.metrics import EVENTS_APPLIED, RECEIPTS_PROCESSED
 from tidings.providers.registry import get_provider
 from tidings.storage import connections, inbox, messages
 from tidings.storage.connections import StoredConnection
-from tidings.storage.db import Database
+from tidings.storage.db import Database, Prepared
 from tidings.tracking import (
     EventPlan,
     Incoming,
@@ -76,6 +76,7 @@ class _Planned:
 
     collected: _Collected
     plan: EventPlan
+    done: Prepared  # marking the batch's receipts done, converted ahead too
 
 
 def _utcnow() -> datetime:
@@ -144,11 +145,13 @@ def _parse(receipt: Row[Any], connection: StoredConnection) -> _Parsed:
 def _plan_ahead(conn: Connection, batch: list[_Parsed], now: datetime) -> _Planned | None:
     """Plan the batch's writes from a read snapshot; None when that fails (the batch is then
     planned under the lock, where a faulty receipt can be found and failed alone)."""
-    collected = _collect([p for p in batch if p.error is None])
+    parsed = [p for p in batch if p.error is None]
+    collected = _collect(parsed)
     try:
         plan = plan_events(conn, collected.incoming, now)
         prepare_ahead(conn, plan, now)
-        return _Planned(collected, plan)
+        done = inbox.prepare_done(conn.dialect, _done(parsed, collected.notes), now)
+        return _Planned(collected, plan, done)
     except (StorageUnavailable, exc.OperationalError, sqlite3.OperationalError):
         raise
     except Exception as error:
@@ -179,8 +182,13 @@ def _process(
         log.warning("batch of %d receipts failed to apply; applying one by one", len(parsed))
         _apply_one_by_one(conn, parsed, settings, now, result)
         return
-    inbox.mark_done_many(conn, [(p.receipt.id, notes[p.receipt.id]) for p in parsed], now)
+    prepared = planned.done if planned is not None else None
+    inbox.mark_done_many(conn, _done(parsed, notes), now, prepared)
     result.done += len(parsed)
+
+
+def _done(parsed: Sequence[_Parsed], notes: dict[int, list[str]]) -> list[tuple[int, list[str]]]:
+    return [(p.receipt.id, notes[p.receipt.id]) for p in parsed]
 
 
 def _apply_one_by_one(
