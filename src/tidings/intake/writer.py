@@ -35,6 +35,13 @@ Row = TypeVar("Row")
 
 _SWEEP_SECONDS = 0.1
 
+# Turns of the event loop the writer lets pass before it commits: requests already read from
+# their sockets reach the queue and share this transaction instead of waiting for the next.
+# Under a burst that makes fewer, larger commits (each one an fsync and a turn of SQLite's
+# write lock); alone, a request waits a few idle turns, microseconds. 8 measured best of
+# 0/4/8/16 on 64 connections (about +20% acknowledged/s over 0; 4 and 16 were close to 8).
+_GATHER_TURNS = 8
+
 
 def _expire(future: asyncio.Future[int]) -> None:
     if not future.done():
@@ -112,6 +119,8 @@ class GroupCommit(Generic[Row]):
         loop = asyncio.get_running_loop()
         while True:
             batch = [await self._queue.get()]
+            for _ in range(_GATHER_TURNS):
+                await asyncio.sleep(0)
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             batch = [(row, future) for row, future in batch if not future.done()]
