@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+import orjson
 from starlette.types import Receive, Scope, Send
 
 from tidings.config import Settings
@@ -89,9 +90,23 @@ class ConnectionCache:
             return connections.find_connection(conn, provider, name)
 
 
+# orjson says "well-formed" in a fraction of json's time, and it is the stricter of the two
+# (it refuses NaN, a byte-order mark, lone surrogates, which json takes): so it may only say
+# yes, and json, which the adapters parse with, decides everything else, its message included.
+# Nesting is where the two limits differ (json's is the recursion limit): a body with this many
+# brackets or more is always judged by json alone.
+_ORJSON_MAX_OPENINGS = 400
+
+
 def check_well_formed(body_format: str, body: bytes) -> str | None:
     """What is wrong with the body for its format, or None when it is well-formed."""
     if body_format == "json":
+        if body.count(b"[") + body.count(b"{") < _ORJSON_MAX_OPENINGS:
+            try:
+                orjson.loads(body)
+                return None
+            except orjson.JSONDecodeError:
+                pass
         try:
             json.loads(body)
         except (ValueError, UnicodeDecodeError) as error:
