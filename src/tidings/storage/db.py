@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Engine, Table, create_engine, event, exc
+from sqlalchemy import Connection, Dialect, Engine, Select, Table, create_engine, event, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.sql.dml import Insert, UpdateBase
@@ -27,6 +27,7 @@ __all__ = [
     "Database",
     "Prepared",
     "execute_many",
+    "fetch_column",
     "insert_ignoring_duplicates",
     "insert_prepared",
     "insert_returning_ids",
@@ -185,6 +186,26 @@ def insert_prepared(conn: Connection, table: Table, prepared: Prepared) -> list[
     if last != before + len(prepared.params):
         raise RuntimeError(f"ids of rows just inserted into {table.name} are not consecutive")
     return list(range(before + 1, last + 1))
+
+
+def fetch_column(conn: Connection, statement: Select[Any], params: Mapping[str, Any]) -> list[Any]:
+    """SQLite only: the first column of every row, read through the driver's own cursor.
+
+    For reads under the write lock, where SQLAlchemy's result rows cost more than SQLite's
+    work. `params` go to the driver as they are (ints and text: no type conversion)."""
+    sql, names = _positional(statement, conn.dialect)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, tuple(params[name] for name in names))
+        return [row[0] for row in cursor.fetchall()]
+    finally:
+        cursor.close()
+
+
+@lru_cache(maxsize=32)
+def _positional(statement: Select[Any], dialect: Dialect) -> tuple[str, tuple[str, ...]]:
+    compiled = statement.compile(dialect=dialect)
+    return str(compiled), tuple(compiled.positiontup or ())
 
 
 @lru_cache(maxsize=32)

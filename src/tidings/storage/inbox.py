@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Dialect, Row, bindparam, delete, func, select
 from tidings.storage.db import (
     Prepared,
     execute_many,
+    fetch_column,
     insert_prepared,
     insert_returning_ids,
     prepare_insert,
@@ -127,6 +128,12 @@ def claim_pending(conn: Connection, limit: int) -> list[Row[Any]]:
     return list(conn.execute(query).all())
 
 
+_PENDING_IN_RANGE = select(receipts.c.id).where(
+    receipts.c.status == bindparam("status"),
+    receipts.c.id.between(bindparam("low"), bindparam("high")),
+)
+
+
 def claim(conn: Connection, ids: Sequence[int]) -> set[int]:
     """Which of these receipts are still pending, locked for this transaction; on PostgreSQL
     rows another worker holds are skipped, so no two workers apply one receipt.
@@ -137,11 +144,8 @@ def claim(conn: Connection, ids: Sequence[int]) -> set[int]:
         return set()
     if conn.dialect.name == "sqlite":
         wanted = set(ids)
-        in_range = select(receipts.c.id).where(
-            receipts.c.status == ReceiptStatus.PENDING.value,
-            receipts.c.id.between(min(wanted), max(wanted)),
-        )
-        return {row.id for row in conn.execute(in_range) if row.id in wanted}
+        params = {"status": ReceiptStatus.PENDING.value, "low": min(wanted), "high": max(wanted)}
+        return {i for i in fetch_column(conn, _PENDING_IN_RANGE, params) if i in wanted}
     query = select(receipts.c.id).where(
         receipts.c.id.in_(list(ids)), receipts.c.status == ReceiptStatus.PENDING.value
     )
