@@ -67,23 +67,42 @@ def _unavailable(message: str) -> Answer:
     return Answer(answer.status, answer.body, headers=((b"retry-after", RETRY_AFTER_SECONDS),))
 
 
+@dataclass(frozen=True)
+class KnownConnection:
+    """A connection with what every request to it needs, worked out once per lookup."""
+
+    connection: StoredConnection
+    auth: ConnectionAuth
+    unstored_headers: frozenset[str]  # credentials: never kept with a receipt
+
+    @classmethod
+    def of(cls, connection: StoredConnection) -> KnownConnection:
+        auth = ConnectionAuth(
+            connection.name, connection.provider, connection.secret, connection.options
+        )
+        custom = connection.options.get("auth_header", "").lower()
+        return cls(connection, auth, frozenset({*rejections.SENSITIVE_HEADERS, custom}))
+
+
 class ConnectionCache:
     """Connections looked up at most every `ttl` seconds, so intake reads the store rarely."""
 
     def __init__(self, db: Database, ttl: float = 2.0) -> None:
         self._db = db
         self._ttl = ttl
-        self._entries: dict[tuple[str, str], tuple[float, StoredConnection | None]] = {}
+        self._entries: dict[tuple[str, str], tuple[float, KnownConnection]] = {}
 
-    async def get(self, provider: str, name: str) -> StoredConnection | None:
+    async def get(self, provider: str, name: str) -> KnownConnection | None:
         key = (provider, name)
         hit = self._entries.get(key)
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
         found = await asyncio.to_thread(self._load, provider, name)
-        if found is not None:  # misses are not kept: made-up names must not grow memory
-            self._entries[key] = (time.monotonic() + self._ttl, found)
-        return found
+        if found is None:  # misses are not kept: made-up names must not grow memory
+            return None
+        known = KnownConnection.of(found)
+        self._entries[key] = (time.monotonic() + self._ttl, known)
+        return known
 
     def _load(self, provider: str, name: str) -> StoredConnection | None:
         with self._db.read() as conn:
@@ -203,7 +222,7 @@ class Intake:
         return _Request(
             method=scope["method"],
             url=url,
-            query=dict(parse_qsl(query_string, keep_blank_values=True)),
+            query=_query(query_string),
             headers=headers,
             client=client[0] if client else None,
         )
@@ -243,18 +262,19 @@ class Intake:
         except NotFound as error:
             return _error(404, "unknown_provider", str(error))
         try:
-            connection = await self.cache.get(provider_name, name)
+            known = await self.cache.get(provider_name, name)
         except StorageUnavailable as error:
             return _unavailable(str(error))
-        if connection is None:
+        if known is None:
             return _error(
                 404, "unknown_connection", f"no {provider_name} connection named {name!r}"
             )
+        connection = known.connection
         now = datetime.now(UTC)
         request = self._request(scope)
         headers = request.headers
         if request.method == "GET":
-            return await self._handshake(request, provider, connection, now)
+            return await self._handshake(request, provider, known, now)
         try:
             body = await _read_body(receive, headers, self._settings.max_body_bytes)
         except _TooLarge:
@@ -264,7 +284,7 @@ class Intake:
             return _error(413, "too_large", reason)
         parts = RequestParts(request.method, request.url, request.query, headers, body)
         try:
-            provider.verify(parts, _auth(connection))
+            provider.verify(parts, known.auth)
         except SignatureError as error:
             await self._reject(request, provider, connection, 401, str(error), headers, body, now)
             return _error(401, "unauthorized", str(error))
@@ -275,7 +295,7 @@ class Intake:
             provider=provider.name,
             received_at=now,
             content_type=headers.get("content-type", "")[:200],
-            headers=_stored_headers(headers, connection),
+            headers={k: v for k, v in headers.items() if k not in known.unstored_headers},
             body=body,
             status=ReceiptStatus.QUARANTINED if problem else ReceiptStatus.PENDING,
             error=problem,
@@ -295,16 +315,18 @@ class Intake:
         self,
         request: _Request,
         provider: Provider,
-        connection: StoredConnection,
+        known: KnownConnection,
         now: datetime,
     ) -> Answer:
         """A GET: the provider's verification handshake, or its set answer, or 405."""
         headers = request.headers
         parts = RequestParts("GET", request.url, request.query, headers, b"")
         try:
-            challenge = provider.handshake(parts, _auth(connection))
+            challenge = provider.handshake(parts, known.auth)
         except SignatureError as error:
-            await self._reject(request, provider, connection, 403, str(error), headers, b"", now)
+            await self._reject(
+                request, provider, known.connection, 403, str(error), headers, b"", now
+            )
             return _error(403, "forbidden", str(error))
         if challenge is not None:
             return Answer(200, challenge.encode(), b"text/plain; charset=utf-8")
@@ -343,13 +365,10 @@ class Intake:
             log.warning("could not log the rejection: %s", error)
 
 
-def _auth(connection: StoredConnection) -> ConnectionAuth:
-    return ConnectionAuth(
-        connection.name, connection.provider, connection.secret, connection.options
-    )
-
-
-def _stored_headers(headers: Mapping[str, str], connection: StoredConnection) -> dict[str, str]:
-    """Headers kept with the receipt: what parsing and later checks need, minus credentials."""
-    drop = {*rejections.SENSITIVE_HEADERS, connection.options.get("auth_header", "").lower()}
-    return {k: v for k, v in headers.items() if k not in drop}
+def _query(query_string: str) -> dict[str, str]:
+    """The query's parameters (the last of a repeated name wins). Plain `name=value` pairs,
+    nearly every webhook's, are split directly; anything encoded goes through parse_qsl."""
+    if "%" in query_string or "+" in query_string:
+        return dict(parse_qsl(query_string, keep_blank_values=True))
+    pairs = (field.partition("=") for field in query_string.split("&") if field)
+    return {name: value for name, _, value in pairs}
