@@ -48,10 +48,17 @@ def normalize_url(url: str) -> str:
 class Database:
     """An engine plus the transaction helpers the storage modules use."""
 
-    def __init__(self, url: str, timeout: float = 2.0, pool_size: int = 5) -> None:
+    def __init__(
+        self, url: str, timeout: float = 2.0, pool_size: int = 5, durable_commits: bool = True
+    ) -> None:
+        """`durable_commits=False` (SQLite): commits are not synced to disk one by one, so a
+        power cut may undo the last few, never half of one. Only for writes that can be done
+        again from what is durable, like applying receipts (docs/decisions/0006); never for
+        anything received from outside."""
         self.url = normalize_url(url)
         self.timeout = timeout
-        self.engine = _make_engine(self.url, timeout, pool_size)
+        self.durable_commits = durable_commits
+        self.engine = _make_engine(self.url, timeout, pool_size, durable_commits)
 
     @property
     def is_sqlite(self) -> bool:
@@ -267,7 +274,7 @@ def _safe(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _make_engine(url: str, timeout: float, pool_size: int) -> Engine:
+def _make_engine(url: str, timeout: float, pool_size: int, durable_commits: bool) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
@@ -276,7 +283,7 @@ def _make_engine(url: str, timeout: float, pool_size: int) -> Engine:
             max_overflow=10,
             pool_timeout=timeout,
         )
-        _configure_sqlite(engine, timeout)
+        _configure_sqlite(engine, timeout, durable_commits)
         return engine
     return create_engine(
         url,
@@ -292,8 +299,12 @@ def _make_engine(url: str, timeout: float, pool_size: int) -> Engine:
     )
 
 
-def _configure_sqlite(engine: Engine, timeout: float) -> None:
+def _configure_sqlite(engine: Engine, timeout: float, durable_commits: bool) -> None:
     """WAL for concurrent readers, FULL sync so a 2xx survives power loss, explicit BEGINs.
+
+    Without durable commits, NORMAL sync: in WAL mode a commit is then written but not synced,
+    and stays consistent; the next FULL commit (the intake's next group commit) or checkpoint
+    syncs it with everything before it.
 
     pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; we turn it off and
     emit BEGIN ourselves (the recipe in SQLAlchemy's SQLite dialect documentation).
@@ -304,7 +315,7 @@ def _configure_sqlite(engine: Engine, timeout: float) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA synchronous={'FULL' if durable_commits else 'NORMAL'}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         cursor.close()

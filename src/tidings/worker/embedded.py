@@ -27,7 +27,7 @@ from tidings.scheduler.jobs import JobContext
 from tidings.storage.db import Database
 from tidings.worker.process import Worker
 
-__all__ = ["PipeWake", "WorkerProcess"]
+__all__ = ["PipeWake", "WorkerProcess", "worker_database"]
 
 log = get_logger("worker")
 
@@ -70,6 +70,13 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def worker_database(settings: Settings) -> Database:
+    """The worker process's store. Applying receipts, retrying and purging can all be done
+    again from the inbox, so its commits skip the per-commit sync, which held SQLite's write
+    lock (shared with the intake) longer than the writes themselves (decision 0006)."""
+    return Database(settings.database_url, settings.store_timeout_seconds, durable_commits=False)
+
+
 def _run(settings_json: str, parent_pid: int, reader: Connection) -> None:
     _die_with_parent()
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
@@ -79,7 +86,7 @@ def _run(settings_json: str, parent_pid: int, reader: Connection) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     settings = Settings.model_validate_json(settings_json)
     configure_logging(settings.log_level, settings.log_json)
-    db = Database(settings.database_url, settings.store_timeout_seconds)
+    db = worker_database(settings)
     worker = Worker(db, settings, wake=PipeWake(reader, None))
     scheduler = EmbeddedScheduler(JobContext(db, settings, worker.wake))
     worker.start()
