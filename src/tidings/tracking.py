@@ -107,7 +107,7 @@ class EventPlan:
 class _Ready:
     """A plan's writes with their parameters converted (`prepare_ahead`)."""
 
-    inserts: Prepared
+    inserts: list[Prepared]
     updates: Prepared
     events: Prepared
     deltas: dict[int, dict[str, int]]
@@ -338,7 +338,8 @@ def write_plan(conn: Connection, plan: EventPlan, now: datetime) -> None:
     if not plan.changes:
         return
     if plan.ready is not None:
-        run_prepared(conn, plan.ready.inserts)
+        for inserts in plan.ready.inserts:
+            run_prepared(conn, inserts)
         run_prepared(conn, plan.ready.updates)
         run_prepared(conn, plan.ready.events)
         deltas = plan.ready.deltas

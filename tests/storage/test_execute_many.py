@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, exc, select, update
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from tidings.storage import connections, inbox
-from tidings.storage.db import Database, execute_many
+from tidings.storage.db import Database, execute_many, prepare_sparse_insert, run_prepared
 from tidings.storage.inbox import NewReceipt
 from tidings.storage.schema import UTCDateTime, messages, receipts
 
@@ -179,3 +179,43 @@ def test_json_none_is_stored_as_sqlalchemy_stores_it(db: Database) -> None:
         inbox.mark_done_many(conn, [(ids[1], [])], NOW)
         stored = conn.exec_driver_sql("SELECT notes FROM receipts ORDER BY id").scalars().all()
     assert stored == ["null", "null"]
+
+
+@pytest.mark.sqlite_only  # the prepared path is SQLite's
+def test_a_sparse_insert_stores_what_a_full_one_does(db: Database) -> None:
+    connection_id = _connection(db)
+    reached_read = {**_message(connection_id, "sparse-2"), "read_at": NOW, "state": "read"}
+    rows = [
+        {"id": 101, **_message(connection_id, "sparse-1")},
+        {"id": 205, **reached_read},  # another set of NULL columns: its own executemany
+        {"id": 102, **_message(connection_id, "sparse-3")},
+    ]
+    groups = prepare_sparse_insert(sqlite_dialect.dialect(), messages, rows)
+    assert len(groups) == 2
+    assert all("read_at" not in group.sql for group in groups if len(group.params) == 2)
+    with db.write() as conn:
+        for group in groups:
+            run_prepared(conn, group)
+        execute_many(conn, messages.insert(), [_message(connection_id, "dense")])
+    dense = _stored(db, "dense")
+    assert _stored(db, "sparse-1") == dense
+    assert _stored(db, "sparse-3") == dense
+    assert _stored(db, "sparse-2") == {**dense, "read_at": NOW, "state": "read"}
+    with db.read() as conn:
+        ids = conn.execute(select(messages.c.provider_message_id, messages.c.id)).all()
+    assert dict((pmid, i) for pmid, i in ids if pmid.startswith("sparse")) == {
+        "sparse-1": 101,
+        "sparse-2": 205,
+        "sparse-3": 102,
+    }
+
+
+def test_a_sparse_insert_needs_ids_and_keeps_columns_that_have_defaults() -> None:
+    row = _message(1, "x")
+    with pytest.raises(ValueError, match="id"):
+        prepare_sparse_insert(sqlite_dialect.dialect(), messages, [row])
+    # `metadata` has a default (an empty object): a None there is written, not left out.
+    [group] = prepare_sparse_insert(
+        sqlite_dialect.dialect(), messages, [{"id": 1, **row, "metadata": None}]
+    )
+    assert "metadata" in group.sql and "contact_ref" not in group.sql

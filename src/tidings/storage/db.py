@@ -34,6 +34,7 @@ __all__ = [
     "normalize_url",
     "prepare_insert",
     "prepare_many",
+    "prepare_sparse_insert",
     "run_prepared",
 ]
 
@@ -178,6 +179,27 @@ def insert_returning_ids(
 def prepare_insert(dialect: Dialect, table: Table, rows: Sequence[Mapping[str, Any]]) -> Prepared:
     """SQLite only: the rows of an insert converted ahead, before the write lock is taken."""
     return prepare_many(dialect, _insert(table), rows)
+
+
+def prepare_sparse_insert(
+    dialect: Dialect, table: Table, rows: Sequence[Mapping[str, Any]]
+) -> list[Prepared]:
+    """SQLite only: an insert of rows that carry their own ids, one executemany per set of
+    columns that are not None. Binding a NULL costs the driver about as much as a value, and
+    a message row is mostly NULLs (one per lifecycle time not reached yet): leaving them out
+    halved the time to insert messages under the write lock. A column is left out only when
+    the database would store NULL for it anyway (no default of SQLAlchemy's or the server's)."""
+    omissible = frozenset(
+        c.key for c in table.columns if c.default is None and c.server_default is None
+    )
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        if row.get("id") is None:
+            raise ValueError("a sparse insert needs each row's id (row order is not kept)")
+        kept = {k: v for k, v in row.items() if v is not None or k not in omissible}
+        groups.setdefault(tuple(kept), []).append(kept)
+    statement = _insert(table)
+    return [prepare_many(dialect, statement, group) for group in groups.values()]
 
 
 def insert_prepared(conn: Connection, table: Table, prepared: Prepared) -> list[int]:

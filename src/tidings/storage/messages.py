@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Row, func, insert, select, update
+from sqlalchemy import Connection, Dialect, Row, func, select, update
 from sqlalchemy.dialects import sqlite
 
 from tidings.domain.counters import delta
@@ -21,7 +21,7 @@ from tidings.storage.db import (
     Prepared,
     insert_ignoring_duplicates,
     insert_returning_ids,
-    prepare_many,
+    prepare_sparse_insert,
 )
 from tidings.storage.schema import campaigns, connections, events, messages, tracking_version
 
@@ -122,9 +122,6 @@ def get_or_create(
     return conn.execute(query).one(), created
 
 
-_INSERT_MESSAGE = insert(messages)
-
-
 def insert_messages(
     conn: Connection, new: Sequence[tuple[tuple[int, str], Mapping[str, Any]]], now: datetime
 ) -> list[int]:
@@ -138,11 +135,11 @@ def prepare_inserts(
     new: Sequence[tuple[tuple[int, str], Mapping[str, Any]]],
     now: datetime,
     first_id: int,
-) -> Prepared:
+) -> list[Prepared]:
     """`insert_messages` prepared ahead (SQLite) with explicit ids from `first_id` on: valid
     while no other message is created, which the tracking version tells."""
     rows = [{"id": first_id + i, **row} for i, row in enumerate(_new_rows(new, now))]
-    return prepare_many(dialect, _INSERT_MESSAGE, rows)
+    return prepare_sparse_insert(dialect, messages, rows)
 
 
 def next_id(conn: Connection) -> int:
