@@ -185,10 +185,10 @@ def prepare_sparse_insert(
     dialect: Dialect, table: Table, rows: Sequence[Mapping[str, Any]]
 ) -> list[Prepared]:
     """SQLite only: an insert of rows that carry their own ids, one executemany per set of
-    columns that are not None. Binding a NULL costs the driver about as much as a value, and
-    a message row is mostly NULLs (one per lifecycle time not reached yet): leaving them out
-    halved the time to insert messages under the write lock. A column is left out only when
-    the database would store NULL for it anyway (no default of SQLAlchemy's or the server's)."""
+    columns that are not None. Each column named in an insert costs about the same, NULL or
+    not, and a message row is mostly NULLs (one per lifecycle time not reached yet): leaving
+    them out halved the time to insert messages under the write lock. A column is left out
+    only when the database would store NULL for it anyway (no default, ours or the server's)."""
     omissible = frozenset(
         c.key for c in table.columns if c.default is None and c.server_default is None
     )
