@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, Row, bindparam, select, update
 
 from tidings.domain.errors import Conflict, NotFound
 from tidings.storage.schema import connections
@@ -98,13 +98,20 @@ def list_connections(conn: Connection) -> list[StoredConnection]:
     return [_from_row(row) for row in rows]
 
 
-def touch_last_event(conn: Connection, connection_id: int, at: datetime) -> None:
-    conn.execute(
-        update(connections)
-        .where(connections.c.id == connection_id)
-        .where((connections.c.last_event_at.is_(None)) | (connections.c.last_event_at < at))
-        .values(last_event_at=at)
+_TOUCH_LAST_EVENT = (
+    update(connections)
+    .where(connections.c.id == bindparam("connection_id"))
+    .where(
+        connections.c.last_event_at.is_(None) | (connections.c.last_event_at < bindparam("at"))
     )
+    .values(last_event_at=bindparam("at"))
+)
+
+
+def touch_last_event(conn: Connection, connection_id: int, at: datetime) -> None:
+    """Move the connection's last event time forward (never back). One statement built once:
+    the worker runs it under SQLite's write lock for every batch."""
+    conn.execute(_TOUCH_LAST_EVENT, {"connection_id": connection_id, "at": at})
 
 
 def update_session(
