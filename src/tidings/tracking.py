@@ -461,7 +461,10 @@ def _message_writes(
         values = {**messages.state_values(change.after)}
         for name in ("channel", "recipient", "contact_ref"):
             values[name] = change.fields.get(name, change.current(name))
-        values["metadata"] = change.fields.get("metadata", change.current("metadata") or {})
+        stored_metadata = change.current("metadata")
+        values["metadata"] = change.fields.get(
+            "metadata", stored_metadata if stored_metadata is not None else {}
+        )  # the object read when unchanged: an update then leaves the column out
         values["campaign_id"] = campaign_id
         values["updated_at"] = now
         if change.row is None:

@@ -62,6 +62,40 @@ def test_writes_of_one_turn_reach_the_socket_as_one_and_close_sends_them_first()
     assert received == b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\n{}tail"
 
 
+def test_the_rest_of_the_transport_sees_pending_writes_in_order() -> None:
+    async def scenario() -> tuple[list[bytes], bytes, list[int]]:
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair()
+        theirs.setblocking(False)
+        real, _ = await loop.create_connection(asyncio.Protocol, sock=ours)
+        recording = _Recording(real)  # type: ignore[arg-type]
+        transport = CoalescingTransport(recording, loop)  # type: ignore[arg-type]
+        sizes = []
+        transport.write(b"a")
+        transport.writelines([b"b", b"c"])  # after what is pending, not before it
+        sizes.append(transport.get_write_buffer_size())  # pending bytes count as buffered
+        transport.write(b"x" * 70_000)  # past the threshold: out at once, not at turn's end
+        sizes.append(len(recording.writes))
+        transport.write(b"end")
+        transport.write_eof()  # pending bytes first, then the end of the stream
+        received = b""
+        while True:
+            chunk = await loop.sock_recv(theirs, 65536)
+            if not chunk:
+                break
+            received += chunk
+        transport.write(b"dropped")
+        transport.abort()  # discards what is pending
+        await asyncio.sleep(0)
+        theirs.close()
+        return recording.writes, received, sizes
+
+    writes, received, sizes = asyncio.run(scenario())
+    assert received == b"abc" + b"x" * 70_000 + b"end"
+    assert writes == [b"abc" + b"x" * 70_000, b"end"]
+    assert sizes == [3, 1]
+
+
 def _read_responses(sock: socket.socket, count: int) -> list[tuple[int, bytes]]:
     """`count` whole responses framed by Content-Length, read off one connection."""
     buffer = b""

@@ -219,3 +219,22 @@ def test_a_sparse_insert_needs_ids_and_keeps_columns_that_have_defaults() -> Non
         sqlite_dialect.dialect(), messages, [{"id": 1, **row, "metadata": None}]
     )
     assert "metadata" in group.sql and "contact_ref" not in group.sql
+
+
+def test_a_sparse_insert_keeps_json_columns_whose_none_is_stored_as_null_text() -> None:
+    row = {
+        "id": 1,
+        "connection_id": 1,
+        "provider": "evolution",
+        "received_at": NOW,
+        "content_type": "application/json",
+        "headers": {},
+        "body": b"{}",
+        "status": "pending",
+        "attempts": 0,
+        "error": None,
+        "notes": None,
+    }
+    [group] = prepare_sparse_insert(sqlite_dialect.dialect(), receipts, [row])
+    assert "notes" in group.sql  # JSON turns None into 'null'; leaving it out would store NULL
+    assert "error" not in group.sql

@@ -190,7 +190,11 @@ def prepare_sparse_insert(
     them out halved the time to insert messages under the write lock. A column is left out
     only when the database would store NULL for it anyway (no default, ours or the server's)."""
     omissible = frozenset(
-        c.key for c in table.columns if c.default is None and c.server_default is None
+        c.key
+        for c in table.columns
+        if c.default is None
+        and c.server_default is None
+        and not c.type.should_evaluate_none  # JSON stores None as 'null', not as NULL
     )
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
