@@ -34,27 +34,34 @@ class _Recording:
         return getattr(self.real, name)
 
 
+async def _wired() -> tuple[_Recording, CoalescingTransport, socket.socket]:
+    """A coalescing transport over a recorded real socket transport, and the socket's peer."""
+    loop = asyncio.get_running_loop()
+    ours, theirs = socket.socketpair()
+    theirs.setblocking(False)
+    real, _ = await loop.create_connection(asyncio.Protocol, sock=ours)
+    recording = _Recording(real)  # type: ignore[arg-type]
+    return recording, CoalescingTransport(recording, loop), theirs  # type: ignore[arg-type]
+
+
+async def _read_to_end(peer: socket.socket) -> bytes:
+    received = b""
+    while chunk := await asyncio.get_running_loop().sock_recv(peer, 65536):
+        received += chunk
+    return received
+
+
 def test_writes_of_one_turn_reach_the_socket_as_one_and_close_sends_them_first() -> None:
     async def scenario() -> tuple[list[bytes], bytes]:
-        loop = asyncio.get_running_loop()
-        ours, theirs = socket.socketpair()
-        theirs.setblocking(False)
-        real, _ = await loop.create_connection(asyncio.Protocol, sock=ours)
-        recording = _Recording(real)  # type: ignore[arg-type]
-        transport = CoalescingTransport(recording, loop)  # type: ignore[arg-type]
+        recording, transport, peer = await _wired()
         transport.write(b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\n")
         transport.write(b"{}")
         assert recording.writes == []  # not before this turn of the loop ends
         await asyncio.sleep(0)
         transport.write(b"tail")
         transport.close()  # pending bytes go out before the connection closes
-        received = b""
-        while True:
-            chunk = await loop.sock_recv(theirs, 1024)
-            if not chunk:
-                break
-            received += chunk
-        theirs.close()
+        received = await _read_to_end(peer)
+        peer.close()
         return recording.writes, received
 
     writes, received = asyncio.run(scenario())
@@ -64,12 +71,7 @@ def test_writes_of_one_turn_reach_the_socket_as_one_and_close_sends_them_first()
 
 def test_the_rest_of_the_transport_sees_pending_writes_in_order() -> None:
     async def scenario() -> tuple[list[bytes], bytes, list[int]]:
-        loop = asyncio.get_running_loop()
-        ours, theirs = socket.socketpair()
-        theirs.setblocking(False)
-        real, _ = await loop.create_connection(asyncio.Protocol, sock=ours)
-        recording = _Recording(real)  # type: ignore[arg-type]
-        transport = CoalescingTransport(recording, loop)  # type: ignore[arg-type]
+        recording, transport, peer = await _wired()
         sizes = []
         transport.write(b"a")
         transport.writelines([b"b", b"c"])  # after what is pending, not before it
@@ -78,16 +80,11 @@ def test_the_rest_of_the_transport_sees_pending_writes_in_order() -> None:
         sizes.append(len(recording.writes))
         transport.write(b"end")
         transport.write_eof()  # pending bytes first, then the end of the stream
-        received = b""
-        while True:
-            chunk = await loop.sock_recv(theirs, 65536)
-            if not chunk:
-                break
-            received += chunk
+        received = await _read_to_end(peer)
         transport.write(b"dropped")
         transport.abort()  # discards what is pending
         await asyncio.sleep(0)
-        theirs.close()
+        peer.close()
         return recording.writes, received, sizes
 
     writes, received, sizes = asyncio.run(scenario())
