@@ -238,3 +238,27 @@ def test_a_sparse_insert_keeps_json_columns_whose_none_is_stored_as_null_text() 
     [group] = prepare_sparse_insert(sqlite_dialect.dialect(), receipts, [row])
     assert "notes" in group.sql  # JSON turns None into 'null'; leaving it out would store NULL
     assert "error" not in group.sql
+
+
+@pytest.mark.sqlite_only  # prepared statements are SQLite's path
+def test_receipts_prepared_ahead_are_stored_as_the_plain_path_stores_them(db: Database) -> None:
+    connection_id = _connection(db)
+    rows = [_receipt(connection_id, b'{"n":1}'), _receipt(connection_id, b'{"n":2}')]
+    prepared = inbox.prepare_receipts(sqlite_dialect.dialect(), rows)
+    with db.write() as conn:
+        ahead = inbox.insert_receipts(conn, rows, prepared)
+        plain = inbox.insert_receipts(conn, rows)
+        with pytest.raises(ValueError, match="do not match"):
+            inbox.insert_receipts(conn, rows[:1], prepared)
+        done = [(ahead[0], ["ignored: x"]), (ahead[1], [])]
+        inbox.mark_done_many(conn, done, NOW, inbox.prepare_done(conn.dialect, done, NOW))
+        inbox.mark_done_many(conn, [(plain[0], ["ignored: x"]), (plain[1], [])], NOW)
+        with pytest.raises(ValueError, match="do not match"):
+            inbox.mark_done_many(conn, done[:1], NOW, inbox.prepare_done(conn.dialect, done, NOW))
+    with db.read() as conn:
+        stored = {
+            r.id: r._mapping
+            for r in conn.execute(select(receipts).where(receipts.c.id.in_(ahead + plain)))
+        }
+    for a, p in zip(ahead, plain, strict=True):
+        assert {**stored[a], "id": 0} == {**stored[p], "id": 0}
