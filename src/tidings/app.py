@@ -27,7 +27,7 @@ from tidings.scheduler.embedded import EmbeddedScheduler
 from tidings.scheduler.jobs import JobContext
 from tidings.storage.db import Database
 from tidings.worker.embedded import WorkerProcess
-from tidings.worker.process import Worker
+from tidings.worker.thread import Worker
 
 if TYPE_CHECKING:
     from tidings.worker.wakeup import BrokerWaker

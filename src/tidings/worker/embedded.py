@@ -25,7 +25,7 @@ from tidings.logging import configure_logging, get_logger
 from tidings.scheduler.embedded import EmbeddedScheduler
 from tidings.scheduler.jobs import JobContext
 from tidings.storage.db import Database
-from tidings.worker.process import Worker
+from tidings.worker.thread import Worker
 
 __all__ = ["PipeWake", "WorkerProcess", "worker_database"]
 

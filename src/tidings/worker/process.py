@@ -10,11 +10,10 @@ faulty one is marked failed and retried later.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import Connection, Row, exc
 
@@ -36,7 +35,7 @@ from tidings.tracking import (
     write_plan,
 )
 
-__all__ = ["BatchResult", "WakeEvent", "Worker", "process_batch"]
+__all__ = ["BatchResult", "process_batch"]
 
 log = get_logger("worker")
 
@@ -285,54 +284,3 @@ def _fail(
         "dead-lettered" if dead else "failed, will retry",
         error,
     )
-
-
-class WakeEvent(Protocol):
-    """What `threading.Event` and `multiprocessing.Event` share: how intake wakes a worker."""
-
-    def set(self) -> None: ...
-    def clear(self) -> None: ...
-    def wait(self, timeout: float | None = None) -> bool: ...
-
-
-class Worker:
-    """Runs `process_batch` in a thread until stopped; intake wakes it after each commit."""
-
-    def __init__(self, db: Database, settings: Settings, wake: WakeEvent | None = None) -> None:
-        self._db = db
-        self._settings = settings
-        self._wake: WakeEvent = wake if wake is not None else threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.run_forever, name="tidings-worker", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def run_forever(self) -> None:
-        while not self._stop.is_set():
-            self._wake.clear()  # before claiming, so a wake-up during the batch is not lost
-            try:
-                result = process_batch(self._db, self._settings)
-            except StorageUnavailable as error:
-                log.warning("worker cannot reach the store, will retry: %s", error)
-                self._stop.wait(self._settings.worker_idle_seconds)
-                continue
-            except Exception:
-                log.exception("worker batch failed; it will be retried")
-                self._stop.wait(self._settings.worker_idle_seconds)
-                continue
-            if result.claimed == 0:
-                self._wake.wait(self._settings.worker_idle_seconds)
-            elif result.claimed < self._settings.worker_batch_size:
-                # Let more arrive: fewer, larger transactions, and the lock free for intake.
-                self._stop.wait(self._settings.worker_linger_seconds)

@@ -1,0 +1,67 @@
+"""The worker thread: runs `process_batch` until stopped, woken by intake after each commit."""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+from tidings.config import Settings
+from tidings.domain.errors import StorageUnavailable
+from tidings.logging import get_logger
+from tidings.storage.db import Database
+from tidings.worker.process import process_batch
+
+__all__ = ["WakeEvent", "Worker"]
+
+log = get_logger("worker")
+
+
+class WakeEvent(Protocol):
+    """What `threading.Event` and `multiprocessing.Event` share: how intake wakes a worker."""
+
+    def set(self) -> None: ...
+    def clear(self) -> None: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+class Worker:
+    """Runs `process_batch` in a thread until stopped; intake wakes it after each commit."""
+
+    def __init__(self, db: Database, settings: Settings, wake: WakeEvent | None = None) -> None:
+        self._db = db
+        self._settings = settings
+        self._wake: WakeEvent = wake if wake is not None else threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run_forever, name="tidings-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def run_forever(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()  # before claiming, so a wake-up during the batch is not lost
+            try:
+                result = process_batch(self._db, self._settings)
+            except StorageUnavailable as error:
+                log.warning("worker cannot reach the store, will retry: %s", error)
+                self._stop.wait(self._settings.worker_idle_seconds)
+                continue
+            except Exception:
+                log.exception("worker batch failed; it will be retried")
+                self._stop.wait(self._settings.worker_idle_seconds)
+                continue
+            if result.claimed == 0:
+                self._wake.wait(self._settings.worker_idle_seconds)
+            elif result.claimed < self._settings.worker_batch_size:
+                # Let more arrive: fewer, larger transactions, and the lock free for intake.
+                self._stop.wait(self._settings.worker_linger_seconds)
