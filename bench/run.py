@@ -3,10 +3,10 @@ out (2 web nodes + 2 Celery workers + beat on PostgreSQL), in one run.
 
     .venv/bin/python bench/run.py [--requests 20000] [--concurrency 64] [--skip-scaleout]
 
-Why one run and ratios: the machine is shared and noisy, so absolute figures drift between
-runs; the ratio of two configurations measured minutes apart on the same machine does not
-drift as much. Why a ledger counted from the store: a fast answer means nothing unless what
-was answered is there afterwards, exactly once (DESIGN.md section 10). A run whose ledger does
+Why one run and ratios: the machine is shared and noisy, so absolute figures drift between runs;
+the ratio of two configurations measured minutes apart on the same machine does not drift as
+much. Why a ledger counted from the store: a fast answer means nothing unless what was answered
+is there afterwards, exactly once (docs/architecture.md, "Measuring"). A run whose ledger does
 not balance is void and exits 1; targets missed are printed but do not change the exit status.
 
 Exit status: 0 ledgers balanced; 1 a ledger does not balance; 2 the environment is not ready

@@ -11,12 +11,12 @@ from sqlalchemy import update
 
 from tidings.cli import main
 from tidings.config import Settings
-from tidings.domain.events import EventKind, NormalizedEvent
+from tidings.domain.events import EventKind, Incoming, NormalizedEvent
 from tidings.storage import connections, inbox
 from tidings.storage.db import Database
 from tidings.storage.inbox import NewReceipt, ReceiptStatus
 from tidings.storage.schema import campaign_counters, receipts
-from tidings.tracking import Incoming, Registration, apply_events, register_message
+from tidings.unit_of_work import Registration, apply_events, register
 
 
 @pytest.fixture
@@ -89,9 +89,9 @@ def _store_with_campaign(db_url: str) -> Database:
     now = datetime.now(UTC)
     with db.write() as conn:
         c = connections.add_connection(conn, "evolution", "main", "s", {}, now)
-        register_message(conn, c, Registration("M1", campaign="spring"), now)
-        event = NormalizedEvent("M1", EventKind.DELIVERED, raw_status="DELIVERY_ACK")
-        apply_events(conn, [Incoming(c, event, None, now)], now)
+    register(db, c, [Registration("M1", campaign="spring")], now)
+    event = NormalizedEvent("M1", EventKind.DELIVERED, raw_status="DELIVERY_ACK")
+    apply_events(db, [Incoming(c, event, None, now)], now)
     return db
 
 

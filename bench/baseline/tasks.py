@@ -1,9 +1,10 @@
 """Baseline worker: the Celery app and the task that stores Infobip email reports.
 
-Written the way such services are commonly built by hand (DESIGN.md: "a Flask + Celery app
-that stores Infobip email reports"): a declarative ORM model, one Session per task, one ORM
-object per report, one commit per task, SQLite with its defaults. It is the yardstick for
-`bench/run.py`, not an example to follow: see app.py for what it promises (and does not).
+Written the way such services are commonly built by hand ("a Flask + Celery app that stores
+Infobip email reports", as the people tidings replaces describe theirs): a declarative ORM
+model, one Session per task, one ORM object per report, one commit per task, SQLite with its
+defaults. It is the yardstick for `bench/run.py`, not an example to follow: see app.py for what
+it promises (and does not).
 
 Configuration, from the environment (set by bench/run.py):
     BASELINE_BROKER_URL    Redis database that carries the tasks (redis://127.0.0.1:6379/5)

@@ -1,4 +1,4 @@
-"""Campaign counters as a function of message states (DESIGN.md section 3)."""
+"""Campaign counters as a function of message states (docs/architecture.md, "Lifecycle")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The message lifecycle (DESIGN.md section 3), with plain data only."""
+"""The message lifecycle (docs/architecture.md, "Lifecycle"), with plain data only."""
 
 from __future__ import annotations
 

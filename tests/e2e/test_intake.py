@@ -1,4 +1,4 @@
-"""The durability contract at the HTTP edge (DESIGN.md section 2), against a running app."""
+"""The durability contract at the HTTP edge (docs/architecture.md), against a running app."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The provider registry: the names of DESIGN.md section 9, each a complete adapter."""
+"""The provider registry: the public provider names, each a complete adapter."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Scheduled jobs in scale-out run in exactly one place (DESIGN.md section 9): `tidings beat`
-sends them, one worker runs each; `serve --no-worker` and `tidings worker` run none by
-themselves. Each job runs once per interval however many web nodes and workers there are."""
+"""Scheduled jobs in scale-out run in exactly one place: `tidings beat` sends them, one worker
+runs each; `serve --no-worker` and `tidings worker` run none by themselves. Each job runs once
+per interval however many web nodes and workers there are."""
 
 from __future__ import annotations
 

@@ -15,14 +15,14 @@ from sqlalchemy import select
 
 from tests.conftest import POSTGRES_ADMIN_URL
 from tidings.cli import main
-from tidings.domain.events import EventKind, NormalizedEvent
+from tidings.domain.events import EventKind, Incoming, NormalizedEvent
 from tidings.storage import connections, inbox, tokens
 from tidings.storage.db import Database
 from tidings.storage.inbox import NewReceipt
 from tidings.storage.migrate import upgrade
 from tidings.storage.recount import recount
 from tidings.storage.schema import messages
-from tidings.tracking import Incoming, Registration, apply_events, register_message
+from tidings.unit_of_work import Registration, apply_events, register
 
 
 @pytest.fixture
@@ -50,12 +50,13 @@ def _embedded_store(path: Path) -> str:
         ids = inbox.insert_receipts(
             conn, [NewReceipt(c.id, "callbell", now, "application/json", {}, b"{}")] * 3
         )
-        for i in range(2500):  # more than one copy batch
-            event = NormalizedEvent(
-                f"m{i}", EventKind.DELIVERED, raw_status="delivered", metadata={"campaign": "c1"}
-            )
-            apply_events(conn, [Incoming(c, event, ids[0], now)], now)
-        register_message(conn, c, Registration("r1", campaign="c2"), now)
+    campaign = {"campaign": "c1"}
+    incoming = [
+        Incoming(c, NormalizedEvent(f"m{i}", EventKind.DELIVERED, metadata=campaign), ids[0], now)
+        for i in range(2500)  # more than one copy batch
+    ]
+    apply_events(db, incoming, now)
+    register(db, c, [Registration("r1", campaign="c2")], now)
     db.dispose()
     return url
 
@@ -74,9 +75,10 @@ def test_migrate_data_copies_and_verifies(tmp_path: Path, empty_postgres: str) -
         assert recount(conn, fix=False) == []
         max_id = max(conn.execute(select(messages.c.id)).scalars())
     now = datetime.now(UTC)
-    with target.write() as conn:  # the sequences moved past the copied ids
+    with target.read() as conn:
         c = connections.get_connection(conn, "cb")
-        new_id, _ = register_message(conn, c, Registration("after-copy", campaign="c2"), now)
+    # the sequences moved past the copied ids
+    [(new_id, _)] = register(target, c, [Registration("after-copy", campaign="c2")], now)
     assert new_id > max_id
     target.dispose()
     again = runner.invoke(main, ["migrate-data", "--from", source, "--to", empty_postgres])

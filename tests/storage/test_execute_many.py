@@ -1,5 +1,6 @@
-"""`execute_many` writes exactly what SQLAlchemy's own executemany writes, on either store, and
-receipts inserted together get back their own ids in order."""
+"""Writes made through the store's unit of work (`Database.apply`, SQLite's fast path) store
+exactly what SQLAlchemy's own executemany stores, on either store, and receipts appended
+together get back their own ids in order."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from sqlalchemy import bindparam, exc, select, update
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from tidings.storage import connections, inbox
-from tidings.storage.db import Database, execute_many, prepare_sparse_insert, run_prepared
+from tidings.storage.db import Database, Reader
 from tidings.storage.inbox import NewReceipt
 from tidings.storage.schema import UTCDateTime, messages, receipts
+from tidings.storage.sqlite_fast import sparse
+from tidings.storage.writes import Writes
 
 SAO_PAULO = timezone(timedelta(hours=-3))
 NOW = datetime(2026, 11, 23, 8, 30, 15, 123456, tzinfo=UTC)
@@ -58,6 +61,29 @@ def _connection(db: Database) -> int:
         return connections.add_connection(conn, "evolution", "main", "s", {}, NOW).id
 
 
+def execute_many(db: Database, statement: Any, rows: list[dict[str, Any]]) -> None:
+    """`rows` written through the unit of work."""
+
+    def plan(reader: Reader, writes: Writes) -> None:
+        writes.execute(statement, rows)
+
+    db.apply(plan)
+
+
+def insert(db: Database, table: Any, rows: list[dict[str, Any]]) -> None:
+    def plan(reader: Reader, writes: Writes) -> None:
+        writes.insert(table, rows)
+
+    db.apply(plan)
+
+
+def mark_done(db: Database, done: list[tuple[int, list[str]]]) -> None:
+    def plan(reader: Reader, writes: Writes) -> None:
+        inbox.mark_done(writes, done, NOW)
+
+    db.apply(plan)
+
+
 def _stored(db: Database, pmid: str) -> dict[str, Any]:
     with db.read() as conn:
         row = conn.execute(select(messages).where(messages.c.provider_message_id == pmid)).one()
@@ -70,7 +96,7 @@ def test_rows_read_back_the_same_as_sqlalchemys_own(db: Database) -> None:
     connection_id = _connection(db)
     with db.write() as conn:
         conn.execute(messages.insert(), [_message(connection_id, "ours-not")])
-        execute_many(conn, messages.insert(), [_message(connection_id, "ours")])
+    execute_many(db, messages.insert(), [_message(connection_id, "ours")])
     assert _stored(db, "ours") == _stored(db, "ours-not")
     assert _stored(db, "ours")["updated_at"] == NOW
     assert _stored(db, "ours")["metadata"] == {"campanha": "promoção", "n": "1"}
@@ -81,7 +107,8 @@ def test_stored_bytes_are_the_same_on_sqlite(db: Database) -> None:
     connection_id = _connection(db)
     with db.write() as conn:
         conn.execute(messages.insert(), [_message(connection_id, "a")])
-        execute_many(conn, messages.insert(), [_message(connection_id, "b")])
+    execute_many(db, messages.insert(), [_message(connection_id, "b")])
+    with db.read() as conn:
         raw = conn.exec_driver_sql("SELECT * FROM messages ORDER BY provider_message_id").all()
     first, second = (list(row) for row in raw)
     assert first[2] == "a" and second[2] == "b"
@@ -95,7 +122,7 @@ def test_updates_with_constants_and_expressions(db: Database) -> None:
         ids = inbox.insert_receipts(
             conn, [_receipt(connection_id, b"{}"), _receipt(connection_id, b"[]")]
         )
-        inbox.mark_done_many(conn, [(ids[0], ["ignored: x"]), (ids[1], [])], NOW)
+    mark_done(db, [(ids[0], ["ignored: x"]), (ids[1], [])])
     with db.read() as conn:
         first, second = (inbox.get_receipt(conn, i) for i in ids)
     assert first is not None and second is not None
@@ -114,8 +141,8 @@ def test_rows_missing_a_parameter_are_refused(db: Database) -> None:
         .where(messages.c.id == bindparam("message_id"))
         .values(state=bindparam("new_state"))
     )
-    with db.write() as conn, pytest.raises((ValueError, exc.StatementError), match="new_state"):
-        execute_many(conn, statement, [{"message_id": 1}, {"message_id": 2}])
+    with pytest.raises((ValueError, exc.StatementError), match="new_state"):
+        execute_many(db, statement, [{"message_id": 1}, {"message_id": 2}])
 
 
 def _receipt(connection_id: int, body: bytes) -> NewReceipt:
@@ -125,10 +152,8 @@ def _receipt(connection_id: int, body: bytes) -> NewReceipt:
 def test_receipts_inserted_together_get_their_own_ids_in_order(db: Database) -> None:
     connection_id = _connection(db)
     bodies = [f'{{"n":{i}}}'.encode() for i in range(300)]
-    with db.write() as conn:
-        first = inbox.insert_receipts(conn, [_receipt(connection_id, b) for b in bodies[:100]])
-    with db.write() as conn:
-        second = inbox.insert_receipts(conn, [_receipt(connection_id, b) for b in bodies[100:]])
+    first = inbox.append(db, [_receipt(connection_id, b) for b in bodies[:100]])
+    second = inbox.append(db, [_receipt(connection_id, b) for b in bodies[100:]])
     ids = first + second
     assert len(set(ids)) == 300
     with db.read() as conn:
@@ -163,8 +188,8 @@ def test_datetimes_are_stored_in_sqlalchemys_sqlite_format(db: Database, moment:
 
 @pytest.mark.sqlite_only  # on PostgreSQL SQLAlchemy's own path runs and fills the defaults
 def test_rows_leaving_out_a_column_with_a_python_default_are_refused(db: Database) -> None:
-    with db.write() as conn, pytest.raises(ValueError, match="attempts"):
-        execute_many(conn, receipts.insert(), [{"connection_id": 1, "provider": "x"}])
+    with pytest.raises(ValueError, match="attempts"):
+        execute_many(db, receipts.insert(), [{"connection_id": 1, "provider": "x"}])
 
 
 @pytest.mark.sqlite_only
@@ -176,7 +201,8 @@ def test_json_none_is_stored_as_sqlalchemy_stores_it(db: Database) -> None:
         conn.execute(
             update(receipts).where(receipts.c.id == ids[0]).values(notes=None, status="done")
         )
-        inbox.mark_done_many(conn, [(ids[1], [])], NOW)
+    mark_done(db, [(ids[1], [])])
+    with db.read() as conn:
         stored = conn.exec_driver_sql("SELECT notes FROM receipts ORDER BY id").scalars().all()
     assert stored == ["null", "null"]
 
@@ -190,13 +216,11 @@ def test_a_sparse_insert_stores_what_a_full_one_does(db: Database) -> None:
         {"id": 205, **reached_read},  # another set of NULL columns: its own executemany
         {"id": 102, **_message(connection_id, "sparse-3")},
     ]
-    groups = prepare_sparse_insert(sqlite_dialect.dialect(), messages, rows)
+    groups = sparse(messages, rows)
     assert len(groups) == 2
-    assert all("read_at" not in group.sql for group in groups if len(group.params) == 2)
-    with db.write() as conn:
-        for group in groups:
-            run_prepared(conn, group)
-        execute_many(conn, messages.insert(), [_message(connection_id, "dense")])
+    assert all("read_at" not in group[0] for group in groups if len(group) == 2)
+    insert(db, messages, rows)
+    execute_many(db, messages.insert(), [_message(connection_id, "dense")])
     dense = _stored(db, "dense")
     assert _stored(db, "sparse-1") == dense
     assert _stored(db, "sparse-3") == dense
@@ -213,12 +237,10 @@ def test_a_sparse_insert_stores_what_a_full_one_does(db: Database) -> None:
 def test_a_sparse_insert_needs_ids_and_keeps_columns_that_have_defaults() -> None:
     row = _message(1, "x")
     with pytest.raises(ValueError, match="id"):
-        prepare_sparse_insert(sqlite_dialect.dialect(), messages, [row])
+        sparse(messages, [row])
     # `metadata` has a default (an empty object): a None there is written, not left out.
-    [group] = prepare_sparse_insert(
-        sqlite_dialect.dialect(), messages, [{"id": 1, **row, "metadata": None}]
-    )
-    assert "metadata" in group.sql and "contact_ref" not in group.sql
+    [[kept]] = sparse(messages, [{"id": 1, **row, "metadata": None}])
+    assert "metadata" in kept and "contact_ref" not in kept
 
 
 def test_a_sparse_insert_keeps_json_columns_whose_none_is_stored_as_null_text() -> None:
@@ -235,26 +257,25 @@ def test_a_sparse_insert_keeps_json_columns_whose_none_is_stored_as_null_text() 
         "error": None,
         "notes": None,
     }
-    [group] = prepare_sparse_insert(sqlite_dialect.dialect(), receipts, [row])
-    assert "notes" in group.sql  # JSON turns None into 'null'; leaving it out would store NULL
-    assert "error" not in group.sql
+    [[kept]] = sparse(receipts, [row])
+    assert "notes" in kept  # JSON turns None into 'null'; leaving it out would store NULL
+    assert "error" not in kept
 
 
-@pytest.mark.sqlite_only  # prepared statements are SQLite's path
-def test_receipts_prepared_ahead_are_stored_as_the_plain_path_stores_them(db: Database) -> None:
+def test_receipts_appended_are_stored_as_the_plain_path_stores_them(db: Database) -> None:
     connection_id = _connection(db)
     rows = [_receipt(connection_id, b'{"n":1}'), _receipt(connection_id, b'{"n":2}')]
-    prepared = inbox.prepare_receipts(sqlite_dialect.dialect(), rows)
+    ahead = inbox.append(db, rows)
     with db.write() as conn:
-        ahead = inbox.insert_receipts(conn, rows, prepared)
         plain = inbox.insert_receipts(conn, rows)
-        with pytest.raises(ValueError, match="do not match"):
-            inbox.insert_receipts(conn, rows[:1], prepared)
-        done = [(ahead[0], ["ignored: x"]), (ahead[1], [])]
-        inbox.mark_done_many(conn, done, NOW, inbox.prepare_done(conn.dialect, done, NOW))
-        inbox.mark_done_many(conn, [(plain[0], ["ignored: x"]), (plain[1], [])], NOW)
-        with pytest.raises(ValueError, match="do not match"):
-            inbox.mark_done_many(conn, done[:1], NOW, inbox.prepare_done(conn.dialect, done, NOW))
+        conn.execute(
+            update(receipts)
+            .where(receipts.c.id.in_(plain))
+            .values(status="done", attempts=1, processed_at=NOW, error=None)
+        )
+        conn.execute(update(receipts).where(receipts.c.id == plain[0]).values(notes=["ignored: x"]))
+        conn.execute(update(receipts).where(receipts.c.id == plain[1]).values(notes=None))
+    mark_done(db, [(ahead[0], ["ignored: x"]), (ahead[1], [])])
     with db.read() as conn:
         stored = {
             r.id: r._mapping

@@ -12,9 +12,10 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection
 
 from tidings.storage import connections, inbox
-from tidings.storage.db import Database
+from tidings.storage.db import Database, Reader
 from tidings.storage.inbox import NewReceipt
 from tidings.storage.schema import metadata
+from tidings.storage.writes import Writes
 
 
 def test_migrations_build_the_declared_schema(db: Database) -> None:
@@ -64,27 +65,23 @@ def backlog(db: Database) -> Database:
 @pytest.mark.sqlite_only  # PostgreSQL plans by table statistics, not by the query's shape
 def test_reading_the_oldest_pending_walks_the_index_without_sorting(backlog: Database) -> None:
     def peek(conn: Connection) -> None:
-        assert [r.id for r in inbox.peek_pending(conn, 10)] == list(range(1, 11))
+        rows = inbox.take_pending(Reader(conn, locking=False), 10)
+        assert [r.id for r in rows] == list(range(1, 11))
 
     [plan] = _explained(backlog, peek)
     assert "ix_receipts_status_id" in plan
     assert "TEMP B-TREE" not in plan  # a sort reads every pending receipt, bodies included
 
 
-@pytest.mark.sqlite_only
-def test_claiming_walks_only_the_range_of_the_ids_asked_for(backlog: Database) -> None:
-    def claim(conn: Connection) -> None:
-        assert inbox.claim(conn, [5, 6, 7]) == {5, 6, 7}
+def test_taking_returns_only_the_ids_asked_for_that_are_still_pending(backlog: Database) -> None:
+    def done(reader: Reader, writes: Writes) -> None:
+        inbox.mark_done(writes, [(6, [])], datetime.now(UTC))
 
-    [plan] = _explained(backlog, claim)
-    assert "ix_receipts_status_id" in plan
-    assert "status=? AND id>? AND id<?" in plan
+    backlog.apply(done)
 
-
-def test_claim_returns_only_the_ids_asked_for_that_are_still_pending(backlog: Database) -> None:
-    with backlog.write() as conn:
-        inbox.mark_done_many(conn, [(6, [])], datetime.now(UTC))
-    with backlog.write() as conn:
+    def take(reader: Reader, writes: Writes) -> list[int]:
         # 6 is done; 8 is pending but was not asked for; 400 does not exist.
-        assert inbox.claim(conn, [5, 6, 7, 9, 400]) == {5, 7, 9}
-        assert inbox.claim(conn, []) == set()
+        assert inbox.take(reader, []) == []
+        return [row.id for row in inbox.take(reader, [5, 6, 7, 9, 400])]
+
+    assert backlog.apply(take) == [5, 7, 9]

@@ -12,13 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tidings.domain.events import EventKind, NormalizedEvent
+from tidings.domain.events import EventKind, Incoming, NormalizedEvent
 from tidings.domain.lifecycle import MessageState, advance, register
 from tidings.storage import connections, messages
 from tidings.storage.db import Database
 from tidings.storage.migrate import upgrade
 from tidings.storage.recount import recount
-from tidings.tracking import Incoming, Registration, apply_events, register_message
+from tidings.unit_of_work import Registration, apply_events
+from tidings.unit_of_work import register as register_messages
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
 KINDS = [
@@ -90,8 +91,7 @@ def test_any_interleaving_keeps_counters_exact(
                 campaign,
             ):
                 continue  # a second registration under another campaign is a 409, tested elsewhere
-            with store.write() as conn:
-                register_message(conn, connection, Registration(pmid, campaign=campaign), now)
+            register_messages(store, connection, [Registration(pmid, campaign=campaign)], now)
             registered[pmid] = campaign
             expected[pmid] = register(expected.get(pmid, MessageState()), now)
             continue
@@ -140,8 +140,7 @@ def test_any_interleaving_keeps_counters_exact(
 
 def _flush(store: Database, batch: list[Incoming], now: datetime) -> None:
     if batch:
-        with store.write() as conn:
-            apply_events(conn, list(batch), now)
+        apply_events(store, list(batch), now)
         batch.clear()
 
 

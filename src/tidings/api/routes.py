@@ -23,14 +23,15 @@ from tidings.api.models import (
     RejectionOut,
 )
 from tidings.api.support import ApiError, decode_cursor, encode_cursor, get_db, require_token
-from tidings.domain.errors import Conflict, NotFound
+from tidings.domain.errors import Conflict, Invalid, NotFound
 from tidings.domain.events import Status
 from tidings.providers.registry import get_provider
 from tidings.storage import campaigns, connections, inbox, messages, rejections
 from tidings.storage.connections import StoredConnection
 from tidings.storage.db import Database
 from tidings.storage.inbox import ReceiptStatus
-from tidings.tracking import Registration, register_message
+from tidings.unit_of_work import Registration
+from tidings.unit_of_work import register as register_messages
 
 __all__ = ["intake_url", "router"]
 
@@ -121,11 +122,12 @@ def register(body: RegisterMessage, db: Db, response: Response) -> MessageDetail
     """Register a message sent elsewhere: 201 when new, 200 when already registered."""
     now = datetime.now(UTC)
     try:
-        with db.write() as conn:
+        with db.read() as conn:
             connection = connections.get_connection(conn, body.connection)
-            message_id, first = register_message(
-                conn,
-                connection,
+        [(message_id, first)] = register_messages(
+            db,
+            connection,
+            [
                 Registration(
                     provider_message_id=body.provider_message_id,
                     campaign=body.campaign,
@@ -134,13 +136,16 @@ def register(body: RegisterMessage, db: Db, response: Response) -> MessageDetail
                     metadata=body.metadata,
                     channel=body.channel or get_provider(connection.provider).channel,
                     sent_at=body.sent_at.astimezone(UTC) if body.sent_at else None,
-                ),
-                now,
-            )
+                )
+            ],
+            now,
+        )
     except NotFound as error:
         raise ApiError(404, "unknown_connection", str(error)) from None
     except Conflict as error:
         raise ApiError(409, "campaign_conflict", str(error)) from None
+    except Invalid as error:
+        raise ApiError(422, "invalid_request", str(error)) from None
     response.status_code = 201 if first else 200
     return _message_detail(db, message_id)
 

@@ -1,4 +1,4 @@
-"""Campaign counters as a pure function of message states (DESIGN.md §3).
+"""Campaign counters as a pure function of message states (docs/architecture.md, "Lifecycle").
 
 A campaign's counts are the sum of what each of its messages contributes, so they change by
 the difference between a message's contribution before and after an event, and `recount`

@@ -5,7 +5,8 @@
     ├── PayloadError         a body or item cannot be understood (→ quarantine / failed receipt)
     ├── StorageUnavailable   the store cannot commit right now (→ 503 at intake)
     ├── NotFound             a named thing does not exist (→ 404)
-    └── Conflict             a request contradicts what is stored (→ 409)
+    ├── Conflict             a request contradicts what is stored (→ 409)
+    └── Invalid              a request names a value the store cannot hold (→ 422)
 
 The mapping to HTTP statuses lives only in the intake and API layers.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 __all__ = [
     "Conflict",
+    "Invalid",
     "NotFound",
     "PayloadError",
     "SignatureError",
@@ -44,3 +46,7 @@ class NotFound(TidingsError):
 
 class Conflict(TidingsError):
     """A request contradicts stored facts (e.g. a message registered under another campaign)."""
+
+
+class Invalid(TidingsError):
+    """A request carries a value the store cannot hold (e.g. longer than its column)."""

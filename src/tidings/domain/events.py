@@ -9,21 +9,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 __all__ = [
     "BadItem",
     "EventKind",
     "Ignored",
+    "Incoming",
     "NormalizedEvent",
     "ParsedItem",
     "SessionUpdate",
+    "Source",
     "Status",
 ]
 
 
 class Status(StrEnum):
-    """A message's lifecycle state (DESIGN.md section 3)."""
+    """A message's lifecycle state (docs/architecture.md, "Lifecycle")."""
 
     QUEUED = "queued"
     SENT = "sent"
@@ -33,7 +35,7 @@ class Status(StrEnum):
 
 
 class EventKind(StrEnum):
-    """Every kind of event a message's timeline can hold (DESIGN.md section 9)."""
+    """Every kind of event a message's timeline can hold (the API's event kinds)."""
 
     QUEUED = "queued"
     SENT = "sent"
@@ -93,6 +95,10 @@ class Ignored:
 
     reason: str
 
+    @property
+    def note(self) -> str:
+        return f"ignored: {self.reason}"
+
 
 @dataclass(frozen=True)
 class BadItem:
@@ -101,5 +107,36 @@ class BadItem:
     index: int
     error: str
 
+    @property
+    def note(self) -> str:
+        return f"item {self.index} not applied: {self.error}"
+
 
 ParsedItem = NormalizedEvent | SessionUpdate | Ignored | BadItem
+
+
+class Source(Protocol):
+    """The connection an item came through, as the domain's rules need it."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def options(self) -> Mapping[str, str]: ...
+
+
+E = TypeVar("E")
+
+
+@dataclass(frozen=True)
+class Incoming(Generic[E]):
+    """One parsed item of a record kind, with where and when it arrived (`receipt_id` is None
+    for what did not come through a webhook, like a registration's own event)."""
+
+    connection: Source
+    event: E
+    receipt_id: int | None
+    received_at: datetime

@@ -1,4 +1,6 @@
-"""The canonical message lifecycle: queued → sent → delivered → read, or failed (DESIGN.md §3).
+"""The canonical message lifecycle: queued → sent → delivered → read, or failed.
+
+docs/architecture.md, "Lifecycle".
 
 Pure: `advance` takes a message's state and one event and returns the new state. The state is
 a function of the *set* of events seen, never of their order, so late, duplicated and

@@ -1,4 +1,4 @@
-"""`POST /hooks/{provider}/{connection}`: the durability contract of DESIGN.md section 2.
+"""`POST /hooks/{provider}/{connection}`: the durability contract (docs/architecture.md).
 
 This is the only place that maps intake errors to HTTP statuses: 202 after commit; 400 for a
 malformed body (stored as quarantined); 401 for bad credentials (logged as a rejection, never a

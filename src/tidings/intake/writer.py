@@ -151,14 +151,11 @@ class GroupCommit(Generic[Row]):
 
 
 def _commit_receipts(db: Database, rows: Sequence[NewReceipt]) -> list[int]:
-    # On SQLite the values are converted before the write lock: the worker waits for it too.
-    prepared = inbox.prepare_receipts(db.engine.dialect, rows) if db.is_sqlite else None
-    with db.write() as conn:
-        return inbox.insert_receipts(conn, rows, prepared)
+    return inbox.append(db, rows)
 
 
 def _commit_rejections(db: Database, rows: Sequence[NewRejection]) -> list[int]:
-    with db.write() as conn:
+    with db.write(appends_only=True) as conn:
         return rejections.log_rejections(conn, rows)
 
 

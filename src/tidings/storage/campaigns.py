@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, Row, select
 
 from tidings.domain.counters import COUNTERS, rates
-from tidings.storage.db import insert_ignoring_duplicates
+from tidings.storage.db import Reader
 from tidings.storage.schema import campaign_counters, campaigns
+from tidings.storage.writes import Writes
 
 __all__ = [
     "CampaignView",
-    "apply_delta",
-    "campaign_key",
-    "ensure_campaign",
-    "find_ids",
     "get_campaign",
+    "ids_for",
     "list_campaigns",
 ]
 
@@ -36,45 +34,21 @@ class CampaignView:
         return rates(self.counts)
 
 
-def ensure_campaign(conn: Connection, key: str, now: datetime) -> int:
-    """The campaign's id, created with zero counters on first mention (race-safe)."""
-    conn.execute(insert_ignoring_duplicates(conn, campaigns).values(key=key, created_at=now))
-    campaign_id: int = conn.execute(
-        select(campaigns.c.id).where(campaigns.c.key == key)
-    ).scalar_one()
-    conn.execute(
-        insert_ignoring_duplicates(conn, campaign_counters).values(
-            campaign_id=campaign_id, **dict.fromkeys(COUNTERS, 0)
-        )
+def ids_for(reader: Reader, writes: Writes, keys: Collection[str], now: datetime) -> dict[str, int]:
+    """The ids of these campaigns, creating those that do not exist yet in the unit of work
+    (their counters row comes with their first counter delta)."""
+    found = reader.rows_by_key(
+        campaigns, ("key",), {(key,) for key in keys}, blank=lambda k: _blank(k[0], now)
     )
-    return campaign_id
+    ids = {key[0]: row.id for key, row in found.items()}
+    missing = sorted(set(keys) - set(ids))
+    new = dict(zip(missing, reader.reserve_ids(campaigns, len(missing)), strict=True))
+    writes.insert(campaigns, [{"id": i, **_blank(key, now)} for key, i in new.items()])
+    return {**ids, **new}
 
 
-def find_ids(conn: Connection, keys: Collection[str]) -> dict[str, int]:
-    """The ids of those of these campaigns that exist."""
-    if not keys:
-        return {}
-    query = select(campaigns.c.key, campaigns.c.id).where(campaigns.c.key.in_(sorted(keys)))
-    return {row.key: row.id for row in conn.execute(query)}
-
-
-def campaign_key(conn: Connection, campaign_id: int) -> str:
-    key: str = conn.execute(
-        select(campaigns.c.key).where(campaigns.c.id == campaign_id)
-    ).scalar_one()
-    return key
-
-
-def apply_delta(conn: Connection, campaign_id: int, delta: Mapping[str, int]) -> None:
-    """Add to counters in the database (`x = x + d`), so concurrent writers never lose one."""
-    if not delta:
-        return
-    table = campaign_counters.c
-    conn.execute(
-        update(campaign_counters)
-        .where(table.campaign_id == campaign_id)
-        .values({name: getattr(table, name) + change for name, change in delta.items()})
-    )
+def _blank(key: str, now: datetime) -> dict[str, Any]:
+    return {"key": key, "created_at": now}
 
 
 def _view(row: Row[Any]) -> CampaignView:

@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, select, update
+from sqlalchemy import Connection, Row, Update, bindparam, select, update
 
 from tidings.domain.errors import Conflict, NotFound
+from tidings.domain.events import Incoming, SessionUpdate
+from tidings.domain.sessions import session_fields
+from tidings.storage.db import Reader
 from tidings.storage.schema import connections
+from tidings.storage.writes import Writes
 
 __all__ = [
     "StoredConnection",
     "add_connection",
+    "apply_sessions",
     "find_connection",
     "get_connection",
     "list_connections",
     "new_secret",
     "touch_last_event",
-    "update_session",
 ]
 
 
@@ -108,24 +113,32 @@ _TOUCH_LAST_EVENT = (
 )
 
 
-def touch_last_event(conn: Connection, connection_id: int, at: datetime) -> None:
-    """Move the connection's last event time forward (never back). One statement built once:
-    the worker runs it under SQLite's write lock for every batch."""
-    conn.execute(_TOUCH_LAST_EVENT, {"connection_id": connection_id, "at": at})
+def touch_last_event(writes: Writes, last: Mapping[int, datetime]) -> None:
+    """Move each connection's last event time forward (never back)."""
+    rows = [{"connection_id": cid, "at": at} for cid, at in sorted(last.items())]
+    writes.execute(_TOUCH_LAST_EVENT, rows)
 
 
-def update_session(
-    conn: Connection, connection_id: int, state: str, qrcode: str | None, at: datetime
+def apply_sessions(
+    reader: Reader, writes: Writes, items: Sequence[Incoming[SessionUpdate]], now: datetime
 ) -> None:
-    """Keep the newest WhatsApp session state; an older update arriving late changes nothing."""
-    values: dict[str, Any] = {"session_state": state, "session_updated_at": at}
-    if qrcode is not None or state != "qrcode":
-        values["session_qrcode"] = qrcode
-    conn.execute(
+    """The session kind's store: each update, in order, where it is not older than what is
+    stored (`domain.sessions`)."""
+    for item in items:
+        at: datetime = item.event.occurred_at or item.received_at
+        fields = session_fields(item.event, at)
+        row = {"connection_id": item.connection.id, **{f"new_{k}": v for k, v in fields.items()}}
+        writes.execute(_update_session(tuple(fields)), [row])
+
+
+@lru_cache(maxsize=4)
+def _update_session(columns: tuple[str, ...]) -> Update:
+    at: Any = bindparam("new_session_updated_at")
+    return (
         update(connections)
-        .where(connections.c.id == connection_id)
+        .where(connections.c.id == bindparam("connection_id"))
         .where(
-            (connections.c.session_updated_at.is_(None)) | (connections.c.session_updated_at <= at)
+            connections.c.session_updated_at.is_(None) | (connections.c.session_updated_at <= at)
         )
-        .values(**values)
+        .values({name: bindparam(f"new_{name}") for name in columns})
     )

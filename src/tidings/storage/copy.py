@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Table, func, insert, select, text
+from sqlalchemy import Connection, Table, func, insert, select
 
 from tidings.domain.errors import Conflict
-from tidings.storage.db import Database
+from tidings.storage.db import Database, ids_follow_copied_rows
 from tidings.storage.migrate import upgrade
 from tidings.storage.schema import metadata
 
@@ -72,15 +72,9 @@ def copy_store(
             for rows in _batches(reading, table):
                 writing.execute(insert(table), rows)
                 progress(table.name, len(rows))
-        if writing.dialect.name == "postgresql":
-            for table in _tables():
-                key = next(iter(table.primary_key.columns))
-                if key.autoincrement is True and table.name != "campaign_counters":
-                    writing.execute(
-                        text(
-                            f"SELECT setval(pg_get_serial_sequence('{table.name}', '{key.name}'), "  # noqa: S608
-                            f"COALESCE((SELECT MAX({key.name}) FROM {table.name}), 0) + 1, false)"
-                        )
-                    )
+        for table in _tables():
+            key = next(iter(table.primary_key.columns))
+            if key.autoincrement is True and table.name != "campaign_counters":
+                ids_follow_copied_rows(writing, table)
     target_counts = count_rows(target)
     return [TableCount(name, source_counts[name], target_counts[name]) for name in source_counts]

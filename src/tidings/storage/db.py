@@ -1,8 +1,13 @@
-"""Engine and transactions. The one place that knows SQLite from PostgreSQL.
+"""Engine, transactions and the unit of work's way in. The one place that knows SQLite from
+PostgreSQL.
 
 Every storage failure that means "cannot commit right now" (locked file, server down, pool
 exhausted, timeout) leaves here as `StorageUnavailable`, so intake can answer 503 and the
 provider retries. Nothing builds an engine at import time.
+
+State changes go through `Database.apply(plan)`: the plan reads what it needs through a
+`Reader` and describes its writes (`Writes`); this module decides how they reach the store
+(docs/architecture.md, "The store"). Appends to the inbox go through `Database.append`.
 """
 
 from __future__ import annotations
@@ -10,33 +15,48 @@ from __future__ import annotations
 import math
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Connection, Dialect, Engine, Select, Table, create_engine, event, exc
+from sqlalchemy import (
+    Connection,
+    Dialect,
+    Engine,
+    Row,
+    Select,
+    Table,
+    create_engine,
+    event,
+    exc,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.sql.dml import Insert, UpdateBase
+from sqlalchemy.sql.dml import Insert
 
 from tidings.domain.errors import StorageUnavailable
+from tidings.storage import sqlite_fast
+from tidings.storage.schema import tracking_version
+from tidings.storage.writes import AddTo, Execute, Writes
 
 __all__ = [
     "Database",
-    "Prepared",
-    "execute_many",
-    "fetch_column",
+    "Reader",
+    "hold_writers_off",
+    "ids_follow_copied_rows",
     "insert_ignoring_duplicates",
-    "insert_prepared",
-    "insert_returning_ids",
     "normalize_url",
-    "prepare_insert",
-    "prepare_many",
-    "prepare_sparse_insert",
-    "run_prepared",
 ]
+
+T = TypeVar("T")
+Key = tuple[Any, ...]
+
+# Rows per IN (...) list: far below every driver's parameter limit.
+_CHUNK = 500
 
 
 def normalize_url(url: str) -> str:
@@ -47,7 +67,7 @@ def normalize_url(url: str) -> str:
 
 
 class Database:
-    """An engine plus the transaction helpers the storage modules use."""
+    """An engine plus the transactions and the unit of work's way in (`apply`)."""
 
     def __init__(
         self, url: str, timeout: float = 2.0, pool_size: int = 5, durable_commits: bool = True
@@ -66,15 +86,21 @@ class Database:
         return self.engine.dialect.name == "sqlite"
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
+    def write(self, *, appends_only: bool = False) -> Iterator[Connection]:
         """One write transaction; on SQLite it takes the write lock up front (BEGIN IMMEDIATE)
-        so it waits for the lock at most `timeout` instead of failing half-way."""
+        so it waits for the lock at most `timeout` instead of failing half-way.
+
+        On SQLite every write transaction moves the state version (see `apply`), so no writer
+        can forget to; only one that merely appends rows no plan reads as state (the inbox's
+        new receipts, the rejection log) says `appends_only`."""
         with (
             _unavailable_on_failure(self.url),
             self.engine.connect().execution_options(tidings_write=True) as conn,
             conn.begin(),
         ):
             yield conn
+            if not appends_only and self.is_sqlite:
+                conn.execute(_BUMP_VERSION)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -82,8 +108,146 @@ class Database:
         with _unavailable_on_failure(self.url), self.engine.connect() as conn, conn.begin():
             yield conn
 
+    def apply(self, plan: Callable[[Reader, Writes], T]) -> T:
+        """Run a unit of work: `plan` reads through the Reader, adds its writes, and returns
+        its result; the writes are then made in one transaction.
+
+        On SQLite, whose one write lock the intake needs too, the plan runs on a snapshot and
+        its values are converted before the lock is taken; under the lock the writes are made
+        only if the state version has not moved since the snapshot (every other write
+        transaction moves it), else the plan runs again under the lock. So a plan may run twice
+        and must keep its results to what it returns. On PostgreSQL the plan runs inside the
+        write transaction, where the Reader locks the rows it loads."""
+        if not self.is_sqlite:
+            with self.write() as conn:
+                writes = Writes()
+                result = plan(Reader(conn, locking=True), writes)
+                _run(conn, writes)
+            return result
+        with self.read() as conn:
+            version = _read_version(conn)
+            writes = Writes()
+            result = plan(Reader(conn, locking=False), writes)
+            if not writes:
+                return result
+            ready = _prepare(conn.dialect, writes)
+        with self.write() as conn:
+            if _read_version(conn) != version:  # something changed the state: plan again
+                writes = Writes()
+                result = plan(Reader(conn, locking=False), writes)
+                ready = _prepare(conn.dialect, writes)
+            for prepared in ready:
+                sqlite_fast.run_prepared(conn, prepared)
+        return result
+
+    def append(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Insert rows (each with the same keys) in one transaction; their new ids, in order.
+        For appends that change no state a plan reads: inbox receipts, rejections."""
+        if not rows:
+            return []
+        if self.is_sqlite:
+            # Converted before the write lock is taken: the worker waits for it too.
+            prepared = sqlite_fast.prepare(self.engine.dialect, _insert(table), rows)
+            with self.write(appends_only=True) as conn:
+                return sqlite_fast.insert_prepared(conn, table, prepared)
+        statement = _insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        with self.write(appends_only=True) as conn:
+            return [row.id for row in conn.execute(statement, [dict(r) for r in rows])]
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class Reader:
+    """A plan's reads. Rows loaded with `lock` are held until the transaction ends where the
+    store has row locks (PostgreSQL); SQLite has one writer at a time instead."""
+
+    def __init__(self, conn: Connection, locking: bool) -> None:
+        self.conn = conn
+        self._locking = locking
+        self._next_ids: dict[str, int] = {}
+
+    def rows(
+        self, query: Select[Any], lock: Literal["wait", "skip"] | None = None
+    ) -> list[Row[Any]]:
+        """The query's rows; `lock="skip"` leaves out rows another transaction holds."""
+        if lock is not None and self._locking:
+            query = query.with_for_update(skip_locked=lock == "skip")
+        return list(self.conn.execute(query).all())
+
+    def rows_by_key(
+        self,
+        table: Table,
+        columns: Sequence[str],
+        keys: Collection[Key],
+        blank: Callable[[Key], Mapping[str, Any]] | None = None,
+        lock: bool = False,
+    ) -> dict[Key, Row[Any]]:
+        """The rows whose unique `columns` have these values, by key.
+
+        With `blank`, where the store locks rows, missing ones are first created from it and
+        locked with the others, so concurrent writers of one new row wait for each other; the
+        caller reserves ids (`reserve_ids`) for keys still missing and inserts them itself."""
+        ordered = sorted(keys)
+        if not ordered:
+            return {}
+        if blank is not None and self._locking:
+            statement = insert_ignoring_duplicates(self.conn, table)
+            self.conn.execute(statement, [dict(blank(key)) for key in ordered])
+        # Grouped by all but the last column, which goes in an IN list: both stores walk the
+        # unique index that way.
+        groups: dict[Key, list[Any]] = {}
+        for key in ordered:
+            groups.setdefault(key[:-1], []).append(key[-1])
+        *fixed, last = (table.c[name] for name in columns)
+        found: dict[Key, Row[Any]] = {}
+        for prefix, values in groups.items():
+            for start in range(0, len(values), _CHUNK):
+                match = [c == v for c, v in zip(fixed, prefix, strict=True)]
+                query = (
+                    select(table)
+                    .where(*match, last.in_(values[start : start + _CHUNK]))
+                    .order_by(table.c.id)
+                )
+                for row in self.rows(query, "wait" if lock else None):
+                    found[tuple(getattr(row, name) for name in columns)] = row
+        return found
+
+    def reserve_ids(self, table: Table, count: int) -> list[int]:
+        """Ids for `count` new rows of `table`, to insert with `Writes.insert`. On SQLite they
+        follow the largest id, which holds because `Database.apply` writes only if no other
+        transaction wrote meanwhile; elsewhere they come from the table's sequence."""
+        if count <= 0:
+            return []
+        if not self._locking and self.conn.dialect.name == "sqlite":
+            first = self._next_ids.get(table.name)
+            if first is None:
+                first = int(self.conn.execute(select(func.max(table.c.id))).scalar() or 0) + 1
+            self._next_ids[table.name] = first + count
+            return list(range(first, first + count))
+        sequence = func.nextval(func.pg_get_serial_sequence(table.name, "id"))
+        query = select(sequence).select_from(func.generate_series(1, count))
+        return [int(value) for value in self.conn.execute(query).scalars()]
+
+
+def hold_writers_off(conn: Connection, *tables: Table) -> None:
+    """Keep other transactions from writing these tables until this one ends, so what it reads
+    is one instant. A SQLite write transaction already holds the file's one write lock."""
+    if conn.dialect.name == "postgresql":
+        names = ", ".join(table.name for table in tables)
+        conn.execute(text(f"LOCK TABLE {names} IN SHARE MODE"))
+
+
+def ids_follow_copied_rows(conn: Connection, table: Table) -> None:
+    """After rows were copied in with their ids, new rows get ids past the largest (SQLite
+    does so by itself; PostgreSQL's sequence must be moved)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            text(
+                f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "  # noqa: S608
+                f"COALESCE((SELECT MAX(id) FROM {table.name}), 0) + 1, false)"
+            )
+        )
 
 
 def insert_ignoring_duplicates(conn: Connection, table: Table) -> Insert:
@@ -93,191 +257,64 @@ def insert_ignoring_duplicates(conn: Connection, table: Table) -> Insert:
 
 @lru_cache(maxsize=32)
 def _insert_ignoring(dialect: str, table: Table) -> Insert:
-    """One statement per table, so `execute_many` compiles it once."""
+    """One statement per table, so it is compiled once."""
     if dialect == "sqlite":
         return sqlite.insert(table).on_conflict_do_nothing()
     return postgresql.insert(table).on_conflict_do_nothing()
 
 
-def execute_many(
-    conn: Connection, statement: UpdateBase, rows: Sequence[Mapping[str, Any]]
-) -> None:
-    """One INSERT/UPDATE for many rows (executemany); every row has the same keys.
-
-    Why not `conn.execute(statement, rows)`: on SQLite, SQLAlchemy's per-row parameter
-    processing costs more than SQLite's own work and sits on the hot path of intake and worker.
-    Here SQLAlchemy still writes the SQL and converts each value with the column's type (so
-    stored values are exactly what it would store); only its per-row machinery is skipped.
-    PostgreSQL takes the ordinary path.
-    """
-    if not rows:
-        return
-    if conn.dialect.name != "sqlite":
-        conn.execute(statement, [dict(row) for row in rows])
-        return
-    run_prepared(conn, prepare_many(conn.dialect, statement, rows))
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A SQLite executemany with its parameters already converted: prepared before a write
-    transaction, it costs only SQLite's own work while the write lock is held."""
-
-    sql: str
-    params: list[tuple[Any, ...]]
-
-
-def prepare_many(
-    dialect: Dialect, statement: UpdateBase, rows: Sequence[Mapping[str, Any]]
-) -> Prepared:
-    """SQLite only: the SQL and converted parameters `execute_many` would run."""
-    if not rows:
-        return Prepared("", [])
-    plan = _plan(statement, dialect, tuple(rows[0]))
-    params = [
-        tuple(
-            constant
-            if name is None
-            else (
-                row[name]
-                if process is None or (row[name] is None and not nones)
-                else process(row[name])
-            )
-            for name, constant, process, nones in plan.slots
-        )
-        for row in rows
-    ]
-    return Prepared(plan.sql, params)
-
-
-def run_prepared(conn: Connection, prepared: Prepared) -> None:
-    """Run a prepared executemany in the connection's transaction (SQLite)."""
-    if not prepared.params:
-        return
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.executemany(prepared.sql, prepared.params)
-    finally:
-        cursor.close()
-
-
-def insert_returning_ids(
-    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]
-) -> list[int]:
-    """Insert rows (each with the same keys) in one executemany; their ids, in order."""
-    if not rows:
-        return []
-    statement = _insert(table)
-    if conn.dialect.name != "sqlite":
-        result = conn.execute(
-            statement.returning(table.c.id, sort_by_parameter_order=True), [dict(r) for r in rows]
-        )
-        return [row.id for row in result]
-    return insert_prepared(conn, table, prepare_many(conn.dialect, statement, rows))
-
-
-def prepare_insert(dialect: Dialect, table: Table, rows: Sequence[Mapping[str, Any]]) -> Prepared:
-    """SQLite only: the rows of an insert converted ahead, before the write lock is taken."""
-    return prepare_many(dialect, _insert(table), rows)
-
-
-def prepare_sparse_insert(
-    dialect: Dialect, table: Table, rows: Sequence[Mapping[str, Any]]
-) -> list[Prepared]:
-    """SQLite only: an insert of rows that carry their own ids, one executemany per set of
-    columns that are not None. Each column named in an insert costs about the same, NULL or
-    not, and a message row is mostly NULLs (one per lifecycle time not reached yet): leaving
-    them out halved the time to insert messages under the write lock. A column is left out
-    only when the database would store NULL for it anyway (no default, ours or the server's)."""
-    omissible = frozenset(
-        c.key
-        for c in table.columns
-        if c.default is None
-        and c.server_default is None
-        and not c.type.should_evaluate_none  # JSON stores None as 'null', not as NULL
-    )
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for row in rows:
-        if row.get("id") is None:
-            raise ValueError("a sparse insert needs each row's id (row order is not kept)")
-        kept = {k: v for k, v in row.items() if v is not None or k not in omissible}
-        groups.setdefault(tuple(kept), []).append(kept)
-    statement = _insert(table)
-    return [prepare_many(dialect, statement, group) for group in groups.values()]
-
-
-def insert_prepared(conn: Connection, table: Table, prepared: Prepared) -> list[int]:
-    """SQLite only: run `prepare_insert`'s rows; their ids, in order."""
-    if not prepared.params:
-        return []
-    # SQLite gives a new row the largest rowid plus one (unless the largest is the maximum
-    # rowid, when it picks at random), and no one else inserts while this transaction holds
-    # the write lock: so the rows get before+1 .. before+n, which last_insert_rowid() confirms.
-    before = conn.exec_driver_sql(f"SELECT max(rowid) FROM {table.name}").scalar() or 0  # noqa: S608
-    run_prepared(conn, prepared)
-    last = conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
-    if last != before + len(prepared.params):
-        raise RuntimeError(f"ids of rows just inserted into {table.name} are not consecutive")
-    return list(range(before + 1, last + 1))
-
-
-def fetch_column(conn: Connection, statement: Select[Any], params: Mapping[str, Any]) -> list[Any]:
-    """SQLite only: the first column of every row, read through the driver's own cursor.
-
-    For reads under the write lock, where SQLAlchemy's result rows cost more than SQLite's
-    work. `params` go to the driver as they are (ints and text: no type conversion)."""
-    sql, names = _positional(statement, conn.dialect)
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(sql, tuple(params[name] for name in names))
-        return [row[0] for row in cursor.fetchall()]
-    finally:
-        cursor.close()
-
-
-@lru_cache(maxsize=32)
-def _positional(statement: Select[Any], dialect: Dialect) -> tuple[str, tuple[str, ...]]:
-    compiled = statement.compile(dialect=dialect)
-    return str(compiled), tuple(compiled.positiontup or ())
-
-
 @lru_cache(maxsize=32)
 def _insert(table: Table) -> Insert:
-    """One statement per table, so `execute_many` compiles it once."""
     return table.insert()
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """SQL with positional parameters; each slot is a row key with its type's conversion (and
-    whether it converts None too), or a constant of the statement (already converted)."""
+@lru_cache(maxsize=32)
+def _add_to(dialect: str, table: Table, key: str, columns: tuple[str, ...]) -> Insert:
+    """`x = x + d` for each column, creating the row when its key is new."""
+    insert = (sqlite if dialect == "sqlite" else postgresql).insert(table)
+    added = {name: table.c[name] + insert.excluded[name] for name in columns if name != key}
+    statement: Insert = insert.on_conflict_do_update(index_elements=[key], set_=added)
+    return statement
 
-    sql: str
-    slots: tuple[tuple[str | None, Any, Callable[[Any], Any] | None, bool], ...]
 
-
-@lru_cache(maxsize=64)
-def _plan(statement: UpdateBase, dialect: Dialect, keys: tuple[str, ...]) -> _Plan:
-    """Compiled once per statement and row shape."""
-    compiled = statement.compile(dialect=dialect, column_keys=list(keys))
-    defaulted = [c.key for c in (*compiled.insert_prefetch, *compiled.update_prefetch)]
-    if defaulted:  # SQLAlchemy would fill these from Python-side defaults; rows must say
-        raise ValueError(f"rows lack the columns {defaulted} of {statement}")
-    slots: list[tuple[str | None, Any, Callable[[Any], Any] | None, bool]] = []
-    for name in compiled.positiontup or ():
-        bind = compiled.binds[name]
-        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
-        if name in keys:
-            # None is passed through as NULL, except to a type that stores it its own way
-            # (JSON writes 'null'), as SQLAlchemy does.
-            slots.append((name, None, process, bind.type.should_evaluate_none))
-        elif bind.required or bind.callable is not None:
-            raise ValueError(f"rows lack the parameter {name!r} of {statement}")
+def _statements(dialect: Dialect, writes: Writes) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
+    """Each write as (statement, rows), rows with their own ids split by the columns they set
+    on SQLite (`sqlite_fast.sparse`)."""
+    for item in writes.items:
+        rows = [dict(row) for row in item.rows]
+        if isinstance(item, Execute):
+            yield item.statement, rows
+        elif isinstance(item, AddTo):
+            yield _add_to(dialect.name, item.table, item.key, tuple(rows[0])), rows
+        elif dialect.name == "sqlite" and "id" in rows[0]:
+            for group in sqlite_fast.sparse(item.table, rows):
+                yield _insert(item.table), group
         else:
-            value = bind.value
-            converted = value if process is None or value is None else process(value)
-            slots.append((None, converted, None, False))
-    return _Plan(compiled.string, tuple(slots))
+            yield _insert(item.table), rows
+
+
+def _prepare(dialect: Dialect, writes: Writes) -> list[sqlite_fast.Prepared]:
+    return [sqlite_fast.prepare(dialect, stmt, rows) for stmt, rows in _statements(dialect, writes)]
+
+
+def _run(conn: Connection, writes: Writes) -> None:
+    for statement, rows in _statements(conn.dialect, writes):
+        conn.execute(statement, rows)
+
+
+# One row, moved by every write transaction on SQLite except appends (see `Database.write`).
+_VERSION = select(tracking_version.c.version).where(tracking_version.c.id == 1)
+_BUMP_VERSION = (
+    sqlite.insert(tracking_version)
+    .values(id=1, version=1)
+    .on_conflict_do_update(index_elements=["id"], set_={"version": tracking_version.c.version + 1})
+)
+
+
+def _read_version(conn: Connection) -> int:
+    return int(conn.execute(_VERSION).scalar() or 0)
+
+
 
 
 @contextmanager

@@ -13,37 +13,27 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Row, bindparam, delete, func, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, select, update
 
-from tidings.storage.db import (
-    Prepared,
-    execute_many,
-    fetch_column,
-    insert_prepared,
-    insert_returning_ids,
-    prepare_insert,
-    prepare_many,
-    run_prepared,
-)
+from tidings.storage.db import Database, Reader
 from tidings.storage.schema import receipts
+from tidings.storage.writes import Writes
 
 __all__ = [
     "NewReceipt",
     "ReceiptStatus",
-    "claim",
-    "claim_pending",
+    "append",
     "count_by_status",
     "get_receipt",
     "insert_receipts",
     "list_receipts",
-    "mark_done_many",
+    "mark_done",
     "mark_failed",
-    "peek_pending",
-    "prepare_done",
-    "prepare_receipts",
     "purge_older_than",
     "release_due_retries",
     "replay",
+    "take",
+    "take_pending",
 ]
 
 
@@ -67,23 +57,17 @@ class NewReceipt:
     error: str | None = None
 
 
-def insert_receipts(
-    conn: Connection, new: Sequence[NewReceipt], prepared: Prepared | None = None
-) -> list[int]:
-    """Insert many receipts in one statement; ids come back in the order given.
-
-    `prepared` (SQLite): `prepare_receipts(new)`, converted before the write transaction so
-    the intake holds SQLite's one write lock only for SQLite's own work."""
-    if prepared is not None and conn.dialect.name == "sqlite":
-        if len(prepared.params) != len(new):
-            raise ValueError("prepared receipts do not match the receipts given")
-        return insert_prepared(conn, receipts, prepared)
-    return insert_returning_ids(conn, receipts, _rows(new))
+def append(db: Database, new: Sequence[NewReceipt]) -> list[int]:
+    """Commit receipts (the intake's group commit); their ids, in the order given."""
+    return db.append(receipts, _rows(new))
 
 
-def prepare_receipts(dialect: Dialect, new: Sequence[NewReceipt]) -> Prepared:
-    """SQLite only: the insert of `insert_receipts`, its values converted ahead."""
-    return prepare_insert(dialect, receipts, _rows(new))
+def insert_receipts(conn: Connection, new: Sequence[NewReceipt]) -> list[int]:
+    """Insert receipts in the caller's transaction; their ids, in the order given."""
+    if not new:
+        return []
+    statement = receipts.insert().returning(receipts.c.id, sort_by_parameter_order=True)
+    return [row.id for row in conn.execute(statement, _rows(new))]
 
 
 def _rows(new: Sequence[NewReceipt]) -> list[dict[str, Any]]:
@@ -103,55 +87,22 @@ def _rows(new: Sequence[NewReceipt]) -> list[dict[str, Any]]:
     ]
 
 
-def peek_pending(conn: Connection, limit: int) -> list[Row[Any]]:
-    """The oldest pending receipts, read without locking (parse them, then `claim`)."""
-    query = (
-        select(receipts)
-        .where(receipts.c.status == ReceiptStatus.PENDING.value)
-        .order_by(receipts.c.id)
-        .limit(limit)
-    )
-    return list(conn.execute(query).all())
+_PENDING = select(receipts).where(receipts.c.status == ReceiptStatus.PENDING.value)
 
 
-def claim_pending(conn: Connection, limit: int) -> list[Row[Any]]:
-    """The oldest pending receipts not locked by another worker, locked for this transaction
-    (PostgreSQL: FOR UPDATE SKIP LOCKED, so concurrent workers take different receipts)."""
-    query = (
-        select(receipts)
-        .where(receipts.c.status == ReceiptStatus.PENDING.value)
-        .order_by(receipts.c.id)
-        .limit(limit)
-    )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    return list(conn.execute(query).all())
+def take_pending(reader: Reader, limit: int) -> list[Row[Any]]:
+    """The oldest pending receipts (walking the (status, id) index). Where the store locks
+    rows, they stay locked for this unit of work and rows another worker holds are skipped,
+    so concurrent workers take different receipts."""
+    return reader.rows(_PENDING.order_by(receipts.c.id).limit(limit), lock="skip")
 
 
-_PENDING_IN_RANGE = select(receipts.c.id).where(
-    receipts.c.status == bindparam("status"),
-    receipts.c.id.between(bindparam("low"), bindparam("high")),
-)
-
-
-def claim(conn: Connection, ids: Sequence[int]) -> set[int]:
-    """Which of these receipts are still pending, locked for this transaction; on PostgreSQL
-    rows another worker holds are skipped, so no two workers apply one receipt.
-
-    On SQLite (one writer at a time, no row locks) one walk of the (status, id) index over
-    the ids' range, instead of a lookup per id, since it runs under the file's write lock."""
+def take(reader: Reader, ids: Sequence[int]) -> list[Row[Any]]:
+    """Those of these receipts that are still pending, locked like `take_pending`'s."""
     if not ids:
-        return set()
-    if conn.dialect.name == "sqlite":
-        wanted = set(ids)
-        params = {"status": ReceiptStatus.PENDING.value, "low": min(wanted), "high": max(wanted)}
-        return {i for i in fetch_column(conn, _PENDING_IN_RANGE, params) if i in wanted}
-    query = select(receipts.c.id).where(
-        receipts.c.id.in_(list(ids)), receipts.c.status == ReceiptStatus.PENDING.value
-    )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    return {row.id for row in conn.execute(query)}
+        return []
+    query = _PENDING.where(receipts.c.id.in_(sorted(ids))).order_by(receipts.c.id)
+    return reader.rows(query, lock="skip")
 
 
 _MARK_DONE = (
@@ -168,60 +119,50 @@ _MARK_DONE = (
 )
 
 
-def mark_done_many(
-    conn: Connection,
-    done: Sequence[tuple[int, list[str]]],
-    now: datetime,
-    prepared: Prepared | None = None,
-) -> None:
-    """Mark receipts done (one executemany), each with its notes (ignored or bad items).
-
-    `prepared` (SQLite): `prepare_done(done, now)`, converted before the write lock."""
-    if prepared is not None and conn.dialect.name == "sqlite":
-        if len(prepared.params) != len(done):
-            raise ValueError("prepared receipts do not match the receipts given")
-        run_prepared(conn, prepared)
-        return
-    execute_many(conn, _MARK_DONE, _done_rows(done, now))
+def mark_done(writes: Writes, done: Sequence[tuple[int, list[str]]], now: datetime) -> None:
+    """Mark receipts done, each with its notes (ignored, bad or cut items)."""
+    writes.execute(
+        _MARK_DONE,
+        [{"receipt_id": i, "now": now, "receipt_notes": notes or None} for i, notes in done],
+    )
 
 
-def prepare_done(
-    dialect: Dialect, done: Sequence[tuple[int, list[str]]], now: datetime
-) -> Prepared:
-    """SQLite only: `mark_done_many`'s statement with its values converted ahead."""
-    return prepare_many(dialect, _MARK_DONE, _done_rows(done, now))
-
-
-def _done_rows(done: Sequence[tuple[int, list[str]]], now: datetime) -> list[dict[str, Any]]:
-    return [{"receipt_id": i, "now": now, "receipt_notes": notes or None} for i, notes in done]
+_MARK_FAILED = (
+    update(receipts)
+    .where(receipts.c.id == bindparam("receipt_id"))
+    .values(
+        status=bindparam("new_status"),
+        attempts=bindparam("new_attempts"),
+        error=bindparam("new_error"),
+        processed_at=bindparam("now"),
+        next_attempt_at=bindparam("next_at"),
+    )
+)
 
 
 def mark_failed(
-    conn: Connection,
-    receipt_id: int,
-    attempts_before: int,
+    writes: Writes,
+    receipt: Row[Any],
     error: str,
     now: datetime,
     retry_delays: Sequence[float],
 ) -> ReceiptStatus:
     """Record a failure; retry after the next delay of the schedule, or dead-letter."""
-    attempts = attempts_before + 1
+    attempts = receipt.attempts + 1
     if attempts <= len(retry_delays):
         status = ReceiptStatus.FAILED
         next_at: datetime | None = now + timedelta(seconds=retry_delays[attempts - 1])
     else:
         status, next_at = ReceiptStatus.DEAD, None
-    conn.execute(
-        update(receipts)
-        .where(receipts.c.id == receipt_id)
-        .values(
-            status=status.value,
-            attempts=attempts,
-            error=error[:4000],
-            processed_at=now,
-            next_attempt_at=next_at,
-        )
-    )
+    row = {
+        "receipt_id": receipt.id,
+        "new_status": status.value,
+        "new_attempts": attempts,
+        "new_error": error[:4000],
+        "now": now,
+        "next_at": next_at,
+    }
+    writes.execute(_MARK_FAILED, [row])
     return status
 
 

@@ -1,48 +1,61 @@
-"""Messages and their event timelines.
+"""Messages and their event timelines: the message kind's store.
 
-A message's row holds its lifecycle state (see `domain.lifecycle`); `tidings.tracking` changes
-it together with the campaign counters, in one transaction.
+`apply_items` loads what a batch of message items touches, asks the pure rules
+(`domain.message_changes`) what changes, and adds the writes to the unit of work: new and
+changed messages, timeline events, campaign counter deltas, all in one transaction
+(docs/architecture.md, "Kinds of record").
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Row, func, select, update
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import Connection, Row, Update, bindparam, select, update
 
-from tidings.domain.counters import delta
+from tidings.domain.events import EventKind
 from tidings.domain.lifecycle import Failure, MessageState
-from tidings.storage.campaigns import apply_delta
-from tidings.storage.db import (
-    Prepared,
-    insert_ignoring_duplicates,
-    insert_returning_ids,
-    prepare_sparse_insert,
+from tidings.domain.message_changes import (
+    MessageItem,
+    MessageKey,
+    MessagePlan,
+    Registering,
+    StoredMessage,
+    TimelineEntry,
+    campaign_deltas,
+    keys_of,
+    plan_messages,
 )
-from tidings.storage.schema import campaigns, connections, events, messages, tracking_version
+from tidings.storage import campaigns as campaign_store
+from tidings.storage.db import Reader
+from tidings.storage.limits import limits_of
+from tidings.storage.schema import campaign_counters, campaigns, connections, events, messages
+from tidings.storage.writes import Writes
 
 __all__ = [
+    "Applied",
     "MessageFilter",
-    "assign_campaign",
+    "apply_items",
     "blank_row",
-    "bump_version",
     "find_message",
     "get_message",
-    "get_or_create",
-    "insert_messages",
     "list_events",
     "list_messages",
-    "next_id",
-    "prepare_inserts",
-    "read_version",
     "state_from_row",
     "state_values",
-    "update_fields",
 ]
+
+# The longest value each text the rules store may have, read from the schema.
+LIMITS: Mapping[str, int] = {
+    **limits_of(messages, ("provider_message_id", "channel", "recipient", "contact_ref")),
+    **limits_of(messages, ("failure_code",)),
+    "campaign": limits_of(campaigns, ("key",))["key"],
+}
+
 
 _STATE_TIMES = (
     "queued_at",
@@ -103,101 +116,188 @@ def blank_row(connection_id: int, provider_message_id: str, now: datetime) -> di
     }
 
 
-def get_or_create(
-    conn: Connection,
-    connection_id: int,
-    provider_message_id: str,
-    now: datetime,
-    defaults: Mapping[str, Any],
-) -> tuple[Row[Any], bool]:
-    """The message row, locked for this transaction, created from `defaults` if new."""
-    values = {**blank_row(connection_id, provider_message_id, now), **defaults}
-    created = conn.execute(insert_ignoring_duplicates(conn, messages).values(values)).rowcount == 1
-    query = select(messages).where(
-        messages.c.connection_id == connection_id,
-        messages.c.provider_message_id == provider_message_id,
+@dataclass(frozen=True)
+class Applied:
+    """What applying message items did: the rules' plan and the id of every message named."""
+
+    plan: MessagePlan
+    ids: Mapping[MessageKey, int]
+
+
+def apply_items(
+    reader: Reader, writes: Writes, items: Sequence[MessageItem], now: datetime
+) -> Applied:
+    """Load the messages these items name, fold the items over them, add the writes."""
+    keys = keys_of(items)
+    rows = reader.rows_by_key(
+        messages,
+        ("connection_id", "provider_message_id"),
+        keys,
+        blank=lambda key: blank_row(key[0], key[1], now),
+        lock=True,
     )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    return conn.execute(query).one(), created
+    registering = any(isinstance(item, Registering) for item in items)
+    keys_by_id = _campaign_keys(reader, rows.values()) if registering else {}
+    stored = {key: _stored(row, keys_by_id) for key, row in rows.items()}
+    plan = plan_messages(stored, _known_keys(reader, rows), items, LIMITS)
+    ids = _write(reader, writes, plan, rows, now)
+    return Applied(plan, ids)
 
 
-def insert_messages(
-    conn: Connection, new: Sequence[tuple[tuple[int, str], Mapping[str, Any]]], now: datetime
-) -> list[int]:
-    """Create messages ((connection id, provider message id), column values) with their state
-    already applied; ids in the order given. Only for messages known not to exist yet."""
-    return insert_returning_ids(conn, messages, _new_rows(new, now))
+def _stored(row: Row[Any], campaign_keys: Mapping[int, str]) -> StoredMessage:
+    return StoredMessage(
+        id=row.id,
+        state=state_from_row(row),
+        campaign_id=row.campaign_id,
+        campaign_key=campaign_keys.get(row.campaign_id),
+        channel=row.channel,
+        recipient=row.recipient,
+        contact_ref=row.contact_ref,
+        metadata=row.metadata,
+        registered_at=row.registered_at,
+    )
 
 
-def prepare_inserts(
-    dialect: Dialect,
-    new: Sequence[tuple[tuple[int, str], Mapping[str, Any]]],
+def _campaign_keys(reader: Reader, rows: Sequence[Row[Any]] | Any) -> dict[int, str]:
+    ids = sorted({row.campaign_id for row in rows if row.campaign_id is not None})
+    if not ids:
+        return {}
+    query = select(campaigns.c.id, campaigns.c.key).where(campaigns.c.id.in_(ids))
+    return {row.id: row.key for row in reader.rows(query)}
+
+
+def _known_keys(reader: Reader, rows: Mapping[MessageKey, Row[Any]]) -> set[tuple[MessageKey, str]]:
+    """The dedup keys already recorded for these messages."""
+    by_id = {row.id: key for key, row in rows.items()}
+    ordered = sorted(by_id)
+    known: set[tuple[MessageKey, str]] = set()
+    for start in range(0, len(ordered), 500):
+        query = select(events.c.message_id, events.c.dedup_key).where(
+            events.c.message_id.in_(ordered[start : start + 500])
+        )
+        known.update((by_id[r.message_id], r.dedup_key) for r in reader.rows(query))
+    return known
+
+
+def _write(
+    reader: Reader,
+    writes: Writes,
+    plan: MessagePlan,
+    rows: Mapping[MessageKey, Row[Any]],
     now: datetime,
-    first_id: int,
-) -> list[Prepared]:
-    """`insert_messages` prepared ahead (SQLite) with explicit ids from `first_id` on: valid
-    while no other message is created, which the tracking version tells."""
-    rows = [{"id": first_id + i, **row} for i, row in enumerate(_new_rows(new, now))]
-    return prepare_sparse_insert(dialect, messages, rows)
-
-
-def next_id(conn: Connection) -> int:
-    """The id the next message will get on SQLite (one past the largest)."""
-    return int(conn.execute(select(func.max(messages.c.id))).scalar() or 0) + 1
-
-
-def _new_rows(
-    new: Sequence[tuple[tuple[int, str], Mapping[str, Any]]], now: datetime
-) -> list[dict[str, Any]]:
-    return [
-        {
-            "connection_id": connection_id,
-            "provider_message_id": provider_message_id,
-            "created_at": now,
-            "registered_at": None,
-            **values,
+) -> dict[MessageKey, int]:
+    changes = list(plan.changes.values())
+    named = {c.campaign_key for c in changes if c.campaign_key}
+    campaign_ids = campaign_store.ids_for(reader, writes, named, now)
+    created = [c for c in changes if c.stored is None]
+    ids = {key: row.id for key, row in rows.items()}
+    new_ids = reader.reserve_ids(messages, len(created))
+    ids.update(zip((c.key for c in created), new_ids, strict=True))
+    inserts: list[dict[str, Any]] = []
+    updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for change in changes:
+        campaign_id = change.known("campaign_id")
+        if campaign_id is None and change.campaign_key:
+            campaign_id = campaign_ids[change.campaign_key]
+        row = rows.get(change.key)
+        if (
+            row is not None
+            and change.after == change.before
+            and not change.fields
+            and campaign_id == row.campaign_id
+        ):
+            continue
+        values = {
+            **state_values(change.after),
+            **{name: change.known(name) for name in ("channel", "recipient", "contact_ref")},
+            "metadata": change.known("metadata") or {},
+            "campaign_id": campaign_id,
+            "updated_at": now,
         }
-        for (connection_id, provider_message_id), values in new
-    ]
-
-
-def read_version(conn: Connection) -> int:
-    """The tracking version (0 before anything was applied)."""
-    found = conn.execute(
-        select(tracking_version.c.version).where(tracking_version.c.id == 1)
-    ).scalar()
-    return int(found or 0)
-
-
-def bump_version(conn: Connection) -> None:
-    """Mark that this transaction changed messages or events. SQLite only: there one writer
-    runs at a time, and a planned batch checks the version; on PostgreSQL row locks do that
-    job, and a shared counter would serialise every worker."""
-    if conn.dialect.name == "sqlite":
-        conn.execute(_BUMP_VERSION)
-
-
-_BUMP_VERSION = (
-    sqlite.insert(tracking_version)
-    .values(id=1, version=1)
-    .on_conflict_do_update(index_elements=["id"], set_={"version": tracking_version.c.version + 1})
-)
-
-
-def assign_campaign(conn: Connection, row: Row[Any], campaign_id: int, now: datetime) -> None:
-    """Give a message its campaign; the campaign counts it from now on (whole contribution)."""
-    conn.execute(
-        update(messages)
-        .where(messages.c.id == row.id)
-        .values(campaign_id=campaign_id, updated_at=now)
+        if "registered_at" in change.fields:
+            values["registered_at"] = change.fields["registered_at"]
+        if row is None:
+            connection_id, pmid = change.key
+            inserts.append(
+                {
+                    "id": ids[change.key],
+                    "connection_id": connection_id,
+                    "provider_message_id": pmid,
+                    "created_at": now,
+                    "registered_at": None,
+                    **values,
+                }
+            )
+        else:
+            columns = tuple(n for n, v in values.items() if not _same(getattr(row, n), v))
+            params = {f"new_{n}": values[n] for n in columns}
+            updates.setdefault(columns, []).append({"message_id": row.id, **params})
+    writes.insert(messages, inserts)
+    for columns, changed in updates.items():
+        writes.execute(_update_message(columns), changed)
+    writes.insert(events, [_event_row(entry, ids[entry.key]) for entry in plan.timeline])
+    deltas = campaign_deltas(changes, campaign_ids)
+    writes.add_to(
+        campaign_counters,
+        "campaign_id",
+        [{"campaign_id": cid, **moved} for cid, moved in deltas.items()],
     )
-    apply_delta(conn, campaign_id, delta(None, state_from_row(row)))
+    return ids
 
 
-def update_fields(conn: Connection, message_id: int, values: Mapping[str, Any]) -> None:
-    if values:
-        conn.execute(update(messages).where(messages.c.id == message_id).values(dict(values)))
+def _same(stored: Any, value: Any) -> bool:
+    """Whether writing `value` would store what is stored: scalars equal and of one type (so
+    1 and True count as different and are written), JSON that serialises the same."""
+    if isinstance(value, (dict, list)):
+        return stored is value or _json(stored) == _json(value)
+    return type(stored) is type(value) and bool(stored == value)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=str)
+
+
+# Columns a message never changes: who it is and when it was first seen.
+_FIXED = frozenset({"id", "connection_id", "provider_message_id", "created_at"})
+
+
+@lru_cache(maxsize=64)
+def _update_message(columns: tuple[str, ...]) -> Update:
+    """The update of these columns of a message (one statement per set of changed columns:
+    every column named costs the store about the same, and an event changes three or four)."""
+    if _FIXED & set(columns):
+        raise ValueError(f"a message's {sorted(_FIXED & set(columns))} never change")
+    return (
+        update(messages)
+        .where(messages.c.id == bindparam("message_id"))
+        .values({name: bindparam(f"new_{name}") for name in columns})
+    )
+
+
+def _event_row(entry: TimelineEntry, message_id: int) -> dict[str, Any]:
+    event = entry.event
+    details: dict[str, Any] = dict(event.details)
+    if event.kind is EventKind.FAILED:
+        details["failure"] = {
+            "code": event.failure_code,
+            "reason": event.failure_reason,
+            "permanent": event.failure_permanent,
+            "after_send": event.after_send,
+        }
+    return {
+        "message_id": message_id,
+        "dedup_key": entry.dedup_key,
+        "kind": event.kind.value,
+        "raw_status": event.raw_status[:_RAW_STATUS],
+        "occurred_at": event.occurred_at or entry.received_at,
+        "provider_time": event.occurred_at,
+        "received_at": entry.received_at,
+        "receipt_id": entry.receipt_id,
+        "details": details,
+    }
+
+
+_RAW_STATUS = limits_of(events, ("raw_status",))["raw_status"]
 
 
 @dataclass(frozen=True)

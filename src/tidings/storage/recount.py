@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select, text, update
+from sqlalchemy import Connection, select, update
 
 from tidings.domain.counters import COUNTERS, contribution
 from tidings.storage.campaigns import list_campaigns
+from tidings.storage.db import hold_writers_off
 from tidings.storage.messages import state_from_row
 from tidings.storage.schema import campaign_counters, messages
 
@@ -25,12 +26,11 @@ class Drift:
 def recount(conn: Connection, fix: bool) -> list[Drift]:
     """Every counter whose stored value differs from the sum over its messages.
 
-    On PostgreSQL the two tables are locked against writes for the duration, so the messages
+    Writers are held off the two tables for the duration, so the messages
     and the counters are read at one instant and a worker's commit in between cannot show as
     (or be "repaired" into) drift. On SQLite the write transaction already holds the lock.
     """
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("LOCK TABLE messages, campaign_counters IN SHARE MODE"))
+    hold_writers_off(conn, messages, campaign_counters)
     actual: dict[int, dict[str, int]] = {}
     query = select(messages).where(messages.c.campaign_id.is_not(None))
     for row in conn.execute(query.execution_options(yield_per=2000)):

@@ -26,7 +26,8 @@ from tidings.domain.events import (
 )
 from tidings.providers.base import ConnectionAuth, RequestParts
 from tidings.providers.meta import PROVIDER
-from tidings.providers.meta.webhook import handshake, parse, verify
+from tidings.providers.meta.signature import handshake, verify
+from tidings.providers.meta.webhook import parse
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "meta"
 

@@ -11,11 +11,8 @@ See tests/fixtures/infobip/README.md for the payloads.
 
 from __future__ import annotations
 
-import ast
 import base64
 import binascii
-import json
-import warnings
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +26,7 @@ from tidings.providers.base import (
     load_json,
     secrets_equal,
 )
+from tidings.providers.infobip.callback_data import callback_metadata
 
 __all__ = ["parse", "verify"]
 
@@ -44,8 +42,8 @@ _STATUS_KINDS: dict[str, EventKind] = {
     "REJECTED": EventKind.FAILED,
 }
 
-# Infobip handed UNDELIVERABLE and EXPIRED messages on (DESIGN.md section 3); REJECTED ones
-# never left Infobip.
+# Infobip handed UNDELIVERABLE and EXPIRED messages on (failed after send); REJECTED ones never
+# left Infobip.
 _FAILED_AFTER_SEND = frozenset({"UNDELIVERABLE", "EXPIRED"})
 
 # notificationType of the email tracking webhook (SDK EmailWebhookTrackResponse).
@@ -63,9 +61,6 @@ _GEOLOCATION_FIELDS = ("geoLocation", "geoLocationInfo")
 # reports reuse smsCount, but an email report is recognised by its recipient first.
 _SMS_FIELDS = ("sender", "smsCount", "mccMnc")
 
-# Infobip limits callbackData to 4000 characters; anything much longer is not worth parsing
-# as a Python literal (the parser's cost grows with it) and is kept as text.
-_LITERAL_MAX_CHARS = 20_000
 
 # Seconds since 1970 pass 1e11 only in the year 5138: a larger number is milliseconds.
 _MILLISECONDS_THRESHOLD = 100_000_000_000
@@ -233,7 +228,7 @@ def _delivery_report(message_id: str, entry: Mapping[str, Any]) -> NormalizedEve
         failure_reason=failure_reason,
         failure_permanent=failure_permanent,
         after_send=group_key in _FAILED_AFTER_SEND,
-        metadata=_metadata(entry.get("callbackData")),
+        metadata=callback_metadata(entry.get("callbackData")),
         details=dict(entry),
     )
 
@@ -273,7 +268,7 @@ def _seen_report(message_id: str, entry: Mapping[str, Any]) -> NormalizedEvent:
         occurred_at=_instant(entry.get("seenAt")),
         channel=_channel(entry, recipient),
         recipient=recipient,
-        metadata=_metadata(entry.get("callbackData")),
+        metadata=callback_metadata(entry.get("callbackData")),
         details=dict(entry),
     )
 
@@ -297,7 +292,7 @@ def _tracking_event(message_id: str, entry: Mapping[str, Any]) -> NormalizedEven
         occurred_at=_instant(entry.get("sendDateTime")),
         channel="email",
         recipient=_recipient(entry.get("recipient")),
-        metadata=_metadata(entry.get("callbackData")),
+        metadata=callback_metadata(entry.get("callbackData")),
         details=details,
     )
 
@@ -352,64 +347,6 @@ def _instant(value: object) -> datetime | None:
         return datetime.fromtimestamp(seconds, tz=UTC)
     except (ValueError, OverflowError, OSError):
         return None
-
-
-def _metadata(value: object) -> dict[str, str]:
-    """callbackData as key/value text: a JSON object, a Python-literal dict, or raw text.
-
-    Some senders store `str(dict)` (single quotes), so text that is not a JSON object is tried
-    with `ast.literal_eval`, which only reads literals and never runs code; anything that is
-    still not a dict is kept whole under "callbackData".
-    """
-    if value is None:
-        return {}
-    if isinstance(value, dict):
-        return _as_text_map(value)
-    if not isinstance(value, str):
-        return {"callbackData": _as_text(value)}
-    text = value.strip()
-    if not text:
-        return {}
-    parsed = _json_dict(text)
-    if parsed is None:
-        parsed = _literal_dict(text)
-    if parsed is None:
-        return {"callbackData": value}
-    return _as_text_map(parsed)
-
-
-def _json_dict(text: str) -> dict[Any, Any] | None:
-    try:
-        parsed = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    return parsed if isinstance(parsed, dict) else None
-
-
-def _literal_dict(text: str) -> dict[Any, Any] | None:
-    if not (text.startswith("{") and text.endswith("}")) or len(text) > _LITERAL_MAX_CHARS:
-        return None
-    try:
-        with warnings.catch_warnings():
-            # e.g. "invalid escape sequence" in someone's text: not ours to report.
-            warnings.simplefilter("ignore")
-            parsed = ast.literal_eval(text)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return None
-    return parsed if isinstance(parsed, dict) else None
-
-
-def _as_text_map(source: Mapping[Any, Any]) -> dict[str, str]:
-    return {str(key): _as_text(item) for key, item in source.items() if item is not None}
-
-
-def _as_text(value: object) -> str:
-    if isinstance(value, str):
-        return value
-    try:
-        return json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError, RecursionError):  # sets, bytes... from a Python literal
-        return str(value)
 
 
 def _text(value: object) -> str | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tidings.providers.base import Provider
-from tidings.providers.meta import webhook
+from tidings.providers.meta import signature, webhook
 
 __all__ = ["PROVIDER"]
 
@@ -13,7 +13,7 @@ PROVIDER = Provider(
     body_format="json",
     auth_scheme="X-Hub-Signature-256 (app secret) + verify_token handshake",
     token_in_url=False,
-    verify=webhook.verify,
+    verify=signature.verify,
     parse=webhook.parse,
-    handshake=webhook.handshake,
+    handshake=signature.handshake,
 )

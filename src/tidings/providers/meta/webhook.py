@@ -1,4 +1,5 @@
-"""Meta WhatsApp Cloud API webhooks: the GET handshake, the signature, and status parsing.
+"""Meta WhatsApp Cloud API webhooks: status parsing (the signature and handshake are in
+`signature.py`).
 
 Pure functions, no I/O, so intake, the worker and replays all get the same answer. Sources
 (Meta's public documentation): the status webhook reference
@@ -11,15 +12,12 @@ for the payloads.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from tidings.domain.errors import PayloadError, SignatureError
+from tidings.domain.errors import PayloadError
 from tidings.domain.events import (
     BadItem,
     EventKind,
@@ -27,18 +25,13 @@ from tidings.domain.events import (
     NormalizedEvent,
     ParsedItem,
 )
-from tidings.providers.base import ConnectionAuth, RequestParts, load_json, secrets_equal
+from tidings.providers.base import load_json
 
-__all__ = ["handshake", "parse", "verify"]
+__all__ = ["parse"]
 
 _CHANNEL = "whatsapp"
 _OBJECT = "whatsapp_business_account"
 _FIELD = "messages"
-
-_SIGNATURE_HEADER = "x-hub-signature-256"
-_LEGACY_SIGNATURE_HEADER = "x-hub-signature"  # sha1=..., older Graph webhooks; not accepted
-_SIGNATURE_PREFIX = "sha256="
-_HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
 
 # Meta's `statuses[].status`. The Cloud API documents sent, delivered, read and failed; the
 # On-Premises API also `deleted` (the user deleted the message); newer docs mention `played`
@@ -57,87 +50,6 @@ _STATUS_FIELDS = frozenset({"id", "status", "timestamp", "recipient_id"})
 
 _NO_ERRORS = "Meta reported failed without errors[]"
 _CALLBACK_DATA = "biz_opaque_callback_data"
-
-
-def verify(request: RequestParts, connection: ConnectionAuth) -> None:
-    """Check `X-Hub-Signature-256: sha256=<hex>`, an HMAC-SHA256 of the raw body.
-
-    The key is the app secret (the connection secret). Meta signs every POST, so a token in
-    the URL proves nothing here.
-
-    Raises:
-        SignatureError: the connection has no app secret, or the header is missing, malformed
-            or does not match the body.
-    """
-    where = f"meta connection {connection.name!r}"
-    if not connection.secret:
-        raise SignatureError(
-            f"{where} has no app secret; recreate it with --secret set to the App Secret "
-            "(App Dashboard > App settings > Basic)"
-        )
-    header = _header(request.headers, _SIGNATURE_HEADER)
-    if header is None:
-        legacy = _header(request.headers, _LEGACY_SIGNATURE_HEADER) is not None
-        hint = " (only the legacy sha1 X-Hub-Signature was sent)" if legacy else ""
-        raise SignatureError(
-            f"{where}: missing X-Hub-Signature-256 header{hint}; Meta signs every webhook "
-            "POST with the app secret, and a token in the URL is not enough"
-        )
-    value = header.strip()
-    if not value.lower().startswith(_SIGNATURE_PREFIX):
-        raise SignatureError(
-            f"{where}: malformed X-Hub-Signature-256 header; expected 'sha256=<64 hex digits>'"
-        )
-    given = value[len(_SIGNATURE_PREFIX) :]
-    if not _HEX_DIGEST.fullmatch(given):
-        raise SignatureError(
-            f"{where}: malformed X-Hub-Signature-256 header; expected 'sha256=' followed by "
-            "64 hex digits"
-        )
-    expected = hmac.new(connection.secret.encode(), request.body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, given.lower()):
-        raise SignatureError(
-            f"{where}: X-Hub-Signature-256 does not match the body; check that --secret is "
-            "this app's App Secret"
-        )
-
-
-def handshake(request: RequestParts, connection: ConnectionAuth) -> str | None:
-    """Answer Meta's verification GET with `hub.challenge` when `hub.verify_token` matches.
-
-    Meta sends `?hub.mode=subscribe&hub.challenge=<n>&hub.verify_token=<token>` when the
-    callback URL is saved in the App Dashboard; the token is the connection's `verify_token`
-    option. Any other GET on a Meta intake URL is refused.
-
-    Raises:
-        SignatureError: not a verification request, no `verify_token` option, or a wrong token.
-    """
-    where = f"meta connection {connection.name!r}"
-    mode = _hub(request.query, "mode")
-    token = _hub(request.query, "verify_token")
-    challenge = _hub(request.query, "challenge")
-    if mode is None and token is None and challenge is None:
-        raise SignatureError(
-            f"{where}: a GET must be Meta's verification request "
-            "(hub.mode, hub.verify_token, hub.challenge); deliver webhooks with POST"
-        )
-    if mode != "subscribe":
-        raise SignatureError(f"{where}: hub.mode must be 'subscribe', got {mode!r}")
-    expected = connection.options.get("verify_token", "")
-    if not expected:
-        raise SignatureError(
-            f"{where} has no verify_token option; add --option verify_token=<the Verify Token "
-            "typed in the App Dashboard>"
-        )
-    if token is None:
-        raise SignatureError(f"{where}: the verification request has no hub.verify_token")
-    if not secrets_equal(token, expected):
-        raise SignatureError(
-            f"{where}: hub.verify_token does not match the connection's verify_token option"
-        )
-    if not challenge:
-        raise SignatureError(f"{where}: the verification request has no hub.challenge")
-    return challenge
 
 
 def parse(body: bytes, headers: Mapping[str, str]) -> list[ParsedItem]:
@@ -366,21 +278,6 @@ def _metadata(value: object) -> dict[str, str]:
                     )
     metadata[_CALLBACK_DATA] = text
     return metadata
-
-
-def _hub(query: Mapping[str, str], name: str) -> str | None:
-    # Meta sends hub.mode etc.; a PHP front end rewrites the dots to underscores.
-    value = query.get(f"hub.{name}")
-    return value if value is not None else query.get(f"hub_{name}")
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    if name in headers:
-        return headers[name]
-    for key, value in headers.items():
-        if key.lower() == name:
-            return value
-    return None
 
 
 def _code(value: object) -> str | None:

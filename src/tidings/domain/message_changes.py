@@ -1,0 +1,344 @@
+"""What a batch of message events and registrations does to the messages they name. Pure.
+
+The message kind's rules (docs/architecture.md, "Kinds of record"): given the messages as
+stored and the deduplication keys already recorded, fold each new item through the lifecycle
+and say what changes: each message's new state, the fields it learns, the campaign it joins,
+the timeline entries to record, and a note for every item (or part of one) the store cannot
+hold. Writing those changes is `storage.messages`' job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from tidings.domain.counters import COUNTERS, delta
+from tidings.domain.dedup import dedup_key
+from tidings.domain.errors import Conflict, Invalid
+from tidings.domain.events import EventKind, Incoming, NormalizedEvent, Source
+from tidings.domain.lifecycle import MessageState, advance
+
+__all__ = [
+    "MessageChange",
+    "MessageItem",
+    "MessageKey",
+    "MessagePlan",
+    "Registering",
+    "Registration",
+    "StoredMessage",
+    "campaign_deltas",
+    "keys_of",
+    "plan_messages",
+]
+
+MessageKey = tuple[int, str]  # (connection id, provider message id)
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A message sent elsewhere, as the API registers it (docs/architecture.md, "Lifecycle")."""
+
+    provider_message_id: str
+    campaign: str | None = None
+    recipient: str | None = None
+    contact_ref: str | None = None
+    metadata: Mapping[str, Any] | None = None
+    channel: str | None = None
+    sent_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Registering:
+    """A registration through a connection at a time."""
+
+    connection: Source
+    registration: Registration
+    at: datetime
+
+
+MessageItem = Incoming[NormalizedEvent] | Registering
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """A message as stored. `campaign_key` is known only where a registration needs it."""
+
+    id: int
+    state: MessageState
+    campaign_id: int | None = None
+    campaign_key: str | None = None
+    channel: str | None = None
+    recipient: str | None = None
+    contact_ref: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    registered_at: datetime | None = None
+
+
+@dataclass
+class MessageChange:
+    """What the batch does to one message; `stored` is None for a message it creates."""
+
+    key: MessageKey
+    stored: StoredMessage | None
+    before: MessageState
+    after: MessageState
+    fields: dict[str, Any] = field(default_factory=dict)
+    campaign_key: str | None = None  # the campaign this batch puts it in
+
+    def known(self, name: str) -> Any:
+        """A field's value as stored or as learned earlier in this batch."""
+        if name in self.fields:
+            return self.fields[name]
+        return getattr(self.stored, name) if self.stored is not None else None
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    key: MessageKey
+    dedup_key: str
+    event: NormalizedEvent
+    receipt_id: int | None
+    received_at: datetime
+
+
+@dataclass
+class MessagePlan:
+    changes: dict[MessageKey, MessageChange] = field(default_factory=dict)
+    timeline: list[TimelineEntry] = field(default_factory=list)
+    applied: int = 0
+    duplicates: int = 0
+    notes: dict[int, list[str]] = field(default_factory=dict)  # by receipt id
+    registered: list[tuple[MessageKey, bool]] = field(default_factory=list)  # (key, first?)
+
+    def note(self, receipt_id: int | None, text: str) -> None:
+        if receipt_id is not None:
+            self.notes.setdefault(receipt_id, []).append(text)
+
+
+def keys_of(items: Iterable[MessageItem]) -> set[MessageKey]:
+    return {_key(item) for item in items}
+
+
+def _key(item: MessageItem) -> MessageKey:
+    if isinstance(item, Incoming):
+        return (item.connection.id, item.event.provider_message_id)
+    return (item.connection.id, item.registration.provider_message_id)
+
+
+def plan_messages(
+    stored: Mapping[MessageKey, StoredMessage],
+    known: set[tuple[MessageKey, str]],
+    items: Sequence[MessageItem],
+    limits: Mapping[str, int],
+) -> MessagePlan:
+    """Fold the items, in order, over the stored messages. `known` holds the (message, dedup
+    key) pairs already recorded; `limits` the longest value each stored text may have.
+    A registration naming a campaign other than the message's raises Conflict."""
+    plan = MessagePlan()
+    for item in items:
+        if isinstance(item, Registering):
+            _register(plan, stored, item, limits)
+            _fold(plan, stored, known, _registration_event(item), limits)
+        else:
+            _fold(plan, stored, known, item, limits)
+    return plan
+
+
+def _change(
+    plan: MessagePlan, stored: Mapping[MessageKey, StoredMessage], key: MessageKey
+) -> MessageChange:
+    change = plan.changes.get(key)
+    if change is None:
+        found = stored.get(key)
+        state = found.state if found is not None else MessageState()
+        change = plan.changes[key] = MessageChange(key, found, state, state)
+    return change
+
+
+def _fold(
+    plan: MessagePlan,
+    stored: Mapping[MessageKey, StoredMessage],
+    known: set[tuple[MessageKey, str]],
+    item: Incoming[NormalizedEvent],
+    limits: Mapping[str, int],
+) -> None:
+    event, receipt = item.event, item.receipt_id
+    refused = _refusal(event, limits)
+    if refused:
+        plan.note(receipt, f"item for {event.provider_message_id[:60]!r} not applied: {refused}")
+        return
+    key = (item.connection.id, event.provider_message_id)
+    dedup = dedup_key(event)
+    if (key, dedup) in known:
+        plan.duplicates += 1
+        return
+    known.add((key, dedup))
+    plan.applied += 1
+    if event.kind is EventKind.UNKNOWN:
+        plan.note(receipt, f"unknown status {event.raw_status[:60]!r}: recorded, state unchanged")
+    event = _cut(plan, receipt, event, limits)
+    change = _change(plan, stored, key)
+    plan.timeline.append(TimelineEntry(key, dedup, event, receipt, item.received_at))
+    metadata = {str(k): str(v) for k, v in event.metadata.items()}
+    campaign, contact = _named(item.connection.options, metadata)
+    for name, value in (
+        ("channel", event.channel),
+        ("recipient", event.recipient),
+        ("contact_ref", contact),
+    ):
+        _fill(plan, receipt, change, name, value, limits)
+    _merge_metadata(change, metadata)
+    joins = change.campaign_key is None and change.known("campaign_id") is None
+    if campaign and joins and _fits(plan, receipt, "campaign", campaign, limits):
+        change.campaign_key = campaign
+    change.after = advance(change.after, event, event.occurred_at or item.received_at)
+
+
+def _register(
+    plan: MessagePlan,
+    stored: Mapping[MessageKey, StoredMessage],
+    item: Registering,
+    limits: Mapping[str, int],
+) -> None:
+    reg = item.registration
+    too_long = [
+        name
+        for name, value in (
+            ("provider_message_id", reg.provider_message_id),
+            ("campaign", reg.campaign),
+            ("recipient", reg.recipient),
+            ("contact_ref", reg.contact_ref),
+            ("channel", reg.channel),
+        )
+        if value is not None and len(value) > limits.get(name, len(value))
+    ]
+    if too_long:
+        raise Invalid(
+            "; ".join(f"{name} is longer than {limits[name]} characters" for name in too_long)
+        )
+    key = _key(item)
+    change = _change(plan, stored, key)
+    current = change.campaign_key or (change.stored.campaign_key if change.stored else None)
+    if reg.campaign is not None and current is not None and current != reg.campaign:
+        raise Conflict(
+            f"message {reg.provider_message_id!r} on connection {item.connection.name!r} "
+            f"already belongs to campaign {current!r}, not {reg.campaign!r}"
+        )
+    first = change.known("registered_at") is None
+    plan.registered.append((key, first))
+    for name in ("channel", "recipient", "contact_ref"):
+        value = getattr(reg, name)
+        if value is not None and change.known(name) is None:
+            change.fields[name] = value
+    _merge_metadata(change, reg.metadata or {})
+    if first:
+        change.fields["registered_at"] = item.at
+    if reg.campaign and current is None and change.known("campaign_id") is None:
+        change.campaign_key = reg.campaign
+
+
+def _registration_event(item: Registering) -> Incoming[NormalizedEvent]:
+    """Registration puts the message at least in `sent`, through the same fold as a webhook's
+    event, so the order of registration and events does not matter (decision 0002)."""
+    sent = NormalizedEvent(
+        provider_message_id=item.registration.provider_message_id,
+        kind=EventKind.SENT,
+        raw_status="registered",
+        occurred_at=item.registration.sent_at or item.at,
+        provider_event_id="registration",
+        details={"source": "registration"},
+    )
+    return Incoming(item.connection, sent, None, item.at)
+
+
+def _refusal(event: NormalizedEvent, limits: Mapping[str, int]) -> str | None:
+    """Why this event cannot be recorded at all: it names no message the store can hold."""
+    pmid = event.provider_message_id
+    if not pmid:
+        return "no message id"
+    limit = limits.get("provider_message_id")
+    if limit is not None and len(pmid) > limit:
+        return f"provider_message_id longer than {limit} characters"
+    texts = [pmid, event.raw_status, event.channel or "", event.recipient or ""]
+    texts += [str(k) + str(v) for k, v in event.metadata.items()]
+    if any("\x00" in text for text in texts):
+        return "a NUL character in a text field"
+    return None
+
+
+def _cut(
+    plan: MessagePlan, receipt: int | None, event: NormalizedEvent, limits: Mapping[str, int]
+) -> NormalizedEvent:
+    """A failure code longer than the store holds is cut, and the cut noted."""
+    limit = limits.get("failure_code")
+    code = event.failure_code
+    if limit is None or code is None or len(code) <= limit:
+        return event
+    plan.note(receipt, f"failure_code of {event.provider_message_id[:60]!r} cut to {limit}")
+    return replace(event, failure_code=code[:limit])
+
+
+def _fits(
+    plan: MessagePlan, receipt: int | None, name: str, value: str, limits: Mapping[str, int]
+) -> bool:
+    limit = limits.get(name)
+    if limit is None or len(value) <= limit:
+        return True
+    plan.note(receipt, f"{name} longer than {limit} characters left out")
+    return False
+
+
+def _fill(
+    plan: MessagePlan,
+    receipt: int | None,
+    change: MessageChange,
+    name: str,
+    value: str | None,
+    limits: Mapping[str, int],
+) -> None:
+    """Fill a field a later source knows; never overwrite what is already known."""
+    if value is None or change.known(name) is not None:
+        return
+    if _fits(plan, receipt, name, value, limits):
+        change.fields[name] = value
+
+
+def _merge_metadata(change: MessageChange, extra: Mapping[str, Any]) -> None:
+    current = change.known("metadata") or {}
+    added = {k: v for k, v in extra.items() if k not in current}
+    if added:
+        change.fields["metadata"] = {**current, **added}
+
+
+def _named(
+    options: Mapping[str, str], metadata: Mapping[str, str]
+) -> tuple[str | None, str | None]:
+    """The campaign and contact named by the connection's `campaign_key`/`contact_ref_key`."""
+    campaign_key = options.get("campaign_key")
+    contact_key = options.get("contact_ref_key")
+    campaign = metadata.get(campaign_key) if campaign_key else None
+    contact = metadata.get(contact_key) if contact_key else None
+    return (campaign or None), (contact or None)
+
+
+def campaign_deltas(
+    changes: Iterable[MessageChange], campaign_ids: Mapping[str, int]
+) -> dict[int, dict[str, int]]:
+    """How much each campaign's counters move: a message already counted moves by the change
+    of its state, one that joins a campaign adds its whole contribution."""
+    deltas: dict[int, dict[str, int]] = {}
+    for change in changes:
+        campaign_id = change.known("campaign_id")
+        previous: MessageState | None = change.before
+        if campaign_id is None and change.campaign_key:
+            campaign_id = campaign_ids[change.campaign_key]
+            previous = None
+        if campaign_id is None:
+            continue
+        moved = delta(previous, change.after)
+        sums = deltas.setdefault(campaign_id, dict.fromkeys(COUNTERS, 0))
+        for name, value in moved.items():
+            sums[name] += value
+    return {cid: sums for cid, sums in deltas.items() if any(sums.values())}

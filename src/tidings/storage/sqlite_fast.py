@@ -1,0 +1,154 @@
+"""SQLite's fast path: executemany with every value converted before the write lock is taken.
+
+SQLite has one write lock for the whole file, and the intake and the worker take turns on it
+many times a second. SQLAlchemy's per-row parameter processing costs more than SQLite's own
+work, so here SQLAlchemy still writes the SQL and each column's type converts each value (the
+stored bytes are exactly what SQLAlchemy would store), and the driver's executemany runs it.
+Only `storage.db` uses this module (docs/architecture.md, "The store").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Connection, Dialect, Select, Table
+from sqlalchemy.sql.dml import UpdateBase
+
+__all__ = ["Prepared", "fetch_column", "insert_prepared", "prepare", "run_prepared", "sparse"]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One executemany: its SQL and its rows' parameters, already converted."""
+
+    sql: str
+    params: list[tuple[Any, ...]]
+
+
+def prepare(dialect: Dialect, statement: UpdateBase, rows: Sequence[Mapping[str, Any]]) -> Prepared:
+    """The SQL and converted parameters of `statement` run once per row (same keys in each)."""
+    if not rows:
+        return Prepared("", [])
+    plan = _plan(statement, dialect, tuple(rows[0]))
+    params = [
+        tuple(
+            constant
+            if name is None
+            else (
+                row[name]
+                if process is None or (row[name] is None and not nones)
+                else process(row[name])
+            )
+            for name, constant, process, nones in plan.slots
+        )
+        for row in rows
+    ]
+    return Prepared(plan.sql, params)
+
+
+def run_prepared(conn: Connection, prepared: Prepared) -> None:
+    """Run a prepared executemany in the connection's transaction."""
+    if not prepared.params:
+        return
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(prepared.sql, prepared.params)
+    finally:
+        cursor.close()
+
+
+def insert_prepared(conn: Connection, table: Table, prepared: Prepared) -> list[int]:
+    """Run a prepared insert of rows without ids; their new ids, in order."""
+    if not prepared.params:
+        return []
+    # SQLite gives a new row the largest rowid plus one (unless the largest is the maximum
+    # rowid, when it picks at random), and no one else inserts while this transaction holds
+    # the write lock: so the rows get before+1 .. before+n, which last_insert_rowid() confirms.
+    before = conn.exec_driver_sql(f"SELECT max(rowid) FROM {table.name}").scalar() or 0  # noqa: S608
+    run_prepared(conn, prepared)
+    last = conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
+    if last != before + len(prepared.params):
+        raise RuntimeError(f"ids of rows just inserted into {table.name} are not consecutive")
+    return list(range(before + 1, last + 1))
+
+
+def sparse(table: Table, rows: Sequence[Mapping[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Rows that carry their own ids, grouped by the columns that are not None, each group one
+    insert. Each column named in an insert costs about the same, NULL or not, and a message row
+    is mostly NULLs (one per lifecycle time not reached yet): leaving them out halved the time
+    to insert messages under the write lock. A column is left out only when the database would
+    store NULL for it anyway (no default, ours or the server's)."""
+    omissible = _omissible(table)
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        if row.get("id") is None:
+            raise ValueError("a sparse insert needs each row's id (row order is not kept)")
+        kept = {k: v for k, v in row.items() if v is not None or k not in omissible}
+        groups.setdefault(tuple(kept), []).append(kept)
+    return list(groups.values())
+
+
+@lru_cache(maxsize=32)
+def _omissible(table: Table) -> frozenset[str]:
+    return frozenset(
+        c.key
+        for c in table.columns
+        if c.default is None
+        and c.server_default is None
+        and not c.type.should_evaluate_none  # JSON stores None as 'null', not as NULL
+    )
+
+
+def fetch_column(conn: Connection, statement: Select[Any], params: Mapping[str, Any]) -> list[Any]:
+    """The first column of every row, read through the driver's own cursor (for reads under
+    the write lock, where SQLAlchemy's result rows cost more than SQLite's work). `params` go
+    to the driver as they are: ints and text, no type conversion."""
+    sql, names = _positional(statement, conn.dialect)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, tuple(params[name] for name in names))
+        return [row[0] for row in cursor.fetchall()]
+    finally:
+        cursor.close()
+
+
+@lru_cache(maxsize=32)
+def _positional(statement: Select[Any], dialect: Dialect) -> tuple[str, tuple[str, ...]]:
+    compiled = statement.compile(dialect=dialect)
+    return str(compiled), tuple(compiled.positiontup or ())
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """SQL with positional parameters; each slot is a row key with its type's conversion (and
+    whether it converts None too), or a constant of the statement (already converted)."""
+
+    sql: str
+    slots: tuple[tuple[str | None, Any, Callable[[Any], Any] | None, bool], ...]
+
+
+@lru_cache(maxsize=128)
+def _plan(statement: UpdateBase, dialect: Dialect, keys: tuple[str, ...]) -> _Plan:
+    """Compiled once per statement and row shape."""
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+    defaulted = [c.key for c in (*compiled.insert_prefetch, *compiled.update_prefetch)]
+    if defaulted:  # SQLAlchemy would fill these from Python-side defaults; rows must say
+        raise ValueError(f"rows lack the columns {defaulted} of {statement}")
+    slots: list[tuple[str | None, Any, Callable[[Any], Any] | None, bool]] = []
+    for name in compiled.positiontup or ():
+        bind = compiled.binds[name]
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if name in keys:
+            # None is passed through as NULL, except to a type that stores it its own way
+            # (JSON writes 'null'), as SQLAlchemy does.
+            slots.append((name, None, process, bind.type.should_evaluate_none))
+        elif bind.required or bind.callable is not None:
+            raise ValueError(f"rows lack the parameter {name!r} of {statement}")
+        else:
+            value = bind.value
+            converted = value if process is None or value is None else process(value)
+            slots.append((None, converted, None, False))
+    return _Plan(compiled.string, tuple(slots))
