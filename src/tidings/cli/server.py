@@ -15,7 +15,7 @@ from tidings.serve_lock import ServeLock
 from tidings.storage import store_settings
 from tidings.storage.db import Database
 from tidings.storage.migrate import upgrade
-from tidings.storage.readiness import checked_url, open_ready, safe_url, sqlite_file
+from tidings.storage.readiness import open_ready, safe_url, sqlite_file
 
 __all__ = ["beat", "serve", "worker"]
 
@@ -45,19 +45,22 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
     if not config.embedded:
         _broker_url(config)
     _check_job_intervals(config)
-    lock = _lock_sqlite_file(config.database_url)
     if run_worker:
-        checked_url(config.database_url)
+        lock = _lock_sqlite_file(config.database_url)
         db = Database(config.database_url, config.store_timeout_seconds)
-        upgrade(db)
-    else:
+    else:  # intake only: the store must exist and be migrated already
         db = open_ready(config.database_url, config.store_timeout_seconds)
-    url = listen_url(host, port)
-    with db.write() as conn:  # so other commands print intake URLs that reach this server
-        store_settings.remember(conn, store_settings.SERVE_URL, url, now())
-    click.echo(f"tidings {__version__} on {url} (store: {safe_url(config.database_url)})")
-    app = create_app(config, run_worker=run_worker, worker_process=config.worker_process, db=db)
+        lock = _lock_sqlite_file(config.database_url)
     try:
+        if run_worker:
+            upgrade(db)
+        url = listen_url(host, port)
+        with db.write() as conn:  # so other commands print intake URLs that reach this server
+            store_settings.remember(conn, store_settings.SERVE_URL, url, now())
+        click.echo(f"tidings {__version__} on {url} (store: {safe_url(config.database_url)})")
+        app = create_app(
+            config, run_worker=run_worker, worker_process=config.worker_process, db=db
+        )
         uvicorn.run(
             app,
             host=host,
@@ -73,7 +76,7 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
 
 
 def _lock_sqlite_file(url: str) -> ServeLock | None:
-    path = sqlite_file(url)
+    path = sqlite_file(url)  # also refuses a URL that is no store tidings runs on
     if path is None:
         return None
     if not path.parent.is_dir():

@@ -62,8 +62,8 @@ def open_ready(url: str, timeout: float) -> Database:
     path = sqlite_file(url)
     if path is not None and not path.is_file():
         raise StoreNotReady(
-            f"no store at {shown}: run `tidings migrate` to create it, or set "
-            "TIDINGS_DATABASE_URL to the store `tidings serve` uses"
+            f"no store at {shown}: run tidings migrate to create it, or set "
+            "TIDINGS_DATABASE_URL to the store tidings serve uses"
         )
     db = Database(url, timeout)
     try:
@@ -77,6 +77,6 @@ def open_ready(url: str, timeout: float) -> Database:
         db.dispose()
         raise StoreNotReady(
             f"the store at {shown} is at schema {current or 'nothing'}, not {head_revision()}: "
-            "run `tidings migrate`"
+            "run tidings migrate"
         )
     return db
