@@ -13,8 +13,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# `make run PORT=9000` listens elsewhere; connection URLs printed afterwards follow.
+PORT ?= 8000
 run: $(STAMP)
-	$(BIN)/tidings serve
+	$(BIN)/tidings serve --port $(PORT)
 
 # The whole suite twice: on SQLite (the embedded default) and on PostgreSQL (scale-out).
 test: $(STAMP)

@@ -31,13 +31,21 @@ def run(runner: CliRunner, *args: str) -> Result:
     return runner.invoke(main, list(args), catch_exceptions=False)
 
 
+@pytest.fixture
+def migrated(cli: CliRunner) -> CliRunner:
+    """The runner, on a store `tidings migrate` created (other commands create none)."""
+    assert run(cli, "migrate").exit_code == 0
+    return cli
+
+
 def test_help_lists_the_commands(cli: CliRunner) -> None:
     result = run(cli, "--help")
     for command in ("serve", "migrate", "connection", "token", "replay", "recount", "doctor"):
         assert command in result.output
 
 
-def test_connection_add_prints_intake_url_last(cli: CliRunner) -> None:
+def test_connection_add_prints_intake_url_last(migrated: CliRunner) -> None:
+    cli = migrated
     result = run(
         cli,
         "connection",
@@ -59,7 +67,8 @@ def test_connection_add_prints_intake_url_last(cli: CliRunner) -> None:
     assert duplicate.exit_code == 1 and "already exists" in duplicate.output
 
 
-def test_connection_add_generates_a_secret_and_rejects_bad_options(cli: CliRunner) -> None:
+def test_connection_add_generates_a_secret_and_rejects_bad_options(migrated: CliRunner) -> None:
+    cli = migrated
     result = run(cli, "connection", "add", "callbell", "cb")
     secret_line = next(line for line in result.output.splitlines() if line.startswith("generated"))
     secret = secret_line.split(": ", 1)[1]
@@ -71,7 +80,8 @@ def test_connection_add_generates_a_secret_and_rejects_bad_options(cli: CliRunne
     assert unknown.exit_code == 2
 
 
-def test_token_create_prints_the_token_alone_last(cli: CliRunner, db_url: str) -> None:
+def test_token_create_prints_the_token_alone_last(migrated: CliRunner, db_url: str) -> None:
+    cli = migrated
     result = run(cli, "token", "create", "--name", "ci")
     token = result.output.strip().splitlines()[-1]
     assert token.startswith("tdg_") and " " not in token

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tidings import __version__
+from tidings.api import admin
 from tidings.api.routes import router
 from tidings.api.support import ApiError, error_response
 from tidings.config import Settings
@@ -123,6 +124,7 @@ def create_app(
     app.state.settings = settings
     app.state.wake_worker = wake
     app.include_router(router)
+    app.include_router(admin.router)
 
     intake = Intake(db, writer, rejection_writer, settings)
 

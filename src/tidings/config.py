@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     worker_linger_seconds: float = Field(default=0.05, ge=0)
     worker_process: bool = True
     public_url: str | None = None
+    # Where `tidings serve` listens unless --host/--port say otherwise.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, gt=0, lt=65536)
     log_level: str = "INFO"
     log_json: bool = False
     timezone: str = "UTC"

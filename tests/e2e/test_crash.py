@@ -36,6 +36,7 @@ def test_sigkill_mid_batch_then_restart_applies_everything_once(
         "TIDINGS_WORKER_BATCH_SIZE": "500",
         "TIDINGS_LOG_LEVEL": "WARNING",
     }
+    subprocess.run([TIDINGS, "migrate"], env=env, check=True, capture_output=True)
     subprocess.run(
         [
             TIDINGS,

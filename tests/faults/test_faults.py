@@ -61,6 +61,7 @@ def test_worker_process_killed_repeatedly(tmp_path: Path, db_url: str) -> None:
         "TIDINGS_LOG_LEVEL": "ERROR",
         "TIDINGS_WORKER_BATCH_SIZE": "100",
     }
+    subprocess.run([TIDINGS, "migrate"], env=env, check=True, capture_output=True)
     subprocess.run(
         [
             TIDINGS,

@@ -143,6 +143,7 @@ def test_serve_writes_masked_access_lines_only_at_info(
     tmp_path: Path, db_url: str, level: str, logged: bool
 ) -> None:
     env = {**os.environ, "TIDINGS_DATABASE_URL": db_url, "TIDINGS_LOG_LEVEL": level}
+    subprocess.run([TIDINGS, "migrate"], env=env, check=True, capture_output=True)
     subprocess.run(
         [TIDINGS, "connection", "add", "evolution", "main", "--secret", "s3cret"],
         env=env,

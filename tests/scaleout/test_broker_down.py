@@ -65,6 +65,7 @@ def redis_returns(url: str, directory: Path) -> Iterator[None]:
 def test_web_nodes_accept_while_the_broker_is_down(
     cluster: Cluster, pg_url: str, broker_url: str, tmp_path: Path
 ) -> None:
+    cluster.run("migrate")
     cluster.run(
         "connection", "add", "callbell", "cb", "--secret", "s3cret",
         "--option", "campaign_key=campaign",

@@ -74,6 +74,7 @@ def webhooks(rng: random.Random) -> tuple[list[tuple[str, bytes]], dict[str, str
 @pytest.mark.slow
 @pytest.mark.once  # always on PostgreSQL: the --db postgresql pass would repeat it
 def test_two_web_nodes_two_workers_one_killed(cluster: Cluster, pg_url: str) -> None:
+    cluster.run("migrate")
     cluster.run(
         "connection", "add", "callbell", "cb", "--secret", "s3cret",
         "--option", "campaign_key=campaign",

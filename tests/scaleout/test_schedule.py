@@ -32,6 +32,7 @@ def test_jobs_run_only_from_beat_once_per_interval(cluster: Cluster, pg_url: str
         TIDINGS_JOB_INTERVALS=",".join(f"{name}={s}" for name, s in INTERVALS.items()),
         TIDINGS_RECEIPT_RETRY_SCHEDULE="0.1,0.1,0.1",
     )
+    cluster.run("migrate")
     cluster.run("connection", "add", "evolution", "evo", "--secret", "s3cret")
     webs = [cluster.web("web-1"), cluster.web("web-2")]
     workers = [cluster.worker("worker-1"), cluster.worker("worker-2")]

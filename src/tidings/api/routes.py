@@ -304,7 +304,7 @@ def _base(request: Request) -> str:
 @router.get("/connections", response_model=Page[ConnectionOut])
 def list_connections(db: Db, request: Request) -> dict[str, Any]:
     with db.read() as conn:
-        found = connections.list_connections(conn)
+        found = connections.active_connections(conn)
     return {"items": [_connection_out(c, _base(request)) for c in found], "next_cursor": None}
 
 

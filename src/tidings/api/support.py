@@ -56,28 +56,26 @@ def decode_cursor(cursor: str | None) -> int | None:
         raise ApiError(400, "invalid_cursor", "cursor is not one this API returned") from None
 
 
-class _TokenCache:
-    """Valid tokens remembered briefly so each API call does not hit the store."""
+class _TokenCheck:
+    """Every call asks the store (one indexed read), so a revoked token is refused at once, even
+    when another process revoked it; only the "last used" write is spaced out."""
 
-    def __init__(self, ttl: float = 30.0) -> None:
-        self._ttl = ttl
-        self._valid: dict[str, float] = {}
+    def __init__(self, touch_every: float = 30.0) -> None:
+        self._touch_every = touch_every
+        self._next_touch: dict[str, float] = {}
 
     def check(self, db: Database, token: str) -> bool:
-        expires = self._valid.get(token)
-        if expires is not None and expires > time.monotonic():
-            return True
         with db.read() as conn:  # a wrong token never takes the write lock
             ok = tokens.check_token(conn, token)
-        if ok:
-            self._valid[token] = time.monotonic() + self._ttl
+        if ok and self._next_touch.get(token, 0.0) <= time.monotonic():
+            self._next_touch[token] = time.monotonic() + self._touch_every
             # "Last used" is best effort: a busy store must not turn a valid token away.
             with contextlib.suppress(StorageUnavailable), db.write() as conn:
                 tokens.touch(conn, token, datetime.now(UTC))
         return ok
 
 
-_tokens = _TokenCache()
+_tokens = _TokenCheck()
 
 
 def get_db(request: Request) -> Database:

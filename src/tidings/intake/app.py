@@ -85,9 +85,10 @@ class KnownConnection:
 
 
 class ConnectionCache:
-    """Connections looked up at most every `ttl` seconds, so intake reads the store rarely."""
+    """Connections looked up at most every `ttl` seconds, so intake reads the store rarely; a
+    connection changed or removed (by any process) is seen within `ttl`."""
 
-    def __init__(self, db: Database, ttl: float = 2.0) -> None:
+    def __init__(self, db: Database, ttl: float = 1.0) -> None:
         self._db = db
         self._ttl = ttl
         self._entries: dict[tuple[str, str], tuple[float, KnownConnection]] = {}

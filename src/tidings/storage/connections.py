@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -20,14 +20,20 @@ from tidings.storage.writes import Writes
 
 __all__ = [
     "StoredConnection",
+    "active_connections",
     "add_connection",
     "apply_sessions",
     "find_connection",
     "get_connection",
     "list_connections",
     "new_secret",
+    "remove_connection",
     "touch_last_event",
+    "update_connection",
 ]
+
+# Only a connection in use takes webhooks and owns its name; removed ones stay for their history.
+_ACTIVE = connections.c.removed_at.is_(None)
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,7 @@ class StoredConnection:
     session_state: str | None = None
     session_qrcode: str | None = None
     session_updated_at: datetime | None = None
+    removed_at: datetime | None = None
 
 
 def new_secret() -> str:
@@ -61,6 +68,7 @@ def _from_row(row: Row[Any]) -> StoredConnection:
         session_state=row.session_state,
         session_qrcode=row.session_qrcode,
         session_updated_at=row.session_updated_at,
+        removed_at=row.removed_at,
     )
 
 
@@ -72,7 +80,7 @@ def add_connection(
     options: Mapping[str, str],
     now: datetime,
 ) -> StoredConnection:
-    if conn.execute(select(connections.c.id).where(connections.c.name == name)).first():
+    if conn.execute(select(connections.c.id).where(connections.c.name == name, _ACTIVE)).first():
         raise Conflict(f"a connection named {name!r} already exists")
     result = conn.execute(
         connections.insert().values(
@@ -86,29 +94,56 @@ def add_connection(
 
 def find_connection(conn: Connection, provider: str, name: str) -> StoredConnection | None:
     row = conn.execute(
-        select(connections).where(connections.c.name == name, connections.c.provider == provider)
+        select(connections).where(
+            connections.c.name == name, connections.c.provider == provider, _ACTIVE
+        )
     ).first()
     return _from_row(row) if row else None
 
 
 def get_connection(conn: Connection, name: str) -> StoredConnection:
-    row = conn.execute(select(connections).where(connections.c.name == name)).first()
+    """The connection in use called `name`; NotFound when there is none (or it was removed)."""
+    row = conn.execute(select(connections).where(connections.c.name == name, _ACTIVE)).first()
     if row is None:
         raise NotFound(f"no connection named {name!r}")
     return _from_row(row)
 
 
 def list_connections(conn: Connection) -> list[StoredConnection]:
+    """Every connection, removed ones included: receipts and messages still name them."""
     rows = conn.execute(select(connections).order_by(connections.c.name)).all()
     return [_from_row(row) for row in rows]
+
+
+def active_connections(conn: Connection) -> list[StoredConnection]:
+    """The connections in use, by name: what listings show."""
+    rows = conn.execute(select(connections).where(_ACTIVE).order_by(connections.c.name)).all()
+    return [_from_row(row) for row in rows]
+
+
+def update_connection(
+    conn: Connection, current: StoredConnection, secret: str, options: Mapping[str, str]
+) -> StoredConnection:
+    """Store `secret` and `options` (all of them) for the connection `current`."""
+    conn.execute(
+        update(connections)
+        .where(connections.c.id == current.id)
+        .values(secret=secret, options=dict(options))
+    )
+    return replace(current, secret=secret, options=dict(options))
+
+
+def remove_connection(conn: Connection, name: str, now: datetime) -> StoredConnection:
+    """Stop taking webhooks for `name`; its receipts and messages stay, and the name is free."""
+    current = get_connection(conn, name)
+    conn.execute(update(connections).where(connections.c.id == current.id).values(removed_at=now))
+    return replace(current, removed_at=now)
 
 
 _TOUCH_LAST_EVENT = (
     update(connections)
     .where(connections.c.id == bindparam("connection_id"))
-    .where(
-        connections.c.last_event_at.is_(None) | (connections.c.last_event_at < bindparam("at"))
-    )
+    .where(connections.c.last_event_at.is_(None) | (connections.c.last_event_at < bindparam("at")))
     .values(last_event_at=bindparam("at"))
 )
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 
 from tidings.domain.counters import COUNTERS
@@ -37,6 +38,7 @@ __all__ = [
     "metadata",
     "receipts",
     "rejections",
+    "store_settings",
     "tracking_version",
 ]
 
@@ -94,7 +96,7 @@ connections = Table(
     "connections",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("name", String(100), nullable=False, unique=True),
+    Column("name", String(100), nullable=False),
     Column("provider", String(40), nullable=False),
     Column("secret", String(200), nullable=False),
     Column("options", JSON, nullable=False, default=dict),
@@ -103,6 +105,16 @@ connections = Table(
     Column("session_state", String(40)),
     Column("session_qrcode", Text),
     Column("session_updated_at", UTCDateTime),
+    # Removed connections stay (their receipts and messages point at them); only a connection
+    # in use owns its name, so a removed name can be given to a new one (migration 0004).
+    Column("removed_at", UTCDateTime),
+    Index(
+        "uq_connections_name_active",
+        "name",
+        unique=True,
+        sqlite_where=text("removed_at IS NULL"),
+        postgresql_where=text("removed_at IS NULL"),
+    ),
 )
 
 receipts = Table(
@@ -224,8 +236,18 @@ api_tokens = Table(
     "api_tokens",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("name", String(100), nullable=False),
+    Column("name", String(100), nullable=False, unique=True),
     Column("token_sha256", String(64), nullable=False, unique=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("last_used_at", UTCDateTime),
+)
+
+# What the store remembers about how tidings runs, e.g. the address `tidings serve` listens on,
+# so other commands print URLs that reach it.
+store_settings = Table(
+    "store_settings",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
 )

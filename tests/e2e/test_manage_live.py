@@ -1,0 +1,70 @@
+"""A running `tidings serve` sees what the CLI changes: connections updated or removed within
+a second, tokens revoked at once; and the URLs the CLI prints reach it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import TIDINGS, free_port, serving
+from tests.e2e.payloads import evolution_update
+
+
+def _tidings(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([TIDINGS, *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def _eventually(check: Callable[[], bool], within: float) -> float:
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < within, f"not seen within {within}s"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def _env(db_url: str) -> dict[str, str]:
+    env = {**os.environ, "TIDINGS_DATABASE_URL": db_url, "TIDINGS_LOG_LEVEL": "WARNING"}
+    for name in ("TIDINGS_PUBLIC_URL", "TIDINGS_BROKER_URL", "TIDINGS_PORT", "TIDINGS_HOST"):
+        env.pop(name, None)
+    return env
+
+
+def test_a_running_server_sees_cli_changes(tmp_path: Path, db_url: str) -> None:
+    env, port = _env(db_url), free_port()
+    with serving(env, port, tmp_path / "serve.log"):
+        added = _tidings(env, "connection", "add", "evolution", "evo", "--secret", "one")
+        url = added.stdout.strip().splitlines()[-1]
+        assert url == f"http://127.0.0.1:{port}/hooks/evolution/evo?token=one"  # the served port
+        token = _tidings(env, "token", "create", "--name", "live").stdout.strip().splitlines()[-1]
+        body = evolution_update("LIVE1", "READ")
+        assert httpx.post(url, content=body).status_code == 202
+
+        _tidings(env, "connection", "update", "evo", "--secret", "two")
+        new_url = url.replace("token=one", "token=two")
+        _eventually(lambda: httpx.post(new_url, content=body).status_code == 202, 1.5)
+        assert httpx.post(url, content=body).status_code == 401
+
+        api = f"http://127.0.0.1:{port}/v1/tokens"
+        auth = {"authorization": f"Bearer {token}"}
+        assert [t["name"] for t in httpx.get(api, headers=auth).json()["items"]] == ["live"]
+        assert _tidings(env, "token", "revoke", "live").returncode == 0
+        assert httpx.get(api, headers=auth).status_code == 401  # at once, no cache to expire
+
+        assert _tidings(env, "connection", "remove", "evo").returncode == 0
+        _eventually(lambda: httpx.post(new_url, content=body).status_code == 404, 1.5)
+
+
+@pytest.mark.sqlite_only  # the lock is beside the SQLite file
+def test_a_second_serve_on_the_same_file_is_refused(tmp_path: Path, db_url: str) -> None:
+    env, port = _env(db_url), free_port()
+    with serving(env, port, tmp_path / "serve.log") as first:
+        second = _tidings(env, "serve", "--port", str(free_port()))
+        assert second.returncode == 1
+        assert f"another tidings serve (pid {first.pid}) already serves" in second.stderr
+        assert "Traceback" not in second.stderr
