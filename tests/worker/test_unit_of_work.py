@@ -5,6 +5,7 @@ record goes through the one registry."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from tidings.config import Settings
 from tidings.domain.errors import Invalid
 from tidings.domain.events import BadItem, Ignored, NormalizedEvent, SessionUpdate
+from tidings.providers.registry import get_provider
 from tidings.storage import campaigns, connections, inbox, messages
 from tidings.storage.db import Database
 from tidings.storage.inbox import NewReceipt
@@ -123,3 +125,38 @@ def test_a_registration_the_store_cannot_hold_is_refused_whole(db: Database) -> 
         register(db, connection, [Registration("m" * 201)], NOW)
     with db.read() as conn:
         assert conn.execute(select(messages_table)).all() == []
+
+
+def _queue_evolution(db: Database, body: bytes) -> int:
+    with db.write() as conn:
+        connection = connections.add_connection(conn, "evolution", "evo", "s", {}, NOW)
+        new = NewReceipt(connection.id, "evolution", NOW, "application/json", {}, body)
+        [receipt_id] = inbox.insert_receipts(conn, [new])
+    return receipt_id
+
+
+def test_a_body_of_no_known_shape_is_dead_lettered_at_once(
+    db: Database, settings: Settings
+) -> None:
+    receipt_id = _queue_evolution(db, b'{"no_event": true}')
+    result = process.process_batch(db, settings, now=lambda: NOW)
+    assert (result.done, result.failed, result.dead) == (0, 0, 1)
+    with db.read() as conn:
+        receipt = inbox.get_receipt(conn, receipt_id)
+    assert receipt is not None and (receipt.status, receipt.attempts) == ("dead", 1)
+    assert receipt.error.startswith('evolution: body has no "event" name')
+
+
+def test_an_adapter_that_breaks_is_retried_with_backoff(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in an adapter may be fixed by an upgrade: the receipt waits for a retry."""
+    receipt_id = _queue_evolution(db, b'{"event": "messages.update"}')
+    broken = replace(get_provider("evolution"), parse=lambda body, headers: {}["missing"])
+    monkeypatch.setattr(process, "get_provider", lambda name: broken)
+    result = process.process_batch(db, settings, now=lambda: NOW)
+    assert (result.done, result.failed, result.dead) == (0, 1, 0)
+    with db.read() as conn:
+        receipt = inbox.get_receipt(conn, receipt_id)
+    assert receipt is not None and receipt.status == "failed" and receipt.next_attempt_at > NOW
+    assert receipt.error == "KeyError: 'missing'"

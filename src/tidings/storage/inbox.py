@@ -147,7 +147,8 @@ def mark_failed(
     now: datetime,
     retry_delays: Sequence[float],
 ) -> ReceiptStatus:
-    """Record a failure; retry after the next delay of the schedule, or dead-letter."""
+    """Record a failure; retry after the next delay of the schedule, or dead-letter (at once
+    with no delays, for a body that can never apply)."""
     attempts = receipt.attempts + 1
     if attempts <= len(retry_delays):
         status = ReceiptStatus.FAILED

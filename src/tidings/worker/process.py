@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Row
 
 from tidings.config import Settings
-from tidings.domain.errors import StorageUnavailable
+from tidings.domain.errors import PayloadError, StorageUnavailable
 from tidings.domain.events import Incoming
 from tidings.logging import get_logger
 from tidings.metrics import EVENTS_APPLIED, RECEIPTS_PROCESSED
@@ -119,7 +119,8 @@ def _one_by_one(db: Database, settings: Settings, ids: Sequence[int], at: dateti
                 known = _connections(reader)
                 outcome = BatchResult(claimed=len(rows))
                 for row in rows:
-                    _fail(writes, row, known[row.connection_id], message, settings, at, outcome)
+                    connection = known[row.connection_id]
+                    _fail(writes, row, connection, message, settings.retry_delays, at, outcome)
                 return outcome
 
             result.add(db.apply(fail))
@@ -146,8 +147,12 @@ def _apply_receipts(
         connection = known[row.connection_id]
         try:
             items = get_provider(row.provider).parse(row.body, row.headers or {})
-        except Exception as error:  # a body the adapter cannot read fails alone
-            _fail(writes, row, connection, f"{type(error).__name__}: {error}", settings, at, result)
+        except PayloadError as error:  # no shape this provider sends: retrying changes nothing
+            _fail(writes, row, connection, str(error), (), at, result)
+            continue
+        except Exception as error:  # a bug in an adapter: may pass with an upgrade, so retried
+            message = f"{type(error).__name__}: {error}"
+            _fail(writes, row, connection, message, settings.retry_delays, at, result)
             continue
         receipt_notes = notes[row.id] = []
         for item in items:
@@ -180,11 +185,11 @@ def _fail(
     receipt: Row[Any],
     connection: StoredConnection,
     error: str,
-    settings: Settings,
+    retry_delays: Sequence[float],
     at: datetime,
     result: BatchResult,
 ) -> None:
-    status = inbox.mark_failed(writes, receipt, error, at, settings.retry_delays)
+    status = inbox.mark_failed(writes, receipt, error, at, retry_delays)
     dead = status is ReceiptStatus.DEAD
     result.dead += dead
     result.failed += not dead

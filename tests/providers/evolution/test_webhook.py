@@ -486,7 +486,7 @@ def test_a_bad_item_in_a_list_spoils_only_itself() -> None:
         NormalizedEvent,
         BadItem,
         BadItem,
-        BadItem,
+        Ignored,
         Ignored,
         NormalizedEvent,
     ]
@@ -501,9 +501,22 @@ def test_a_bad_item_in_a_list_spoils_only_itself() -> None:
     assert isinstance(bad_id, BadItem)
     assert bad_id.index == 2
     assert "no message id" in bad_id.error
-    assert isinstance(bad_status, BadItem)
-    assert bad_status.index == 3
-    assert "no status" in bad_status.error
+    assert bad_status == Ignored("messages.update for message 'D' carries no status")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"keyId": "M1"},
+        {"keyId": "M1", "status": None},
+        {"key": {"id": "M1", "fromMe": True}, "update": {"message": {"editedMessage": {}}}},
+    ],
+)
+def test_an_update_without_a_status_is_a_no_op(data: dict[str, object]) -> None:
+    """Evolution sends messages.update for edits and reactions too; they carry no delivery
+    state, so they are applied as nothing rather than retried."""
+    body = json.dumps({"event": "messages.update", "data": data}).encode()
+    assert parse(body, {}) == [Ignored("messages.update for message 'M1' carries no status")]
 
 
 def test_an_empty_list_is_ignored() -> None:
@@ -529,8 +542,6 @@ def test_an_empty_list_is_ignored() -> None:
         (b'{"event": "messages.update"}', "got null"),
         (b'{"event": "messages.update", "data": "x"}', "got a string"),
         (b'{"event": "messages.update", "data": {"status": "READ"}}', "no message id"),
-        (b'{"event": "messages.update", "data": {"keyId": "M1"}}', "no status"),
-        (b'{"event": "messages.update", "data": {"keyId": "M1", "status": null}}', "no status"),
         (b'{"event": "send.message", "data": {"key": {"id": ""}, "status": 1}}', "no message id"),
         (b'{"event": "connection.update", "data": {}}', "no data.state"),
         (b'{"event": "connection.update", "data": [1]}', "got a list"),

@@ -217,11 +217,8 @@ def _status_item(name: str, instance: object, item: object) -> NormalizedEvent |
             "(expected data.keyId (v2), data.key.id or data.id (v1))"
         )
     value = _status_value(item)
-    if value is None:
-        raise PayloadError(
-            f"evolution: {name} for message {message_id!r} has no status "
-            "(expected data.status or data.update.status)"
-        )
+    if value is None:  # an edit, a reaction, a poll vote: real traffic with no delivery state
+        return Ignored(f"{name} for message {message_id!r} carries no status")
     raw_status, status_name = _classify(value)
     kind = _STATUS_KINDS.get(status_name, EventKind.UNKNOWN) if status_name else EventKind.UNKNOWN
     details: dict[str, Any] = {"event": name, "data": item}
