@@ -31,6 +31,7 @@ __all__ = [
     "campaign_deltas",
     "keys_of",
     "plan_messages",
+    "refusal",
 ]
 
 MessageKey = tuple[int, str]  # (connection id, provider message id)
@@ -117,8 +118,19 @@ class MessagePlan:
             self.notes.setdefault(receipt_id, []).append(text)
 
 
-def keys_of(items: Iterable[MessageItem]) -> set[MessageKey]:
-    return {_key(item) for item in items}
+def keys_of(items: Iterable[MessageItem], limits: Mapping[str, int]) -> set[MessageKey]:
+    """The messages these items name, leaving out items the store cannot hold at all (so no
+    message is created for them)."""
+    return {_key(item) for item in items if refusal(item, limits) is None}
+
+
+def refusal(item: MessageItem, limits: Mapping[str, int]) -> str | None:
+    """Why this item cannot be recorded at all, or None."""
+    if isinstance(item, Incoming):
+        return _refusal(item.event, limits)
+    pmid = item.registration.provider_message_id
+    limit = limits.get("provider_message_id", len(pmid))
+    return None if pmid and len(pmid) <= limit and "\x00" not in pmid else "no storable id"
 
 
 def _key(item: MessageItem) -> MessageKey:

@@ -128,7 +128,7 @@ def apply_items(
     reader: Reader, writes: Writes, items: Sequence[MessageItem], now: datetime
 ) -> Applied:
     """Load the messages these items name, fold the items over them, add the writes."""
-    keys = keys_of(items)
+    keys = keys_of(items, LIMITS)
     rows = reader.rows_by_key(
         messages,
         ("connection_id", "provider_message_id"),
