@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from tidings.domain.errors import Conflict, Invalid
 from tidings.domain.events import Incoming, NormalizedEvent, SessionUpdate, Source
 from tidings.domain.message_changes import Registering, Registration
 from tidings.storage import connections, messages
@@ -23,11 +24,13 @@ __all__ = [
     "KINDS",
     "Kind",
     "Outcome",
+    "Registering",
     "Registration",
     "apply_events",
     "apply_incoming",
     "kind_of",
     "register",
+    "register_each",
 ]
 
 
@@ -114,7 +117,28 @@ def register(
 
     def plan(reader: Reader, writes: Writes) -> list[tuple[int, bool]]:
         applied = messages.apply_items(reader, writes, items, now)
-        return [(applied.ids[key], first) for key, first in applied.plan.registered]
+        outcomes: list[tuple[int, bool]] = []
+        for outcome in applied.plan.registered:
+            assert isinstance(outcome, tuple)  # strict: a refusal raised instead
+            key, first = outcome
+            outcomes.append((applied.ids[key], first))
+        return outcomes
+
+    return db.apply(plan)
+
+
+def register_each(
+    db: Database, items: Sequence[Registering], now: datetime
+) -> list[tuple[int, bool] | Conflict | Invalid]:
+    """Register many messages in one transaction, each refused alone if it contradicts what is
+    stored or cannot be stored: per item, (message id, first time?) or the refusal."""
+
+    def plan(reader: Reader, writes: Writes) -> list[tuple[int, bool] | Conflict | Invalid]:
+        applied = messages.apply_items(reader, writes, items, now, strict=False)
+        return [
+            (applied.ids[outcome[0]], outcome[1]) if isinstance(outcome, tuple) else outcome
+            for outcome in applied.plan.registered
+        ]
 
     return db.apply(plan)
 

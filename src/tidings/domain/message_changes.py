@@ -9,6 +9,7 @@ hold. Writing those changes is `storage.messages`' job.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -111,7 +112,8 @@ class MessagePlan:
     applied: int = 0
     duplicates: int = 0
     notes: dict[int, list[str]] = field(default_factory=dict)  # by receipt id
-    registered: list[tuple[MessageKey, bool]] = field(default_factory=list)  # (key, first?)
+    # Each registration's outcome, in order: (key, first time?), or why it was refused.
+    registered: list[tuple[MessageKey, bool] | Conflict | Invalid] = field(default_factory=list)
 
     def note(self, receipt_id: int | None, text: str) -> None:
         if receipt_id is not None:
@@ -144,14 +146,24 @@ def plan_messages(
     known: set[tuple[MessageKey, str]],
     items: Sequence[MessageItem],
     limits: Mapping[str, int],
+    strict: bool = True,
 ) -> MessagePlan:
     """Fold the items, in order, over the stored messages. `known` holds the (message, dedup
     key) pairs already recorded; `limits` the longest value each stored text may have.
-    A registration naming a campaign other than the message's raises Conflict."""
+
+    A registration that contradicts the message (another campaign, recipient or contact) raises
+    Conflict, and one the store cannot hold raises Invalid; with `strict=False` it is refused
+    alone instead (its outcome in `registered`) and the other items still apply."""
     plan = MessagePlan()
     for item in items:
         if isinstance(item, Registering):
-            _register(plan, stored, item, limits)
+            try:
+                _register(plan, stored, item, limits)
+            except (Conflict, Invalid) as error:
+                if strict:
+                    raise
+                plan.registered.append(error)
+                continue
             _fold(plan, stored, known, _registration_event(item), limits)
         else:
             _fold(plan, stored, known, item, limits)
@@ -163,10 +175,14 @@ def _change(
 ) -> MessageChange:
     change = plan.changes.get(key)
     if change is None:
-        found = stored.get(key)
-        state = found.state if found is not None else MessageState()
-        change = plan.changes[key] = MessageChange(key, found, state, state)
+        change = plan.changes[key] = _unchanged(stored, key)
     return change
+
+
+def _unchanged(stored: Mapping[MessageKey, StoredMessage], key: MessageKey) -> MessageChange:
+    found = stored.get(key)
+    state = found.state if found is not None else MessageState()
+    return MessageChange(key, found, state, state)
 
 
 def _fold(
@@ -231,13 +247,16 @@ def _register(
             "; ".join(f"{name} is longer than {limits[name]} characters" for name in too_long)
         )
     key = _key(item)
-    change = _change(plan, stored, key)
+    change = plan.changes.get(key) or _unchanged(stored, key)  # kept only if accepted
     current = change.campaign_key or (change.stored.campaign_key if change.stored else None)
+    where = f"message {reg.provider_message_id!r} on connection {item.connection.name!r}"
     if reg.campaign is not None and current is not None and current != reg.campaign:
-        raise Conflict(
-            f"message {reg.provider_message_id!r} on connection {item.connection.name!r} "
-            f"already belongs to campaign {current!r}, not {reg.campaign!r}"
-        )
+        raise Conflict(f"{where} already belongs to campaign {current!r}, not {reg.campaign!r}")
+    for name in ("recipient", "contact_ref"):
+        given, known_value = getattr(reg, name), change.known(name)
+        if given is not None and known_value is not None and not _same_party(given, known_value):
+            raise Conflict(f"{where} already has another {name.replace('_', ' ')}")
+    plan.changes[key] = change
     first = change.known("registered_at") is None
     plan.registered.append((key, first))
     for name in ("channel", "recipient", "contact_ref"):
@@ -249,6 +268,23 @@ def _register(
         change.fields["registered_at"] = item.at
     if reg.campaign and current is None and change.known("campaign_id") is None:
         change.campaign_key = reg.campaign
+
+
+def _same_party(given: str, known: str) -> bool:
+    """Whether two recipients or contact references name the same party: phone numbers by
+    their digits (providers write them with or without `+`, spaces or a `whatsapp:` prefix),
+    anything else ignoring case."""
+    if _looks_like_phone(given) and _looks_like_phone(known):
+        return _PHONE_NOISE.sub("", given) == _PHONE_NOISE.sub("", known)
+    return given.strip().casefold() == known.strip().casefold()
+
+
+_PHONE_NOISE = re.compile(r"\D")
+
+
+def _looks_like_phone(text: str) -> bool:
+    number = text.rsplit(":", 1)[-1]  # whatsapp:+55..., tel:+55...
+    return not re.search(r"[A-Za-z@]", number) and len(_PHONE_NOISE.sub("", number)) >= 7
 
 
 def _registration_event(item: Registering) -> Incoming[NormalizedEvent]:

@@ -125,7 +125,11 @@ class Applied:
 
 
 def apply_items(
-    reader: Reader, writes: Writes, items: Sequence[MessageItem], now: datetime
+    reader: Reader,
+    writes: Writes,
+    items: Sequence[MessageItem],
+    now: datetime,
+    strict: bool = True,
 ) -> Applied:
     """Load the messages these items name, fold the items over them, add the writes."""
     keys = keys_of(items, LIMITS)
@@ -139,7 +143,7 @@ def apply_items(
     registering = any(isinstance(item, Registering) for item in items)
     keys_by_id = _campaign_keys(reader, rows.values()) if registering else {}
     stored = {key: _stored(row, keys_by_id) for key, row in rows.items()}
-    plan = plan_messages(stored, _known_keys(reader, rows), items, LIMITS)
+    plan = plan_messages(stored, _known_keys(reader, rows), items, LIMITS, strict)
     ids = _write(reader, writes, plan, rows, now)
     return Applied(plan, ids)
 
