@@ -87,14 +87,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """With --db postgresql, leave out what the SQLite pass already ran: tests of SQLite's own
-    behaviour (file locks) and tests that bring their own store (`once`). They are deselected,
+    behaviour (file locks), tests that bring their own store (`once`), and tests that touch no
+    store at all (no `db_url` among their fixtures: parsers, pure rules). They are deselected,
     not skipped, and the header of the run says how many and why."""
     if not on_postgresql(config):
         return
     kept, left_out = [], []
     for item in items:
         marked = item.get_closest_marker("sqlite_only") or item.get_closest_marker("once")
-        (left_out if marked else kept).append(item)
+        storeless = "db_url" not in getattr(item, "fixturenames", ())
+        (left_out if marked or storeless else kept).append(item)
     if left_out:
         config.hook.pytest_deselected(items=left_out)
         items[:] = kept
@@ -107,7 +109,10 @@ _LEFT_OUT = pytest.StashKey[int]()
 def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
     left_out = config.stash.get(_LEFT_OUT, 0)
     if left_out:
-        return f"{left_out} tests of SQLite itself or with their own store ran in the sqlite pass"
+        return (
+            f"{left_out} tests of SQLite itself, with their own store or with none ran in the "
+            "sqlite pass"
+        )
     return None
 
 
