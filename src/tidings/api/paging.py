@@ -21,8 +21,10 @@ __all__ = ["Cursor", "Limit", "Since", "Until", "fetch_size", "page"]
 def _as_utc(value: datetime | None) -> datetime | None:
     """A time without a UTC offset is UTC; one with an offset is converted to UTC (a time
     that falls outside the years a datetime holds once converted is refused, not a 500)."""
-    if value is None or value.tzinfo is None:
-        return None if value is None else value.replace(tzinfo=UTC)
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
     try:
         return value.astimezone(UTC)
     except OverflowError:
