@@ -17,7 +17,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tidings import __version__
-from tidings.api import admin
+from tidings.api import admin, intake_docs
+from tidings.api.docs_pages import add_docs_pages
 from tidings.api.routes import router
 from tidings.api.support import ApiError, error_response
 from tidings.config import Settings
@@ -119,12 +120,16 @@ def create_app(
         version=__version__,
         summary="What became of every message you sent.",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc come from add_docs_pages, with assets served here
+        redoc_url=None,
     )
     app.state.db = db
     app.state.settings = settings
     app.state.wake_worker = wake
     app.include_router(router)
     app.include_router(admin.router)
+    app.include_router(intake_docs.router)
+    add_docs_pages(app)
 
     intake = Intake(db, writer, rejection_writer, settings)
 

@@ -17,6 +17,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from tidings.domain.recipients import REGIONS
+
 __all__ = ["Settings", "load_settings"]
 
 
@@ -42,6 +44,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
     timezone: str = "UTC"
+    # Region (ISO 3166 two letters, e.g. BR) for recipients' phone numbers written without a
+    # country code; without it such numbers are read as international ("5531..." = "+5531...").
+    default_region: str | None = None
     outbound_allowed_hosts: str = ""
     # Scheduled jobs: "NAME=SECONDS,..." overrides the intervals in tidings.scheduler.jobs.JOBS
     # (both runners: the embedded scheduler and `tidings beat`).
@@ -60,6 +65,16 @@ class Settings(BaseSettings):
         if not delays or any(d < 0 for d in delays):
             raise ValueError("must list at least one non-negative delay in seconds")
         return value
+
+    @field_validator("default_region")
+    @classmethod
+    def _region_is_known(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        region = value.strip().upper()
+        if region not in REGIONS:
+            raise ValueError(f"{value!r} is not a region code phone numbers use (e.g. BR, US)")
+        return region
 
     @field_validator("job_intervals")
     @classmethod

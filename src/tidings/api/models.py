@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from tidings.storage import schema
+from tidings.storage.limits import column_limit, limits
 
 __all__ = [
     "CampaignOut",
@@ -26,6 +29,12 @@ T = TypeVar("T")
 
 # No store can compare a NUL character (PostgreSQL refuses it in any string).
 _NO_NUL = r"^[^\x00]*$"
+
+# What each registered field is stored in: a longer value is refused here (422), not by the
+# store (PostgreSQL would fail the insert; SQLite would keep it).
+_MESSAGE = limits(schema.messages)
+_CONNECTION_NAME = column_limit(schema.connections, "name")
+_CAMPAIGN_KEY = column_limit(schema.campaigns, "key")
 
 
 class ErrorDetail(BaseModel):
@@ -49,13 +58,26 @@ class Page(BaseModel, Generic[T]):
 class RegisterMessage(BaseModel):
     """Register a message sent elsewhere (idempotent on connection + provider_message_id)."""
 
-    connection: str = Field(pattern=_NO_NUL)
-    provider_message_id: str = Field(min_length=1, max_length=200, pattern=_NO_NUL)
-    campaign: str | None = Field(default=None, max_length=200, pattern=_NO_NUL)
-    recipient: str | None = Field(default=None, max_length=320, pattern=_NO_NUL)
-    contact_ref: str | None = Field(default=None, max_length=200, pattern=_NO_NUL)
+    # A misspelt field ("recipent") must not be dropped silently: it is refused by name.
+    model_config = ConfigDict(extra="forbid")
+
+    connection: str = Field(max_length=_CONNECTION_NAME, pattern=_NO_NUL)
+    provider_message_id: str = Field(
+        min_length=1, max_length=_MESSAGE["provider_message_id"], pattern=_NO_NUL
+    )
+    campaign: str | None = Field(default=None, max_length=_CAMPAIGN_KEY, pattern=_NO_NUL)
+    recipient: str | None = Field(
+        default=None,
+        max_length=_MESSAGE["recipient"],
+        pattern=_NO_NUL,
+        description="A phone number (stored in E.164; without a country code it is read in "
+        "the configured default region) or an email address (domain stored lower-case).",
+    )
+    contact_ref: str | None = Field(
+        default=None, max_length=_MESSAGE["contact_ref"], pattern=_NO_NUL
+    )
     metadata: dict[str, Any] | None = None
-    channel: str | None = Field(default=None, max_length=20, pattern=_NO_NUL)
+    channel: str | None = Field(default=None, max_length=_MESSAGE["channel"], pattern=_NO_NUL)
     sent_at: AwareDatetime | None = Field(
         default=None, description="When it was sent, with its UTC offset (default: now)."
     )

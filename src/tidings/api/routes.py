@@ -22,14 +22,18 @@ from tidings.api.models import (
     RegisterMessage,
     RejectionOut,
 )
-from tidings.api.support import ApiError, decode_cursor, encode_cursor, get_db, require_token
+from tidings.api.paging import Cursor, Limit, Since, Until, fetch_size, page
+from tidings.api.support import ApiError, decode_cursor, get_db, require_token
 from tidings.domain.errors import Conflict, Invalid, NotFound
 from tidings.domain.events import Status
+from tidings.domain.recipients import InvalidRecipient, normalise_recipient
 from tidings.providers.registry import get_provider
 from tidings.storage import campaigns, connections, inbox, messages, rejections
 from tidings.storage.connections import StoredConnection
 from tidings.storage.db import Database
 from tidings.storage.inbox import ReceiptStatus
+from tidings.storage.limits import column_limit
+from tidings.storage.schema import messages as messages_table
 from tidings.unit_of_work import Registration
 from tidings.unit_of_work import register as register_messages
 
@@ -49,14 +53,25 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], responses=_ERRORS)
 
 Db = Annotated[Database, Depends(get_db)]
-Limit = Annotated[int, Query(ge=1, le=1000, description="Page size (default 100, at most 1000).")]
-Cursor = Annotated[str | None, Query(description="The `next_cursor` of the previous page.")]
 # Ids are 64-bit in the store; a larger number is simply not an id.
 Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
+_RECIPIENT_LIMIT = column_limit(messages_table, "recipient")
 
-def _next(rows: list[Any], limit: int) -> str | None:
-    return encode_cursor(rows[-1].id) if len(rows) == limit else None
+
+def _recipient(value: str | None, request: Request, where: str) -> str | None:
+    """The recipient as it is stored and compared (E.164, or the email with its domain
+    lower-cased); 422 naming `where` when it is neither a phone number nor an email."""
+    if value is None:
+        return None
+    try:
+        found = normalise_recipient(value, request.app.state.settings.default_region)
+    except InvalidRecipient as error:
+        raise ApiError(422, "invalid_recipient", f"{where}: {error}") from None
+    if _RECIPIENT_LIMIT is not None and len(found) > _RECIPIENT_LIMIT:
+        message = f"{where}: at most {_RECIPIENT_LIMIT} characters once normalised"
+        raise ApiError(422, "invalid_request", message)
+    return found
 
 
 def _message_out(row: Row[Any]) -> dict[str, Any]:
@@ -118,8 +133,9 @@ def _message_detail(db: Database, message_id: int) -> MessageDetail:
     response_model=MessageDetail,
     responses={200: {"model": MessageDetail}, 409: {"model": ErrorOut}},
 )
-def register(body: RegisterMessage, db: Db, response: Response) -> MessageDetail:
+def register(body: RegisterMessage, db: Db, request: Request, response: Response) -> MessageDetail:
     """Register a message sent elsewhere: 201 when new, 200 when already registered."""
+    recipient = _recipient(body.recipient, request, "body.recipient")
     now = datetime.now(UTC)
     try:
         with db.read() as conn:
@@ -131,7 +147,7 @@ def register(body: RegisterMessage, db: Db, response: Response) -> MessageDetail
                 Registration(
                     provider_message_id=body.provider_message_id,
                     campaign=body.campaign,
-                    recipient=body.recipient,
+                    recipient=recipient,
                     contact_ref=body.contact_ref,
                     metadata=body.metadata,
                     channel=body.channel or get_provider(connection.provider).channel,
@@ -153,26 +169,36 @@ def register(body: RegisterMessage, db: Db, response: Response) -> MessageDetail
 @router.get("/messages", response_model=Page[MessageOut])
 def list_messages(
     db: Db,
+    request: Request,
     campaign: str | None = None,
     status: Status | None = None,
     channel: str | None = None,
-    recipient: str | None = None,
+    recipient: Annotated[
+        str | None,
+        Query(description="A phone number (any spelling: +, spaces, dashes) or an email."),
+    ] = None,
     connection: str | None = None,
     provider_message_id: str | None = None,
+    since: Since = None,
+    until: Until = None,
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> dict[str, Any]:
+    """Messages, newest first; `since`/`until` bound when they were first known (created)."""
     where = messages.MessageFilter(
         campaign=campaign,
         status=status.value if status else None,
         channel=channel,
-        recipient=recipient,
+        recipient=_recipient(recipient, request, "query.recipient"),
         connection=connection,
         provider_message_id=provider_message_id,
+        since=since,
+        until=until,
     )
     with db.read() as conn:
-        rows = messages.list_messages(conn, where, decode_cursor(cursor), limit)
-    return {"items": [_message_out(r) for r in rows], "next_cursor": _next(rows, limit)}
+        rows = messages.list_messages(conn, where, decode_cursor(cursor), fetch_size(limit))
+    found, next_cursor = page(rows, limit)
+    return {"items": [_message_out(r) for r in found], "next_cursor": next_cursor}
 
 
 @router.get("/messages/{message_id}", response_model=MessageDetail)
@@ -189,8 +215,9 @@ def _campaign_out(view: campaigns.CampaignView) -> CampaignOut:
 @router.get("/campaigns", response_model=Page[CampaignOut])
 def list_campaigns(db: Db, limit: Limit = 100, cursor: Cursor = None) -> dict[str, Any]:
     with db.read() as conn:
-        views = campaigns.list_campaigns(conn, decode_cursor(cursor), limit)
-    return {"items": [_campaign_out(v) for v in views], "next_cursor": _next(views, limit)}
+        views = campaigns.list_campaigns(conn, decode_cursor(cursor), fetch_size(limit))
+    found, next_cursor = page(views, limit)
+    return {"items": [_campaign_out(v) for v in found], "next_cursor": next_cursor}
 
 
 @router.get("/campaigns/{key}", response_model=CampaignOut)
@@ -227,9 +254,12 @@ def list_receipts(
     db: Db,
     status: ReceiptStatus | None = None,
     connection: str | None = None,
+    since: Since = None,
+    until: Until = None,
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> dict[str, Any]:
+    """Receipts, newest first; `since`/`until` bound when they were received."""
     names = _connection_names(db)
     connection_id = None
     if connection is not None:
@@ -238,8 +268,11 @@ def list_receipts(
             return {"items": [], "next_cursor": None}
         connection_id = ids[0]
     with db.read() as conn:
-        rows = inbox.list_receipts(conn, status, connection_id, decode_cursor(cursor), limit)
-    return {"items": [_receipt_out(r, names) for r in rows], "next_cursor": _next(rows, limit)}
+        rows = inbox.list_receipts(
+            conn, status, connection_id, decode_cursor(cursor), fetch_size(limit), since, until
+        )
+    found, next_cursor = page(rows, limit)
+    return {"items": [_receipt_out(r, names) for r in found], "next_cursor": next_cursor}
 
 
 @router.get("/receipts/{receipt_id}", response_model=ReceiptDetail)
@@ -319,8 +352,13 @@ def get_connection(name: str, db: Db, request: Request) -> ConnectionOut:
 
 
 @router.get("/rejections", response_model=Page[RejectionOut])
-def list_rejections(db: Db, limit: Limit = 100, cursor: Cursor = None) -> dict[str, Any]:
+def list_rejections(
+    db: Db, since: Since = None, until: Until = None, limit: Limit = 100, cursor: Cursor = None
+) -> dict[str, Any]:
+    """Refused intake requests, newest first; `since`/`until` bound when they arrived."""
     with db.read() as conn:
-        rows = rejections.list_rejections(conn, decode_cursor(cursor), limit)
-    items = [dict(r._mapping) for r in rows]
-    return {"items": items, "next_cursor": _next(rows, limit)}
+        rows = rejections.list_rejections(
+            conn, decode_cursor(cursor), fetch_size(limit), since, until
+        )
+    found, next_cursor = page(rows, limit)
+    return {"items": [dict(r._mapping) for r in found], "next_cursor": next_cursor}

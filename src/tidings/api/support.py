@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tidings.domain.errors import StorageUnavailable
 from tidings.storage import tokens
@@ -83,16 +84,29 @@ def get_db(request: Request) -> Database:
     return db
 
 
-def require_token(request: Request, db: Annotated[Database, Depends(get_db)]) -> None:
+# Declared through FastAPI's security dependency so the OpenAPI document names the scheme
+# (and /docs has an Authorize button); it never answers itself (auto_error off): a missing or
+# wrong header gets this API's own 401 shape below.
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="An API token from `tidings token create`.",
+)
+
+
+def require_token(
+    request: Request,
+    db: Annotated[Database, Depends(get_db)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
     """Bearer auth for `/v1`: 401 without a token we issued. Also refuses NUL characters in
     parameters, which no store can compare (PostgreSQL rejects them in any string)."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = credentials.credentials.strip() if credentials else ""
+    if not token:
         raise ApiError(
             401, "unauthorized", "send `Authorization: Bearer <token>` (tidings token create)"
         )
-    if not _tokens.check(db, token.strip()):
+    if not _tokens.check(db, token):
         raise ApiError(401, "unauthorized", "the API token is not valid")
     values = [*request.query_params.values(), *map(str, request.path_params.values())]
     if any("\x00" in value for value in values):

@@ -232,8 +232,11 @@ def list_receipts(
     connection_id: int | None,
     after_id: int | None,
     limit: int,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[Row[Any]]:
-    """Newest first, without bodies (those can be large; see `get_receipt`)."""
+    """Newest first, without bodies (those can be large; see `get_receipt`); received in
+    [since, until) when given."""
     columns = [c for c in receipts.c if c.name != "body"]
     query = select(*columns).order_by(receipts.c.id.desc()).limit(limit)
     if status is not None:
@@ -242,6 +245,10 @@ def list_receipts(
         query = query.where(receipts.c.connection_id == connection_id)
     if after_id is not None:
         query = query.where(receipts.c.id < after_id)
+    if since is not None:
+        query = query.where(receipts.c.received_at >= since)
+    if until is not None:
+        query = query.where(receipts.c.received_at < until)
     return list(conn.execute(query).all())
 
 

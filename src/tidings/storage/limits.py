@@ -1,7 +1,8 @@
 """The longest text each column holds, read from the schema itself (never a hand-kept copy).
 
 SQLite would store a longer value and PostgreSQL refuse it, failing the whole transaction;
-checking against these first makes a too-long value one item's note, the same on both stores.
+checking against these first (in the API, a 422; in the worker, one item's note) makes a
+too-long value the same answer on both stores.
 """
 
 from __future__ import annotations
@@ -10,14 +11,22 @@ from collections.abc import Iterable
 
 from sqlalchemy import String, Table
 
-__all__ = ["limits_of"]
+__all__ = ["column_limit", "limits", "limits_of"]
+
+
+def column_limit(table: Table, column: str) -> int | None:
+    """The most characters `table.column` holds, or None when it has no limit (Text, JSON,
+    numbers). A column the table does not have is a KeyError: a typo must not mean "no limit"."""
+    column_type = table.c[column].type
+    return column_type.length if isinstance(column_type, String) else None
 
 
 def limits_of(table: Table, names: Iterable[str]) -> dict[str, int]:
     """The length limit of each named column of `table` that has one."""
-    limits: dict[str, int] = {}
-    for name in names:
-        column_type = table.c[name].type
-        if isinstance(column_type, String) and column_type.length is not None:
-            limits[name] = column_type.length
-    return limits
+    found = {name: column_limit(table, name) for name in names}
+    return {name: limit for name, limit in found.items() if limit is not None}
+
+
+def limits(table: Table) -> dict[str, int]:
+    """Every length-limited column of `table`, by name."""
+    return limits_of(table, (column.name for column in table.c))

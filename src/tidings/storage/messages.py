@@ -312,6 +312,8 @@ class MessageFilter:
     recipient: str | None = None
     connection: str | None = None
     provider_message_id: str | None = None
+    since: datetime | None = None  # created at or after (aware)
+    until: datetime | None = None  # created before (aware)
 
 
 def _message_query() -> Any:
@@ -345,6 +347,10 @@ def list_messages(
         query = query.where(connections.c.name == where.connection)
     if where.provider_message_id is not None:
         query = query.where(messages.c.provider_message_id == where.provider_message_id)
+    if where.since is not None:
+        query = query.where(messages.c.created_at >= where.since)
+    if where.until is not None:
+        query = query.where(messages.c.created_at < where.until)
     return list(conn.execute(query).all())
 
 

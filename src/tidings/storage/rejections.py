@@ -65,8 +65,19 @@ def log_rejections(conn: Connection, new: Sequence[NewRejection]) -> list[int]:
     return [row.id for row in conn.execute(statement, rows)]
 
 
-def list_rejections(conn: Connection, after_id: int | None, limit: int) -> list[Row[Any]]:
+def list_rejections(
+    conn: Connection,
+    after_id: int | None,
+    limit: int,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[Row[Any]]:
+    """Newest first; received in [since, until) when given."""
     query = select(rejections).order_by(rejections.c.id.desc()).limit(limit)
     if after_id is not None:
         query = query.where(rejections.c.id < after_id)
+    if since is not None:
+        query = query.where(rejections.c.received_at >= since)
+    if until is not None:
+        query = query.where(rejections.c.received_at < until)
     return list(conn.execute(query).all())
