@@ -92,8 +92,12 @@ def test_a_registration_fills_what_is_unknown_and_never_overwrites() -> None:
     ("existing", "given", "message"),
     [
         ({"campaign_key": "spring", "campaign_id": 4}, {"campaign": "autumn"}, "campaign 'spring'"),
-        ({"recipient": "+5531982968010"}, {"recipient": "+5531982968011"}, "another recipient"),
-        ({"contact_ref": "c-1"}, {"contact_ref": "c-2"}, "another contact ref"),
+        (
+            {"recipient": "+5531982968010", "registered_at": T0},
+            {"recipient": "+5531982968011"},
+            "registered with another recipient",
+        ),
+        ({"contact_ref": "c-1", "registered_at": T0}, {"contact_ref": "c-2"}, "another contact"),
     ],
 )
 def test_a_registration_contradicting_the_message_is_a_conflict(
@@ -105,7 +109,7 @@ def test_a_registration_contradicting_the_message_is_a_conflict(
 
 
 def test_not_strict_refuses_a_registration_alone() -> None:
-    known = {(1, "m1"): stored(3, contact_ref="c-1")}
+    known = {(1, "m1"): stored(3, contact_ref="c-1", registered_at=T0)}
     result = plan(
         [
             registering("m1", contact_ref="c-2"),
@@ -142,3 +146,9 @@ def test_values_the_store_cannot_hold_are_noted_per_item() -> None:
     assert "campaign longer than 8 characters left out" in notes
     assert "recipient longer than 20 characters left out" in notes
     assert "item for 'm3' not applied: a NUL character in a text field" in notes
+
+
+def test_a_first_registration_is_not_held_to_what_a_webhook_spelled() -> None:
+    known = {(1, "m1"): stored(3, recipient="4860999@s.whatsapp.net")}
+    result = plan([registering("m1", recipient="+48601234567")], known)
+    assert result.registered == [((1, "m1"), True)]

@@ -252,12 +252,13 @@ def _register(
     where = f"message {reg.provider_message_id!r} on connection {item.connection.name!r}"
     if reg.campaign is not None and current is not None and current != reg.campaign:
         raise Conflict(f"{where} already belongs to campaign {current!r}, not {reg.campaign!r}")
-    for name in ("recipient", "contact_ref"):
-        given, known_value = getattr(reg, name), change.known(name)
-        if given is not None and known_value is not None and not _same_party(given, known_value):
-            raise Conflict(f"{where} already has another {name.replace('_', ' ')}")
-    plan.changes[key] = change
     first = change.known("registered_at") is None
+    for name in ("recipient", "contact_ref"):  # a webhook's spelling never conflicts
+        given, known_value = getattr(reg, name), change.known(name)
+        if first or given is None or known_value is None or _same_party(given, known_value):
+            continue
+        raise Conflict(f"{where} was registered with another {name.replace('_', ' ')}")
+    plan.changes[key] = change
     plan.registered.append((key, first))
     for name in ("channel", "recipient", "contact_ref"):
         value = getattr(reg, name)
