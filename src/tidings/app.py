@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tidings import __version__
-from tidings.api import admin, intake_docs
+from tidings.api import admin, bulk, intake_docs
 from tidings.api.docs_pages import add_docs_pages
 from tidings.api.routes import router
 from tidings.api.support import ApiError, error_response
@@ -127,6 +127,7 @@ def create_app(
     app.state.settings = settings
     app.state.wake_worker = wake
     app.include_router(router)
+    app.include_router(bulk.router)
     app.include_router(admin.router)
     app.include_router(intake_docs.router)
     add_docs_pages(app)

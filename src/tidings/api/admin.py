@@ -7,7 +7,7 @@ change within a second (its connection cache lives one second).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
@@ -15,17 +15,15 @@ from pydantic import BaseModel, Field
 from tidings import connection_admin
 from tidings.api.models import ConnectionOut, ErrorOut, Page
 from tidings.api.routes import _ERRORS, _base, _connection_out, intake_url
-from tidings.api.support import ApiError, get_db, require_token
+from tidings.api.support import ApiError, Db, require_token
 from tidings.domain.errors import Conflict, NotFound
 from tidings.providers.options import InvalidConnection
 from tidings.storage import tokens
-from tidings.storage.db import Database
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], responses=_ERRORS)
 
-Db = Annotated[Database, Depends(get_db)]
 
 
 class NewConnection(BaseModel):

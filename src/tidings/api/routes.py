@@ -23,7 +23,7 @@ from tidings.api.models import (
     RejectionOut,
 )
 from tidings.api.paging import Cursor, Limit, Since, Until, fetch_size, page
-from tidings.api.support import ApiError, decode_cursor, get_db, require_token
+from tidings.api.support import ApiError, Db, decode_cursor, require_token
 from tidings.domain.errors import Conflict, Invalid, NotFound
 from tidings.domain.events import Status
 from tidings.domain.recipients import InvalidRecipient, normalise_recipient
@@ -52,7 +52,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], responses=_ERRORS)
 
-Db = Annotated[Database, Depends(get_db)]
 # Ids are 64-bit in the store; a larger number is simply not an id.
 Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 

@@ -84,6 +84,10 @@ def get_db(request: Request) -> Database:
     return db
 
 
+# The store, for a route: `db: Db`.
+Db = Annotated[Database, Depends(get_db)]
+
+
 # Declared through FastAPI's security dependency so the OpenAPI document names the scheme
 # (and /docs has an Authorize button); it never answers itself (auto_error off): a missing or
 # wrong header gets this API's own 401 shape below.
