@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -25,14 +25,10 @@ from tidings.config import Settings
 from tidings.domain.errors import StorageUnavailable
 from tidings.intake.app import Intake
 from tidings.intake.writer import ReceiptWriter, RejectionWriter
-from tidings.scheduler.embedded import EmbeddedScheduler
-from tidings.scheduler.jobs import JobContext
 from tidings.storage.db import Database
-from tidings.worker.embedded import WorkerProcess
-from tidings.worker.thread import Worker
-
-if TYPE_CHECKING:
-    from tidings.worker.wakeup import BrokerWaker
+from tidings.worker.child_process import WorkerChildProcess
+from tidings.worker.embedded_threads import WorkerAndSchedulerThreads
+from tidings.worker.wake import Wakeable
 
 __all__ = ["create_app"]
 
@@ -51,23 +47,12 @@ class _Front:
             await self.api(scope, receive, send)
 
 
-class _InProcessWorker:
-    """Worker and scheduler as threads of this process (tests, and `worker_process=false`)."""
+class _Background(Wakeable, Protocol):
+    """What runs beside the app, started and stopped with it and woken after each commit: the
+    worker and scheduler threads, the worker child process, or a web node's broker waker."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
-        self._worker = Worker(db, settings)
-        self._scheduler = EmbeddedScheduler(JobContext(db, settings, self._worker.wake))
-
-    def wake(self) -> None:
-        self._worker.wake()
-
-    def start(self) -> None:
-        self._worker.start()
-        self._scheduler.start()
-
-    def stop(self) -> None:
-        self._scheduler.stop()
-        self._worker.stop()
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
 
 
 def create_app(
@@ -82,9 +67,13 @@ def create_app(
     Without `run_worker` and with a broker configured (scale-out), commits send wake-ups to the
     Celery workers through the broker instead."""
     db = db or Database(settings.database_url, settings.store_timeout_seconds)
-    worker: _InProcessWorker | WorkerProcess | BrokerWaker | None = None
+    worker: _Background | None = None
     if run_worker:
-        worker = WorkerProcess(settings) if worker_process else _InProcessWorker(db, settings)
+        worker = (
+            WorkerChildProcess(settings)
+            if worker_process
+            else WorkerAndSchedulerThreads(db, settings)
+        )
     elif not settings.embedded:
         # Scale-out web node: commits wake the Celery workers through the broker, from a
         # thread of its own, so the broker never holds up (or fails) a webhook's answer.

@@ -28,6 +28,16 @@ def _receipts(db: Database, *statuses: ReceiptStatus, age: timedelta = timedelta
         )
 
 
+class _Worker:
+    """Counts its wake-ups."""
+
+    def __init__(self) -> None:
+        self.woken = 0
+
+    def wake(self) -> None:
+        self.woken += 1
+
+
 def _statuses(db: Database) -> dict[int, str]:
     with db.read() as conn:
         return dict(conn.execute(select(receipts.c.id, receipts.c.status)).all())
@@ -49,9 +59,9 @@ def test_retry_job_releases_only_due_failures_and_wakes_the_worker(
             .where(receipts.c.id == later)
             .values(next_attempt_at=now + timedelta(hours=1))
         )
-    woken: list[bool] = []
-    released = retry_due_receipts(JobContext(db, settings, lambda: woken.append(True)))
-    assert released == 1 and woken == [True]
+    worker = _Worker()
+    released = retry_due_receipts(JobContext(db, settings, worker))
+    assert released == 1 and worker.woken == 1
     assert _statuses(db) == {due: "pending", later: "failed"}
 
 
@@ -67,5 +77,7 @@ def test_purge_removes_finished_receipts_past_retention_in_batches(
         *([ReceiptStatus.DONE] * 1500 + [ReceiptStatus.DEAD, ReceiptStatus.QUARANTINED]),
         age=old,
     )
-    assert purge_old_receipts(JobContext(db, settings, lambda: None)) == len(purged)
+    worker = _Worker()
+    assert purge_old_receipts(JobContext(db, settings, worker)) == len(purged)
+    assert worker.woken == 0  # nothing became pending
     assert set(_statuses(db)) == {*kept_pending, *kept_failed, *kept_recent}

@@ -8,7 +8,7 @@ import pytest
 
 from tidings.config import Settings
 from tidings.storage.db import Database
-from tidings.worker.embedded import worker_database
+from tidings.worker.child_process import worker_database
 
 FULL, NORMAL = 2, 1  # what PRAGMA synchronous reports
 
@@ -38,7 +38,7 @@ def test_a_store_syncs_every_commit_unless_told_its_writes_can_be_redone(
 
 
 @pytest.mark.sqlite_only
-def test_the_embedded_worker_process_applies_without_syncing_each_commit(
+def test_the_worker_child_process_applies_without_syncing_each_commit(
     settings: Settings, opened: list[Database]
 ) -> None:
     store = worker_database(settings)

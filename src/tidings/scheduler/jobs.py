@@ -10,6 +10,7 @@ from tidings.config import Settings
 from tidings.logging import get_logger
 from tidings.storage import inbox
 from tidings.storage.db import Database
+from tidings.worker.wake import Wakeable
 
 __all__ = [
     "JOBS",
@@ -27,7 +28,7 @@ log = get_logger("jobs")
 class JobContext:
     db: Database
     settings: Settings
-    wake_worker: Callable[[], None]
+    worker: Wakeable
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def retry_due_receipts(ctx: JobContext) -> int:
         released = inbox.release_due_retries(conn, datetime.now(UTC))
     if released:
         log.info("%d failed receipts are due for another attempt", released)
-        ctx.wake_worker()
+        ctx.worker.wake()
     return released
 
 

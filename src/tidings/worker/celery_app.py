@@ -274,7 +274,7 @@ class _Tasks:
         if job is None:
             log.error("no scheduled job is called %r (known: %s)", name, ", ".join(jobs))
             return 0
-        outcome = job.run(JobContext(self.db, self._settings, self.wake))
+        outcome = job.run(JobContext(self.db, self._settings, self))
         log.info("scheduled job %s ran (task %s): %d", name, task_id, outcome)
         return outcome
 

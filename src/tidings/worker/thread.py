@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import threading
-from typing import Protocol
 
 from tidings.config import Settings
 from tidings.domain.errors import StorageUnavailable
 from tidings.logging import get_logger
 from tidings.storage.db import Database
 from tidings.worker.process import process_batch
+from tidings.worker.wake import WakeEvent
 
-__all__ = ["WakeEvent", "Worker"]
+__all__ = ["WorkerThread"]
 
 log = get_logger("worker")
 
 
-class WakeEvent(Protocol):
-    """What `threading.Event` and `multiprocessing.Event` share: how intake wakes a worker."""
-
-    def set(self) -> None: ...
-    def clear(self) -> None: ...
-    def wait(self, timeout: float | None = None) -> bool: ...
-
-
-class Worker:
+class WorkerThread:
     """Runs `process_batch` in a thread until stopped; intake wakes it after each commit."""
 
     def __init__(self, db: Database, settings: Settings, wake: WakeEvent | None = None) -> None:

@@ -1,4 +1,5 @@
-"""The embedded scheduler: a thread inside `tidings serve` that runs `JOBS` on their intervals."""
+"""The embedded scheduler: a thread beside the worker thread in `tidings serve` that runs `JOBS`
+on their intervals (in scale-out, Celery beat sends them instead)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ import time
 from tidings.logging import get_logger
 from tidings.scheduler.jobs import JOBS, Job, JobContext, scheduled_jobs
 
-__all__ = ["EmbeddedScheduler"]
+__all__ = ["SchedulerThread"]
 
 log = get_logger("scheduler")
 
 
-class EmbeddedScheduler:
+class SchedulerThread:
     """Runs each job once at start, then every `interval_seconds` (as `TIDINGS_JOB_INTERVALS`
     may override it); a failing job is logged and tried again at its next turn, never stopping
     the others."""

@@ -1,5 +1,6 @@
-"""The embedded worker in its own process, so applying receipts uses the second core while the
-intake keeps the first (one Python process has one GIL).
+"""The worker child process of `tidings serve`: the worker and scheduler threads in a process of
+their own, so applying receipts uses the second core while the intake keeps the first (one
+Python process has one GIL; decision 0004).
 
 `tidings serve` starts it, restarts it if it dies, and stops it with SIGTERM; it dies with its
 parent, so a killed `serve` never leaves a worker behind. Intake wakes it by writing a byte to
@@ -22,20 +23,19 @@ from typing import Any
 
 from tidings.config import Settings
 from tidings.logging import configure_logging, get_logger
-from tidings.scheduler.embedded import EmbeddedScheduler
-from tidings.scheduler.jobs import JobContext
 from tidings.storage.db import Database
-from tidings.worker.thread import Worker
+from tidings.worker.embedded_threads import WorkerAndSchedulerThreads
 
-__all__ = ["PipeWake", "WorkerProcess", "worker_database"]
+__all__ = ["PipeWakeEvent", "WorkerChildProcess", "worker_database"]
 
 log = get_logger("worker")
 
 _PR_SET_PDEATHSIG = 1
 
 
-class PipeWake:
-    """A wake-up call across processes: `set` never blocks, `wait` sleeps until one arrives."""
+class PipeWakeEvent:
+    """A `WakeEvent` across processes: the parent's `set` never blocks, the child's `wait`
+    sleeps until a byte arrives."""
 
     def __init__(self, reader: Connection, writer: Connection | None) -> None:
         self._reader = reader
@@ -71,7 +71,7 @@ def _die_with_parent() -> None:
 
 
 def worker_database(settings: Settings) -> Database:
-    """The worker process's store. Applying receipts, retrying and purging can all be done
+    """The worker child process's store. Applying receipts, retrying and purging can all be done
     again from the inbox, so its commits skip the per-commit sync, which held SQLite's write
     lock (shared with the intake) longer than the writes themselves (decision 0006)."""
     return Database(settings.database_url, settings.store_timeout_seconds, durable_commits=False)
@@ -87,30 +87,27 @@ def _run(settings_json: str, parent_pid: int, reader: Connection) -> None:
     settings = Settings.model_validate_json(settings_json)
     configure_logging(settings.log_level, settings.log_json)
     db = worker_database(settings)
-    worker = Worker(db, settings, wake=PipeWake(reader, None))
-    scheduler = EmbeddedScheduler(JobContext(db, settings, worker.wake))
-    worker.start()
-    scheduler.start()
+    threads = WorkerAndSchedulerThreads(db, settings, wake=PipeWakeEvent(reader, None))
+    threads.start()
     gc.collect()  # as in `serve`: long-lived objects out of the collector's full passes
     gc.freeze()
     while not stop.wait(1.0):
         if os.getppid() != parent_pid:
             break
-    scheduler.stop()
-    worker.stop()
+    threads.stop()
     db.dispose()
 
 
-class WorkerProcess:
-    """The worker and the embedded scheduler, in a child process that is restarted if it dies
-    (an uncommitted batch is simply applied again by the next one)."""
+class WorkerChildProcess:
+    """Starts the worker child process, restarts it if it dies (an uncommitted batch is simply
+    applied again by the next one) and wakes it after each intake commit."""
 
     def __init__(self, settings: Settings, check_seconds: float = 0.5) -> None:
         self._context = multiprocessing.get_context("spawn")
         self._settings_json = settings.model_dump_json()
         reader, writer = self._context.Pipe(duplex=False)
         self._reader = reader
-        self._wake = PipeWake(reader, writer)
+        self._wake = PipeWakeEvent(reader, writer)
         self._stopping = threading.Event()
         self._check_seconds = check_seconds
         self._stop_timeout = 15.0

@@ -1,0 +1,33 @@
+"""What embedded mode runs beside the intake: the worker thread and the scheduler thread,
+started and stopped together, in `serve`'s own process or in its worker child process."""
+
+from __future__ import annotations
+
+from tidings.config import Settings
+from tidings.scheduler.jobs import JobContext
+from tidings.scheduler.thread import SchedulerThread
+from tidings.storage.db import Database
+from tidings.worker.thread import WorkerThread
+from tidings.worker.wake import WakeEvent
+
+__all__ = ["WorkerAndSchedulerThreads"]
+
+
+class WorkerAndSchedulerThreads:
+    """The worker thread and the scheduler thread of one process; the scheduler's jobs wake
+    this worker (after releasing retries, say)."""
+
+    def __init__(self, db: Database, settings: Settings, wake: WakeEvent | None = None) -> None:
+        self._worker = WorkerThread(db, settings, wake)
+        self._scheduler = SchedulerThread(JobContext(db, settings, self._worker))
+
+    def wake(self) -> None:
+        self._worker.wake()
+
+    def start(self) -> None:
+        self._worker.start()
+        self._scheduler.start()
+
+    def stop(self) -> None:
+        self._scheduler.stop()
+        self._worker.stop()
