@@ -25,7 +25,7 @@ from tidings.storage import inbox
 from tidings.storage.db import Database
 from tidings.storage.recount import recount
 from tidings.storage.schema import events, messages
-from tidings.worker.celery_app import INBOX_QUEUE
+from tidings.worker.celery.names import INBOX_QUEUE
 
 MESSAGES = 150
 STATUSES = ("sent", "delivered", "read")

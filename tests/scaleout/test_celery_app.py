@@ -5,6 +5,8 @@ quietly, and the `worker`/`beat` commands explain what they need."""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 import redis
+from celery.app.utils import find_app
 from click.testing import CliRunner
 
 from tests.conftest import serve_in_thread, wait_for
@@ -23,19 +26,17 @@ from tidings.scheduler.jobs import JOBS, scheduled_jobs
 from tidings.storage import connections, inbox
 from tidings.storage.db import Database
 from tidings.storage.inbox import NewReceipt
-from tidings.worker.celery_app import (
-    APPLY_PENDING,
-    INBOX_QUEUE,
-    JOBS_QUEUE,
-    RUN_JOB,
-    SWEEP,
+from tidings.worker.celery.beat import beat_schedule
+from tidings.worker.celery.config import (
     BrokerNotConfigured,
-    beat_schedule,
     broker_url,
     close_celery,
     create_celery,
 )
+from tidings.worker.celery.names import APPLY_PENDING, INBOX_QUEUE, JOBS_QUEUE, RUN_JOB, SWEEP
 from tidings.worker.wakeup import BrokerWaker
+
+COMMAND_LINE = "tidings.worker.celery.command_line"
 
 
 @pytest.fixture
@@ -182,3 +183,36 @@ def test_worker_and_beat_explain_what_they_need(
     assert unknown_job.exit_code == 1 and "unknown jobs nightly" in unknown_job.output
     serve = cli.invoke(main, ["serve", "--no-worker"])
     assert serve.exit_code == 1 and "unknown jobs nightly" in serve.output
+
+
+def test_celerys_command_line_finds_an_app_built_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, db_url: str
+) -> None:
+    """What `celery -A tidings.worker.celery.command_line inspect ping` loads."""
+    monkeypatch.setenv("TIDINGS_DATABASE_URL", db_url)
+    monkeypatch.setenv("TIDINGS_BROKER_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("TIDINGS_SWEEP_INTERVAL_SECONDS", "7")
+    sys.modules.pop(COMMAND_LINE, None)  # import it anew, in this environment
+    app = find_app(COMMAND_LINE)
+    try:
+        assert {APPLY_PENDING, SWEEP, RUN_JOB} <= set(app.tasks)
+        assert app.conf.broker_url == "redis://127.0.0.1:1/0"
+        assert app.conf.beat_schedule["sweep"]["schedule"] == timedelta(seconds=7)
+    finally:
+        close_celery(app)
+        sys.modules.pop(COMMAND_LINE, None)
+
+
+def test_tidings_never_imports_the_command_line_app() -> None:
+    """Importing the command line, the app or any other worker module builds no Celery app
+    from the environment."""
+    script = f"""
+import importlib, pkgutil, sys
+import tidings.app, tidings.cli, tidings.worker
+for module in pkgutil.walk_packages(tidings.worker.__path__, "tidings.worker."):
+    if module.name != {COMMAND_LINE!r}:
+        importlib.import_module(module.name)
+sys.exit({COMMAND_LINE!r} in sys.modules)
+"""
+    env = {"PATH": "/usr/bin:/bin", "TIDINGS_BROKER_URL": "kafka://nowhere"}
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=60)

@@ -90,7 +90,7 @@ def _lock_sqlite_file(url: str) -> ServeLock | None:
 
 
 def _broker_url(config: Settings) -> str:
-    from tidings.worker.celery_app import BrokerNotConfigured, broker_url
+    from tidings.worker.celery.config import BrokerNotConfigured, broker_url
 
     try:
         return broker_url(config)
@@ -136,7 +136,8 @@ def worker(concurrency: int | None, queues: str, hostname: str | None) -> None:
     Needs TIDINGS_BROKER_URL (redis://… or amqp://…) and a migrated store
     (tidings migrate). Run as many as you like, on as many machines.
     """
-    from tidings.worker.celery_app import QUEUES, run_worker
+    from tidings.worker.celery.names import QUEUES
+    from tidings.worker.celery.run import run_worker
 
     config = settings()
     _broker_url(config)
@@ -161,7 +162,7 @@ def beat() -> None:
     (the same the embedded scheduler runs), intervals overridable with TIDINGS_JOB_INTERVALS,
     plus a sweep every TIDINGS_SWEEP_INTERVAL_SECONDS; each runs once at start.
     """
-    from tidings.worker.celery_app import run_beat
+    from tidings.worker.celery.run import run_beat
 
     config = settings()
     _broker_url(config)

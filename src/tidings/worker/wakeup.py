@@ -16,7 +16,8 @@ from typing import Final
 
 from tidings.config import Settings
 from tidings.logging import get_logger
-from tidings.worker.celery_app import close_celery, create_celery, send_wake_up
+from tidings.worker.celery.config import close_celery, create_celery
+from tidings.worker.celery.tasks import send_wake_up
 
 __all__ = ["BrokerWaker"]
 
