@@ -77,7 +77,7 @@ def create_app(
     elif not settings.embedded:
         # Scale-out web node: commits wake the Celery workers through the broker, from a
         # thread of its own, so the broker never holds up (or fails) a webhook's answer.
-        from tidings.worker.wakeup import BrokerWaker
+        from tidings.worker.celery.waker import BrokerWaker
 
         worker = BrokerWaker(settings)
     wake = worker.wake if worker else (lambda: None)

@@ -34,7 +34,7 @@ from tidings.worker.celery.config import (
     create_celery,
 )
 from tidings.worker.celery.names import APPLY_PENDING, INBOX_QUEUE, JOBS_QUEUE, RUN_JOB, SWEEP
-from tidings.worker.wakeup import BrokerWaker
+from tidings.worker.celery.waker import BrokerWaker
 
 COMMAND_LINE = "tidings.worker.celery.command_line"
 

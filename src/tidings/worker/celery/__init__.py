@@ -13,6 +13,7 @@ every `TIDINGS_SWEEP_INTERVAL_SECONDS`.
 - `tasks`: what `apply_pending`, `sweep` and `run_job` do, and sending a wake-up.
 - `beat`: beat's schedule, built from the same `JOBS` the embedded scheduler runs.
 - `run`: `tidings worker` and `tidings beat` in this process.
+- `waker`: a web node's wake-ups to the workers (`BrokerWaker`), off the intake's event loop.
 - `command_line`: an `app` for Celery's own command line (`celery -A …`); tidings never
   imports it.
 
