@@ -10,7 +10,6 @@ from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
@@ -25,6 +24,9 @@ from tidings.config import Settings
 from tidings.domain.errors import StorageUnavailable
 from tidings.intake.app import Intake
 from tidings.intake.writer import ReceiptWriter, RejectionWriter
+from tidings.metrics import CONTENT_TYPE_LATEST
+from tidings.metrics import render as render_metrics
+from tidings.storage import inbox
 from tidings.storage.db import Database
 from tidings.worker.child_process import WorkerChildProcess
 from tidings.worker.embedded_threads import WorkerAndSchedulerThreads
@@ -160,8 +162,12 @@ def create_app(
             return JSONResponse({"status": "unavailable", "error": str(error)}, status_code=503)
         return {"status": "ok"}
 
+    def count_receipts() -> dict[str, int]:
+        with db.read() as conn:
+            return inbox.count_by_status(conn)
+
     @app.get("/metrics", tags=["health"], include_in_schema=False)
     def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(render_metrics(count_receipts), media_type=CONTENT_TYPE_LATEST)
 
     return _Front(intake, app)

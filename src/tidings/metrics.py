@@ -1,10 +1,38 @@
-"""Prometheus metrics, served at `/metrics`."""
+"""Prometheus metrics, served at `/metrics`.
+
+`tidings serve` applies receipts in a child process (decision 0004), whose counters live in
+that process. So `serve` switches prometheus_client to its multiprocess mode before anything
+imports it (`metrics_across_processes`): every process writes its counters to files in one
+directory, and a scrape adds them up, including those of a worker that was restarted. Gauges
+of the inbox are read from the store at scrape time, so they are right whoever applied what.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+import os
+from collections.abc import Callable, Iterator
 
-__all__ = ["EVENTS_APPLIED", "RECEIPTS_PROCESSED", "WEBHOOKS_RECEIVED"]
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from tidings.metrics_across_processes import DIRECTORY as _DIRECTORY
+
+__all__ = [
+    "BATCH_SECONDS",
+    "CONTENT_TYPE_LATEST",
+    "EVENTS_APPLIED",
+    "RECEIPTS_PROCESSED",
+    "WEBHOOKS_RECEIVED",
+    "render",
+]
 
 WEBHOOKS_RECEIVED = Counter(
     "tidings_webhooks_received_total",
@@ -17,3 +45,35 @@ RECEIPTS_PROCESSED = Counter(
 EVENTS_APPLIED = Counter(
     "tidings_events_applied_total", "Normalized events applied (not duplicates)"
 )
+BATCH_SECONDS = Histogram(
+    "tidings_worker_batch_seconds",
+    "Time to apply one batch of receipts, from taking them to commit",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+
+class _Inbox:
+    """Receipts by status, read from the store when scraped."""
+
+    def __init__(self, count_by_status: Callable[[], dict[str, int]]) -> None:
+        self._count = count_by_status
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "tidings_receipts", "Receipts in the inbox by status", labels=["status"]
+        )
+        for status, count in sorted(self._count().items()):
+            family.add_metric([status], count)
+        yield family
+
+
+def render(count_by_status: Callable[[], dict[str, int]]) -> bytes:
+    """The text exposition: every process's counters, and the inbox's gauges."""
+    if os.environ.get(_DIRECTORY):
+        counted = CollectorRegistry()
+        MultiProcessCollector(counted)  # type: ignore[no-untyped-call]
+    else:
+        counted = REGISTRY
+    inbox = CollectorRegistry()
+    inbox.register(_Inbox(count_by_status))
+    return generate_latest(counted) + generate_latest(inbox)

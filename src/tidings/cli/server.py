@@ -31,6 +31,9 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
     """
     import uvicorn
 
+    from tidings.metrics_across_processes import count_across_processes  # before prometheus
+
+    count_across_processes()
     from tidings.app import create_app
     from tidings.intake.protocol import CoalescingHttpToolsProtocol
 

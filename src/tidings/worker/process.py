@@ -9,6 +9,7 @@ its own, so only the faulty one is marked failed and retried later.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ from tidings.config import Settings
 from tidings.domain.errors import PayloadError, StorageUnavailable
 from tidings.domain.events import Incoming
 from tidings.logging import get_logger
-from tidings.metrics import EVENTS_APPLIED, RECEIPTS_PROCESSED
+from tidings.metrics import BATCH_SECONDS, EVENTS_APPLIED, RECEIPTS_PROCESSED
 from tidings.providers.registry import get_provider
 from tidings.storage import connections, inbox
 from tidings.storage.connections import StoredConnection
@@ -74,6 +75,7 @@ def process_batch(
     Concurrent workers take different receipts (the store's row locks, or SQLite's one
     writer); how the batch reaches the store is `Database.apply`'s business."""
     at = now()
+    started = time.perf_counter()
     taken: list[int] = []
 
     def plan(reader: Reader, writes: Writes) -> BatchResult:
@@ -93,6 +95,8 @@ def process_batch(
             error,
         )
         result = _one_by_one(db, settings, taken, at)
+    if result.claimed:
+        BATCH_SECONDS.observe(time.perf_counter() - started)
     _report(result)
     return result
 
