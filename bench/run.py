@@ -378,6 +378,7 @@ def measure_tidings(args: argparse.Namespace, work: Path, procs: Processes) -> M
     # WARNING: neither side logs a line per request (gunicorn has no access log by default).
     env = clean_env(TIDINGS_DATABASE_URL=url, TIDINGS_LOG_LEVEL="WARNING")
     tidings = tool("tidings")
+    subprocess.run([tidings, "migrate"], env=env, capture_output=True, check=True)
     added = subprocess.run(
         [tidings, "connection", "add", "evolution", CONNECTION, "--secret", SECRET],
         env=env,

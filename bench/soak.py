@@ -131,6 +131,7 @@ def main(argv: list[str]) -> int:
     print(
         f"load: {args.rate}/s for {seconds:.0f}s, duplicates and out-of-order statuses, loopback\n"
     )
+    subprocess.run([tool("tidings"), "migrate"], env=env, check=True, capture_output=True)
     subprocess.run(
         [
             tool("tidings"),
