@@ -17,8 +17,8 @@ from tidings.domain.message_changes import (
     Registration,
     StoredMessage,
     campaign_deltas,
-    keys_of,
     plan_messages,
+    screen,
 )
 
 T0 = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
@@ -54,7 +54,7 @@ def plan(
     known: dict[tuple[int, str], StoredMessage] | None = None,
     strict: bool = True,
 ):  # type: ignore[no-untyped-def]
-    return plan_messages(known or {}, set(), items, LIMITS, strict)
+    return plan_messages(known or {}, set(), screen(items, LIMITS), LIMITS, strict)
 
 
 def test_events_of_one_message_fold_into_one_change_with_its_timeline() -> None:
@@ -134,7 +134,7 @@ def test_values_the_store_cannot_hold_are_noted_per_item() -> None:
         event("m3", EventKind.SENT, metadata={"note": "a\x00b"}),
     ]
     result = plan(items)
-    assert keys_of(items, LIMITS) == {(1, "m1"), (1, "m2")}  # no message made for refused ones
+    assert screen(items, LIMITS).keys == {(1, "m1"), (1, "m2")}  # no message made for refused ones
     assert set(result.changes) == {(1, "m1"), (1, "m2")}
     assert result.changes[(1, "m1")].campaign_key is None
     assert "recipient" not in result.changes[(1, "m2")].fields

@@ -10,7 +10,7 @@ hold. Writing those changes is `storage.messages`' job.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -28,11 +28,11 @@ __all__ = [
     "MessagePlan",
     "Registering",
     "Registration",
+    "Screened",
     "StoredMessage",
     "campaign_deltas",
-    "keys_of",
     "plan_messages",
-    "refusal",
+    "screen",
 ]
 
 MessageKey = tuple[int, str]  # (connection id, provider message id)
@@ -120,19 +120,35 @@ class MessagePlan:
             self.notes.setdefault(receipt_id, []).append(text)
 
 
-def keys_of(items: Iterable[MessageItem], limits: Mapping[str, int]) -> set[MessageKey]:
-    """The messages these items name, leaving out items the store cannot hold at all (so no
-    message is created for them)."""
-    return {_key(item) for item in items if refusal(item, limits) is None}
+@dataclass(frozen=True)
+class Screened:
+    """Items split before anything is loaded: those the store can hold, and a note on each
+    receipt for those it cannot hold at all (no message is even created for them)."""
+
+    accepted: list[MessageItem]
+    notes: dict[int, list[str]]
+
+    @property
+    def keys(self) -> set[MessageKey]:
+        return {_key(item) for item in self.accepted}
 
 
-def refusal(item: MessageItem, limits: Mapping[str, int]) -> str | None:
-    """Why this item cannot be recorded at all, or None."""
-    if isinstance(item, Incoming):
-        return _refusal(item.event, limits)
-    pmid = item.registration.provider_message_id
-    limit = limits.get("provider_message_id", len(pmid))
-    return None if pmid and len(pmid) <= limit and "\x00" not in pmid else "no storable id"
+def screen(items: Iterable[MessageItem], limits: Mapping[str, int]) -> Screened:
+    accepted: list[MessageItem] = []
+    notes: dict[int, list[str]] = {}
+    for item in items:
+        if isinstance(item, Registering):
+            accepted.append(item)  # checked whole by `_register`, which refuses loudly
+            continue
+        refused = _refusal(item.event, limits)
+        if refused is None:
+            accepted.append(item)
+        elif item.receipt_id is not None:
+            pmid = item.event.provider_message_id[:60]
+            notes.setdefault(item.receipt_id, []).append(
+                f"item for {pmid!r} not applied: {refused}"
+            )
+    return Screened(accepted, notes)
 
 
 def _key(item: MessageItem) -> MessageKey:
@@ -144,7 +160,7 @@ def _key(item: MessageItem) -> MessageKey:
 def plan_messages(
     stored: Mapping[MessageKey, StoredMessage],
     known: set[tuple[MessageKey, str]],
-    items: Sequence[MessageItem],
+    screened: Screened,
     limits: Mapping[str, int],
     strict: bool = True,
 ) -> MessagePlan:
@@ -154,8 +170,8 @@ def plan_messages(
     A registration that contradicts the message (another campaign, recipient or contact) raises
     Conflict, and one the store cannot hold raises Invalid; with `strict=False` it is refused
     alone instead (its outcome in `registered`) and the other items still apply."""
-    plan = MessagePlan()
-    for item in items:
+    plan = MessagePlan(notes={k: list(v) for k, v in screened.notes.items()})
+    for item in screened.accepted:
         if isinstance(item, Registering):
             try:
                 _register(plan, stored, item, limits)
@@ -193,10 +209,6 @@ def _fold(
     limits: Mapping[str, int],
 ) -> None:
     event, receipt = item.event, item.receipt_id
-    refused = _refusal(event, limits)
-    if refused:
-        plan.note(receipt, f"item for {event.provider_message_id[:60]!r} not applied: {refused}")
-        return
     key = (item.connection.id, event.provider_message_id)
     dedup = dedup_key(event)
     if (key, dedup) in known:

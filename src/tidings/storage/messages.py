@@ -27,8 +27,8 @@ from tidings.domain.message_changes import (
     StoredMessage,
     TimelineEntry,
     campaign_deltas,
-    keys_of,
     plan_messages,
+    screen,
 )
 from tidings.storage import campaigns as campaign_store
 from tidings.storage.db import Reader
@@ -132,7 +132,8 @@ def apply_items(
     strict: bool = True,
 ) -> Applied:
     """Load the messages these items name, fold the items over them, add the writes."""
-    keys = keys_of(items, LIMITS)
+    screened = screen(items, LIMITS)
+    keys = screened.keys
     rows = reader.rows_by_key(
         messages,
         ("connection_id", "provider_message_id"),
@@ -143,7 +144,7 @@ def apply_items(
     registering = any(isinstance(item, Registering) for item in items)
     keys_by_id = _campaign_keys(reader, rows.values()) if registering else {}
     stored = {key: _stored(row, keys_by_id) for key, row in rows.items()}
-    plan = plan_messages(stored, _known_keys(reader, rows), items, LIMITS, strict)
+    plan = plan_messages(stored, _known_keys(reader, rows), screened, LIMITS, strict)
     ids = _write(reader, writes, plan, rows, now)
     return Applied(plan, ids)
 
@@ -214,7 +215,7 @@ def _write(
         values = {
             **state_values(change.after),
             **{name: change.known(name) for name in ("channel", "recipient", "contact_ref")},
-            "metadata": change.known("metadata") or {},
+            "metadata": _metadata(change.known("metadata")),
             "campaign_id": campaign_id,
             "updated_at": now,
         }
@@ -249,11 +250,17 @@ def _write(
     return ids
 
 
+def _metadata(known: Any) -> Any:
+    """The message's metadata to write: the very object read when unchanged, so comparing it
+    with what is stored costs nothing."""
+    return {} if known is None else known
+
+
 def _same(stored: Any, value: Any) -> bool:
     """Whether writing `value` would store what is stored: scalars equal and of one type (so
     1 and True count as different and are written), JSON that serialises the same."""
     if isinstance(value, (dict, list)):
-        return stored is value or _json(stored) == _json(value)
+        return stored is value or (stored == value and _json(stored) == _json(value))
     return type(stored) is type(value) and bool(stored == value)
 
 
