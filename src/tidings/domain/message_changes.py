@@ -127,28 +127,31 @@ class Screened:
 
     accepted: list[MessageItem]
     notes: dict[int, list[str]]
-
-    @property
-    def keys(self) -> set[MessageKey]:
-        return {_key(item) for item in self.accepted}
+    keys: set[MessageKey]  # the messages to load (a registration naming no storable id: none)
 
 
 def screen(items: Iterable[MessageItem], limits: Mapping[str, int]) -> Screened:
     accepted: list[MessageItem] = []
     notes: dict[int, list[str]] = {}
+    keys: set[MessageKey] = set()
+    id_limit = limits.get("provider_message_id")
     for item in items:
         if isinstance(item, Registering):
             accepted.append(item)  # checked whole by `_register`, which refuses loudly
+            pmid = item.registration.provider_message_id
+            if pmid and "\x00" not in pmid and (id_limit is None or len(pmid) <= id_limit):
+                keys.add(_key(item))
             continue
         refused = _refusal(item.event, limits)
         if refused is None:
             accepted.append(item)
+            keys.add(_key(item))
         elif item.receipt_id is not None:
             pmid = item.event.provider_message_id[:60]
             notes.setdefault(item.receipt_id, []).append(
                 f"item for {pmid!r} not applied: {refused}"
             )
-    return Screened(accepted, notes)
+    return Screened(accepted, notes, keys)
 
 
 def _key(item: MessageItem) -> MessageKey:
