@@ -12,7 +12,6 @@ State changes go through `Database.apply(plan)`: the plan reads what it needs th
 
 from __future__ import annotations
 
-import math
 import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -23,12 +22,9 @@ from typing import Any, Literal, TypeVar
 from sqlalchemy import (
     Connection,
     Dialect,
-    Engine,
     Row,
     Select,
     Table,
-    create_engine,
-    event,
     exc,
     func,
     select,
@@ -40,13 +36,13 @@ from sqlalchemy.sql.dml import Insert
 
 from tidings.domain.errors import StorageUnavailable
 from tidings.storage import sqlite_fast
+from tidings.storage.engine import make_engine
 from tidings.storage.schema import tracking_version
 from tidings.storage.writes import AddTo, Execute, Writes
 
 __all__ = [
     "Database",
     "Reader",
-    "hold_writers_off",
     "ids_follow_copied_rows",
     "insert_ignoring_duplicates",
     "normalize_url",
@@ -54,6 +50,9 @@ __all__ = [
 
 T = TypeVar("T")
 Key = tuple[Any, ...]
+
+# Free pages SQLite hands back to the disk per write transaction (4 KiB each): milliseconds.
+_VACUUM_PAGES = 2000
 
 # Rows per IN (...) list: far below every driver's parameter limit.
 _CHUNK = 500
@@ -79,7 +78,7 @@ class Database:
         self.url = normalize_url(url)
         self.timeout = timeout
         self.durable_commits = durable_commits
-        self.engine = _make_engine(self.url, timeout, pool_size, durable_commits)
+        self.engine = make_engine(self.url, timeout, pool_size, durable_commits)
 
     @property
     def is_sqlite(self) -> bool:
@@ -153,6 +152,62 @@ class Database:
         statement = _insert(table).returning(table.c.id, sort_by_parameter_order=True)
         with self.write(appends_only=True) as conn:
             return [row.id for row in conn.execute(statement, [dict(r) for r in rows])]
+
+    def reclaims_space(self) -> bool:
+        """Whether space that deletes free is used again without a full `vacuum`: PostgreSQL's
+        autovacuum makes it so; SQLite only in incremental auto-vacuum mode."""
+        if not self.is_sqlite:
+            return True
+        with self.read() as conn:
+            return int(conn.exec_driver_sql("PRAGMA auto_vacuum").scalar() or 0) == 2
+
+    def reclaim_space(self, table: Table) -> int:
+        """After many deletes from `table`: its freed space goes back to use, in short steps
+        the intake commits between. SQLite hands free pages back to the disk
+        `_VACUUM_PAGES` at a time, then checkpoints the WAL without waiting for writers (the
+        next writer truncates it to its limit); PostgreSQL vacuums the table (which never
+        blocks inserts). The pages SQLite gave back (0 on PostgreSQL)."""
+        if not self.is_sqlite:
+            with (
+                _unavailable_on_failure(self.url),
+                self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
+            ):
+                conn.exec_driver_sql(f"VACUUM (ANALYZE) {table.name}")
+            return 0
+        returned = 0
+        while self.reclaims_space():
+            with self.write(appends_only=True) as conn:  # moves no row a plan reads
+                raw = conn.connection.dbapi_connection
+                assert raw is not None
+                before = raw.execute("PRAGMA freelist_count").fetchone()[0]
+                raw.execute(f"PRAGMA incremental_vacuum({_VACUUM_PAGES})").fetchall()
+                step = before - raw.execute("PRAGMA freelist_count").fetchone()[0]
+            returned += step
+            if step <= 0:
+                break
+        with _unavailable_on_failure(self.url), self.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").all()
+        return returned
+
+    def vacuum(self, progress: Callable[[float], None] = lambda _seconds: None) -> None:
+        """Rewrite the whole store compactly; on SQLite also switch it to incremental
+        auto-vacuum. Holds SQLite's write lock throughout (minutes for a large file: stop
+        `tidings serve` first); `progress` hears the seconds elapsed now and then."""
+        if not self.is_sqlite:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM (ANALYZE)")
+            return
+        started = time.monotonic()
+        with _unavailable_on_failure(self.url), self.engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            raw.set_progress_handler(lambda: progress(time.monotonic() - started), 10_000_000)
+            try:
+                raw.execute("PRAGMA auto_vacuum=INCREMENTAL")
+                raw.execute("VACUUM")
+                raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            finally:
+                raw.set_progress_handler(None, 0)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -228,14 +283,6 @@ class Reader:
         sequence = func.nextval(func.pg_get_serial_sequence(table.name, "id"))
         query = select(sequence).select_from(func.generate_series(1, count))
         return [int(value) for value in self.conn.execute(query).scalars()]
-
-
-def hold_writers_off(conn: Connection, *tables: Table) -> None:
-    """Keep other transactions from writing these tables until this one ends, so what it reads
-    is one instant. A SQLite write transaction already holds the file's one write lock."""
-    if conn.dialect.name == "postgresql":
-        names = ", ".join(table.name for table in tables)
-        conn.execute(text(f"LOCK TABLE {names} IN SHARE MODE"))
 
 
 def ids_follow_copied_rows(conn: Connection, table: Table) -> None:
@@ -315,8 +362,6 @@ def _read_version(conn: Connection) -> int:
     return int(conn.execute(_VERSION).scalar() or 0)
 
 
-
-
 @contextmanager
 def _unavailable_on_failure(url: str) -> Iterator[None]:
     try:
@@ -335,84 +380,3 @@ def _unavailable_on_failure(url: str) -> Iterator[None]:
 
 def _safe(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
-
-
-def _make_engine(url: str, timeout: float, pool_size: int, durable_commits: bool) -> Engine:
-    if url.startswith("sqlite"):
-        engine = create_engine(
-            url,
-            connect_args={"timeout": timeout, "check_same_thread": False},
-            pool_size=pool_size,
-            max_overflow=10,
-            pool_timeout=timeout,
-        )
-        _configure_sqlite(engine, timeout, durable_commits)
-        return engine
-    return create_engine(
-        url,
-        pool_size=pool_size,
-        max_overflow=10,
-        pool_timeout=timeout,
-        pool_pre_ping=True,
-        connect_args={
-            "connect_timeout": max(1, math.ceil(timeout)),
-            # A write waiting on a row lock gives up instead of hanging the request.
-            "options": f"-c lock_timeout={int(timeout * 1000)}",
-        },
-    )
-
-
-def _configure_sqlite(engine: Engine, timeout: float, durable_commits: bool) -> None:
-    """WAL for concurrent readers, FULL sync so a 2xx survives power loss, explicit BEGINs.
-
-    Without durable commits, NORMAL sync: in WAL mode a commit is then written but not synced,
-    and stays consistent; the next FULL commit (the intake's next group commit) or checkpoint
-    syncs it with everything before it.
-
-    pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; we turn it off and
-    emit BEGIN ourselves (the recipe in SQLAlchemy's SQLite dialect documentation).
-    """
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA synchronous={'FULL' if durable_commits else 'NORMAL'}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-        cursor.close()
-
-    busy_ms = int(timeout * 1000)
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        if conn.get_execution_options().get("tidings_write"):
-            _begin_immediate(conn.connection.dbapi_connection, timeout, busy_ms)
-        else:
-            conn.exec_driver_sql("BEGIN")
-
-
-# How often a writer waiting for SQLite's write lock looks again. SQLite's own busy handler
-# backs off to 25-100 ms sleeps, so a writer would sleep on long after the lock was free; the
-# intake and the worker take turns on the lock many times a second, so we poll instead.
-_LOCK_POLL_SECONDS = 0.0005
-
-
-def _begin_immediate(raw: Any, timeout: float, busy_ms: int) -> None:
-    """Take SQLite's write lock, polling every half millisecond for up to `timeout`."""
-    deadline = time.monotonic() + timeout
-    raw.execute("PRAGMA busy_timeout=0")
-    try:
-        while True:
-            try:
-                raw.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as error:
-                if "locked" not in str(error) and "busy" not in str(error):
-                    raise
-                if time.monotonic() >= deadline:
-                    raise
-                time.sleep(_LOCK_POLL_SECONDS)
-    finally:
-        raw.execute(f"PRAGMA busy_timeout={busy_ms}")

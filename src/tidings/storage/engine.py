@@ -1,0 +1,109 @@
+"""The engine `storage.db` talks through: how each store is connected and configured.
+
+Half of `storage.db`, kept apart for size: SQLite in WAL mode with explicit BEGINs and a
+polling wait for its one write lock, incremental auto-vacuum and a bounded WAL; PostgreSQL with
+pool pre-ping and a lock timeout. Nothing else outside `storage.db` imports it.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import time
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+
+__all__ = ["make_engine"]
+
+
+def make_engine(url: str, timeout: float, pool_size: int, durable_commits: bool) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            connect_args={"timeout": timeout, "check_same_thread": False},
+            pool_size=pool_size,
+            max_overflow=10,
+            pool_timeout=timeout,
+        )
+        _configure_sqlite(engine, timeout, durable_commits)
+        return engine
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=10,
+        pool_timeout=timeout,
+        pool_pre_ping=True,
+        connect_args={
+            "connect_timeout": max(1, math.ceil(timeout)),
+            # A write waiting on a row lock gives up instead of hanging the request.
+            "options": f"-c lock_timeout={int(timeout * 1000)}",
+        },
+    )
+
+
+# Bytes the WAL file keeps after a checkpoint (SQLite truncates it back to this).
+_WAL_LIMIT = 64 * 1024 * 1024
+
+
+def _configure_sqlite(engine: Engine, timeout: float, durable_commits: bool) -> None:
+    """WAL for concurrent readers, FULL sync so a 2xx survives power loss, explicit BEGINs.
+
+    Without durable commits, NORMAL sync: in WAL mode a commit is then written but not synced,
+    and stays consistent; the next FULL commit (the intake's next group commit) or checkpoint
+    syncs it with everything before it.
+
+    Incremental auto-vacuum, set before the first table of a new store is created (an existing
+    store keeps its mode until `tidings vacuum`), so pages the retention purge frees can be
+    handed back to the disk a few at a time (`Database.reclaim_space`); and a WAL truncated
+    back to `_WAL_LIMIT` after each checkpoint, so one burst of writes does not keep its size.
+
+    pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; we turn it off and
+    emit BEGIN ourselves (the recipe in SQLAlchemy's SQLite dialect documentation).
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT}")
+        cursor.execute(f"PRAGMA synchronous={'FULL' if durable_commits else 'NORMAL'}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        cursor.close()
+
+    busy_ms = int(timeout * 1000)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get("tidings_write"):
+            _begin_immediate(conn.connection.dbapi_connection, timeout, busy_ms)
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+# How often a writer waiting for SQLite's write lock looks again. SQLite's own busy handler
+# backs off to 25-100 ms sleeps, so a writer would sleep on long after the lock was free; the
+# intake and the worker take turns on the lock many times a second, so we poll instead.
+_LOCK_POLL_SECONDS = 0.0005
+
+
+def _begin_immediate(raw: Any, timeout: float, busy_ms: int) -> None:
+    """Take SQLite's write lock, polling every half millisecond for up to `timeout`."""
+    deadline = time.monotonic() + timeout
+    raw.execute("PRAGMA busy_timeout=0")
+    try:
+        while True:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) and "busy" not in str(error):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(_LOCK_POLL_SECONDS)
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={busy_ms}")
