@@ -29,7 +29,7 @@ from tidings.intake.protocol import CoalescingHttpToolsProtocol
 from tidings.storage import connections, inbox, tokens
 from tidings.storage.db import Database
 from tidings.storage.migrate import upgrade
-from tidings.storage.recount import recount
+from tidings.storage.recount import find_drift
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -197,7 +197,7 @@ class RunningApp:
 
     def assert_no_drift(self) -> None:
         with self.db.read() as conn:
-            assert recount(conn, fix=False) == []
+            assert find_drift(conn) == []
 
 
 def serve_in_thread(
@@ -352,7 +352,7 @@ def assert_applied_exactly_once(
         event_count = conn.execute(select(func.count()).select_from(events)).scalar_one()
         distinct = select(events.c.message_id, events.c.kind).distinct().subquery()
         distinct_count = conn.execute(select(func.count()).select_from(distinct)).scalar_one()
-        drift = recount(conn, fix=False)
+        drift = find_drift(conn)
     for receipt_id, body in acknowledged:
         assert stored.get(receipt_id) == body, f"acknowledged receipt {receipt_id} is missing"
     assert statuses["done"] == len(stored), statuses

@@ -19,7 +19,7 @@ from tests.conftest import TIDINGS, free_port, serving, wait_for
 from tests.e2e.payloads import callbell_status
 from tidings.storage import inbox
 from tidings.storage.db import Database
-from tidings.storage.recount import recount
+from tidings.storage.recount import find_drift
 from tidings.storage.schema import events, messages, receipts
 
 MESSAGES = 600
@@ -121,7 +121,7 @@ def test_sigkill_mid_batch_then_restart_applies_everything_once(
         distinct = select(events.c.message_id, events.c.kind).distinct().subquery()
         distinct_count = conn.execute(select(func.count()).select_from(distinct)).scalar_one()
         states = dict(conn.execute(select(messages.c.provider_message_id, messages.c.state)).all())
-        drift = recount(conn, fix=False)
+        drift = find_drift(conn)
     db.dispose()
     for client in clients:
         client.close()

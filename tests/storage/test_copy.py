@@ -20,7 +20,7 @@ from tidings.storage import connections, inbox, tokens
 from tidings.storage.db import Database
 from tidings.storage.inbox import NewReceipt
 from tidings.storage.migrate import upgrade
-from tidings.storage.recount import recount
+from tidings.storage.recount import find_drift
 from tidings.storage.schema import messages
 from tidings.unit_of_work import Registration, apply_events, register
 
@@ -72,7 +72,7 @@ def test_migrate_data_copies_and_verifies(tmp_path: Path, empty_postgres: str) -
     assert "[ok] receipts: 3 -> 3" in result.output
     target = Database(empty_postgres)
     with target.read() as conn:
-        assert recount(conn, fix=False) == []
+        assert find_drift(conn) == []
         max_id = max(conn.execute(select(messages.c.id)).scalars())
     now = datetime.now(UTC)
     with target.read() as conn:

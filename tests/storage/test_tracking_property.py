@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 
 from tidings.domain.events import EventKind, Incoming, NormalizedEvent
 from tidings.domain.lifecycle import MessageState, advance, register
-from tidings.storage import connections, messages
+from tidings.storage import connections, message_lists, messages
 from tidings.storage.db import Database
 from tidings.storage.migrate import upgrade
-from tidings.storage.recount import recount
+from tidings.storage.recount import find_drift
 from tidings.unit_of_work import Registration, apply_events
 from tidings.unit_of_work import register as register_messages
 
@@ -146,5 +146,5 @@ def _flush(store: Database, batch: list[Incoming], now: datetime) -> None:
 
 def _auto_campaign(store: Database, connection_id: int, pmid: str) -> str | None:
     with store.read() as conn:
-        row = messages.find_message(conn, connection_id, pmid)
+        row = message_lists.find_message(conn, connection_id, pmid)
     return row.campaign_key if row is not None else None

@@ -16,10 +16,10 @@ from tidings.config import Settings
 from tidings.domain.errors import Invalid
 from tidings.domain.events import BadItem, Ignored, NormalizedEvent, SessionUpdate
 from tidings.providers.registry import get_provider
-from tidings.storage import campaigns, connections, inbox, messages
+from tidings.storage import campaigns, connections, inbox, message_lists
 from tidings.storage.db import Database
 from tidings.storage.inbox import NewReceipt
-from tidings.storage.recount import recount
+from tidings.storage.recount import find_drift
 from tidings.storage.schema import events
 from tidings.storage.schema import messages as messages_table
 from tidings.unit_of_work import KINDS, Registration, kind_of, register
@@ -97,8 +97,8 @@ def test_an_over_long_failure_code_is_cut_and_noted(db: Database, settings: Sett
     receipt_id = _apply(db, settings, [failed, _result("m-2", {})])
     with db.read() as conn:
         receipt = inbox.get_receipt(conn, receipt_id)
-        row = messages.find_message(conn, 1, "m-1")
-        other = messages.find_message(conn, 1, "m-2")
+        row = message_lists.find_message(conn, 1, "m-1")
+        other = message_lists.find_message(conn, 1, "m-2")
         kinds = sorted(e.kind for e in conn.execute(select(events)))
     assert receipt is not None and any("failure_code" in note for note in receipt.notes)
     assert row is not None and row.state == "failed" and row.failure_code == "E" * 100

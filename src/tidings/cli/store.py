@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import click
 
-from tidings.cli.common import settings, store
+from tidings.cli.common import now, settings, store
 from tidings.domain.errors import Conflict, NotFound, StorageUnavailable
 from tidings.storage import connections, inbox
 from tidings.storage.db import Database
@@ -113,13 +113,16 @@ def replay(
 @click.command()
 @click.option("--fix", is_flag=True, help="Repair the counters that drifted.")
 def recount(fix: bool) -> None:
-    """Recompute campaign counters from messages; exit 1 when any had drifted."""
-    with store(settings()) as db, db.write() as conn:
-        drift = recount_counters(conn, fix)
-    if not drift:
+    """Recompute campaign counters from messages; exit 1 when any had drifted.
+
+    Reads a snapshot, so webhooks keep being acknowledged; only a repair takes the write lock,
+    for the drifted campaigns alone."""
+    with store(settings()) as db:
+        result = recount_counters(db, fix, now())
+    if not result.drift:
         click.echo("no drift: every campaign counter matches its messages")
         return
-    for d in drift:
+    for d in result.drift:
         click.echo(f"{d.campaign}\t{d.counter}\tstored {d.stored}\tactual {d.actual}")
-    click.echo(f"{len(drift)} counters drifted" + (" (repaired)" if fix else " (run with --fix)"))
+    click.echo(result.summary() + ("" if fix else " (run with --fix)"))
     sys.exit(1)
