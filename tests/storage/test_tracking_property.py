@@ -116,9 +116,9 @@ def test_any_interleaving_keeps_counters_exact(
             limit = next(sizes, 3)
     _flush(store, batch, now)
     with store.read() as conn:
-        assert recount(conn, fix=False) == []
+        assert find_drift(conn) == []
         for pmid, state in expected.items():
-            row = messages.find_message(conn, connection.id, pmid)
+            row = message_lists.find_message(conn, connection.id, pmid)
             assert row is not None
             got = messages.state_from_row(row)
             assert (

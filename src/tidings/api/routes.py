@@ -28,7 +28,7 @@ from tidings.domain.errors import Conflict, Invalid, NotFound
 from tidings.domain.events import Status
 from tidings.domain.recipients import InvalidRecipient, normalise_recipient
 from tidings.providers.registry import get_provider
-from tidings.storage import campaigns, connections, inbox, messages, rejections
+from tidings.storage import campaigns, connections, inbox, message_lists, rejections
 from tidings.storage.connections import StoredConnection
 from tidings.storage.db import Database
 from tidings.storage.inbox import ReceiptStatus
@@ -109,7 +109,7 @@ def _message_out(row: Row[Any]) -> dict[str, Any]:
 
 def _message_detail(db: Database, message_id: int) -> MessageDetail:
     with db.read() as conn:
-        row = messages.get_message(conn, message_id)
+        row = message_lists.get_message(conn, message_id)
         if row is None:
             raise ApiError(404, "not_found", f"no message with id {message_id}")
         events = [
@@ -121,7 +121,7 @@ def _message_detail(db: Database, message_id: int) -> MessageDetail:
                 receipt=e.receipt_id,
                 details=e.details or {},
             )
-            for e in messages.list_events(conn, message_id)
+            for e in message_lists.list_events(conn, message_id)
         ]
     return MessageDetail(**_message_out(row), events=events)
 
@@ -184,7 +184,7 @@ def list_messages(
     cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Messages, newest first; `since`/`until` bound when they were first known (created)."""
-    where = messages.MessageFilter(
+    where = message_lists.MessageFilter(
         campaign=campaign,
         status=status.value if status else None,
         channel=channel,
@@ -195,7 +195,7 @@ def list_messages(
         until=until,
     )
     with db.read() as conn:
-        rows = messages.list_messages(conn, where, decode_cursor(cursor), fetch_size(limit))
+        rows = message_lists.list_messages(conn, where, decode_cursor(cursor), fetch_size(limit))
     found, next_cursor = page(rows, limit)
     return {"items": [_message_out(r) for r in found], "next_cursor": next_cursor}
 

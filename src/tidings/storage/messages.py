@@ -15,7 +15,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, Update, bindparam, select, update
+from sqlalchemy import Row, Update, bindparam, select, update
 
 from tidings.domain.events import EventKind
 from tidings.domain.lifecycle import Failure, MessageState
@@ -33,18 +33,13 @@ from tidings.domain.message_changes import (
 from tidings.storage import campaigns as campaign_store
 from tidings.storage.db import Reader
 from tidings.storage.limits import limits_of
-from tidings.storage.schema import campaign_counters, campaigns, connections, events, messages
+from tidings.storage.schema import campaign_counters, campaigns, events, messages
 from tidings.storage.writes import Writes
 
 __all__ = [
     "Applied",
-    "MessageFilter",
     "apply_items",
     "blank_row",
-    "find_message",
-    "get_message",
-    "list_events",
-    "list_messages",
     "state_from_row",
     "state_values",
 ]
@@ -309,75 +304,3 @@ def _event_row(entry: TimelineEntry, message_id: int) -> dict[str, Any]:
 
 
 _RAW_STATUS = limits_of(events, ("raw_status",))["raw_status"]
-
-
-@dataclass(frozen=True)
-class MessageFilter:
-    campaign: str | None = None
-    status: str | None = None
-    channel: str | None = None
-    recipient: str | None = None
-    connection: str | None = None
-    provider_message_id: str | None = None
-    since: datetime | None = None  # created at or after (aware)
-    until: datetime | None = None  # created before (aware)
-
-
-def _message_query() -> Any:
-    return (
-        select(
-            messages,
-            campaigns.c.key.label("campaign_key"),
-            connections.c.name.label("connection_name"),
-            connections.c.provider.label("provider"),
-        )
-        .join(connections, connections.c.id == messages.c.connection_id)
-        .outerjoin(campaigns, campaigns.c.id == messages.c.campaign_id)
-    )
-
-
-def list_messages(
-    conn: Connection, where: MessageFilter, after_id: int | None, limit: int
-) -> list[Row[Any]]:
-    query = _message_query().order_by(messages.c.id.desc()).limit(limit)
-    if after_id is not None:
-        query = query.where(messages.c.id < after_id)
-    if where.campaign is not None:
-        query = query.where(campaigns.c.key == where.campaign)
-    if where.status is not None:
-        query = query.where(messages.c.state == where.status)
-    if where.channel is not None:
-        query = query.where(messages.c.channel == where.channel)
-    if where.recipient is not None:
-        query = query.where(messages.c.recipient == where.recipient)
-    if where.connection is not None:
-        query = query.where(connections.c.name == where.connection)
-    if where.provider_message_id is not None:
-        query = query.where(messages.c.provider_message_id == where.provider_message_id)
-    if where.since is not None:
-        query = query.where(messages.c.created_at >= where.since)
-    if where.until is not None:
-        query = query.where(messages.c.created_at < where.until)
-    return list(conn.execute(query).all())
-
-
-def get_message(conn: Connection, message_id: int) -> Row[Any] | None:
-    return conn.execute(_message_query().where(messages.c.id == message_id)).first()
-
-
-def find_message(conn: Connection, connection_id: int, provider_message_id: str) -> Row[Any] | None:
-    return conn.execute(
-        _message_query().where(
-            messages.c.connection_id == connection_id,
-            messages.c.provider_message_id == provider_message_id,
-        )
-    ).first()
-
-
-def list_events(conn: Connection, message_id: int) -> list[Row[Any]]:
-    query = (
-        select(events)
-        .where(events.c.message_id == message_id)
-        .order_by(events.c.occurred_at, events.c.id)
-    )
-    return list(conn.execute(query).all())

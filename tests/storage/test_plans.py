@@ -1,0 +1,164 @@
+"""Every filter of the message list, the retention purge and a recount's repair are served by an
+index on both stores, so their cost does not grow with the store (the plans are pinned here:
+EXPLAIN QUERY PLAN on SQLite, EXPLAIN after ANALYZE on PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, event
+
+from tidings.storage import connections, inbox, message_lists
+from tidings.storage.db import Database
+from tidings.storage.inbox import NewReceipt, ReceiptStatus
+from tidings.storage.message_lists import MessageFilter
+from tidings.storage.messages import blank_row
+from tidings.storage.recount import actual_counts
+from tidings.storage.schema import campaigns, messages
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+COUNT = 6000
+
+
+@pytest.fixture
+def store(db: Database) -> Database:
+    """6,000 messages over 2 connections and 30 campaigns, mostly delivered over SMS, and as
+    many receipts, most of them past retention; statistics gathered where the store keeps
+    them."""
+    with db.write() as conn:
+        main = connections.add_connection(conn, "infobip", "main", "s", {}, NOW)
+        other = connections.add_connection(conn, "infobip", "other", "s", {}, NOW)
+        conn.execute(campaigns.insert(), [{"key": f"c{i}", "created_at": NOW} for i in range(30)])
+        rows = []
+        for i in range(COUNT):
+            row = blank_row(main.id if i % 10 else other.id, f"P{i}", NOW - timedelta(minutes=i))
+            row.update(
+                state="queued" if i % 200 == 0 else "delivered",
+                channel="whatsapp" if i % 300 == 0 else "sms",
+                recipient=f"+1555{i:07d}",
+                campaign_id=1 + i % 30,
+            )
+            rows.append(row)
+        conn.execute(messages.insert(), rows)
+        old = [
+            NewReceipt(main.id, "infobip", NOW - timedelta(days=60 - i / COUNT), "a/b", {}, b"{}")
+            for i in range(COUNT)
+        ]
+        ids = inbox.insert_receipts(conn, old)
+        conn.execute(
+            inbox.receipts.update()
+            .where(inbox.receipts.c.id.in_(ids[:-10]))
+            .values(status=ReceiptStatus.DONE.value)
+        )
+        conn.exec_driver_sql("ANALYZE")
+    return db
+
+
+def plans(db: Database, run: Callable[[Connection], Any]) -> list[str]:
+    """The plan of each SELECT `run(conn)` executed, as one line of text each."""
+    captured: list[tuple[str, Any]] = []
+
+    def capture(_c: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            captured.append((statement, parameters))
+
+    with db.read() as conn:
+        if not db.is_sqlite:
+            conn.exec_driver_sql("SET enable_seqscan = off")
+        event.listen(db.engine, "before_cursor_execute", capture)
+        try:
+            run(conn)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", capture)
+        prefix = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN "
+        explained = []
+        for statement, parameters in captured:
+            rows = conn.exec_driver_sql(prefix + statement, parameters).all()
+            explained.append(" / ".join(str(row[-1]).strip() for row in rows))
+    return explained
+
+
+def listing(where: MessageFilter) -> Callable[[Connection], Any]:
+    return lambda conn: message_lists.list_messages(conn, where, None, 50)
+
+
+def messages_access(plan: str, sqlite: bool) -> str:
+    """The part of the plan that reads the messages table."""
+    parts = plan.split(" / ")
+    if sqlite:
+        return next(p for p in parts if " messages " in f"{p} ")
+    return " / ".join(p for p in parts if " on messages" in p or "Index Cond" in p)
+
+
+@pytest.mark.parametrize(
+    ("where", "index", "matches"),
+    [
+        (MessageFilter(provider_message_id="P77"), "ix_messages_provider_message_id", 1),
+        (MessageFilter(status="queued"), "ix_messages_state_id", COUNT // 200),
+        (MessageFilter(channel="whatsapp"), "ix_messages_channel_id", COUNT // 300),
+        (MessageFilter(recipient="+15550000077"), "ix_messages_recipient", 1),
+        (MessageFilter(since=NOW - timedelta(minutes=9, seconds=30)), "ix_messages_created_at", 10),
+        (
+            MessageFilter(since=NOW - timedelta(days=1000), until=NOW - timedelta(minutes=5989)),
+            "ix_messages_created_at",
+            10,
+        ),
+    ],
+)
+def test_every_list_filter_walks_its_index(
+    store: Database, where: MessageFilter, index: str, matches: int
+) -> None:
+    with store.read() as conn:
+        found = message_lists.list_messages(conn, where, None, 50)
+    assert len(found) == min(matches, 50)
+    assert [r.id for r in found] == sorted((r.id for r in found), reverse=True)
+    plan = plans(store, listing(where))[-1]
+    access = messages_access(plan, store.is_sqlite)
+    assert index in access, plan
+    assert "SCAN messages" not in plan and "Seq Scan on messages" not in plan
+
+
+def test_a_wide_time_range_is_read_newest_first_without_sorting(store: Database) -> None:
+    where = MessageFilter(since=NOW - timedelta(days=1000))
+    with store.read() as conn:
+        found = message_lists.list_messages(conn, where, None, 50)
+    assert [r.id for r in found] == list(range(COUNT, COUNT - 50, -1))
+    probe, page = plans(store, listing(where))
+    assert "ix_messages_created_at" in probe
+    if store.is_sqlite:
+        assert "TEMP B-TREE" not in page  # the primary key gives the order; stops after 50
+    else:
+        assert "pk_messages" in page or "ix_messages_created_at" in page
+
+
+@pytest.mark.sqlite_only  # PostgreSQL reads a campaign by whatever its statistics favour
+def test_a_campaign_filter_reads_only_that_campaign(store: Database) -> None:
+    plan = plans(store, listing(MessageFilter(campaign="c3")))[-1]
+    assert "ix_messages_campaign_state (campaign_id=?)" in plan
+
+
+def test_the_purge_walks_the_received_at_index_and_stops_after_a_batch(store: Database) -> None:
+    cutoff = NOW - timedelta(days=30)
+
+    def find(conn: Connection) -> None:
+        found = inbox.purgeable(conn, cutoff, None, 100)
+        assert len(found) == 100
+        assert [r.received_at for r in found] == sorted(r.received_at for r in found)
+
+    [plan] = plans(store, find)
+    assert "ix_receipts_received_at" in plan, plan
+    assert "TEMP B-TREE" not in plan and "Seq Scan on receipts" not in plan
+    if not store.is_sqlite:
+        assert "Sort" not in plan
+
+
+def test_a_repair_sums_only_the_campaigns_it_names(store: Database) -> None:
+    def one(conn: Connection) -> None:
+        assert set(actual_counts(conn, {4})) == {4}
+
+    [plan] = plans(store, one)
+    assert "ix_messages_campaign_state" in plan, plan
+    assert "SCAN messages " not in f"{plan} " and "Seq Scan on messages" not in plan
