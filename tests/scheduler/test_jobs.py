@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
@@ -81,3 +82,36 @@ def test_purge_removes_finished_receipts_past_retention_in_batches(
     assert purge_old_receipts(JobContext(db, settings, worker)) == len(purged)
     assert worker.woken == 0  # nothing became pending
     assert set(_statuses(db)) == {*kept_pending, *kept_failed, *kept_recent}
+
+
+def test_space_a_purge_frees_is_returned_and_used_again(db: Database, settings: Settings) -> None:
+    """SQLite hands the freed pages back to the disk (the file shrinks); on both stores the
+    next receipts reuse the space instead of growing the store by as much again."""
+    old = timedelta(days=settings.retention_days + 1)
+    _receipts(db, ReceiptStatus.DONE, age=old)
+
+    at, done = datetime.now(UTC) - old, ReceiptStatus.DONE
+
+    def fill() -> None:
+        with db.write() as conn:
+            inbox.insert_receipts(
+                conn,
+                [
+                    NewReceipt(1, "evolution", at, "a/b", {}, os.urandom(4000), done)
+                    for _ in range(3000)  # random bodies: PostgreSQL would compress others
+                ],
+            )
+
+    assert db.reclaims_space()
+    empty, _ = db.disk_usage()
+    fill()
+    full, _ = db.disk_usage()
+    assert full - empty > 3000 * 4000
+    assert purge_old_receipts(JobContext(db, settings, lambda: None)) == 3001
+    purged, wal = db.disk_usage()
+    if db.is_sqlite:
+        assert purged - empty < 1_000_000, (empty, full, purged)
+        assert wal < 64 * 1024 * 1024
+    fill()
+    again, _ = db.disk_usage()
+    assert again - full < (full - empty) // 4, (empty, full, purged, again)

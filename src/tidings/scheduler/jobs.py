@@ -10,6 +10,7 @@ from tidings.config import Settings
 from tidings.logging import get_logger
 from tidings.storage import inbox
 from tidings.storage.db import Database
+from tidings.storage.schema import receipts
 from tidings.worker.wake import Wakeable
 
 __all__ = [
@@ -52,17 +53,31 @@ PURGE_BATCH = 1000
 
 
 def purge_old_receipts(ctx: JobContext) -> int:
-    """Delete finished raw receipts past the retention period, in batches (short write locks)."""
+    """Delete finished raw receipts past the retention period, then make their space usable
+    again (docs/architecture.md, "Maintenance and disk"). Each batch is found from a read snapshot by the
+    received_at index and deleted in a write of its own, so SQLite's write lock, which the
+    intake needs for every group commit, is held for milliseconds at a time."""
     cutoff = datetime.now(UTC) - timedelta(days=ctx.settings.retention_days)
     total = 0
+    after: datetime | None = None
     while True:
+        with ctx.db.read() as conn:
+            found = inbox.purgeable(conn, cutoff, after, PURGE_BATCH)
+        if not found:
+            break
         with ctx.db.write() as conn:
-            purged = inbox.purge_older_than(conn, cutoff, PURGE_BATCH)
-        total += purged
-        if purged < PURGE_BATCH:
+            total += inbox.delete_finished(conn, [row.id for row in found])
+        after = found[-1].received_at
+        if len(found) < PURGE_BATCH:
             break
     if total:
-        log.info("purged %d receipts older than %d days", total, ctx.settings.retention_days)
+        pages = ctx.db.reclaim_space(receipts)
+        log.info(
+            "purged %d receipts older than %d days (%d free pages returned to the disk)",
+            total,
+            ctx.settings.retention_days,
+            pages,
+        )
     return total
 
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy import (
@@ -152,6 +153,20 @@ class Database:
         statement = _insert(table).returning(table.c.id, sort_by_parameter_order=True)
         with self.write(appends_only=True) as conn:
             return [row.id for row in conn.execute(statement, [dict(r) for r in rows])]
+
+    def disk_usage(self) -> tuple[int, int]:
+        """Bytes the store takes on disk: (database, write-ahead log). PostgreSQL's WAL is
+        the server's, not one database's, so it counts as 0 there."""
+        if not self.is_sqlite:
+            with self.read() as conn:
+                size = conn.exec_driver_sql("SELECT pg_database_size(current_database())")
+                return int(size.scalar_one()), 0
+        with self.read() as conn:
+            pages = int(conn.exec_driver_sql("PRAGMA page_count").scalar_one())
+            page_size = int(conn.exec_driver_sql("PRAGMA page_size").scalar_one())
+        database = make_url(self.url).database or ""
+        wal = Path(f"{database}-wal")
+        return pages * page_size, wal.stat().st_size if wal.is_file() else 0
 
     def reclaims_space(self) -> bool:
         """Whether space that deletes free is used again without a full `vacuum`: PostgreSQL's

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, func, select, update
+from sqlalchemy import Connection, Row, Select, bindparam, delete, func, select, update
 
 from tidings.storage.db import Database, Reader
 from tidings.storage.schema import receipts
@@ -24,12 +24,13 @@ __all__ = [
     "ReceiptStatus",
     "append",
     "count_by_status",
+    "delete_finished",
     "get_receipt",
     "insert_receipts",
     "list_receipts",
     "mark_done",
     "mark_failed",
-    "purge_older_than",
+    "purgeable",
     "release_due_retries",
     "replay",
     "take",
@@ -209,21 +210,31 @@ def count_by_status(conn: Connection) -> dict[str, int]:
     return counts
 
 
-def purge_older_than(conn: Connection, cutoff: datetime, batch: int) -> int:
-    """Delete up to `batch` finished receipts received before `cutoff` (pending ones stay)."""
-    ids = (
-        select(receipts.c.id)
-        .where(receipts.c.received_at < cutoff)
-        .where(receipts.c.status != ReceiptStatus.PENDING.value)
-        .where(receipts.c.status != ReceiptStatus.FAILED.value)
-        .order_by(receipts.c.id)
+_FINISHED = receipts.c.status.not_in([ReceiptStatus.PENDING.value, ReceiptStatus.FAILED.value])
+
+
+def purgeable(
+    conn: Connection, cutoff: datetime, after: datetime | None, batch: int
+) -> list[Row[Any]]:
+    """Up to `batch` finished receipts (id and receipt time) received before `cutoff` and not
+    before `after`, oldest first: a walk of the received_at index that stops after `batch`
+    rows, whatever the size of the inbox. Pending and failed receipts stay."""
+    query: Select[Any] = (
+        select(receipts.c.id, receipts.c.received_at)
+        .where(receipts.c.received_at < cutoff, _FINISHED)
+        .order_by(receipts.c.received_at)
         .limit(batch)
     )
-    found = [row.id for row in conn.execute(ids)]
-    if not found:
+    if after is not None:
+        query = query.where(receipts.c.received_at >= after)
+    return list(conn.execute(query).all())
+
+
+def delete_finished(conn: Connection, ids: Sequence[int]) -> int:
+    """Delete these receipts if they are still finished (a replay may have put one back)."""
+    if not ids:
         return 0
-    conn.execute(delete(receipts).where(receipts.c.id.in_(found)))
-    return len(found)
+    return conn.execute(delete(receipts).where(receipts.c.id.in_(list(ids)), _FINISHED)).rowcount
 
 
 def list_receipts(
