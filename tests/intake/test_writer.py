@@ -56,7 +56,7 @@ def test_a_full_queue_answers_at_once_and_nothing_waits_forever(db: Database, db
     refused_at_once = [t for t, text in outcomes if "too many" in text]
     assert len(refused_at_once) == 1 and refused_at_once[0] < 0.2
     assert all(text != "stored" for _, text in outcomes)
-    assert all(t < 3 for t, _ in outcomes), "no request waits past the store timeout and a margin"
+    assert all(t < 0.9 for t, _ in outcomes), "no request waits past the store timeout and a margin"
     with db.read() as conn:
         assert inbox.count_by_status(conn)["pending"] == 0
     fast.dispose()
@@ -109,7 +109,7 @@ def test_requests_that_arrive_a_few_loop_turns_apart_share_one_commit(db: Databa
 
 def test_a_commit_that_hangs_is_answered_at_its_deadline(db: Database, db_url: str) -> None:
     """A commit stuck past the store timeout (a hung disk, a server that stopped answering):
-    the requests waiting on it are answered 503 at the store timeout plus a second."""
+    the requests waiting on it are answered 503 at the store timeout (plus a small margin)."""
     fast = Database(db_url, timeout=0.3)
 
     def hangs(_db: Database, rows: list[NewReceipt]) -> list[int]:
@@ -135,7 +135,7 @@ def test_a_commit_that_hangs_is_answered_at_its_deadline(db: Database, db_url: s
 
     outcomes = asyncio.run(scenario())
     assert [text for _, text in outcomes] == ["the store did not commit in time"] * 3
-    assert all(1.2 < t < 1.8 for t, _ in outcomes), outcomes
+    assert all(0.4 < t < 0.8 for t, _ in outcomes), outcomes
     fast.dispose()
 
 
