@@ -12,7 +12,7 @@ from tidings.cli.common import TidingsGroup, settings
 from tidings.cli.connections import connection
 from tidings.cli.doctor import doctor
 from tidings.cli.server import beat, serve, worker
-from tidings.cli.store import migrate, migrate_data, recount, replay
+from tidings.cli.store import migrate, migrate_data, recount, replay, vacuum
 from tidings.cli.tokens import token
 from tidings.logging import configure_logging
 
@@ -31,6 +31,17 @@ def main() -> None:
     configure_logging(config.log_level, config.log_json)
 
 
-for command in (serve, worker, beat, migrate, migrate_data, connection, token, replay, recount):
+for command in (
+    serve,
+    worker,
+    beat,
+    migrate,
+    migrate_data,
+    connection,
+    token,
+    replay,
+    recount,
+    vacuum,
+):
     main.add_command(command)
 main.add_command(doctor)

@@ -92,10 +92,17 @@ def _ago(elapsed: timedelta) -> str:
 
 
 def _disk(db: Database) -> tuple[bool, str, str]:
-    """Whether space freed by the retention purge can be used again without a full VACUUM."""
+    """How big the store is, and whether the space the retention purge frees goes back to the
+    disk (an old SQLite store keeps it inside the file until `tidings vacuum`)."""
+    store, wal = db.disk_usage()
+    size = f"store {_mib(store)}" + (f", WAL {_mib(wal)}" if db.is_sqlite else "")
     if db.reclaims_space():
-        return True, "disk", "space freed by the retention purge is reused"
-    return False, "disk", "freed space is never reused: run tidings vacuum once (it takes long)"
+        return True, "disk", f"{size}; space the retention purge frees is returned"
+    return True, "disk", f"{size}; freed space is reused but never returned: run tidings vacuum"
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
 
 
 def _broker_reachable(url: str) -> tuple[bool, str, str]:

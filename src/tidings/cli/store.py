@@ -1,4 +1,4 @@
-"""Commands that work on the store itself: migrate, migrate-data, replay, recount."""
+"""Commands that work on the store itself: migrate, migrate-data, replay, recount, vacuum."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from tidings.storage.migrate import current_revision, head_revision, upgrade
 from tidings.storage.readiness import checked_url, open_ready
 from tidings.storage.recount import recount as recount_counters
 
-__all__ = ["migrate", "migrate_data", "recount", "replay"]
+__all__ = ["migrate", "migrate_data", "recount", "replay", "vacuum"]
 
 
 @click.command()
@@ -126,3 +126,25 @@ def recount(fix: bool) -> None:
         click.echo(f"{d.campaign}\t{d.counter}\tstored {d.stored}\tactual {d.actual}")
     click.echo(result.summary() + ("" if fix else " (run with --fix)"))
     sys.exit(1)
+
+
+@click.command()
+def vacuum() -> None:
+    """Rewrite the store compactly, once, so space the retention purge frees goes back to the
+    disk from then on (a SQLite store created by an earlier tidings needs it once).
+
+    On SQLite this holds the write lock throughout and needs free disk about the size of the
+    store: minutes for gigabytes. Stop tidings serve first (webhooks meanwhile would get 503)."""
+    with store(settings()) as db:
+        before = sum(db.disk_usage())
+        click.echo(f"vacuuming {before / 2**20:.1f} MiB; this can take minutes")
+        shown = [0]
+
+        def progress(seconds: float) -> None:
+            if int(seconds) >= shown[0] + 5:
+                shown[0] = int(seconds)
+                click.echo(f"  still vacuuming after {shown[0]} s")
+
+        db.vacuum(progress)
+        after = sum(db.disk_usage())
+    click.echo(f"vacuumed: {before / 2**20:.1f} MiB -> {after / 2**20:.1f} MiB")
