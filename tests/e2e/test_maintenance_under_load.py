@@ -1,5 +1,5 @@
-"""Maintenance never stops the intake: webhooks that arrive while `recount --fix`, doctor's
-recount or the retention purge run are all acknowledged, and a repair made while the worker
+"""Maintenance never stops the intake: webhooks that arrive while `recount --fix`, the
+retention purge or `migrate-data` run are all acknowledged, and a repair made while the worker
 moves the same campaigns loses none of its deltas."""
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from tests.e2e.payloads import evolution_update
 from tidings.config import Settings
 from tidings.scheduler.jobs import JobContext, purge_old_receipts
 from tidings.storage import connections, inbox
+from tidings.storage.copy import copy_store
+from tidings.storage.db import Database
 from tidings.storage.inbox import NewReceipt, ReceiptStatus
 from tidings.storage.recount import find_drift, last_recount, recount
 from tidings.storage.schema import campaign_counters, receipts
@@ -108,3 +110,18 @@ def test_the_retention_purge_runs_beside_the_intake(
     with db.read() as conn:
         left = conn.execute(select(func.count()).where(receipts.c.id.in_(ids))).scalar_one()
     assert left == 0
+
+
+@pytest.mark.sqlite_only  # migrate-data copies an embedded (SQLite) store into PostgreSQL
+def test_migrate_data_reads_beside_the_intake(
+    loaded: RunningApp, empty_postgres: str, posting: Callable[[], Poster]
+) -> None:
+    target = Database(empty_postgres)
+    try:
+        counts = copy_store(loaded.db, target)
+    finally:
+        target.dispose()
+    poster = posting()
+    assert all(count.matches for count in counts), counts
+    assert len(poster.statuses) > 0
+    assert set(poster.statuses) == {202}, sorted(set(poster.statuses))

@@ -3,17 +3,13 @@ and the copy keeps working (ids, sequences, counters)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from tests.conftest import POSTGRES_ADMIN_URL
 from tidings.cli import main
 from tidings.domain.events import EventKind, Incoming, NormalizedEvent
 from tidings.storage import connections, inbox, tokens
@@ -23,18 +19,6 @@ from tidings.storage.migrate import upgrade
 from tidings.storage.recount import find_drift
 from tidings.storage.schema import messages
 from tidings.unit_of_work import Registration, apply_events, register
-
-
-@pytest.fixture
-def empty_postgres() -> Iterator[str]:
-    name = f"tidings_copy_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _embedded_store(path: Path) -> str:

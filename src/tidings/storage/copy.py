@@ -39,10 +39,13 @@ def _tables() -> list[Table]:
 
 def count_rows(db: Database) -> dict[str, int]:
     with db.read() as conn:
-        return {
-            t.name: conn.execute(select(func.count()).select_from(t)).scalar_one()
-            for t in _tables()
-        }
+        return _counted(conn)
+
+
+def _counted(conn: Connection) -> dict[str, int]:
+    return {
+        t.name: conn.execute(select(func.count()).select_from(t)).scalar_one() for t in _tables()
+    }
 
 
 def _batches(conn: Connection, table: Table) -> Iterator[list[dict[str, object]]]:
@@ -66,8 +69,10 @@ def copy_store(
     upgrade(target)
     if any(count_rows(target).values()):
         raise Conflict("the target store already holds data; copy into an empty database")
-    source_counts = count_rows(source)
+    # One read snapshot for the counts and the copy: on SQLite it never blocks the intake, and
+    # what a running server commits meanwhile is in neither (stop it before switching over).
     with source.read() as reading, target.write() as writing:
+        source_counts = _counted(reading)
         for table in _tables():
             for rows in _batches(reading, table):
                 writing.execute(insert(table), rows)
