@@ -11,14 +11,12 @@ left over from earlier runs, never share a queue with it.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
-from tests.conftest import POSTGRES_ADMIN_URL, on_postgresql
+from tests.conftest import fresh_postgres, on_postgresql
 from tests.scaleout.cluster import BROKERS, Cluster, rabbitmq_vhost, redis_database
 
 
@@ -28,14 +26,7 @@ def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
     if on_postgresql(request.config):
         yield request.getfixturevalue("db_url")
         return
-    name = f"tidings_scaleout_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield from fresh_postgres("tidings_scaleout")
 
 
 @pytest.fixture(params=BROKERS)

@@ -50,6 +50,16 @@ def _message_query() -> Any:
     )
 
 
+# The filters that name one value, and the column each compares.
+_EQUALS = (
+    ("campaign", campaigns.c.key),
+    ("status", messages.c.state),
+    ("channel", messages.c.channel),
+    ("recipient", messages.c.recipient),
+    ("connection", connections.c.name),
+    ("provider_message_id", messages.c.provider_message_id),
+)
+
 # A time range matching fewer messages than this is read through the created_at index and
 # its rows sorted; a wider one is read newest first by id, which soon finds a page of them.
 NARROW_RANGE = 5_000
@@ -62,18 +72,10 @@ def list_messages(
     query = _message_query().limit(limit)
     if after_id is not None:
         query = query.where(messages.c.id < after_id)
-    if where.campaign is not None:
-        query = query.where(campaigns.c.key == where.campaign)
-    if where.status is not None:
-        query = query.where(messages.c.state == where.status)
-    if where.channel is not None:
-        query = query.where(messages.c.channel == where.channel)
-    if where.recipient is not None:
-        query = query.where(messages.c.recipient == where.recipient)
-    if where.connection is not None:
-        query = query.where(connections.c.name == where.connection)
-    if where.provider_message_id is not None:
-        query = query.where(messages.c.provider_message_id == where.provider_message_id)
+    for name, column in _EQUALS:
+        value = getattr(where, name)
+        if value is not None:
+            query = query.where(column == value)
     created = _created_in(where)
     if created is not None:
         query = query.where(*created)
