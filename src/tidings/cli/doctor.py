@@ -25,7 +25,7 @@ Report = Callable[[bool, str, str], None]
 
 @click.command()
 def doctor() -> None:
-    """Check configuration, store, schema, broker and counters; exit 1 if anything is wrong."""
+    """Check configuration, store, schema, broker, counters and disk; exit 1 if any is wrong."""
     problems = 0
 
     def report(ok: bool, what: str, detail: str) -> None:
