@@ -107,7 +107,7 @@ def test_space_a_purge_frees_is_returned_and_used_again(db: Database, settings: 
     fill()
     full, _ = db.disk_usage()
     assert full - empty > 3000 * 4000
-    assert purge_old_receipts(JobContext(db, settings, lambda: None)) == 3001
+    assert purge_old_receipts(JobContext(db, settings, _Worker())) == 3001
     purged, wal = db.disk_usage()
     if db.is_sqlite:
         assert purged - empty < 1_000_000, (empty, full, purged)

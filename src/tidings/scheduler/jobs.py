@@ -54,9 +54,9 @@ PURGE_BATCH = 1000
 
 def purge_old_receipts(ctx: JobContext) -> int:
     """Delete finished raw receipts past the retention period, then make their space usable
-    again (docs/architecture.md, "Maintenance and disk"). Each batch is found from a read snapshot by the
-    received_at index and deleted in a write of its own, so SQLite's write lock, which the
-    intake needs for every group commit, is held for milliseconds at a time."""
+    again (docs/architecture.md, "Maintenance and disk"). Each batch is found from a read
+    snapshot by the received_at index and deleted in a write of its own, so SQLite's write
+    lock, which the intake needs for every group commit, is held for milliseconds at a time."""
     cutoff = datetime.now(UTC) - timedelta(days=ctx.settings.retention_days)
     total = 0
     after: datetime | None = None
