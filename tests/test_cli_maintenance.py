@@ -78,3 +78,12 @@ def test_vacuum_makes_an_old_store_return_freed_space(cli: CliRunner, db_url: st
     after = cli.invoke(main, ["doctor"])
     assert "space the retention purge frees is returned" in after.output
     assert sqlite3.connect(path).execute("PRAGMA auto_vacuum").fetchone() == (2,)
+
+
+def test_vacuum_reports_the_size_before_and_after(cli: CliRunner, db_url: str) -> None:  # noqa: F811
+    run(cli, "migrate")
+    _store(db_url).dispose()
+    vacuumed = run(cli, "vacuum")
+    assert vacuumed.exit_code == 0
+    assert "this can take minutes" in vacuumed.output
+    assert "vacuumed: " in vacuumed.output and " MiB -> " in vacuumed.output

@@ -209,7 +209,10 @@ class Database:
         auto-vacuum. Holds SQLite's write lock throughout (minutes for a large file: stop
         `tidings serve` first); `progress` hears the seconds elapsed now and then."""
         if not self.is_sqlite:
-            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            with (
+                _unavailable_on_failure(self.url),
+                self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
+            ):
                 conn.exec_driver_sql("VACUUM (ANALYZE)")
             return
         started = time.monotonic()
