@@ -41,6 +41,8 @@ LAST_RECOUNT = "last_recount"
 
 @dataclass(frozen=True)
 class Drift:
+    """One counter of one campaign whose stored value is not what its messages add up to."""
+
     campaign: str
     counter: str
     stored: int
@@ -66,6 +68,7 @@ class Recount:
 
 
 def _when(condition: ColumnElement[bool]) -> ColumnElement[Any]:
+    """How many of a campaign's messages meet `condition`."""
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
