@@ -269,7 +269,7 @@ def measure(args: argparse.Namespace, work: Path, procs: Processes) -> list[list
             startup = timed_cli(env, "--version")
             load = Background(port)
             took = load.during(lambda: tidings_cli(env, "doctor"))
-            row.append(f"{took - startup:.2f} s + {startup:.1f} s start-up ({load.summary()})")
+            row.append(f"{took:.2f} s, `tidings --version` {startup:.2f} s ({load.summary()})")
             row.extend(purge(port, db, url, size))
             rows.append(row)
             print_table(rows)

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from tidings import connection_admin
-from tidings.api.routes import intake_url
 from tidings.cli.common import intake_base, now, settings, store
 from tidings.providers.registry import PROVIDERS, get_provider
 from tidings.storage import connections
+
+
+def _intake_url(*args: Any, **kwargs: Any) -> str:
+    """`api.routes.intake_url`, imported only by the commands that print one: the API (and
+    FastAPI with it) would add a fifth of a second to every command's start, doctor's too."""
+    from tidings.api.routes import intake_url
+
+    return intake_url(*args, **kwargs)
+
 
 __all__ = ["connection"]
 
@@ -48,7 +58,7 @@ def connection_add(provider: str, name: str, secret: str | None, options: tuple[
     click.echo(f"added {provider} connection {name!r} ({get_provider(provider).auth_scheme})")
     if added.secret_generated:
         click.echo(f"generated secret: {added.connection.secret}")
-    click.echo(intake_url(base, added.connection, with_secret=True))
+    click.echo(_intake_url(base, added.connection, with_secret=True))
 
 
 @connection.command("list")
@@ -63,7 +73,7 @@ def connection_list() -> None:
         click.echo("no connections yet: tidings connection add PROVIDER NAME")
         return
     for c in found:
-        url = intake_url(base, c, with_secret=False)
+        url = _intake_url(base, c, with_secret=False)
         last = c.last_event_at.isoformat() if c.last_event_at else "never"
         scheme = get_provider(c.provider).auth_scheme
         click.echo(f"{c.name}\t{c.provider}\t{url}\t{scheme}\tlast event: {last}")
@@ -89,7 +99,7 @@ def connection_update(
         base = intake_base(config, db)
     keys = ", ".join(sorted(changed.options)) or "none"
     click.echo(f"updated {changed.provider} connection {name!r} (options: {keys})")
-    click.echo(intake_url(base, changed, with_secret=True))
+    click.echo(_intake_url(base, changed, with_secret=True))
 
 
 @connection.command("remove")
