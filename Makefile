@@ -40,7 +40,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 # A store grown to 10k, 100k and 1M messages through the intake, measured at each size (about
-# 20 minutes; SCALE_ARGS="--sizes 10000,100000" stops at 100k). bench/README.md, "Scale".
+# 10 minutes here; SCALE_ARGS="--sizes 10000,100000" stops at 100k). bench/README.md, "Scale".
 scale: $(BENCH_STAMP)
 	$(BIN)/python bench/scale.py $(SCALE_ARGS)
 
