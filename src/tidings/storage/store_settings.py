@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, select, update
 
+from tidings.storage.db import insert_ignoring_duplicates
 from tidings.storage.schema import store_settings
 
 __all__ = ["SERVE_URL", "recall", "remember"]
@@ -18,8 +19,15 @@ SERVE_URL = "serve_url"
 
 
 def remember(conn: Connection, key: str, value: str, now: datetime) -> None:
-    conn.execute(delete(store_settings).where(store_settings.c.key == key))
-    conn.execute(store_settings.insert().values(key=key, value=value, updated_at=now))
+    """Set `key`, whoever else sets it at the same moment: two web nodes starting together, or
+    two recounts, each delete-then-insert collided on PostgreSQL's primary key."""
+    added = insert_ignoring_duplicates(conn, store_settings)
+    conn.execute(added.values(key=key, value=value, updated_at=now))
+    conn.execute(
+        update(store_settings)
+        .where(store_settings.c.key == key)
+        .values(value=value, updated_at=now)
+    )
 
 
 def recall(conn: Connection, key: str) -> str | None:
