@@ -9,7 +9,6 @@ hold. Writing those changes is `storage.messages`' job.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -20,6 +19,7 @@ from tidings.domain.dedup import dedup_key
 from tidings.domain.errors import Conflict, Invalid
 from tidings.domain.events import EventKind, Incoming, NormalizedEvent, Source
 from tidings.domain.lifecycle import MessageState, advance
+from tidings.domain.recipients import same_party
 
 __all__ = [
     "MessageChange",
@@ -270,7 +270,7 @@ def _register(
     first = change.known("registered_at") is None
     for name in ("recipient", "contact_ref"):  # a webhook's spelling never conflicts
         given, known_value = getattr(reg, name), change.known(name)
-        if first or given is None or known_value is None or _same_party(given, known_value):
+        if first or given is None or known_value is None or same_party(given, known_value):
             continue
         raise Conflict(f"{where} was registered with another {name.replace('_', ' ')}")
     plan.changes[key] = change
@@ -284,23 +284,6 @@ def _register(
         change.fields["registered_at"] = item.at
     if reg.campaign and current is None and change.known("campaign_id") is None:
         change.campaign_key = reg.campaign
-
-
-def _same_party(given: str, known: str) -> bool:
-    """Whether two recipients or contact references name the same party: phone numbers by
-    their digits (providers write them with or without `+`, spaces or a `whatsapp:` prefix),
-    anything else ignoring case."""
-    if _looks_like_phone(given) and _looks_like_phone(known):
-        return _PHONE_NOISE.sub("", given) == _PHONE_NOISE.sub("", known)
-    return given.strip().casefold() == known.strip().casefold()
-
-
-_PHONE_NOISE = re.compile(r"\D")
-
-
-def _looks_like_phone(text: str) -> bool:
-    number = text.rsplit(":", 1)[-1]  # whatsapp:+55..., tel:+55...
-    return not re.search(r"[A-Za-z@]", number) and len(_PHONE_NOISE.sub("", number)) >= 7
 
 
 def _registration_event(item: Registering) -> Incoming[NormalizedEvent]:

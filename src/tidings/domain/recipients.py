@@ -8,7 +8,7 @@ import re
 
 import phonenumbers
 
-__all__ = ["REGIONS", "InvalidRecipient", "normalise_recipient"]
+__all__ = ["REGIONS", "InvalidRecipient", "normalise_recipient", "same_party"]
 
 # Two-letter regions phonenumbers knows ("BR", "US"): a default for numbers written without
 # their country code.
@@ -73,3 +73,20 @@ def _email(text: str) -> str:
     ):
         raise InvalidRecipient(f"{text!r} is not an email address (expected name@example.com)")
     return f"{local}@{domain.lower()}"
+
+
+def same_party(given: str, known: str) -> bool:
+    """Whether two recipients or contact references name the same party: phone numbers by
+    their digits (providers write them with or without `+`, spaces or a `whatsapp:` prefix),
+    anything else ignoring case."""
+    if _looks_like_phone(given) and _looks_like_phone(known):
+        return _PHONE_NOISE.sub("", given) == _PHONE_NOISE.sub("", known)
+    return given.strip().casefold() == known.strip().casefold()
+
+
+_PHONE_NOISE = re.compile(r"\D")
+
+
+def _looks_like_phone(text: str) -> bool:
+    number = text.rsplit(":", 1)[-1]  # whatsapp:+55..., tel:+55...
+    return not re.search(r"[A-Za-z@]", number) and len(_PHONE_NOISE.sub("", number)) >= 7
