@@ -17,10 +17,9 @@ from tidings.api.models import RegisterMessage
 from tidings.api.support import Db, require_token
 from tidings.domain.errors import Conflict
 from tidings.domain.recipients import InvalidRecipient, normalise_recipient
-from tidings.providers.registry import get_provider
 from tidings.storage import connections
 from tidings.storage.connections import StoredConnection
-from tidings.unit_of_work import Registering, Registration, register_each
+from tidings.unit_of_work import Registering, register_each
 
 __all__ = ["MAX_ITEMS", "router"]
 
@@ -114,13 +113,4 @@ def _check(
             recipient = normalise_recipient(recipient, region)
         except InvalidRecipient as error:
             return _error(index, "invalid_recipient", f"items.{index}.recipient: {error}")
-    registration = Registration(
-        provider_message_id=item.provider_message_id,
-        campaign=item.campaign,
-        recipient=recipient,
-        contact_ref=item.contact_ref,
-        metadata=item.metadata,
-        channel=item.channel or get_provider(connection.provider).channel,
-        sent_at=item.sent_at.astimezone(UTC) if item.sent_at else None,
-    )
-    return Registering(connection, registration, now)
+    return Registering(connection, item.registration(recipient, connection.provider), now)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from tidings.domain.message_changes import Registration
+from tidings.providers.registry import get_provider
 from tidings.storage import schema
 from tidings.storage.limits import column_limit, limits
 
@@ -88,6 +90,19 @@ class RegisterMessage(BaseModel):
     )
     text: str | None = None
     template: dict[str, Any] | None = None
+
+    def registration(self, recipient: str | None, provider: str) -> Registration:
+        """What the unit of work registers: the recipient as normalised, the provider's channel
+        when none is named, `sent_at` in UTC."""
+        return Registration(
+            provider_message_id=self.provider_message_id,
+            campaign=self.campaign,
+            recipient=recipient,
+            contact_ref=self.contact_ref,
+            metadata=self.metadata,
+            channel=self.channel or get_provider(provider).channel,
+            sent_at=self.sent_at.astimezone(UTC) if self.sent_at else None,
+        )
 
 
 class FailureOut(BaseModel):

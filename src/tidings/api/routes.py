@@ -34,7 +34,6 @@ from tidings.storage.db import Database
 from tidings.storage.inbox import ReceiptStatus
 from tidings.storage.limits import column_limit
 from tidings.storage.schema import messages as messages_table
-from tidings.unit_of_work import Registration
 from tidings.unit_of_work import register as register_messages
 
 __all__ = ["intake_url", "router"]
@@ -142,17 +141,7 @@ def register(body: RegisterMessage, db: Db, request: Request, response: Response
         [(message_id, first)] = register_messages(
             db,
             connection,
-            [
-                Registration(
-                    provider_message_id=body.provider_message_id,
-                    campaign=body.campaign,
-                    recipient=recipient,
-                    contact_ref=body.contact_ref,
-                    metadata=body.metadata,
-                    channel=body.channel or get_provider(connection.provider).channel,
-                    sent_at=body.sent_at.astimezone(UTC) if body.sent_at else None,
-                )
-            ],
+            [body.registration(recipient, connection.provider)],
             now,
         )
     except NotFound as error:
