@@ -9,7 +9,6 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from unittest.mock import patch
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,11 +18,11 @@ from sqlalchemy import select
 from tidings.domain.errors import Conflict
 from tidings.domain.events import EventKind, Incoming, NormalizedEvent
 from tidings.storage import connections
-from tidings.storage import db as db_module
 from tidings.storage.connections import StoredConnection
-from tidings.storage.db import Database
+from tidings.storage.db import Database, Reader
 from tidings.storage.migrate import upgrade
 from tidings.storage.schema import campaign_counters, campaigns, events, messages
+from tidings.storage.writes import Writes
 from tidings.unit_of_work import Registration, apply_events, register
 
 T0 = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
@@ -43,8 +42,8 @@ step = st.one_of(
 
 
 @contextmanager
-def _store(path: Path) -> Iterator[tuple[Database, StoredConnection]]:
-    db = Database(f"sqlite:///{path}")
+def _store(path: Path, plan_ahead: bool) -> Iterator[tuple[Database, StoredConnection]]:
+    db = Database(f"sqlite:///{path}", plan_ahead=plan_ahead)
     upgrade(db)
     with db.write() as conn:
         connection = connections.add_connection(
@@ -54,14 +53,6 @@ def _store(path: Path) -> Iterator[tuple[Database, StoredConnection]]:
         yield db, connection
     finally:
         db.dispose()
-
-
-@contextmanager
-def _always_replanned() -> Iterator[None]:
-    """Every read of the state version differs, as if another writer had always just written."""
-    versions = iter(range(1, 10**9))
-    with patch.object(db_module, "_read_version", lambda conn: next(versions)):
-        yield
 
 
 def _run(db: Database, connection: StoredConnection, steps: list[Any]) -> None:
@@ -107,10 +98,28 @@ def _dump(db: Database) -> dict[str, list[tuple[Any, ...]]]:
 @given(steps=st.lists(step, min_size=1, max_size=8))
 def test_fast_and_plain_paths_leave_identical_stores(tmp_path: Path, steps: list[Any]) -> None:
     run = len(list(tmp_path.iterdir()))
-    with _store(tmp_path / f"fast-{run}.db") as (fast, connection):
+    with _store(tmp_path / f"fast-{run}.db", plan_ahead=True) as (fast, connection):
         _run(fast, connection, steps)
         expected = _dump(fast)
-    with _store(tmp_path / f"plain-{run}.db") as (plain, connection), _always_replanned():
+    with _store(tmp_path / f"plain-{run}.db", plan_ahead=False) as (plain, connection):
         _run(plain, connection, steps)
         got = _dump(plain)
     assert got == expected
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize(("plan_ahead", "plans"), [(True, 1), (False, 2)])
+def test_the_plain_path_plans_again_under_the_lock(
+    tmp_path: Path, plan_ahead: bool, plans: int
+) -> None:
+    """What makes the comparison above one of two paths: without planning ahead, the plan made
+    on the snapshot is made again under the write lock, as after another writer's commit."""
+    with _store(tmp_path / "count.db", plan_ahead) as (db, connection):
+        calls: list[int] = []
+
+        def plan(reader: Reader, writes: Writes) -> None:
+            calls.append(1)
+            connections.touch_last_event(writes, {connection.id: T0})
+
+        db.apply(plan)
+    assert len(calls) == plans

@@ -1,5 +1,5 @@
-"""Engine, transactions and the unit of work's way in. The one place that knows SQLite from
-PostgreSQL.
+"""Engine, transactions and the unit of work's way in. With its other half, `engine.py`, and
+SQLite's fast path, `sqlite_fast.py`, the one place that knows SQLite from PostgreSQL.
 
 Every storage failure that means "cannot commit right now" (locked file, server down, pool
 exhausted, timeout) leaves here as `StorageUnavailable`, so intake can answer 503 and the
@@ -12,7 +12,6 @@ State changes go through `Database.apply(plan)`: the plan reads what it needs th
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -26,7 +25,6 @@ from sqlalchemy import (
     Row,
     Select,
     Table,
-    exc,
     func,
     select,
     text,
@@ -35,9 +33,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.sql.dml import Insert
 
-from tidings.domain.errors import StorageUnavailable
 from tidings.storage import sqlite_fast
-from tidings.storage.engine import make_engine
+from tidings.storage.engine import make_engine, unavailable_on_failure
 from tidings.storage.schema import tracking_version
 from tidings.storage.writes import AddTo, Execute, Writes
 
@@ -70,15 +67,22 @@ class Database:
     """An engine plus the transactions and the unit of work's way in (`apply`)."""
 
     def __init__(
-        self, url: str, timeout: float = 2.0, pool_size: int = 5, durable_commits: bool = True
+        self,
+        url: str,
+        timeout: float = 2.0,
+        pool_size: int = 5,
+        durable_commits: bool = True,
+        plan_ahead: bool = True,
     ) -> None:
         """`durable_commits=False` (SQLite): commits are not synced to disk one by one, so a
         power cut may undo the last few, never half of one. Only for writes that can be done
         again from what is durable, like applying receipts (docs/decisions/0006); never for
-        anything received from outside."""
+        anything received from outside. `plan_ahead=False` (SQLite): every plan made on a
+        snapshot is made again under the lock, as when another writer moved the state."""
         self.url = normalize_url(url)
         self.timeout = timeout
         self.durable_commits = durable_commits
+        self.plan_ahead = plan_ahead
         self.engine = make_engine(self.url, timeout, pool_size, durable_commits)
 
     @property
@@ -94,7 +98,7 @@ class Database:
         can forget to; only one that merely appends rows no plan reads as state (the inbox's
         new receipts, the rejection log) says `appends_only`."""
         with (
-            _unavailable_on_failure(self.url),
+            unavailable_on_failure(self.url),
             self.engine.connect().execution_options(tidings_write=True) as conn,
             conn.begin(),
         ):
@@ -105,7 +109,7 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read transaction (a consistent snapshot; never blocks writers on SQLite WAL)."""
-        with _unavailable_on_failure(self.url), self.engine.connect() as conn, conn.begin():
+        with unavailable_on_failure(self.url), self.engine.connect() as conn, conn.begin():
             yield conn
 
     def apply(self, plan: Callable[[Reader, Writes], T]) -> T:
@@ -132,7 +136,7 @@ class Database:
                 return result
             ready = _prepare(conn.dialect, writes)
         with self.write() as conn:
-            if _read_version(conn) != version:  # something changed the state: plan again
+            if _read_version(conn) != version or not self.plan_ahead:  # the state moved: again
                 writes = Writes()
                 result = plan(Reader(conn, locking=False), writes)
                 ready = _prepare(conn.dialect, writes)
@@ -184,7 +188,7 @@ class Database:
         blocks inserts). The pages SQLite gave back (0 on PostgreSQL)."""
         if not self.is_sqlite:
             with (
-                _unavailable_on_failure(self.url),
+                unavailable_on_failure(self.url),
                 self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
             ):
                 conn.exec_driver_sql(f"VACUUM (ANALYZE) {table.name}")
@@ -200,7 +204,7 @@ class Database:
             returned += step
             if step <= 0:
                 break
-        with _unavailable_on_failure(self.url), self.engine.connect() as conn:
+        with unavailable_on_failure(self.url), self.engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").all()
         return returned
 
@@ -210,13 +214,13 @@ class Database:
         `tidings serve` first); `progress` hears the seconds elapsed now and then."""
         if not self.is_sqlite:
             with (
-                _unavailable_on_failure(self.url),
+                unavailable_on_failure(self.url),
                 self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
             ):
                 conn.exec_driver_sql("VACUUM (ANALYZE)")
             return
         started = time.monotonic()
-        with _unavailable_on_failure(self.url), self.engine.connect() as conn:
+        with unavailable_on_failure(self.url), self.engine.connect() as conn:
             raw = conn.connection.dbapi_connection
             assert raw is not None
             raw.set_progress_handler(lambda: progress(time.monotonic() - started), 10_000_000)
@@ -378,23 +382,3 @@ _BUMP_VERSION = (
 
 def _read_version(conn: Connection) -> int:
     return int(conn.execute(_VERSION).scalar() or 0)
-
-
-@contextmanager
-def _unavailable_on_failure(url: str) -> Iterator[None]:
-    try:
-        yield
-    except exc.OperationalError as error:
-        raise StorageUnavailable(f"store {_safe(url)} cannot commit: {error.orig}") from error
-    except sqlite3.OperationalError as error:  # raised by our own BEGIN IMMEDIATE loop
-        raise StorageUnavailable(f"store {_safe(url)} cannot commit: {error}") from error
-    except exc.TimeoutError as error:
-        raise StorageUnavailable(f"store {_safe(url)} is busy: {error}") from error
-    except exc.DBAPIError as error:
-        if error.connection_invalidated:
-            raise StorageUnavailable(f"store {_safe(url)} dropped the connection") from error
-        raise
-
-
-def _safe(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)

@@ -10,11 +10,16 @@ from __future__ import annotations
 import math
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, exc
+from sqlalchemy.engine import make_url
 
-__all__ = ["make_engine"]
+from tidings.domain.errors import StorageUnavailable
+
+__all__ = ["make_engine", "safe_url", "unavailable_on_failure"]
 
 
 def make_engine(url: str, timeout: float, pool_size: int, durable_commits: bool) -> Engine:
@@ -107,3 +112,25 @@ def _begin_immediate(raw: Any, timeout: float, busy_ms: int) -> None:
                 time.sleep(_LOCK_POLL_SECONDS)
     finally:
         raw.execute(f"PRAGMA busy_timeout={busy_ms}")
+
+
+@contextmanager
+def unavailable_on_failure(url: str) -> Iterator[None]:
+    """Every failure that means "cannot commit right now" leaves as StorageUnavailable, so the
+    intake can answer 503 and the provider retries."""
+    try:
+        yield
+    except exc.OperationalError as error:
+        raise StorageUnavailable(f"store {safe_url(url)} cannot commit: {error.orig}") from error
+    except sqlite3.OperationalError as error:  # raised by our own BEGIN IMMEDIATE loop
+        raise StorageUnavailable(f"store {safe_url(url)} cannot commit: {error}") from error
+    except exc.TimeoutError as error:
+        raise StorageUnavailable(f"store {safe_url(url)} is busy: {error}") from error
+    except exc.DBAPIError as error:
+        if error.connection_invalidated:
+            raise StorageUnavailable(f"store {safe_url(url)} dropped the connection") from error
+        raise
+
+
+def safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
