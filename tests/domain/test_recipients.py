@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tidings.domain.recipients import InvalidRecipient, normalise_recipient
+from tidings.domain.recipients import InvalidRecipient, normalise_recipient, same_party
 
 E164 = "+5531982968010"
 
@@ -90,3 +90,18 @@ def test_any_text_is_normalised_or_refused_and_normalising_is_stable(text: str) 
 def test_any_spelling_of_one_number_is_one_recipient(separator: str, plus: bool) -> None:
     written = ("+" if plus else "") + separator.join(["55", "31", "98296", "8010"])
     assert normalise_recipient(written, None) == E164
+
+
+@pytest.mark.parametrize(
+    ("given", "known", "same"),
+    [
+        ("+55 31 98296-8010", "5531982968010", True),
+        ("whatsapp:+5531982968010", "+55 (31) 98296-8010", True),
+        ("+5531982968010", "+5531982968011", False),
+        ("ana@Example.com", "ana@example.COM", True),
+        ("lead-42", "LEAD-42", True),
+        ("lead-42", "lead-43", False),
+    ],
+)
+def test_two_spellings_of_one_party_are_the_same(given: str, known: str, same: bool) -> None:
+    assert same_party(given, known) is same

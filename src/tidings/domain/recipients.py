@@ -76,17 +76,15 @@ def _email(text: str) -> str:
 
 
 def same_party(given: str, known: str) -> bool:
-    """Whether two recipients or contact references name the same party: phone numbers by
-    their digits (providers write them with or without `+`, spaces or a `whatsapp:` prefix),
-    anything else ignoring case."""
-    if _looks_like_phone(given) and _looks_like_phone(known):
-        return _PHONE_NOISE.sub("", given) == _PHONE_NOISE.sub("", known)
-    return given.strip().casefold() == known.strip().casefold()
+    """Whether two recipients or contact references name the same party: each as
+    `normalise_recipient` stores it (providers write numbers with or without `+`, spaces or a
+    `whatsapp:` prefix), or, when it is neither a number nor an email, as text ignoring case."""
+    return _comparable(given) == _comparable(known)
 
 
-_PHONE_NOISE = re.compile(r"\D")
-
-
-def _looks_like_phone(text: str) -> bool:
-    number = text.rsplit(":", 1)[-1]  # whatsapp:+55..., tel:+55...
-    return not re.search(r"[A-Za-z@]", number) and len(_PHONE_NOISE.sub("", number)) >= 7
+def _comparable(text: str) -> str:
+    bare = text.strip().rsplit(":", 1)[-1]  # whatsapp:+55..., tel:+55...
+    try:
+        return normalise_recipient(bare)
+    except InvalidRecipient:
+        return text.strip().casefold()
