@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     # Scale-out: how often `tidings beat` has a worker apply whatever is pending, so receipts
     # whose wake-up message was lost (broker down, worker killed) wait at most this long.
     sweep_interval_seconds: float = Field(default=15.0, gt=0)
+    # Callyzer verification poll (the `poll_callyzer` job; its interval is in job_intervals):
+    # how far back an employee never polled before looks, how long one request to Callyzer's
+    # API may take, and how many calls one page asks for (Callyzer allows at most 100).
+    callyzer_poll_lookback_days: float = Field(default=7.0, gt=0)
+    callyzer_timeout_seconds: float = Field(default=30.0, gt=0)
+    callyzer_page_size: int = Field(default=100, gt=0, le=100)
 
     @field_validator("receipt_retry_schedule")
     @classmethod
