@@ -18,12 +18,11 @@ from tidings.api.routes import _ERRORS, _base, _connection_out, intake_url
 from tidings.api.support import ApiError, Db, require_token
 from tidings.domain.errors import Conflict, NotFound
 from tidings.providers.options import InvalidConnection
-from tidings.storage import tokens
+from tidings.storage import backfill_runs, tokens
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], responses=_ERRORS)
-
 
 
 class NewConnection(BaseModel):
@@ -93,7 +92,9 @@ def change_connection(name: str, body: ConnectionChange, db: Db, request: Reques
         raise ApiError(404, "not_found", str(error)) from None
     except InvalidConnection as error:
         raise _invalid(error) from None
-    return _connection_out(changed, _base(request))
+    with db.read() as conn:
+        last_run = backfill_runs.latest_runs(conn, [changed.id]).get(changed.id)
+    return _connection_out(changed, _base(request), last_run)
 
 
 @router.delete("/connections/{name}", status_code=204, response_class=Response)

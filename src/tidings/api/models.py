@@ -13,6 +13,8 @@ from tidings.storage import schema
 from tidings.storage.limits import column_limit, limits
 
 __all__ = [
+    "BackfillRunOut",
+    "BackfillStateOut",
     "CampaignOut",
     "ConnectionOut",
     "ErrorOut",
@@ -169,12 +171,47 @@ class ReceiptOut(BaseModel):
     processed_at: datetime | None
     error: str | None
     notes: list[str] | None
+    source: str = Field(
+        default="webhook", description="`webhook`, or `poll`: fetched by the verification poll."
+    )
 
 
 class ReceiptDetail(ReceiptOut):
     content_type: str
     headers: dict[str, str]
     body: str = Field(description="The raw body as received (UTF-8; undecodable bytes replaced).")
+
+
+class BackfillRunOut(BaseModel):
+    """One run of a connection's backfill (the Callyzer verification poll)."""
+
+    id: int
+    connection: str
+    trigger: str = Field(description="`schedule` or `manual` (tidings backfill).")
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str = Field(description="`running`, `ok`, `failed` or `credentials_rejected`.")
+    window_from: datetime | None = Field(description="Calls synced from this time on...")
+    window_to: datetime | None = Field(description="...up to this time were asked for.")
+    employees: int = Field(description="Employees whose calls were asked for (0: all).")
+    pages: int
+    requests: int = Field(description="HTTP requests sent, retries and 429s included.")
+    retries: int
+    fetched: int
+    inserted: int = Field(description="Fetched calls tidings did not have.")
+    updated: int = Field(description="Fetched calls with a later modified_at than stored.")
+    skipped: int = Field(description="Fetched calls already stored as they are.")
+    error: str | None
+
+
+class BackfillStateOut(BaseModel):
+    credentials_rejected: bool = Field(
+        description="The provider refused the connection's api_key; nothing is polled until "
+        "it changes."
+    )
+    credentials_rejected_at: datetime | None
+    credentials_rejected_error: str | None
+    last_run: BackfillRunOut | None
 
 
 class ConnectionOut(BaseModel):
@@ -188,6 +225,9 @@ class ConnectionOut(BaseModel):
     session_state: str | None
     session_qrcode: str | None
     session_updated_at: datetime | None
+    backfill: BackfillStateOut | None = Field(
+        default=None, description="Backfill state, for providers that have one (callyzer)."
+    )
 
 
 class RejectionOut(BaseModel):

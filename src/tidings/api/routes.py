@@ -9,6 +9,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy import Row
 
 from tidings.api.models import (
+    BackfillRunOut,
+    BackfillStateOut,
     CampaignOut,
     ConnectionOut,
     ErrorOut,
@@ -28,7 +30,8 @@ from tidings.domain.errors import Conflict, Invalid, NotFound
 from tidings.domain.events import Status
 from tidings.domain.recipients import InvalidRecipient, normalise_recipient
 from tidings.providers.registry import get_provider
-from tidings.storage import campaigns, connections, inbox, message_lists, rejections
+from tidings.backfill import PROVIDERS_WITH_BACKFILL
+from tidings.storage import backfill_runs, campaigns, connections, inbox, message_lists, rejections
 from tidings.storage.connections import StoredConnection
 from tidings.storage.db import Database
 from tidings.storage.inbox import ReceiptStatus
@@ -234,6 +237,7 @@ def _receipt_out(row: Row[Any], names: dict[int, str]) -> dict[str, Any]:
         "processed_at": row.processed_at,
         "error": row.error,
         "notes": row.notes,
+        "source": row.source,
     }
 
 
@@ -302,7 +306,30 @@ def intake_url(base: str, connection: StoredConnection, with_secret: bool) -> st
 _SECRET_OPTIONS = ("api_key", "secret", "token", "password")
 
 
-def _connection_out(c: StoredConnection, base: str) -> ConnectionOut:
+def backfill_run_out(row: Row[Any], connection: str) -> BackfillRunOut:
+    return BackfillRunOut(
+        connection=connection,
+        **{
+            name: getattr(row, name) for name in BackfillRunOut.model_fields if name != "connection"
+        },
+    )
+
+
+def _backfill_out(c: StoredConnection, last_run: Row[Any] | None) -> BackfillStateOut | None:
+    if c.provider not in PROVIDERS_WITH_BACKFILL:
+        return None
+    rejected = c.credentials_rejected
+    return BackfillStateOut(
+        credentials_rejected=rejected,
+        credentials_rejected_at=c.credentials_rejected_at if rejected else None,
+        credentials_rejected_error=c.credentials_rejected_error if rejected else None,
+        last_run=backfill_run_out(last_run, c.name) if last_run is not None else None,
+    )
+
+
+def _connection_out(
+    c: StoredConnection, base: str, last_run: Row[Any] | None = None
+) -> ConnectionOut:
     return ConnectionOut(
         name=c.name,
         provider=c.provider,
@@ -314,6 +341,7 @@ def _connection_out(c: StoredConnection, base: str) -> ConnectionOut:
         session_state=c.session_state,
         session_qrcode=c.session_qrcode,
         session_updated_at=c.session_updated_at,
+        backfill=_backfill_out(c, last_run),
     )
 
 
@@ -326,7 +354,9 @@ def _base(request: Request) -> str:
 def list_connections(db: Db, request: Request) -> dict[str, Any]:
     with db.read() as conn:
         found = connections.active_connections(conn)
-    return {"items": [_connection_out(c, _base(request)) for c in found], "next_cursor": None}
+        runs = backfill_runs.latest_runs(conn, [c.id for c in found])
+    items = [_connection_out(c, _base(request), runs.get(c.id)) for c in found]
+    return {"items": items, "next_cursor": None}
 
 
 @router.get("/connections/{name}", response_model=ConnectionOut)
@@ -334,9 +364,26 @@ def get_connection(name: str, db: Db, request: Request) -> ConnectionOut:
     try:
         with db.read() as conn:
             found = connections.get_connection(conn, name)
+            runs = backfill_runs.latest_runs(conn, [found.id])
     except NotFound as error:
         raise ApiError(404, "not_found", str(error)) from None
-    return _connection_out(found, _base(request))
+    return _connection_out(found, _base(request), runs.get(found.id))
+
+
+@router.get("/connections/{name}/backfill-runs", response_model=Page[BackfillRunOut])
+def list_backfill_runs(
+    name: str, db: Db, limit: Limit = 100, cursor: Cursor = None
+) -> dict[str, Any]:
+    """The connection's backfill runs (the Callyzer verification poll), newest first: window,
+    outcome and counts of each."""
+    try:
+        with db.read() as conn:
+            found = connections.get_connection(conn, name)
+            rows = backfill_runs.list_runs(conn, found.id, decode_cursor(cursor), fetch_size(limit))
+    except NotFound as error:
+        raise ApiError(404, "not_found", str(error)) from None
+    runs, next_cursor = page(rows, limit)
+    return {"items": [backfill_run_out(r, name) for r in runs], "next_cursor": next_cursor}
 
 
 @router.get("/rejections", response_model=Page[RejectionOut])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import click
 
 from tidings import __version__
+from tidings.cli.backfill import backfill
 from tidings.cli.common import TidingsGroup, settings
 from tidings.cli.connections import connection
 from tidings.cli.doctor import doctor
@@ -45,3 +46,4 @@ for command in (
 ):
     main.add_command(command)
 main.add_command(doctor)
+main.add_command(backfill)

@@ -76,7 +76,11 @@ def connection_list() -> None:
         url = _intake_url(base, c, with_secret=False)
         last = c.last_event_at.isoformat() if c.last_event_at else "never"
         scheme = get_provider(c.provider).auth_scheme
-        click.echo(f"{c.name}\t{c.provider}\t{url}\t{scheme}\tlast event: {last}")
+        rejected = ""
+        if c.credentials_rejected:
+            at = c.credentials_rejected_at.isoformat() if c.credentials_rejected_at else "?"
+            rejected = f"\tcredentials rejected since {at}: polling waits for a new api_key"
+        click.echo(f"{c.name}\t{c.provider}\t{url}\t{scheme}\tlast event: {last}{rejected}")
 
 
 @connection.command("update")

@@ -17,6 +17,7 @@ __all__ = [
     "JOBS",
     "Job",
     "JobContext",
+    "poll_callyzer",
     "purge_old_receipts",
     "retry_due_receipts",
     "scheduled_jobs",
@@ -81,9 +82,51 @@ def purge_old_receipts(ctx: JobContext) -> int:
     return total
 
 
+def poll_callyzer(ctx: JobContext) -> int:
+    """The verification poll of every Callyzer connection with an API configured, one after
+    the other (docs/architecture.md, "The verification poll"); how many runs ended ok. A
+    connection whose key was refused waits for a new key; one with a run already going (the
+    other runner, or `tidings backfill`) is left to it."""
+    from tidings.backfill import callyzer_poll  # only what runs the poll loads its client
+    from tidings.storage import connections
+    from tidings.storage.backfill_runs import AlreadyRunning, Outcome
+
+    with ctx.db.read() as conn:
+        found = [c for c in connections.active_connections(conn) if c.provider == "callyzer"]
+    ok = 0
+    for connection in found:
+        if not connection.options.get("api_url") or not connection.options.get("api_key"):
+            continue  # webhooks only: nothing to poll
+        if connection.credentials_rejected:
+            log.info("callyzer poll of %s waits for a new api_key", connection.name)
+            continue
+        try:
+            result = callyzer_poll.poll(
+                ctx.db, ctx.settings, connection.name, trigger="schedule", wake=ctx.worker.wake
+            )
+        except AlreadyRunning as error:
+            log.info("callyzer poll of %s skipped: %s", connection.name, error)
+            continue
+        except Exception:  # one connection's failure must not stop the others' polls
+            log.exception("callyzer poll of %s failed", connection.name)
+            continue
+        ok += result.outcome is Outcome.OK
+        log.info(
+            "callyzer poll of %s: %s, fetched %d, inserted %d, updated %d, skipped %d",
+            connection.name,
+            result.outcome.value,
+            result.counts.fetched,
+            result.counts.inserted,
+            result.counts.updated,
+            result.counts.skipped,
+        )
+    return ok
+
+
 JOBS: tuple[Job, ...] = (
     Job("retry_due_receipts", 5.0, retry_due_receipts),
     Job("purge_old_receipts", 3600.0, purge_old_receipts),
+    Job("poll_callyzer", 3600.0, poll_callyzer),
 )
 
 

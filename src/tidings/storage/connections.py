@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -23,9 +24,11 @@ __all__ = [
     "active_connections",
     "add_connection",
     "apply_sessions",
+    "credentials_fingerprint",
     "find_connection",
     "get_connection",
     "list_connections",
+    "mark_credentials_rejected",
     "new_secret",
     "remove_connection",
     "touch_last_event",
@@ -49,6 +52,23 @@ class StoredConnection:
     session_qrcode: str | None = None
     session_updated_at: datetime | None = None
     removed_at: datetime | None = None
+    credentials_rejected_at: datetime | None = None
+    credentials_rejected_key: str | None = None
+    credentials_rejected_error: str | None = None
+
+    @property
+    def credentials_rejected(self) -> bool:
+        """The provider refused this connection's API credentials as they are now: polling
+        waits until api_key (or api_url) changes."""
+        return self.credentials_rejected_key is not None and (
+            self.credentials_rejected_key == credentials_fingerprint(self.options)
+        )
+
+
+def credentials_fingerprint(options: Mapping[str, str]) -> str:
+    """Which API credentials these are, without keeping them (a hash of api_url and api_key)."""
+    text = f"{options.get('api_url', '').rstrip('/')}\n{options.get('api_key', '')}"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def new_secret() -> str:
@@ -69,6 +89,9 @@ def _from_row(row: Row[Any]) -> StoredConnection:
         session_qrcode=row.session_qrcode,
         session_updated_at=row.session_updated_at,
         removed_at=row.removed_at,
+        credentials_rejected_at=row.credentials_rejected_at,
+        credentials_rejected_key=row.credentials_rejected_key,
+        credentials_rejected_error=row.credentials_rejected_error,
     )
 
 
@@ -124,13 +147,17 @@ def active_connections(conn: Connection) -> list[StoredConnection]:
 def update_connection(
     conn: Connection, current: StoredConnection, secret: str, options: Mapping[str, str]
 ) -> StoredConnection:
-    """Store `secret` and `options` (all of them) for the connection `current`."""
-    conn.execute(
-        update(connections)
-        .where(connections.c.id == current.id)
-        .values(secret=secret, options=dict(options))
-    )
-    return replace(current, secret=secret, options=dict(options))
+    """Store `secret` and `options` (all of them) for the connection `current`. New API
+    credentials lift a refusal of the old ones."""
+    values: dict[str, Any] = {"secret": secret, "options": dict(options)}
+    if current.credentials_rejected_key not in (None, credentials_fingerprint(options)):
+        values.update(
+            credentials_rejected_at=None,
+            credentials_rejected_key=None,
+            credentials_rejected_error=None,
+        )
+    conn.execute(update(connections).where(connections.c.id == current.id).values(values))
+    return replace(current, **values)
 
 
 def remove_connection(conn: Connection, name: str, now: datetime) -> StoredConnection:
@@ -138,6 +165,28 @@ def remove_connection(conn: Connection, name: str, now: datetime) -> StoredConne
     current = get_connection(conn, name)
     conn.execute(update(connections).where(connections.c.id == current.id).values(removed_at=now))
     return replace(current, removed_at=now)
+
+
+def mark_credentials_rejected(
+    conn: Connection, current: StoredConnection, error: str, now: datetime
+) -> StoredConnection:
+    """Remember that the provider refused `current`'s API credentials (as they are now)."""
+    key = credentials_fingerprint(current.options)
+    conn.execute(
+        update(connections)
+        .where(connections.c.id == current.id)
+        .values(
+            credentials_rejected_at=now,
+            credentials_rejected_key=key,
+            credentials_rejected_error=error[:2000],
+        )
+    )
+    return replace(
+        current,
+        credentials_rejected_at=now,
+        credentials_rejected_key=key,
+        credentials_rejected_error=error[:2000],
+    )
 
 
 _TOUCH_LAST_EVENT = (

@@ -21,6 +21,7 @@ from tidings.storage.writes import Writes
 
 __all__ = [
     "NewReceipt",
+    "ReceiptSource",
     "ReceiptStatus",
     "append",
     "count_by_status",
@@ -36,6 +37,14 @@ __all__ = [
     "take",
     "take_pending",
 ]
+
+
+class ReceiptSource(StrEnum):
+    """How a body reached the inbox: a provider's webhook, or the verification poll fetching
+    it from the provider's API. Both are applied the same way."""
+
+    WEBHOOK = "webhook"
+    POLL = "poll"
 
 
 class ReceiptStatus(StrEnum):
@@ -58,9 +67,16 @@ class NewReceipt:
     error: str | None = None
 
 
-def append(db: Database, new: Sequence[NewReceipt]) -> list[int]:
-    """Commit receipts (the intake's group commit); their ids, in the order given."""
-    return db.append(receipts, _rows(new))
+def append(
+    db: Database, new: Sequence[NewReceipt], source: ReceiptSource = ReceiptSource.WEBHOOK
+) -> list[int]:
+    """Commit receipts (the intake's group commit, or a page the poll fetched); their ids, in
+    the order given."""
+    rows = _rows(new)
+    if source is not ReceiptSource.WEBHOOK:  # webhooks take the column's default
+        for row in rows:
+            row["source"] = source.value
+    return db.append(receipts, rows)
 
 
 def insert_receipts(conn: Connection, new: Sequence[NewReceipt]) -> list[int]:

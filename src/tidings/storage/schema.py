@@ -30,6 +30,7 @@ from tidings.domain.counters import COUNTERS
 
 __all__ = [
     "api_tokens",
+    "backfill_runs",
     "campaign_counters",
     "campaigns",
     "connections",
@@ -108,6 +109,12 @@ connections = Table(
     # Removed connections stay (their receipts and messages point at them); only a connection
     # in use owns its name, so a removed name can be given to a new one (migration 0004).
     Column("removed_at", UTCDateTime),
+    # A poll whose API key was refused (401/403) stops polling until the key changes: the
+    # refused key's fingerprint is kept, so any change of api_key or api_url lifts it
+    # (migration 0007).
+    Column("credentials_rejected_at", UTCDateTime),
+    Column("credentials_rejected_key", String(64)),
+    Column("credentials_rejected_error", Text),
     Index(
         "uq_connections_name_active",
         "name",
@@ -133,6 +140,9 @@ receipts = Table(
     Column("processed_at", UTCDateTime),
     Column("error", Text),
     Column("notes", JSON),
+    # How the body came: "webhook" (intake) or "poll" (fetched from the provider's API by the
+    # verification poll); both are applied the same way (migration 0007).
+    Column("source", String(20), nullable=False, server_default="webhook"),
     # The worker reads "the oldest pending" and claims "these ids, if still pending": both walk
     # this index in id order, whatever the backlog (migration 0003 says why it changed).
     Index("ix_receipts_status_id", "status", "id"),
@@ -256,4 +266,39 @@ store_settings = Table(
     Column("key", String(100), primary_key=True),
     Column("value", Text, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Every backfill or verification poll run, with its outcome and counts. The row of a run in
+# progress is its lease: one running row per connection at most (a partial unique index, on
+# SQLite and PostgreSQL alike, across processes), renewed while the run goes on, so a run
+# whose process died is taken over once `lease_until` has passed (migration 0007).
+backfill_runs = Table(
+    "backfill_runs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("connection_id", Id, ForeignKey("connections.id"), nullable=False),
+    Column("trigger", String(20), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("lease_until", UTCDateTime),
+    Column("outcome", String(30), nullable=False),
+    Column("window_from", UTCDateTime),
+    Column("window_to", UTCDateTime),
+    Column("employees", Integer, nullable=False, default=0),
+    Column("pages", Integer, nullable=False, default=0),
+    Column("requests", Integer, nullable=False, default=0),
+    Column("retries", Integer, nullable=False, default=0),
+    Column("fetched", Integer, nullable=False, default=0),
+    Column("inserted", Integer, nullable=False, default=0),
+    Column("updated", Integer, nullable=False, default=0),
+    Column("skipped", Integer, nullable=False, default=0),
+    Column("error", Text),
+    Index("ix_backfill_runs_connection_id_id", "connection_id", "id"),
+    Index(
+        "uq_backfill_runs_running",
+        "connection_id",
+        unique=True,
+        sqlite_where=text("outcome = 'running'"),
+        postgresql_where=text("outcome = 'running'"),
+    ),
 )
