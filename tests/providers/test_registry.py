@@ -9,7 +9,7 @@ from tidings.providers.registry import PROVIDERS, get_provider
 
 
 def test_message_providers_are_registered_under_their_public_names() -> None:
-    assert set(PROVIDERS) == {"evolution", "callbell", "meta", "infobip", "twilio"}
+    assert set(PROVIDERS) == {"evolution", "callbell", "meta", "infobip", "twilio", "callyzer"}
     for name, provider in PROVIDERS.items():
         assert provider.name == name
         assert get_provider(name) is provider
@@ -24,5 +24,5 @@ def test_signing_providers_do_not_take_a_token_in_the_url() -> None:
 
 
 def test_unknown_provider_names_the_known_ones() -> None:
-    with pytest.raises(NotFound, match="callbell, evolution, infobip, meta, twilio"):
+    with pytest.raises(NotFound, match="callbell, callyzer, evolution, infobip, meta, twilio"):
         get_provider("sendgrid")

@@ -26,7 +26,7 @@ def request(
 
 
 def test_the_token_providers_are_the_ones_the_design_names() -> None:
-    assert TOKEN_PROVIDERS == ["callbell", "evolution", "infobip"]
+    assert TOKEN_PROVIDERS == ["callbell", "callyzer", "evolution", "infobip"]
 
 
 @pytest.mark.parametrize("provider", TOKEN_PROVIDERS)

@@ -11,6 +11,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Generic, Protocol, TypeVar
 
+from tidings.domain.calls import CallRecord
+
 __all__ = [
     "BadItem",
     "EventKind",
@@ -112,7 +114,7 @@ class BadItem:
         return f"item {self.index} not applied: {self.error}"
 
 
-ParsedItem = NormalizedEvent | SessionUpdate | Ignored | BadItem
+ParsedItem = NormalizedEvent | SessionUpdate | CallRecord | Ignored | BadItem
 
 
 class Source(Protocol):

@@ -16,6 +16,8 @@ from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import ParsedItem
 
 __all__ = [
+    "DEFAULT_REGION",
+    "DEFAULT_TIMEZONE",
     "ConnectionAuth",
     "Provider",
     "Reply",
@@ -58,6 +60,14 @@ def _no_handshake(request: RequestParts, connection: ConnectionAuth) -> str | No
     return None
 
 
+# Keys the worker adds to a connection's options for `Provider.parse_for`: the deployment's
+# TIDINGS_TIMEZONE and TIDINGS_DEFAULT_REGION (no option a user can set has these names).
+DEFAULT_TIMEZONE = "default_timezone"
+DEFAULT_REGION = "default_region"
+
+ParseWith = Callable[[bytes, Mapping[str, str], Mapping[str, str]], list[ParsedItem]]
+
+
 @dataclass(frozen=True)
 class Provider:
     """One provider: its pure webhook functions plus how intake should treat its requests.
@@ -65,7 +75,9 @@ class Provider:
     `reply` lets a provider that expects a set answer get it (Callbell's connection check);
     None means the standard 202 `{"receipt": id}`. `handshake` answers a GET on the intake URL
     (Meta's verification): the text to send back, None when the provider has no handshake;
-    it raises SignatureError when the GET is not genuine.
+    it raises SignatureError when the GET is not genuine. `parse_with` is for a provider whose
+    bodies cannot be read without the connection's options (Callyzer's local times need its
+    time zone): the worker calls it through `parse_for`.
     """
 
     name: str
@@ -77,6 +89,15 @@ class Provider:
     parse: Callable[[bytes, Mapping[str, str]], list[ParsedItem]]
     reply: Callable[[bytes], Reply | None] = _no_reply
     handshake: Callable[[RequestParts, ConnectionAuth], str | None] = _no_handshake
+    parse_with: ParseWith | None = None
+
+    def parse_for(
+        self, body: bytes, headers: Mapping[str, str], options: Mapping[str, str]
+    ) -> list[ParsedItem]:
+        """`parse`, given the connection's options where the provider reads them."""
+        if self.parse_with is not None:
+            return self.parse_with(body, headers, options)
+        return self.parse(body, headers)
 
 
 def load_json(body: bytes, provider: str, hint: str = "") -> Any:

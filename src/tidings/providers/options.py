@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from tidings.domain.call_times import zone_named
 from tidings.domain.errors import TidingsError
+from tidings.domain.recipients import REGIONS
 from tidings.providers.registry import get_provider
 
 __all__ = ["KNOWN_OPTIONS", "InvalidConnection", "check_connection", "check_name"]
@@ -32,6 +34,7 @@ KNOWN_OPTIONS: dict[str, frozenset[str]] = {
     "infobip": _COMMON | {"auth_header"},
     "meta": _COMMON | {"phone_number_id", "verify_token"},
     "twilio": _COMMON | {"account_sid"},
+    "callyzer": _COMMON | {"auth_header"},
 }
 
 # Unreserved URL characters only, so the name is the path segment as typed; at most the
@@ -61,6 +64,16 @@ def check_connection(provider: str, secret: str | None, options: Mapping[str, st
     if empty:
         raise InvalidConnection(
             f"option {', '.join(empty)} has no value (to drop an option: --unset-option KEY)"
+        )
+    if "timezone" in options and zone_named(options["timezone"]) is None:
+        raise InvalidConnection(
+            f"timezone {options['timezone']!r} is no time zone of the tz database; use an "
+            "Area/City name such as Asia/Kolkata or Europe/Warsaw"
+        )
+    if "region" in options and options["region"].strip().upper() not in REGIONS:
+        raise InvalidConnection(
+            f"region {options['region']!r} is not a region code phone numbers use "
+            "(two letters, e.g. IN, PL, BR)"
         )
     if provider == "meta" and not secret:
         raise InvalidConnection(

@@ -6,7 +6,7 @@ Adding a provider is one package under `tidings/providers/` and one line here.
 from __future__ import annotations
 
 from tidings.domain.errors import NotFound
-from tidings.providers import callbell, evolution, infobip, meta, twilio
+from tidings.providers import callbell, callyzer, evolution, infobip, meta, twilio
 from tidings.providers.base import Provider
 
 __all__ = ["PROVIDERS", "get_provider"]
@@ -19,6 +19,7 @@ PROVIDERS: dict[str, Provider] = {
         meta.PROVIDER,
         infobip.PROVIDER,
         twilio.PROVIDER,
+        callyzer.PROVIDER,
     )
 }
 

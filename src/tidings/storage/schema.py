@@ -31,10 +31,14 @@ from tidings.domain.counters import COUNTERS
 __all__ = [
     "api_tokens",
     "backfill_runs",
+    "calls",
     "campaign_counters",
     "campaigns",
     "connections",
+    "employees",
     "events",
+    "lead_phones",
+    "leads",
     "messages",
     "metadata",
     "receipts",
@@ -266,6 +270,87 @@ store_settings = Table(
     Column("key", String(100), primary_key=True),
     Column("value", Text, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Calls (Callyzer): the advisers who make them, the business's leads and their numbers, and
+# the calls themselves, each attached to the lead whose number it was (migration 0006).
+employees = Table(
+    "employees",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    # Callyzer's emp_code, or the employee's number when the account gives no codes.
+    Column("code", String(100), nullable=False, unique=True),
+    Column("name", String(200)),
+    Column("number", String(40)),  # E.164 when it could be read
+    Column("country_code", String(10)),
+    Column("tags", JSON, nullable=False, default=list),
+    Column("active", Boolean, nullable=False, default=True),
+    # How far the verification poll has fetched this employee's calls.
+    Column("last_synced_at", UTCDateTime),
+    Column("connection_id", Id, ForeignKey("connections.id")),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+leads = Table(
+    "leads",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("external_id", String(200), nullable=False, unique=True),
+    Column("name", String(200)),
+    Column("owner", String(200)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+lead_phones = Table(
+    "lead_phones",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("lead_id", Id, ForeignKey("leads.id"), nullable=False),
+    Column("number", String(40), nullable=False),  # E.164
+    UniqueConstraint("lead_id", "number"),
+    Index("ix_lead_phones_number", "number"),
+)
+
+calls = Table(
+    "calls",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("connection_id", Id, ForeignKey("connections.id"), nullable=False),
+    Column("provider_call_id", String(200), nullable=False),
+    Column("employee_id", Id, ForeignKey("employees.id")),
+    Column("client_name", String(200)),
+    Column("client_number", String(40)),  # E.164 when it could be read, else as sent
+    Column("type", String(20), nullable=False),
+    Column("raw_type", String(100), nullable=False, default=""),
+    Column("duration_seconds", Integer, nullable=False, default=0),
+    Column("started_at", UTCDateTime),
+    Column("note", Text),
+    Column("recording_url", Text),
+    Column("crm_status", String(200)),
+    Column("synced_at", UTCDateTime),
+    Column("modified_at", UTCDateTime),
+    Column("lead_id", Id, ForeignKey("leads.id")),
+    Column("match_attempts", Integer, nullable=False, default=0),
+    Column("last_match_attempt_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    # No foreign key: raw receipts are purged after the retention period, the call stays.
+    Column("receipt_id", Id),
+    UniqueConstraint("connection_id", "provider_call_id"),
+    # A lead's calls and an employee's, newest first; a new lead's numbers find their
+    # waiting calls; the unmatched list and its retries read only the calls still waiting.
+    Index("ix_calls_lead_id_started_at", "lead_id", "started_at"),
+    Index("ix_calls_employee_id_started_at", "employee_id", "started_at"),
+    Index("ix_calls_client_number", "client_number"),
+    Index("ix_calls_started_at", "started_at"),
+    Index(
+        "ix_calls_unmatched",
+        "id",
+        sqlite_where=text("lead_id IS NULL"),
+        postgresql_where=text("lead_id IS NULL"),
+    ),
 )
 
 # Every backfill or verification poll run, with its outcome and counts. The row of a run in

@@ -19,16 +19,17 @@ from sqlalchemy import Row
 
 from tidings.config import Settings
 from tidings.domain.errors import PayloadError, StorageUnavailable
-from tidings.domain.events import Incoming
+from tidings.domain.events import BadItem, Ignored, Incoming
 from tidings.logging import get_logger
 from tidings.metrics import BATCH_SECONDS, EVENTS_APPLIED, RECEIPTS_PROCESSED
+from tidings.providers.base import DEFAULT_REGION, DEFAULT_TIMEZONE
 from tidings.providers.registry import get_provider
 from tidings.storage import connections, inbox
 from tidings.storage.connections import StoredConnection
 from tidings.storage.db import Database, Reader
 from tidings.storage.inbox import ReceiptStatus
 from tidings.storage.writes import Writes
-from tidings.unit_of_work import apply_incoming, kind_of
+from tidings.unit_of_work import apply_incoming
 
 __all__ = ["BatchResult", "process_batch"]
 
@@ -131,6 +132,15 @@ def _one_by_one(db: Database, settings: Settings, ids: Sequence[int], at: dateti
     return result
 
 
+def _parse_options(connection: StoredConnection, settings: Settings) -> dict[str, str]:
+    """The connection's options, plus the deployment's defaults a parser may fall back on."""
+    return {
+        DEFAULT_TIMEZONE: settings.timezone,
+        DEFAULT_REGION: settings.default_region or "",
+        **connection.options,
+    }
+
+
 def _connections(reader: Reader) -> dict[int, StoredConnection]:
     return {c.id: c for c in connections.list_connections(reader.conn)}
 
@@ -150,7 +160,8 @@ def _apply_receipts(
     for row in rows:
         connection = known[row.connection_id]
         try:
-            items = get_provider(row.provider).parse(row.body, row.headers or {})
+            options = _parse_options(connection, settings)
+            items = get_provider(row.provider).parse_for(row.body, row.headers or {}, options)
         except PayloadError as error:  # no shape this provider sends: retrying changes nothing
             _fail(writes, row, connection, str(error), (), at, result)
             continue
@@ -160,8 +171,8 @@ def _apply_receipts(
             continue
         receipt_notes = notes[row.id] = []
         for item in items:
-            if kind_of(item) is None:
-                receipt_notes.append(item.note)  # type: ignore[union-attr]  # Ignored, BadItem
+            if isinstance(item, Ignored | BadItem):
+                receipt_notes.append(item.note)
             else:
                 incoming.append(Incoming(connection, item, row.id, row.received_at))
         previous = last_event.get(connection.id)

@@ -8,7 +8,7 @@ and a manual run never poll one account at once. A connection whose key Callyzer
 keeps when and which key (a fingerprint), and is not polled again until the key changes.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-03
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
