@@ -64,7 +64,8 @@ class FakeCallyzer:
     clock: FakeClock
     url: str = ""
     calls: list[dict[str, Any]] = field(default_factory=list)
-    requests: list[Recorded] = field(default_factory=list)
+    requests: list[Recorded] = field(default_factory=list)  # answered, in order
+    arrivals: list[float] = field(default_factory=list)  # clock times, before answering
     enforce_rate_limit: bool = True
     retry_after: str = "2"
     hang_seconds: float = 5.0
@@ -92,6 +93,8 @@ class FakeCallyzer:
     ) -> tuple[int, dict[str, str], bytes]:
         """Status, headers and body for one request (the handler's logic, testable alone)."""
         now = self.clock.monotonic()
+        with self._lock:
+            self.arrivals.append(now)
         try:
             body = json.loads(raw or b"{}")
         except ValueError:

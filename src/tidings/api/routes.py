@@ -26,11 +26,11 @@ from tidings.api.models import (
 )
 from tidings.api.paging import Cursor, Limit, Since, Until, fetch_size, page
 from tidings.api.support import ApiError, Db, decode_cursor, require_token
+from tidings.backfill import PROVIDERS_WITH_BACKFILL
 from tidings.domain.errors import Conflict, Invalid, NotFound
 from tidings.domain.events import Status
 from tidings.domain.recipients import InvalidRecipient, normalise_recipient
 from tidings.providers.registry import get_provider
-from tidings.backfill import PROVIDERS_WITH_BACKFILL
 from tidings.storage import backfill_runs, campaigns, connections, inbox, message_lists, rejections
 from tidings.storage.connections import StoredConnection
 from tidings.storage.db import Database

@@ -139,7 +139,7 @@ def poll(
     since: datetime | None = None,
     trigger: str = "manual",
     now: Callable[[], datetime] = _utcnow,
-    client_factory: ClientFactory = default_client,
+    client_factory: ClientFactory | None = None,
     progress: Progress | None = None,
     wake: Callable[[], None] | None = None,
 ) -> PollResult:
@@ -155,7 +155,7 @@ def poll(
     run_id = backfill_runs.start(db, connection.id, trigger, started, LEASE)
     run = _Run(db, settings, connection, run_id, now, progress)
     try:
-        run.fetch(since, started, client_factory)
+        run.fetch(since, started, client_factory or default_client)
     except CallyzerApiError as error:
         return run.end_failed(error)
     except LeaseLost as error:
