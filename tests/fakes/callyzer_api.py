@@ -99,9 +99,7 @@ class FakeCallyzer:
             body = json.loads(raw or b"{}")
         except ValueError:
             body = {"_raw": raw.decode("utf-8", "replace")}
-        with self._lock:
-            failure = self._failures.popleft() if self._failures else None
-        status, extra, payload = self._respond(path, headers, body, failure, now)
+        status, extra, payload = self._respond(path, headers, body, now)
         with self._lock:
             self.requests.append(
                 Recorded(path, headers.get("authorization", ""), body, now, status)
@@ -109,27 +107,25 @@ class FakeCallyzer:
         return status, extra, payload
 
     def _respond(
-        self,
-        path: str,
-        headers: Mapping[str, str],
-        body: Any,
-        failure: Failure | None,
-        now: float,
+        self, path: str, headers: Mapping[str, str], body: Any, now: float
     ) -> tuple[int, dict[str, str], bytes]:
+        if path != "/api/v2.2/call-log/history":
+            return _json(404, {"message": "Not Found"})
+        if headers.get("authorization") != f"Bearer {self.api_key}":
+            return _json(401, {"message": "Invalid access token"})
+        too_soon = self._last_accepted is not None and now - self._last_accepted < 2.0
+        if self.enforce_rate_limit and too_soon:  # a failure asked for waits its turn
+            return _json(429, {"message": "Too Many Requests"}, {"retry-after": self.retry_after})
+        with self._lock:
+            failure = self._failures.popleft() if self._failures else None
+        if failure == "429":
+            return _json(429, {"message": "Too Many Requests"}, {"retry-after": self.retry_after})
+        if failure == "401":
+            return _json(401, {"message": "Invalid access token"})
+        self._last_accepted = now
         if failure == "hang":
             self._stopping.wait(self.hang_seconds)
             return _json(200, {"message": "Success", "result": [], "total_records": 0})
-        if path != "/api/v2.2/call-log/history":
-            return _json(404, {"message": "Not Found"})
-        if headers.get("authorization") != f"Bearer {self.api_key}" or failure == "401":
-            return _json(401, {"message": "Invalid access token"})
-        if failure == "429" or (
-            self.enforce_rate_limit
-            and self._last_accepted is not None
-            and now - self._last_accepted < 2.0
-        ):
-            return _json(429, {"message": "Too Many Requests"}, {"retry-after": self.retry_after})
-        self._last_accepted = now
         if failure == "db400":
             return 400, {"content-type": "text/plain"}, DATABASE_ERROR.encode()
         if failure == "bad400":

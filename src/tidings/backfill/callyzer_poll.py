@@ -33,7 +33,6 @@ from typing import Any
 from tidings.config import Settings
 from tidings.domain.errors import PayloadError, TidingsError
 from tidings.domain.poll_window import Verdict, poll_window, verdict
-from tidings.logging import get_logger
 from tidings.providers.base import DEFAULT_REGION, DEFAULT_TIMEZONE
 from tidings.providers.callyzer.api import (
     CallyzerApiError,
@@ -58,8 +57,6 @@ __all__ = [
     "default_client",
     "poll",
 ]
-
-log = get_logger("backfill")
 
 PROVIDER = "callyzer"
 # A run renews its lease after every page; one page takes at most about 13 minutes (three
@@ -158,8 +155,7 @@ def poll(
         run.fetch(since, started, client_factory or default_client)
     except CallyzerApiError as error:
         return run.end_failed(error)
-    except LeaseLost as error:
-        log.warning("%s", error)
+    except LeaseLost as error:  # another run took over: it records the outcome, not this one
         return run.result(Outcome.FAILED, str(error))
     except Exception as error:
         run.end(Outcome.FAILED, f"{type(error).__name__}: {error}")
@@ -296,12 +292,6 @@ class _Run:
             backfill_runs.finish(conn, self.run_id, outcome, self.now(), self.counts, str(error))
             if error.credentials_rejected:
                 connections.mark_credentials_rejected(conn, self.connection, str(error), self.now())
-        log.warning(
-            "callyzer poll of connection %s %s: %s",
-            self.connection.name,
-            "stopped: the API key was refused" if error.credentials_rejected else "failed",
-            error,
-        )
         return self.result(outcome, str(error))
 
     def result(self, outcome: Outcome, error: str | None = None) -> PollResult:

@@ -3,7 +3,7 @@ a Callyzer connection's call log), by hand, with a progress bar."""
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -17,19 +17,16 @@ if TYPE_CHECKING:
 
 __all__ = ["backfill"]
 
-_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
-
 
 @click.command("backfill")
 @click.option("--connection", "name", required=True, metavar="NAME", help="The connection.")
 @click.option(
     "--since",
-    type=click.DateTime(_FORMATS),
     metavar="DATE",
-    help="Fetch what synced from this date (YYYY-MM-DD, or with a time; in TIDINGS_TIMEZONE) "
-    "on. Without it: from the oldest employee's last sync minus a day.",
+    help="Fetch what synced from this date on (YYYY-MM-DD or ISO 8601; without an offset, in "
+    "TIDINGS_TIMEZONE). Without it: from the oldest employee's last sync minus a day.",
 )
-def backfill(name: str, since: datetime | None) -> None:
+def backfill(name: str, since: str | None) -> None:
     """Fetch a Callyzer connection's call log from its API (the verification poll, run now).
 
     The calls go through the inbox like webhooks: a running `tidings serve` or `tidings worker`
@@ -40,7 +37,7 @@ def backfill(name: str, since: datetime | None) -> None:
     config = settings()
     start = _since(since, config.timezone)
     if start is not None and start > now():
-        raise click.BadParameter("is in the future", param_hint="--since")
+        raise click.BadParameter(f"{since!r} is in the future", param_hint="--since")
     bar = _Bar()
     with store(config) as db:
         try:
@@ -50,13 +47,18 @@ def backfill(name: str, since: datetime | None) -> None:
     _report(result)
 
 
-def _since(value: datetime | None, zone: str) -> datetime | None:
-    """A date without a time is the start of that day; both in the deployment's time zone."""
+def _since(value: str | None, zone: str) -> datetime | None:
+    """The moment `--since` names; a date alone is the start of that day, and a time without
+    an offset is in the deployment's time zone."""
     if value is None:
         return None
-    if value.time() == time(0) and value.tzinfo is None:
-        value = datetime.combine(value.date(), time(0))
-    return value.replace(tzinfo=ZoneInfo(zone))
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a date (YYYY-MM-DD or ISO 8601)", param_hint="--since"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(zone))
 
 
 class _Bar:

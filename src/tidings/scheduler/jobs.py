@@ -110,16 +110,25 @@ def poll_callyzer(ctx: JobContext) -> int:
         except Exception:  # one connection's failure must not stop the others' polls
             log.exception("callyzer poll of %s failed", connection.name)
             continue
-        ok += result.outcome is Outcome.OK
-        log.info(
-            "callyzer poll of %s: %s, fetched %d, inserted %d, updated %d, skipped %d",
-            connection.name,
-            result.outcome.value,
-            result.counts.fetched,
-            result.counts.inserted,
-            result.counts.updated,
-            result.counts.skipped,
-        )
+        counts = result.counts
+        if result.outcome is Outcome.OK:
+            ok += 1
+            log.info(
+                "callyzer poll of %s: fetched %d, inserted %d, updated %d, skipped %d",
+                connection.name,
+                counts.fetched,
+                counts.inserted,
+                counts.updated,
+                counts.skipped,
+            )
+        else:
+            log.warning(
+                "callyzer poll of %s %s (run %d): %s",
+                connection.name,
+                result.outcome.value,
+                result.run_id,
+                result.error,
+            )
     return ok
 
 
