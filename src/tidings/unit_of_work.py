@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from tidings.domain.calls import CallRecord
 from tidings.domain.errors import Conflict, Invalid
 from tidings.domain.events import Incoming, NormalizedEvent, SessionUpdate, Source
 from tidings.domain.message_changes import Registering, Registration
-from tidings.storage import connections, messages
+from tidings.storage import calls, connections, messages
 from tidings.storage.db import Database, Reader
 from tidings.storage.writes import Writes
 
@@ -75,10 +76,18 @@ def _session_events(
     return Outcome(applied=len(items))
 
 
+def _call_records(
+    reader: Reader, writes: Writes, items: Sequence[Incoming[Any]], now: datetime
+) -> Outcome:
+    applied = calls.apply_records(reader, writes, items, now)
+    return Outcome(applied.applied, applied.duplicates, applied.notes)
+
+
 # Applied in this order, so a kind's rows may refer to rows of the kinds before it.
 KINDS: tuple[Kind, ...] = (
     Kind("message event", NormalizedEvent, _message_events),
     Kind("session event", SessionUpdate, _session_events),
+    Kind("call record", CallRecord, _call_records),
 )
 _BY_ITEM: Mapping[type, Kind] = {kind.item: kind for kind in KINDS}
 

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from tidings.config import Settings
+from tidings.domain.calls import CallRecord, CallType
 from tidings.domain.errors import Invalid
 from tidings.domain.events import BadItem, Ignored, NormalizedEvent, SessionUpdate
 from tidings.providers.registry import get_provider
@@ -107,7 +108,8 @@ def test_an_over_long_failure_code_is_cut_and_noted(db: Database, settings: Sett
 
 
 def test_every_parsed_item_is_a_kind_of_record_or_a_note() -> None:
-    assert [kind.item for kind in KINDS] == [NormalizedEvent, SessionUpdate]
+    assert [kind.item for kind in KINDS] == [NormalizedEvent, SessionUpdate, CallRecord]
+    assert kind_of(CallRecord("c1", CallType.MISSED, "Missed")) is KINDS[2]
     assert kind_of(SessionUpdate("open")) is KINDS[1]
     assert kind_of(Ignored("inbound")) is None and Ignored("inbound").note == "ignored: inbound"
     assert kind_of(BadItem(2, "no id")) is None
