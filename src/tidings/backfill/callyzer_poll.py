@@ -32,7 +32,7 @@ from typing import Any
 
 from tidings.config import Settings
 from tidings.domain.errors import PayloadError, TidingsError
-from tidings.domain.poll_window import Verdict, poll_window, verdict
+from tidings.domain.poll_window import PolledEmployee, Verdict, poll_window, verdict
 from tidings.providers.base import DEFAULT_REGION, DEFAULT_TIMEZONE
 from tidings.providers.callyzer.api import (
     CallyzerApiError,
@@ -41,11 +41,12 @@ from tidings.providers.callyzer.api import (
     employee_numbers,
 )
 from tidings.providers.callyzer.webhook import parse_call
-from tidings.storage import backfill_runs, connections, inbox, poll_state
+from tidings.storage import backfill_runs, connections, employees, inbox, poll_state
 from tidings.storage.backfill_runs import LeaseLost, Outcome, RunCounts
 from tidings.storage.connections import StoredConnection
-from tidings.storage.db import Database
+from tidings.storage.db import Database, Reader
 from tidings.storage.inbox import NewReceipt, ReceiptSource
+from tidings.storage.writes import Writes
 
 __all__ = [
     "LEASE",
@@ -194,14 +195,15 @@ class _Run:
 
     def fetch(self, since: datetime | None, started: datetime, factory: ClientFactory) -> None:
         with self.db.read() as conn:
-            staff = poll_state.employees_to_poll(conn, self.connection.id)
-        active = [(i, e) for i, e in staff if e.active]
+            active = employees.active_employees(conn, self.connection.id)
+            known = bool(active) or poll_state.knows_employees(conn, self.connection.id)
+        polled = [PolledEmployee(e.code, e.number, e.active, e.last_synced_at) for e in active]
         lookback = timedelta(days=self.settings.callyzer_poll_lookback_days)
-        self.window = poll_window([e for _, e in active], started, lookback, since)
-        numbers = employee_numbers([e.number for _, e in active if e.number])
+        self.window = poll_window(polled, started, lookback, since)
+        numbers = employee_numbers([e.number for e in active if e.number])
         self.counts = replace(self.counts, employees=len(numbers))
         self._record_progress(None)
-        if staff and not numbers:
+        if known and not numbers:
             # Employees are known, but none is active with a number: nobody to ask about.
             # (With none known at all, the whole account is asked: the first poll of a new
             # connection finds its employees in the calls.)
@@ -237,7 +239,7 @@ class _Run:
             self.counts = replace(self.counts, requests=client.requests, retries=client.retries)
             client.close()
         # Every page is in the inbox: only now do the employees' last syncs move.
-        self.end(Outcome.OK, None, advance=[i for i, _ in active])
+        self.end(Outcome.OK, None, advance=[e.id for e in active if e.number])
 
     def _judge(
         self, fetched: Sequence[Any], seen: dict[str, datetime | None]
@@ -281,10 +283,14 @@ class _Run:
     def end(self, outcome: Outcome, error: str | None, advance: Sequence[int] = ()) -> None:
         """Record the run's end; with `advance`, those employees' last syncs move to the
         window's end in the same transaction."""
-        with self.db.write() as conn:
+        at = self.now()
+
+        def plan(reader: Reader, writes: Writes) -> None:
             if advance and self.window is not None:
-                poll_state.advance_last_sync(conn, advance, self.window[1])
-            backfill_runs.finish(conn, self.run_id, outcome, self.now(), self.counts, error)
+                employees.advance_last_sync(writes, advance, self.window[1])
+            backfill_runs.finish_in(writes, self.run_id, outcome, at, self.counts, error)
+
+        self.db.apply(plan)
 
     def end_failed(self, error: CallyzerApiError) -> PollResult:
         outcome = Outcome.CREDENTIALS_REJECTED if error.credentials_rejected else Outcome.FAILED

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from tidings.domain.call_changes import is_newer
+
 __all__ = ["BUFFER", "PolledEmployee", "Verdict", "poll_window", "verdict"]
 
 # Phones sync late and Callyzer's sync times are not exact: every window starts a day before
@@ -57,6 +59,4 @@ def verdict(fetched: datetime | None, stored: datetime | None, known: bool) -> V
     is updated only by a later `modified_at` (the apply path's own rule), else skipped."""
     if not known:
         return Verdict.INSERT
-    if fetched is not None and (stored is None or fetched > stored):
-        return Verdict.UPDATE
-    return Verdict.SKIP
+    return Verdict.UPDATE if is_newer(fetched, stored) else Verdict.SKIP

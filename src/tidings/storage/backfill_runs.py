@@ -16,12 +16,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select, update
+from sqlalchemy import Connection, Row, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tidings.domain.errors import Conflict
 from tidings.storage.db import Database
 from tidings.storage.schema import backfill_runs
+from tidings.storage.writes import Writes
 
 __all__ = [
     "AlreadyRunning",
@@ -29,6 +30,7 @@ __all__ = [
     "Outcome",
     "RunCounts",
     "finish",
+    "finish_in",
     "latest_runs",
     "list_runs",
     "progress",
@@ -159,6 +161,38 @@ def finish(
         )
     ).rowcount
     return bool(changed)
+
+
+_FINISH = (
+    update(backfill_runs)
+    .where(backfill_runs.c.id == bindparam("run_id"), _RUNNING)
+    .values(
+        outcome=bindparam("new_outcome"),
+        finished_at=bindparam("now"),
+        lease_until=None,
+        error=bindparam("new_error"),
+        **{name: bindparam(f"new_{name}") for name in RunCounts.__dataclass_fields__},
+    )
+)
+
+
+def finish_in(
+    writes: Writes,
+    run_id: int,
+    outcome: Outcome,
+    now: datetime,
+    counts: RunCounts,
+    error: str | None = None,
+) -> None:
+    """`finish`, as a write of a unit of work (with what the run's outcome depends on)."""
+    row: dict[str, Any] = {
+        "run_id": run_id,
+        "new_outcome": outcome.value,
+        "now": now,
+        "new_error": error[:4000] if error else None,
+        **{f"new_{name}": value for name, value in asdict(counts).items()},
+    }
+    writes.execute(_FINISH, [row])
 
 
 def list_runs(
