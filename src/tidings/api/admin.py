@@ -25,6 +25,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], responses=_ERRORS)
 
 
+
 class NewConnection(BaseModel):
     provider: str = Field(description="evolution, callbell, meta, infobip or twilio.")
     name: str = Field(description="Unique among connections in use; a segment of the URL.")
