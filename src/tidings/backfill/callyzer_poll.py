@@ -144,8 +144,9 @@ def poll(
     """One run of the poll for the connection called `name`; its result (outcome ok, failed
     or credentials_rejected), recorded in `backfill_runs`.
 
-    Raises (before any run starts): NotFound for an unknown connection, MissingApiCredentials,
-    CredentialsRejected, AlreadyRunning when another run holds the connection's lease."""
+    Raises (before any run starts): NotFound for an unknown connection, BackfillUnavailable
+    for another provider's, MissingApiCredentials, CredentialsRejected, and AlreadyRunning
+    when another run holds the connection's lease."""
     with db.read() as conn:
         connection = connections.get_connection(conn, name)
     check_pollable(connection)
