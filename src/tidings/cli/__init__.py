@@ -11,6 +11,7 @@ from tidings import __version__
 from tidings.cli.common import TidingsGroup, settings
 from tidings.cli.connections import connection
 from tidings.cli.doctor import doctor
+from tidings.cli.imports import import_
 from tidings.cli.server import beat, serve, worker
 from tidings.cli.store import migrate, migrate_data, recount, replay, vacuum
 from tidings.cli.tokens import token
@@ -45,3 +46,4 @@ for command in (
 ):
     main.add_command(command)
 main.add_command(doctor)
+main.add_command(import_)
