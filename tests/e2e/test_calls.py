@@ -467,3 +467,27 @@ def test_tidings_locale_must_have_labels() -> None:
     assert Settings(locale="pl_PL").locale == "pl"
     with pytest.raises(ValueError, match="has no labels"):
         Settings(locale="de")
+
+
+def test_a_callyzer_connection_is_added_from_the_command_line(
+    running_app: RunningApp, cli: CliRunner
+) -> None:
+    result = cli.invoke(
+        main,
+        [
+            "connection", "add", "callyzer", "advisers", "--secret", "cz-secret",
+            "--option", "timezone=Asia/Kolkata", "--option", "region=IN",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (
+        result.output.strip().splitlines()[-1].endswith("/hooks/callyzer/advisers?token=cz-secret")
+    )
+    body = fixture_bytes("callyzer", "flat-call-built.json")
+    assert running_app.hook("callyzer", "advisers", body, token="cz-secret").status_code == 202
+    refused = cli.invoke(
+        main, ["connection", "add", "callyzer", "other", "--option", "timezone=IST"]
+    )
+    assert refused.exit_code == 1
+    [line] = refused.output.strip().splitlines()
+    assert line.startswith("Error: ") and "no time zone of the tz database" in line
