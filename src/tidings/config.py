@@ -17,6 +17,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from tidings.domain.calls import LOCALES, locale_of
 from tidings.domain.recipients import REGIONS
 
 __all__ = ["Settings", "load_settings"]
@@ -60,6 +61,11 @@ class Settings(BaseSettings):
     callyzer_poll_lookback_days: float = Field(default=7.0, gt=0)
     callyzer_timeout_seconds: float = Field(default=30.0, gt=0)
     callyzer_page_size: int = Field(default=100, gt=0, le=100)
+    # Calls: how many times in all a call is matched to a lead by its number (on arrival,
+    # then by the job match_unmatched_calls) before it is left for a person.
+    call_match_max_attempts: int = Field(default=3, ge=1, le=1000)
+    # Language of display labels (call types) where a request names none (`?locale=`).
+    locale: str = "en"
 
     @field_validator("receipt_retry_schedule")
     @classmethod
@@ -81,6 +87,14 @@ class Settings(BaseSettings):
         if region not in REGIONS:
             raise ValueError(f"{value!r} is not a region code phone numbers use (e.g. BR, US)")
         return region
+
+    @field_validator("locale")
+    @classmethod
+    def _locale_has_labels(cls, value: str) -> str:
+        found = locale_of(value)
+        if found is None:
+            raise ValueError(f"{value!r} has no labels; known: {', '.join(sorted(LOCALES))}")
+        return found
 
     @field_validator("job_intervals")
     @classmethod

@@ -73,7 +73,9 @@ def test_no_stamp_is_no_time_and_no_note(stamp: object) -> None:
     assert read_stamp(stamp, KOLKATA) == (None, None)
 
 
-@pytest.mark.parametrize("stamp", ["soon", "2026-13-01 10:00:00", "2026-02-30", "31 Foo 2026"])
+@pytest.mark.parametrize(
+    "stamp", ["soon", "2026-13-01 10:00:00", "2026-02-30", "31 Foo 2026", "¹", "1e400"]
+)
 def test_an_unreadable_stamp_is_a_note(stamp: str) -> None:
     found, note = read_stamp(stamp, KOLKATA)
     assert found is None and note

@@ -59,6 +59,7 @@ def test_locales(value: str, locale: str | None) -> None:
         (True, None),
         ("soon", None),
         ("1e99", None),
+        ("¹", None),  # a digit to str.isdigit, not a number
     ],
 )
 def test_durations(raw: object, seconds: int | None) -> None:

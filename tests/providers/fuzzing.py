@@ -8,6 +8,7 @@ from datetime import UTC
 
 from hypothesis import strategies as st
 
+from tidings.domain.calls import CallRecord
 from tidings.domain.errors import PayloadError
 from tidings.domain.events import BadItem, Ignored, NormalizedEvent, ParsedItem, SessionUpdate
 
@@ -43,7 +44,7 @@ def parsed_or_payload_error(
 ) -> list[ParsedItem] | None:
     """Parse `body`: PayloadError (None here) or well-formed items, never another exception.
 
-    Items are the four kinds, bad items carry their position, event times are UTC and metadata
+    Items are the five kinds, bad items carry their position, event times are UTC and metadata
     values are text."""
     try:
         items = parse(body, headers or {})
@@ -51,7 +52,11 @@ def parsed_or_payload_error(
         return None
     assert isinstance(items, list)
     for item in items:
-        assert isinstance(item, NormalizedEvent | SessionUpdate | Ignored | BadItem)
+        assert isinstance(item, NormalizedEvent | SessionUpdate | CallRecord | Ignored | BadItem)
+        if isinstance(item, CallRecord):
+            times = (item.started_at, item.synced_at, item.modified_at)
+            assert all(t is None or t.tzinfo is UTC for t in times)
+            assert item.call_id and item.duration_seconds >= 0
         if isinstance(item, NormalizedEvent):
             assert item.occurred_at is None or item.occurred_at.tzinfo is UTC
             assert all(isinstance(value, str) for value in item.metadata.values())

@@ -20,7 +20,12 @@ from tidings.storage.db import Database
 from tidings.storage.inbox import NewReceipt
 from tidings.storage.schema import receipts
 
-INTERVALS = {"retry_due_receipts": 1.0, "purge_old_receipts": 1.5, "poll_callyzer": 2.0}
+INTERVALS = {
+    "retry_due_receipts": 1.0,
+    "purge_old_receipts": 1.5,
+    "match_unmatched_calls": 2.0,
+    "poll_callyzer": 2.0,
+}
 OBSERVE_SECONDS = 6.0
 RUN = re.compile(r"scheduled job (\w+) ran \(task ([\w-]+)\)")
 SENT = re.compile(r"Sending due task job:(\w+) ")

@@ -27,7 +27,7 @@ router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], response
 
 
 class NewConnection(BaseModel):
-    provider: str = Field(description="evolution, callbell, meta, infobip or twilio.")
+    provider: str = Field(description="evolution, callbell, meta, infobip, twilio or callyzer.")
     name: str = Field(description="Unique among connections in use; a segment of the URL.")
     secret: str | None = Field(
         default=None,

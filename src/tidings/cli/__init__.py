@@ -12,6 +12,7 @@ from tidings.cli.backfill import backfill
 from tidings.cli.common import TidingsGroup, settings
 from tidings.cli.connections import connection
 from tidings.cli.doctor import doctor
+from tidings.cli.imports import import_
 from tidings.cli.server import beat, serve, worker
 from tidings.cli.store import migrate, migrate_data, recount, replay, vacuum
 from tidings.cli.tokens import token
@@ -47,3 +48,4 @@ for command in (
     main.add_command(command)
 main.add_command(doctor)
 main.add_command(backfill)
+main.add_command(import_)

@@ -57,7 +57,7 @@ def e164(number: object, country_code: object = None, region: str | None = None)
 def _country_code(value: object) -> int | None:
     if value is None or isinstance(value, bool):
         return None
-    digits = "".join(c for c in str(value) if c.isdigit())
+    digits = "".join(c for c in str(value) if c in "0123456789")
     if not digits or len(digits) > 3:
         return None
     code = int(digits)

@@ -107,7 +107,7 @@ def read_stamp(value: object, where: Zones) -> tuple[datetime | None, str | None
         return None, None
     if isinstance(value, bool | list | dict):
         return None, f"{str(value)[:40]!r} is not a time tidings can read"
-    if isinstance(value, int | float) or (isinstance(value, str) and value.strip().isdigit()):
+    if isinstance(value, int | float) or (isinstance(value, str) and _ascii_digits(value.strip())):
         return _epoch(value)
     text = str(value)
     found = _STAMP.fullmatch(text)
@@ -139,6 +139,10 @@ def call_start(
     if day is None or clock is None:
         return None, f"call_date {date_text[:20]!r} call_time {time_text[:20]!r} is not valid"
     return _in_utc(datetime.combine(day, clock), time_found.group("zone"), where)
+
+
+def _ascii_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def _epoch(value: int | float | str) -> tuple[datetime | None, str | None]:

@@ -101,7 +101,7 @@ def duration_seconds(raw: object) -> int | None:
     text = str(raw).strip()
     if not text:
         return 0
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return int(text) if len(text) < 10 else None
     try:
         number = float(text)

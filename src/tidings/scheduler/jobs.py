@@ -8,15 +8,17 @@ from datetime import UTC, datetime, timedelta
 
 from tidings.config import Settings
 from tidings.logging import get_logger
-from tidings.storage import inbox
-from tidings.storage.db import Database
+from tidings.storage import calls, inbox
+from tidings.storage.db import Database, Reader
 from tidings.storage.schema import receipts
+from tidings.storage.writes import Writes
 from tidings.worker.wake import Wakeable
 
 __all__ = [
     "JOBS",
     "Job",
     "JobContext",
+    "match_unmatched_calls",
     "poll_callyzer",
     "purge_old_receipts",
     "retry_due_receipts",
@@ -132,9 +134,35 @@ def poll_callyzer(ctx: JobContext) -> int:
     return ok
 
 
+def match_unmatched_calls(ctx: JobContext) -> int:
+    """One more matching attempt for every call still waiting for its lead, until it has had
+    `call_match_max_attempts` in all (its arrival was the first); then it waits for a
+    person, or for a lead with its number (which attaches it at once). A page of calls per
+    unit of work, so SQLite's write lock is held briefly. Returns the calls matched."""
+    now = datetime.now(UTC)
+    limit = ctx.settings.call_match_max_attempts
+    after: int | None = None
+    attempted = matched = 0
+    while True:
+
+        def plan(reader: Reader, writes: Writes, after: int | None = after) -> calls.Retried:
+            return calls.retry_waiting(reader, writes, limit, after, now)
+
+        page = ctx.db.apply(plan)
+        attempted += page.attempted
+        matched += page.matched
+        if page.last_id is None:
+            break
+        after = page.last_id
+    if attempted:
+        log.info("matched %d of %d waiting calls to their leads", matched, attempted)
+    return matched
+
+
 JOBS: tuple[Job, ...] = (
     Job("retry_due_receipts", 5.0, retry_due_receipts),
     Job("purge_old_receipts", 3600.0, purge_old_receipts),
+    Job("match_unmatched_calls", 900.0, match_unmatched_calls),
     Job("poll_callyzer", 3600.0, poll_callyzer),
 )
 

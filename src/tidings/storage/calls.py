@@ -14,9 +14,9 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Update, bindparam, select, update
+from sqlalchemy import Connection, Update, bindparam, func, select, update
 
-from tidings.domain.call_changes import CallChange, CallItem, StoredVersion, plan_calls
+from tidings.domain.call_changes import CallChange, CallItem, StoredVersion, match, plan_calls
 from tidings.domain.calls import CallRecord
 from tidings.domain.events import Incoming
 from tidings.storage import employees as employee_store
@@ -25,7 +25,14 @@ from tidings.storage.limits import limits
 from tidings.storage.schema import calls, lead_phones
 from tidings.storage.writes import Writes
 
-__all__ = ["Applied", "apply_records", "leads_by_number"]
+__all__ = [
+    "Applied",
+    "Retried",
+    "apply_records",
+    "attach_waiting",
+    "leads_by_number",
+    "retry_waiting",
+]
 
 # A row made from `_blank` (PostgreSQL creates it to lock it) carries no call yet.
 _PLACEHOLDER = ""
@@ -183,3 +190,91 @@ def leads_by_number(conn: Connection, numbers: Collection[str]) -> dict[str, lis
         for row in conn.execute(query):
             found.setdefault(row.number, []).append(row.lead_id)
     return found
+
+
+# A waiting call with this number goes to this lead: one more matching attempt.
+_ATTACH = (
+    update(calls)
+    .where(calls.c.lead_id.is_(None), calls.c.client_number == bindparam("number"))
+    .values(
+        lead_id=bindparam("lead"),
+        match_attempts=calls.c.match_attempts + 1,
+        last_match_attempt_at=bindparam("at"),
+    )
+)
+
+
+def attach_waiting(
+    reader: Reader, writes: Writes, lead_id: int, numbers: Collection[str], now: datetime
+) -> int:
+    """Give the calls waiting for any of these numbers to the lead (a new or changed lead
+    matches its calls at once, whatever their attempts); how many there are."""
+    if not numbers:
+        return 0
+    ordered = sorted(set(numbers))
+    waiting = 0
+    for start in range(0, len(ordered), _CHUNK):
+        query = select(func.count()).where(
+            calls.c.lead_id.is_(None), calls.c.client_number.in_(ordered[start : start + _CHUNK])
+        )
+        waiting += int(reader.conn.execute(query).scalar_one())
+    if waiting:
+        writes.execute(_ATTACH, [{"number": n, "lead": lead_id, "at": now} for n in ordered])
+    return waiting
+
+
+@dataclass(frozen=True)
+class Retried:
+    attempted: int
+    matched: int
+    last_id: int | None  # where the next page starts; None when there is none
+
+
+# One attempt of the retry job, made only if nothing else changed the call meanwhile.
+_RETRY = (
+    update(calls)
+    .where(
+        calls.c.id == bindparam("call_id"),
+        calls.c.lead_id.is_(None),
+        calls.c.match_attempts == bindparam("attempts"),
+    )
+    .values(
+        lead_id=bindparam("lead"),
+        match_attempts=calls.c.match_attempts + 1,
+        last_match_attempt_at=bindparam("at"),
+    )
+)
+
+
+def retry_waiting(
+    reader: Reader,
+    writes: Writes,
+    max_attempts: int,
+    after_id: int | None,
+    now: datetime,
+    page: int = 500,
+) -> Retried:
+    """One more matching attempt for a page of the waiting calls that have had fewer than
+    `max_attempts` (the calls after `after_id`, in id order)."""
+    query = (
+        select(calls.c.id, calls.c.client_number, calls.c.match_attempts)
+        .where(calls.c.lead_id.is_(None), calls.c.match_attempts < max_attempts)
+        .order_by(calls.c.id)
+        .limit(page)
+    )
+    if after_id is not None:
+        query = query.where(calls.c.id > after_id)
+    found = list(reader.conn.execute(query))
+    numbers = {row.client_number for row in found if row.client_number}
+    owners = leads_by_number(reader.conn, numbers)
+    rows = []
+    matched = 0
+    for row in found:
+        attempt = match(row.client_number, owners, row.match_attempts, now)
+        matched += attempt.lead_id is not None
+        rows.append(
+            {"call_id": row.id, "attempts": row.match_attempts, "lead": attempt.lead_id, "at": now}
+        )
+    writes.execute(_RETRY, rows)
+    last = found[-1].id if len(found) == page else None
+    return Retried(len(found), matched, last)

@@ -9,8 +9,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import fixture_bytes, fixture_json
+from tests.providers.fuzzing import json_values, parsed_or_payload_error
 from tidings.domain.calls import CallRecord, CallType, Employee
 from tidings.domain.errors import PayloadError
 from tidings.domain.events import BadItem, Ignored
@@ -235,3 +238,23 @@ def test_no_callyzer_shape_is_a_payload_error_naming_the_shapes(body: bytes, rea
     with pytest.raises(PayloadError, match=reason) as raised:
         parse(body, {})
     assert str(raised.value).startswith("callyzer")
+
+
+CALLYZER_JSON = json_values(
+    [
+        "id", "call_logs", "emp_code", "emp_number", "emp_country_code", "emp_tags", "call_type",
+        "call_date", "call_time", "client_number", "client_country_code", "duration",
+        "synced_at", "modified_at", "result", "data",
+    ],
+    ["Incoming", "Missed", "2026-07-28", "10:44:41", "2026-07-28 10:44:41 IST", "91", "0912"],
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=CALLYZER_JSON, zone=st.sampled_from([{}, KOLKATA, {"region": "IN"}]))
+def test_any_json_gives_records_notes_or_a_payload_error(
+    value: object, zone: dict[str, str]
+) -> None:
+    parsed_or_payload_error(
+        lambda body, headers: parse_with(body, headers, zone), json.dumps(value).encode()
+    )
