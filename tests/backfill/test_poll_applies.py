@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from tests.conftest import RunningApp
 from tests.fakes.callyzer_api import FakeCallyzer, FakeClock, flat_call, running_fake
@@ -19,7 +19,7 @@ from tidings.config import Settings
 from tidings.providers.callyzer.api import CallyzerClient, RateLimiter
 from tidings.storage.backfill_runs import Outcome
 from tidings.storage.connections import StoredConnection
-from tidings.storage.schema import calls, employees, lead_phones, leads, receipts
+from tidings.storage.schema import calls, employees, leads, receipts
 
 KEY = "cz-e2e-key"
 NOW = datetime(2026, 7, 28, 12, 0, tzinfo=UTC)
@@ -119,11 +119,14 @@ def test_a_call_by_webhook_and_by_poll_is_one_record(
 def test_a_call_whose_webhook_was_lost_is_inserted_and_matched_to_its_lead(
     app: RunningApp, settings: Settings, limiter: RateLimiter, fake: FakeCallyzer
 ) -> None:
-    with app.db.write() as conn:
-        lead = conn.execute(
-            insert(leads).values(external_id="L-1", name="Ravi", created_at=NOW, updated_at=NOW)
-        ).inserted_primary_key[0]  # type: ignore[index]
-        conn.execute(insert(lead_phones).values(lead_id=lead, number="+919123456780"))
+    made = app.api(
+        "POST",
+        "/v1/leads",
+        json={"external_id": "L-1", "name": "Ravi", "phones": ["+919123456780"]},
+    )
+    assert made.status_code in (200, 201), made.text
+    with app.db.read() as conn:
+        lead = conn.execute(select(leads.c.id).where(leads.c.external_id == "L-1")).scalar_one()
     fake.add_call(flat_call("lost", client_number="9123456780"), synced(3))
 
     result = run_poll(app, settings, limiter)
@@ -134,6 +137,11 @@ def test_a_call_whose_webhook_was_lost_is_inserted_and_matched_to_its_lead(
     assert (row.provider_call_id, row.client_number, row.lead_id) == (
         "lost", "+919123456780", lead,
     )  # fmt: skip
+    lead_calls = app.api("GET", "/v1/leads/L-1/calls")
+    assert lead_calls.status_code == 200, lead_calls.text
+    assert [(c["provider_call_id"], c["lead"]) for c in lead_calls.json()["items"]] == [
+        ("lost", "L-1")
+    ]
     # The employee was learnt from the call; the next poll asks about them by number.
     with app.db.read() as conn:
         [employee] = conn.execute(select(employees)).all()
