@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     outbound_endpoint_concurrency: int = Field(default=16, gt=0, le=1000)
     outbound_batch_size: int = Field(default=500, gt=0, le=5000)
     outbound_poll_seconds: float = Field(default=0.5, gt=0)
+    # Scale-out: how often `tidings beat` has a worker send what is due (retries, lost wake-ups).
+    outbound_sweep_seconds: float = Field(default=5.0, gt=0)
     # An endpoint whose attempts all failed for this long is disabled (default 5 days).
     outbound_disable_after_seconds: float = Field(default=5 * 86400.0, gt=0)
     # After a secret rotation the old secret signs too for this long (default 24 h).

@@ -44,10 +44,20 @@ class Clock:
 
 
 @pytest.fixture
-def out_settings(settings: Settings) -> Settings:
+def settings(settings: Settings) -> Settings:
+    """The suite's settings, with the loopback receiver allowed and a quick sender."""
     return settings.model_copy(
-        update={"outbound_allowed_hosts": "127.0.0.1", "outbound_timeout_seconds": 2.0}
+        update={
+            "outbound_allowed_hosts": "127.0.0.1",
+            "outbound_timeout_seconds": 2.0,
+            "outbound_poll_seconds": 0.1,
+        }
     )
+
+
+@pytest.fixture
+def out_settings(settings: Settings) -> Settings:
+    return settings
 
 
 @dataclass
@@ -61,7 +71,12 @@ class Outbound:
         return subscription_admin.add(self.db, self.settings, url, now=self.clock(), **fields)
 
     def event(
-        self, pmid: str, kind: str, minute: int = 0, connection: StoredConnection | None = None, **f: Any
+        self,
+        pmid: str,
+        kind: str,
+        minute: int = 0,
+        connection: StoredConnection | None = None,
+        **f: Any,
     ) -> None:
         event = NormalizedEvent(
             provider_message_id=pmid,

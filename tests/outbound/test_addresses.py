@@ -8,12 +8,13 @@ import ipaddress
 import pytest
 
 from tidings.domain.addresses import AddressPolicy, literal_address, refusal
+from tidings.outbound.guard import RefusedAddress, check_url
 
 REFUSED = {
     "loopback v4": ("127.0.0.1", "loopback"),
     "loopback v4 elsewhere in 127/8": ("127.45.6.7", "loopback"),
     "loopback v6": ("::1", "loopback"),
-    "unspecified v4": ("0.0.0.0", "unspecified"),
+    "unspecified v4": ("0.0.0.0", "unspecified"),  # noqa: S104 - an address refused, not bound
     "unspecified v6": ("::", "unspecified"),
     "private 10/8": ("10.1.2.3", "private"),
     "private 172.16/12": ("172.20.0.5", "private"),
@@ -95,3 +96,19 @@ def test_allowed_hosts_and_networks_exempt_only_what_they_name():
 def test_an_allowance_that_names_nothing_is_refused(entry):
     with pytest.raises(ValueError, match="neither a host name"):
         AddressPolicy.parse(entry)
+
+
+def test_a_name_is_checked_by_what_it_resolves_to():
+    with pytest.raises(RefusedAddress, match=r"localhost \(.*\) is a loopback address"):
+        check_url("http://localhost:8080/hooks", AddressPolicy())
+    check_url("http://localhost:8080/hooks", AddressPolicy.parse("localhost"))
+    with pytest.raises(RefusedAddress, match="cannot resolve"):
+        check_url("https://no-such-host.invalid/hooks", AddressPolicy())
+
+
+def test_a_public_address_passes_without_asking_a_resolver():
+    check_url("https://93.184.215.14/hooks", AddressPolicy(), resolver=_no_resolver)
+
+
+def _no_resolver(host: str, port: int) -> list:
+    raise AssertionError("an address needs no resolver")

@@ -156,7 +156,9 @@ def test_filters_by_type_wildcard_connection_and_campaign(outbound: Outbound, re
 
         other = connections.add_connection(conn, "callbell", "other", "s", {}, START)
     subs = {
-        "delivered only": outbound.subscribe(receiver.url + "/a", event_types=["message.delivered"]),
+        "delivered only": outbound.subscribe(
+            receiver.url + "/a", event_types=["message.delivered"]
+        ),
         "messages": outbound.subscribe(receiver.url + "/b", event_types=["message.*"]),
         "other connection": outbound.subscribe(receiver.url + "/c", connection="other"),
         "spring campaign": outbound.subscribe(receiver.url + "/d", campaign="spring"),
@@ -171,9 +173,7 @@ def test_filters_by_type_wildcard_connection_and_campaign(outbound: Outbound, re
     for row in outbound.deliveries():
         by_sub.setdefault(row.subscription_id, []).append(row.event_id)
     events = {e.id: (e.data["provider_message_id"], e.type) for e in outbound.events()}
-    seen = {
-        name: sorted(events[i] for i in by_sub.get(s.id, [])) for name, s in subs.items()
-    }
+    seen = {name: sorted(events[i] for i in by_sub.get(s.id, [])) for name, s in subs.items()}
     assert seen == {
         "delivered only": [("m1", "message.delivered"), ("m2", "message.delivered")],
         "messages": [
@@ -217,7 +217,9 @@ def test_410_gone_disables_the_endpoint_at_once(
     assert len(receiver.refused) == 1
     # Enabled again: the waiting delivery goes out.
     receiver.behaviour.gone = False
-    subscription_admin.change(outbound.db, outbound.settings, sub.id, now=outbound.clock(), enabled=True)
+    subscription_admin.change(
+        outbound.db, outbound.settings, sub.id, now=outbound.clock(), enabled=True
+    )
     outbound.drain()
     assert [d.payload["type"] for d in receiver.received] == ["message.delivered"]
 

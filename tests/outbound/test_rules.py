@@ -65,7 +65,9 @@ def test_every_forwarded_kind_and_state_has_a_known_type():
 
 
 def test_webhook_ids_are_stable_and_distinct():
-    assert webhook_id("message", 1, "m1", "delivered") == webhook_id("message", 1, "m1", "delivered")
+    assert webhook_id("message", 1, "m1", "delivered") == webhook_id(
+        "message", 1, "m1", "delivered"
+    )
     assert webhook_id("message", 1, "m1", "delivered") != webhook_id("message", 1, "m1", "read")
     assert webhook_id("a", "b").startswith("msg_")
 

@@ -77,7 +77,12 @@ def check_url(url: str, policy: AddressPolicy, resolver: Resolve = resolve) -> N
     host = parts.hostname
     if policy.host_allowed(host):
         return
-    addresses = resolver(host, port or (443 if parts.scheme == "https" else 80))
+    literal = literal_address(host)
+    addresses = (
+        [literal]
+        if literal is not None
+        else resolver(host, port or (443 if parts.scheme == "https" else 80))
+    )
     if not addresses:
         raise RefusedAddress(f"cannot resolve {host!r}")
     for address in addresses:

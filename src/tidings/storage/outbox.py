@@ -22,7 +22,7 @@ from tidings.storage.db import Reader
 from tidings.storage.schema import outbound_events, subscriptions
 from tidings.storage.writes import Writes
 
-__all__ = ["Outbox", "event", "outbox"]
+__all__ = ["Outbox", "added", "event", "outbox"]
 
 _ENABLED = select(
     subscriptions.c.event_types, subscriptions.c.connection_id, subscriptions.c.campaign
@@ -83,3 +83,9 @@ def outbox(reader: Reader) -> Outbox:
         )
         found = reader.memo["outbox"] = Outbox(filters)
     return found
+
+
+def added(reader: Reader) -> int:
+    """How many outbox rows this plan added (none if no store looked at the outbox)."""
+    found: Outbox | None = reader.memo.get("outbox")
+    return found.added if found is not None else 0

@@ -28,6 +28,7 @@ from tidings.storage import connections, inbox
 from tidings.storage.connections import StoredConnection
 from tidings.storage.db import Database, Reader
 from tidings.storage.inbox import ReceiptStatus
+from tidings.storage.outbox import added as outbox_added
 from tidings.storage.outbox import event as outbox_event
 from tidings.storage.outbox import outbox
 from tidings.storage.writes import Writes
@@ -56,12 +57,13 @@ class BatchResult:
     dead: int = 0
     events: int = 0
     duplicates: int = 0
+    outbound: int = 0  # outbox rows written: the sender has work
     errors: list[str] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # logged once the batch committed
 
     def add(self, other: BatchResult) -> None:
-        for name in ("claimed", "done", "failed", "dead", "events", "duplicates"):
+        for name in ("claimed", "done", "failed", "dead", "events", "duplicates", "outbound"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.errors += other.errors
         self.failures += other.failures
@@ -86,7 +88,9 @@ def process_batch(
     def plan(reader: Reader, writes: Writes) -> BatchResult:
         rows = inbox.take_pending(reader, settings.worker_batch_size)
         taken[:] = [row.id for row in rows]
-        return _apply_receipts(reader, writes, rows, settings, at)
+        applied = _apply_receipts(reader, writes, rows, settings, at)
+        applied.outbound = outbox_added(reader)
+        return applied
 
     try:
         result = db.apply(plan)
@@ -112,7 +116,10 @@ def _one_by_one(db: Database, settings: Settings, ids: Sequence[int], at: dateti
     for receipt_id in ids:
 
         def plan(reader: Reader, writes: Writes, receipt_id: int = receipt_id) -> BatchResult:
-            return _apply_receipts(reader, writes, inbox.take(reader, [receipt_id]), settings, at)
+            rows = inbox.take(reader, [receipt_id])
+            applied = _apply_receipts(reader, writes, rows, settings, at)
+            applied.outbound = outbox_added(reader)
+            return applied
 
         try:
             result.add(db.apply(plan))
@@ -132,6 +139,7 @@ def _one_by_one(db: Database, settings: Settings, ids: Sequence[int], at: dateti
                     _fail(
                         reader, writes, row, connection, message, settings.retry_delays, at, outcome
                     )
+                outcome.outbound = outbox_added(reader)
                 return outcome
 
             result.add(db.apply(fail))
