@@ -11,6 +11,7 @@ from tidings import __version__
 from tidings.cli.common import TidingsGroup, settings
 from tidings.cli.connections import connection
 from tidings.cli.doctor import doctor
+from tidings.cli.outbound import deliveries_group, subscription
 from tidings.cli.server import beat, serve, worker
 from tidings.cli.store import migrate, migrate_data, recount, replay, vacuum
 from tidings.cli.tokens import token
@@ -45,3 +46,5 @@ for command in (
 ):
     main.add_command(command)
 main.add_command(doctor)
+main.add_command(subscription)
+main.add_command(deliveries_group)
