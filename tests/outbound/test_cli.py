@@ -89,5 +89,6 @@ def test_replay_dead_deliveries_since_a_date(
     assert len(receiver.applied()) == 2
     again = ok(cli, "deliveries", "replay", "1", "2")
     assert again.startswith("2 deliveries queued")
+    outbound.clock.to(datetime.now(UTC))
     outbound.drain(settings)
     assert len(receiver.received) == 4 and len(receiver.applied()) == 2
