@@ -48,6 +48,7 @@ class Receiver:
     url: str
     secrets: list[str] = field(default_factory=list)
     behaviour: Behaviour = field(default_factory=Behaviour)
+    arrived: list[str] = field(default_factory=list)  # every request's webhook id, on arrival
     received: list[Delivery] = field(default_factory=list)  # 2xx answers only
     refused: list[tuple[str, int]] = field(default_factory=list)  # (webhook id, status)
     unverified: list[str] = field(default_factory=list)
@@ -96,6 +97,8 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             headers = {k.lower(): v for k, v in self.headers.items()}
             webhook_id = headers.get("webhook-id", "")
+            with receiver.lock:
+                receiver.arrived.append(webhook_id)
             b = receiver.behaviour
             if b.hang is not None:
                 b.hang.wait(10)
