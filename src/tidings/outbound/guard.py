@@ -11,17 +11,18 @@ both from the URL, not from the socket.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import typing
 from collections.abc import Callable, Iterable, Sequence
 from urllib.parse import urlsplit
 
-import anyio
 import httpcore
 import httpx
 
 from tidings.domain.addresses import AddressPolicy, IPAddress, literal_address
 from tidings.domain.errors import Invalid
+from tidings.outbound.streams import connect
 
 __all__ = [
     "GuardedBackend",
@@ -93,22 +94,18 @@ def check_url(url: str, policy: AddressPolicy, resolver: Resolve = resolve) -> N
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):
     """httpcore's network backend, resolving and checking every host before connecting to the
-    checked address itself."""
+    checked address itself (on asyncio's streams, `outbound.streams`)."""
 
-    def __init__(
-        self,
-        policy: AddressPolicy,
-        inner: httpcore.AsyncNetworkBackend | None = None,
-    ) -> None:
+    def __init__(self, policy: AddressPolicy) -> None:
         self._policy = policy
-        self._inner = inner or httpcore.AnyIOBackend()
 
     async def _addresses(self, host: str, port: int) -> list[IPAddress]:
         literal = literal_address(host)
         if literal is not None:
             return [literal]
+        loop = asyncio.get_running_loop()
         try:
-            infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError as error:
             raise httpcore.ConnectError(f"cannot resolve {host!r}: {error}") from None
         return _addresses(info[4][0] for info in infos)
@@ -132,9 +129,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         error: Exception | None = None
         for address in addresses:
             try:
-                return await self._inner.connect_tcp(
-                    str(address), port, timeout, local_address, socket_options
-                )
+                return await connect(str(address), port, timeout)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as failed:
                 error = failed
         assert error is not None
@@ -149,7 +144,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         raise RefusedAddress("subscriber URLs cannot name a unix socket")
 
     async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+        await asyncio.sleep(seconds)
 
 
 class GuardedTransport(httpx.AsyncBaseTransport):
