@@ -65,9 +65,9 @@ class Settings(BaseSettings):
     # Scale-out: how often `tidings beat` has a worker send what is due (retries, lost wake-ups).
     outbound_sweep_seconds: float = Field(default=5.0, gt=0)
     # An endpoint whose attempts all failed for this long is disabled (default 5 days).
-    outbound_disable_after_seconds: float = Field(default=5 * 86400.0, gt=0)
+    outbound_disable_after_seconds: float = Field(default=5 * 86400.0, gt=0, le=3650 * 86400.0)
     # After a secret rotation the old secret signs too for this long (default 24 h).
-    outbound_secret_overlap_seconds: float = Field(default=86400.0, ge=0)
+    outbound_secret_overlap_seconds: float = Field(default=86400.0, ge=0, le=365 * 86400.0)
 
     @field_validator("receipt_retry_schedule", "outbound_retry_schedule")
     @classmethod

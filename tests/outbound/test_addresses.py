@@ -102,8 +102,17 @@ def test_a_name_is_checked_by_what_it_resolves_to():
     with pytest.raises(RefusedAddress, match=r"localhost \(.*\) is a loopback address"):
         check_url("http://localhost:8080/hooks", AddressPolicy())
     check_url("http://localhost:8080/hooks", AddressPolicy.parse("localhost"))
-    with pytest.raises(RefusedAddress, match="cannot resolve"):
-        check_url("https://no-such-host.invalid/hooks", AddressPolicy())
+    with pytest.raises(RefusedAddress, match="cannot resolve"):  # no resolver asked outside
+        check_url("https://receiver.example/hooks", AddressPolicy(), resolver=lambda h, p: [])
+    with pytest.raises(RefusedAddress, match="private"):
+        check_url(
+            "https://receiver.example/hooks",
+            AddressPolicy(),
+            resolver=lambda h, p: [
+                ipaddress.ip_address("93.184.215.14"),
+                ipaddress.ip_address("10.0.0.1"),
+            ],
+        )
 
 
 def test_a_public_address_passes_without_asking_a_resolver():

@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Request, Response
-from pydantic import AwareDatetime, BaseModel, Field
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
 
 from tidings import subscription_admin
 from tidings.api.models import ErrorOut, Page
-from tidings.api.paging import Cursor, Limit, Since, fetch_size, page
+from tidings.api.paging import Cursor, Limit, Since, as_utc, fetch_size, page
 from tidings.api.routes import _ERRORS
 from tidings.api.support import ApiError, Db, decode_cursor, require_token
 from tidings.config import Settings
@@ -30,6 +30,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], responses=_ERRORS)
 
 Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
+_YEAR = 365 * 86400.0
 
 _TYPES = (
     "Event types, exact (`message.delivered`) or a family (`message.*`), or `*` for all "
@@ -88,14 +89,18 @@ class Rotation(BaseModel):
     overlap_seconds: float | None = Field(
         default=None,
         ge=0,
+        le=_YEAR,
+        allow_inf_nan=False,
         description="How long the old secret keeps signing too (default "
         "TIDINGS_OUTBOUND_SECRET_OVERLAP_SECONDS, 24 h); 0 retires it at once.",
     )
 
 
 class ReplayRange(BaseModel):
-    since: AwareDatetime = Field(description="Events recorded from this time on (inclusive).")
-    until: AwareDatetime | None = Field(
+    since: Annotated[AwareDatetime, AfterValidator(as_utc)] = Field(
+        description="Events recorded from this time on (inclusive)."
+    )
+    until: Annotated[AwareDatetime | None, AfterValidator(as_utc)] = Field(
         default=None, description="Events recorded before this time (exclusive); default now."
     )
 
@@ -274,7 +279,7 @@ def replay_range(
 @router.get("/deliveries", response_model=Page[DeliveryOut])
 def list_deliveries(
     db: Db,
-    subscription: int | None = None,
+    subscription: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     status: DeliveryStatus | None = None,
     event_type: str | None = None,
     since: Since = None,

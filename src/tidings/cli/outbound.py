@@ -114,7 +114,7 @@ def subscription_remove(subscription_id: int) -> None:
 @click.argument("subscription_id", type=_ID)
 @click.option(
     "--overlap",
-    type=click.FloatRange(min=0),
+    type=click.FloatRange(min=0, max=365 * 86400),
     help="Seconds the old secret keeps signing too [default: TIDINGS_OUTBOUND_SECRET_"
     "OVERLAP_SECONDS, 24 h]; 0 retires it at once.",
 )
