@@ -326,3 +326,29 @@ def test_a_host_name_resolving_to_loopback_is_refused_at_connect_time(
     [attempt] = outbound.attempts()
     assert "refused: localhost (" in attempt.error and "loopback" in attempt.error
     assert receiver.refused == []
+
+
+def test_the_retention_purge_keeps_what_is_still_being_delivered(
+    outbound: Outbound, receiver: Receiver
+):
+    from tidings.scheduler.jobs import JobContext, purge_old_deliveries
+
+    sub = outbound.subscribe(receiver.url)
+    receiver.secrets.append(sub.secret)
+    outbound.event("m1", "delivered")
+    outbound.drain()
+    receiver.behaviour.fail_next = 1
+    outbound.event("m2", "delivered")
+    outbound.drain()
+    assert sorted(d.status for d in outbound.deliveries()) == ["delivered", "failed"]
+
+    class _Worker:
+        def wake(self) -> None:
+            pass
+
+    # Both events are older than the retention period (the test clock is in the past).
+    assert purge_old_deliveries(JobContext(outbound.db, outbound.settings, _Worker())) == 1
+    [left] = outbound.deliveries()
+    assert left.status == "failed"
+    assert [e.data["provider_message_id"] for e in outbound.events()] == ["m2"]
+    assert {a.delivery_id for a in outbound.attempts()} == {left.id}

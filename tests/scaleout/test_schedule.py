@@ -20,7 +20,7 @@ from tidings.storage.db import Database
 from tidings.storage.inbox import NewReceipt
 from tidings.storage.schema import receipts
 
-INTERVALS = {"retry_due_receipts": 1.0, "purge_old_receipts": 1.5}
+INTERVALS = {"retry_due_receipts": 1.0, "purge_old_receipts": 1.5, "purge_old_deliveries": 1.5}
 OBSERVE_SECONDS = 6.0
 RUN = re.compile(r"scheduled job (\w+) ran \(task ([\w-]+)\)")
 SENT = re.compile(r"Sending due task job:(\w+) ")

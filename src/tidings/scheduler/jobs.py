@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from tidings.config import Settings
 from tidings.logging import get_logger
-from tidings.storage import inbox
+from tidings.storage import deliveries, inbox
 from tidings.storage.db import Database
 from tidings.storage.schema import receipts
 from tidings.worker.wake import Wakeable
@@ -17,6 +17,7 @@ __all__ = [
     "JOBS",
     "Job",
     "JobContext",
+    "purge_old_deliveries",
     "purge_old_receipts",
     "retry_due_receipts",
     "scheduled_jobs",
@@ -81,9 +82,27 @@ def purge_old_receipts(ctx: JobContext) -> int:
     return total
 
 
+def purge_old_deliveries(ctx: JobContext) -> int:
+    """Delete outbound events past the retention period whose deliveries are all finished
+    (delivered or dead), with their deliveries and attempts, in short writes."""
+    cutoff = datetime.now(UTC) - timedelta(days=ctx.settings.retention_days)
+    total = 0
+    while True:
+        purged = deliveries.purge_finished(ctx.db, cutoff, PURGE_BATCH)
+        total += purged
+        if purged < PURGE_BATCH:
+            break
+    if total:
+        log.info(
+            "purged %d outbound events older than %d days", total, ctx.settings.retention_days
+        )
+    return total
+
+
 JOBS: tuple[Job, ...] = (
     Job("retry_due_receipts", 5.0, retry_due_receipts),
     Job("purge_old_receipts", 3600.0, purge_old_receipts),
+    Job("purge_old_deliveries", 3600.0, purge_old_deliveries),
 )
 
 

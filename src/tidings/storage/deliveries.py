@@ -21,7 +21,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, Update, and_, bindparam, func, select, update
+from sqlalchemy import Connection, Row, Update, and_, bindparam, delete, func, select, update
 
 from tidings.domain.outbound import EventFilter, RetryPolicy
 from tidings.storage.db import Database, insert_ignoring_duplicates
@@ -40,6 +40,7 @@ __all__ = [
     "fan_out",
     "get_delivery",
     "list_deliveries",
+    "purge_finished",
     "record",
     "release_leases",
     "replay",
@@ -492,3 +493,42 @@ def count_by_status(conn: Connection) -> dict[str, int]:
     for status, count in conn.execute(query):
         counts[status] = int(count)
     return counts
+
+
+def purge_finished(db: Database, cutoff: datetime, limit: int) -> int:
+    """Delete up to `limit` events recorded before `cutoff` whose deliveries are all finished
+    (delivered or dead), with those deliveries and their attempts; how many events."""
+    unfinished = select(deliveries.c.id).where(
+        deliveries.c.event_id == outbound_events.c.id,
+        deliveries.c.status.in_([s.value for s in _DUE]),
+    )
+    query = (
+        select(outbound_events.c.id)
+        .where(
+            outbound_events.c.created_at < cutoff,
+            outbound_events.c.fanned_out_at.is_not(None),
+            ~unfinished.exists(),
+        )
+        .order_by(outbound_events.c.created_at)
+        .limit(limit)
+    )
+    with db.read() as conn:
+        ids = list(conn.execute(query).scalars())
+    if not ids:
+        return 0
+    with db.write(appends_only=True) as conn:  # rows no plan reads (see the module's docstring)
+        found = select(deliveries.c.id).where(deliveries.c.event_id.in_(ids))
+        conn.execute(delete(delivery_attempts).where(delivery_attempts.c.delivery_id.in_(found)))
+        conn.execute(
+            delete(deliveries).where(
+                deliveries.c.event_id.in_(ids),
+                deliveries.c.status.not_in([s.value for s in _DUE]),
+            )
+        )
+        left = select(deliveries.c.event_id).where(deliveries.c.event_id.in_(ids))
+        result = conn.execute(
+            delete(outbound_events).where(
+                outbound_events.c.id.in_(ids), outbound_events.c.id.not_in(left)
+            )
+        )
+        return int(result.rowcount)
