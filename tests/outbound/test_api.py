@@ -48,6 +48,8 @@ def test_subscribe_receive_and_list_deliveries(running_app: RunningApp, receiver
         return bool(items) and items[0]["status"] == "delivered"
 
     wait_for(delivered)
+    metrics = app.client.get("/metrics").text
+    assert 'tidings_outbound_attempts_total{outcome="delivered"}' in metrics
     [item] = app.api("GET", "/v1/deliveries", params={"status": "delivered"}).json()["items"]
     assert item["webhook_id"] == delivery.webhook_id
     assert item["event_type"] == "message.delivered"

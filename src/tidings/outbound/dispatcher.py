@@ -20,6 +20,7 @@ from tidings.config import Settings
 from tidings.domain.errors import StorageUnavailable
 from tidings.domain.outbound import RetryPolicy
 from tidings.logging import get_logger, mask_text
+from tidings.metrics import OUTBOUND_ATTEMPTS
 from tidings.outbound.sender import Sender
 from tidings.storage import deliveries
 from tidings.storage.db import Database
@@ -165,6 +166,9 @@ class Dispatcher:
         self.totals.delivered += outcome.delivered
         self.totals.failed += outcome.failed
         self.totals.dead += outcome.dead
+        OUTBOUND_ATTEMPTS.labels("delivered").inc(outcome.delivered)
+        OUTBOUND_ATTEMPTS.labels("failed").inc(outcome.failed)
+        OUTBOUND_ATTEMPTS.labels("dead").inc(outcome.dead)
         for gone, reason in outcome.disabled:
             self.totals.disabled.append(gone.id)
             log.warning(
