@@ -2,6 +2,7 @@
 out (2 web nodes + 2 Celery workers + beat on PostgreSQL), in one run.
 
     .venv/bin/python bench/run.py [--requests 20000] [--concurrency 64] [--skip-scaleout]
+        [--outbound-events 20000] [--skip-outbound | --only-outbound]
 
 Why one run and ratios: the machine is shared and noisy, so absolute figures drift between runs;
 the ratio of two configurations measured minutes apart on the same machine does not drift as
@@ -43,6 +44,7 @@ from types import FrameType
 from typing import IO, Any
 
 from loadgen import LoadResult, percentiles, run_load, run_load_blocking
+from outbound_bench import measure_outbound, report_outbound
 from sqlalchemy import func, select
 
 from tidings.storage import schema
@@ -1065,6 +1067,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directory (stores and logs)"
     )
+    parser.add_argument(
+        "--outbound-events",
+        type=int,
+        default=20000,
+        help="outbound section: webhooks sent, each forwarded as one signed delivery",
+    )
+    parser.add_argument(
+        "--outbound-baseline",
+        type=int,
+        default=300,
+        help="outbound section: events the hand-written httpx loop sends",
+    )
+    parser.add_argument(
+        "--skip-outbound", action="store_true", help="do not measure outbound webhooks"
+    )
+    parser.add_argument(
+        "--only-outbound", action="store_true", help="measure outbound webhooks alone"
+    )
     args = parser.parse_args(argv)
     if args.requests < 1 or args.concurrency < 1:
         parser.error("--requests and --concurrency must be at least 1")
@@ -1101,14 +1121,20 @@ def main(argv: list[str]) -> int:
         signal.signal(signum, _as_ctrl_c)
     try:
         # fail before minutes of load when the baseline or the scale-out run cannot run
-        redis_client()
-        if not args.skip_scaleout:
+        if not args.only_outbound:
+            redis_client()
+        if not args.skip_scaleout and not args.only_outbound:
             postgres_admin().close()
         with _workdir(args.keep) as work, Processes(work) as procs:
-            tidings = measure_tidings(args, work, procs)
-            baseline = measure_baseline(args, work, procs)
-            scaleout = None if args.skip_scaleout else measure_scaleout(args, procs)
-            void = report(args, command, tidings, baseline, scaleout)
+            void = False
+            if not args.only_outbound:
+                tidings = measure_tidings(args, work, procs)
+                baseline = measure_baseline(args, work, procs)
+                scaleout = None if args.skip_scaleout else measure_scaleout(args, procs)
+                void = report(args, command, tidings, baseline, scaleout)
+            if not args.skip_outbound:
+                measured = measure_outbound(sys.modules[__name__], args, work, procs)
+                void = report_outbound(measured) or void
     except BenchError as error:
         print(f"bench: {error}", file=sys.stderr)
         return error.exit_code

@@ -17,6 +17,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from tidings.domain.addresses import AddressPolicy
 from tidings.domain.calls import LOCALES, locale_of
 from tidings.domain.recipients import REGIONS
 
@@ -66,8 +67,21 @@ class Settings(BaseSettings):
     call_match_max_attempts: int = Field(default=3, ge=1, le=1000)
     # Language of display labels (call types) where a request names none (`?locale=`).
     locale: str = "en"
+    # Outbound webhooks (README "Outbound webhooks"): seconds between attempts, then dead.
+    outbound_retry_schedule: str = "5,300,1800,7200,18000,36000,36000"
+    outbound_timeout_seconds: float = Field(default=5.0, gt=0)
+    outbound_concurrency: int = Field(default=64, gt=0, le=1000)
+    outbound_endpoint_concurrency: int = Field(default=16, gt=0, le=1000)
+    outbound_batch_size: int = Field(default=500, gt=0, le=5000)
+    outbound_poll_seconds: float = Field(default=0.5, gt=0)
+    # Scale-out: how often `tidings beat` has a worker send what is due (retries, lost wake-ups).
+    outbound_sweep_seconds: float = Field(default=5.0, gt=0)
+    # An endpoint whose attempts all failed for this long is disabled (default 5 days).
+    outbound_disable_after_seconds: float = Field(default=5 * 86400.0, gt=0, le=3650 * 86400.0)
+    # After a secret rotation the old secret signs too for this long (default 24 h).
+    outbound_secret_overlap_seconds: float = Field(default=86400.0, ge=0, le=365 * 86400.0)
 
-    @field_validator("receipt_retry_schedule")
+    @field_validator("receipt_retry_schedule", "outbound_retry_schedule")
     @classmethod
     def _schedule_is_numbers(cls, value: str) -> str:
         try:
@@ -111,6 +125,22 @@ class Settings(BaseSettings):
     def retry_delays(self) -> list[float]:
         """Seconds to wait before each retry of a failed receipt; its length bounds the retries."""
         return [float(part) for part in self.receipt_retry_schedule.split(",") if part.strip()]
+
+    @property
+    def outbound_policy(self) -> AddressPolicy:
+        """Where subscriber URLs may point: public addresses, plus what the operator allows."""
+        return AddressPolicy.parse(self.outbound_allowed_hosts)
+
+    @property
+    def outbound_retry_delays(self) -> list[float]:
+        """Seconds before each retry of a failed outbound delivery; then it is dead."""
+        return [float(part) for part in self.outbound_retry_schedule.split(",") if part.strip()]
+
+    @field_validator("outbound_allowed_hosts")
+    @classmethod
+    def _allowed_hosts_parse(cls, value: str) -> str:
+        AddressPolicy.parse(value)
+        return value
 
     @property
     def embedded(self) -> bool:

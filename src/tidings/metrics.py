@@ -29,6 +29,7 @@ __all__ = [
     "BATCH_SECONDS",
     "CONTENT_TYPE_LATEST",
     "EVENTS_APPLIED",
+    "OUTBOUND_ATTEMPTS",
     "RECEIPTS_PROCESSED",
     "WEBHOOKS_RECEIVED",
     "render",
@@ -44,6 +45,11 @@ RECEIPTS_PROCESSED = Counter(
 )
 EVENTS_APPLIED = Counter(
     "tidings_events_applied_total", "Normalized events applied (not duplicates)"
+)
+OUTBOUND_ATTEMPTS = Counter(
+    "tidings_outbound_attempts_total",
+    "Outbound webhook attempts, by outcome (delivered, failed: will retry, dead)",
+    ["outcome"],
 )
 BATCH_SECONDS = Histogram(
     "tidings_worker_batch_seconds",

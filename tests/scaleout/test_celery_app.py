@@ -33,7 +33,15 @@ from tidings.worker.celery.config import (
     close_celery,
     create_celery,
 )
-from tidings.worker.celery.names import APPLY_PENDING, INBOX_QUEUE, JOBS_QUEUE, RUN_JOB, SWEEP
+from tidings.worker.celery.names import (
+    APPLY_PENDING,
+    DELIVER,
+    INBOX_QUEUE,
+    JOBS_QUEUE,
+    OUTBOUND_QUEUE,
+    RUN_JOB,
+    SWEEP,
+)
 from tidings.worker.celery.waker import BrokerWaker
 
 COMMAND_LINE = "tidings.worker.celery.command_line"
@@ -47,7 +55,7 @@ def redis_url() -> Iterator[str]:
 def test_beat_schedule_is_built_from_jobs_plus_the_sweep() -> None:
     settings = Settings(broker_url="redis://127.0.0.1:6379/0", sweep_interval_seconds=7)
     schedule = beat_schedule(settings)
-    assert set(schedule) == {f"job:{job.name}" for job in JOBS} | {"sweep"}
+    assert set(schedule) == {f"job:{job.name}" for job in JOBS} | {"sweep", "outbound"}
     for job in JOBS:
         entry = schedule[f"job:{job.name}"]
         assert entry["task"] == RUN_JOB and entry["args"] == (job.name,)
@@ -56,6 +64,8 @@ def test_beat_schedule_is_built_from_jobs_plus_the_sweep() -> None:
     assert schedule["sweep"]["task"] == SWEEP
     assert schedule["sweep"]["schedule"] == timedelta(seconds=7)
     assert schedule["sweep"]["options"]["queue"] == INBOX_QUEUE
+    assert schedule["outbound"]["task"] == DELIVER
+    assert schedule["outbound"]["options"]["queue"] == OUTBOUND_QUEUE
 
 
 def test_job_intervals_override_both_runners() -> None:

@@ -25,6 +25,7 @@ INTERVALS = {
     "purge_old_receipts": 1.5,
     "match_unmatched_calls": 2.0,
     "poll_callyzer": 2.0,
+    "purge_old_deliveries": 1.5,
 }
 OBSERVE_SECONDS = 6.0
 RUN = re.compile(r"scheduled job (\w+) ran \(task ([\w-]+)\)")

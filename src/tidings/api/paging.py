@@ -15,7 +15,7 @@ from pydantic import AfterValidator
 
 from tidings.api.support import encode_cursor
 
-__all__ = ["Cursor", "Limit", "Since", "Until", "fetch_size", "page"]
+__all__ = ["Cursor", "Limit", "Since", "Until", "as_utc", "fetch_size", "page"]
 
 
 def _as_utc(value: datetime | None) -> datetime | None:
@@ -30,6 +30,8 @@ def _as_utc(value: datetime | None) -> datetime | None:
     except OverflowError:
         raise ValueError("out of range once converted to UTC") from None
 
+
+as_utc = _as_utc  # for bodies that carry a time, as query parameters do
 
 _WINDOW = "ISO 8601 date-time, e.g. 2024-07-16T17:26:54-03:00; without an offset, UTC."
 

@@ -13,6 +13,7 @@ from tidings.cli.common import TidingsGroup, settings
 from tidings.cli.connections import connection
 from tidings.cli.doctor import doctor
 from tidings.cli.imports import import_
+from tidings.cli.outbound import deliveries_group, subscription
 from tidings.cli.server import beat, serve, worker
 from tidings.cli.store import migrate, migrate_data, recount, replay, vacuum
 from tidings.cli.tokens import token
@@ -49,3 +50,5 @@ for command in (
 main.add_command(doctor)
 main.add_command(backfill)
 main.add_command(import_)
+main.add_command(subscription)
+main.add_command(deliveries_group)

@@ -127,10 +127,10 @@ def _warn_unless_postgresql(config: Settings, what: str) -> None:
 )
 @click.option(
     "--queues",
-    default=",".join(("tidings.inbox", "tidings.jobs")),
+    default=",".join(("tidings.inbox", "tidings.jobs", "tidings.outbound")),
     show_default=True,
-    help="Comma-separated queues to consume: tidings.inbox (webhooks to apply, the sweep) "
-    "and tidings.jobs (scheduled jobs).",
+    help="Comma-separated queues to consume: tidings.inbox (webhooks to apply, the sweep), "
+    "tidings.jobs (scheduled jobs) and tidings.outbound (outbound webhooks to send).",
 )
 @click.option("--hostname", help="Celery node name (default: tidings-PID@HOST).")
 def worker(concurrency: int | None, queues: str, hostname: str | None) -> None:

@@ -101,8 +101,9 @@ def _earliest(current: datetime | None, new: datetime) -> datetime:
 def advance(state: MessageState, event: NormalizedEvent, at: datetime) -> MessageState:
     """Apply one event that happened at `at` (provider time, else receive time).
 
-    Returns the new state; `sequence` counts changes of `status`, so a receiver of forwarded
-    updates can drop a stale one.
+    Returns the new state; `sequence` counts the changes of the state (any time, the failure or
+    the status moving), so a receiver of forwarded updates can keep the newest and drop a stale
+    one (decision 0010).
     """
     changes: dict[str, object] = {}
     rank = RANKED_KINDS.get(event.kind)
@@ -123,11 +124,11 @@ def advance(state: MessageState, event: NormalizedEvent, at: datetime) -> Messag
     engagement = _ENGAGEMENT_FIELDS.get(event.kind, ())
     for field in engagement:
         changes[field] = _earliest(getattr(state, field), at)
-    if not changes:
+    current = state.__dict__
+    if all(current[name] == value for name, value in changes.items()):
         return state
-    values = {**state.__dict__, **changes}
-    if _status(values) is not state.status:
-        values["sequence"] = state.sequence + 1
+    values = {**current, **changes}
+    values["sequence"] = state.sequence + 1
     return MessageState(**values)
 
 

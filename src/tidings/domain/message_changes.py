@@ -103,6 +103,10 @@ class TimelineEntry:
     event: NormalizedEvent
     receipt_id: int | None
     received_at: datetime
+    # The connection it came through and the message's state right after it (what an
+    # outbound event announces).
+    connection: Source | None = None
+    after: MessageState | None = None
 
 
 @dataclass
@@ -223,7 +227,6 @@ def _fold(
         plan.note(receipt, f"unknown status {event.raw_status[:60]!r}: recorded, state unchanged")
     event = _cut(plan, receipt, event, limits)
     change = _change(plan, stored, key)
-    plan.timeline.append(TimelineEntry(key, dedup, event, receipt, item.received_at))
     metadata = {str(k): str(v) for k, v in event.metadata.items()}
     campaign, contact = _named(item.connection.options, metadata)
     for name, value in (
@@ -237,6 +240,9 @@ def _fold(
     if campaign and joins and _fits(plan, receipt, "campaign", campaign, limits):
         change.campaign_key = campaign
     change.after = advance(change.after, event, event.occurred_at or item.received_at)
+    plan.timeline.append(
+        TimelineEntry(key, dedup, event, receipt, item.received_at, item.connection, change.after)
+    )
 
 
 def _register(

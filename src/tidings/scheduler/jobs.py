@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from tidings.config import Settings
 from tidings.logging import get_logger
-from tidings.storage import calls, inbox
+from tidings.storage import calls, deliveries, inbox
 from tidings.storage.db import Database, Reader
 from tidings.storage.schema import receipts
 from tidings.storage.writes import Writes
@@ -20,6 +20,7 @@ __all__ = [
     "JobContext",
     "match_unmatched_calls",
     "poll_callyzer",
+    "purge_old_deliveries",
     "purge_old_receipts",
     "retry_due_receipts",
     "scheduled_jobs",
@@ -157,6 +158,21 @@ def match_unmatched_calls(ctx: JobContext) -> int:
     if attempted:
         log.info("matched %d of %d waiting calls to their leads", matched, attempted)
     return matched
+def purge_old_deliveries(ctx: JobContext) -> int:
+    """Delete outbound events past the retention period whose deliveries are all finished
+    (delivered or dead), with their deliveries and attempts, in short writes."""
+    cutoff = datetime.now(UTC) - timedelta(days=ctx.settings.retention_days)
+    total = 0
+    while True:
+        purged = deliveries.purge_finished(ctx.db, cutoff, PURGE_BATCH)
+        total += purged
+        if purged < PURGE_BATCH:
+            break
+    if total:
+        log.info(
+            "purged %d outbound events older than %d days", total, ctx.settings.retention_days
+        )
+    return total
 
 
 JOBS: tuple[Job, ...] = (
@@ -164,6 +180,7 @@ JOBS: tuple[Job, ...] = (
     Job("purge_old_receipts", 3600.0, purge_old_receipts),
     Job("match_unmatched_calls", 900.0, match_unmatched_calls),
     Job("poll_callyzer", 3600.0, poll_callyzer),
+    Job("purge_old_deliveries", 3600.0, purge_old_deliveries),
 )
 
 

@@ -14,8 +14,11 @@ from sqlalchemy import Connection, Row, Update, bindparam, select, update
 
 from tidings.domain.errors import Conflict, NotFound
 from tidings.domain.events import Incoming, SessionUpdate
+from tidings.domain.outbound import session_data, session_event_type, webhook_id
 from tidings.domain.sessions import session_fields
 from tidings.storage.db import Reader
+from tidings.storage.outbox import event as outbox_event
+from tidings.storage.outbox import outbox
 from tidings.storage.schema import connections
 from tidings.storage.writes import Writes
 
@@ -208,11 +211,26 @@ def apply_sessions(
 ) -> None:
     """The session kind's store: each update, in order, where it is not older than what is
     stored (`domain.sessions`)."""
-    for item in items:
+    box = outbox(reader)
+    latest: dict[int, datetime | None] = {}
+    announced: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
         at: datetime = item.event.occurred_at or item.received_at
         fields = session_fields(item.event, at)
         row = {"connection_id": item.connection.id, **{f"new_{k}": v for k, v in fields.items()}}
         writes.execute(_update_session(tuple(fields)), [row])
+        # Announced only where it is applied: not older than what the connection holds.
+        cid = item.connection.id
+        stored = latest.get(cid, getattr(item.connection, "session_updated_at", None))
+        if stored is not None and at < stored:
+            continue
+        latest[cid] = at
+        event_type = session_event_type(item.event.state)
+        if box and event_type and box.wants(event_type, cid, None):
+            data = session_data(item.connection, item.event, at)
+            key = webhook_id("session", cid, item.receipt_id, index, item.event.state, at)
+            announced.append(outbox_event(key, event_type, data, at, now, connection_id=cid))
+    box.add(writes, announced)
 
 
 @lru_cache(maxsize=4)

@@ -243,6 +243,9 @@ class Reader:
         self.conn = conn
         self._locking = locking
         self._next_ids: dict[str, int] = {}
+        # What the stores of one plan share while planning, read once per plan (e.g. the
+        # subscriptions the outbox serves, `storage.outbox`).
+        self.memo: dict[str, Any] = {}
 
     def rows(
         self, query: Select[Any], lock: Literal["wait", "skip"] | None = None

@@ -30,9 +30,12 @@ from tidings.domain.message_changes import (
     plan_messages,
     screen,
 )
+from tidings.domain.outbound import MessageFacts, message_data, message_event_type, webhook_id
 from tidings.storage import campaigns as campaign_store
 from tidings.storage.db import Reader
 from tidings.storage.limits import limits_of
+from tidings.storage.outbox import Outbox, outbox
+from tidings.storage.outbox import event as outbox_event
 from tidings.storage.schema import campaign_counters, campaigns, events, messages
 from tidings.storage.writes import Writes
 
@@ -137,11 +140,64 @@ def apply_items(
         lock=True,
     )
     registering = any(isinstance(item, Registering) for item in items)
-    keys_by_id = _campaign_keys(reader, rows.values()) if registering else {}
+    box = outbox(reader)
+    keys_by_id = _campaign_keys(reader, rows.values()) if registering or box else {}
     stored = {key: _stored(row, keys_by_id) for key, row in rows.items()}
     plan = plan_messages(stored, _known_keys(reader, rows), screened, LIMITS, strict)
     ids = _write(reader, writes, plan, rows, now)
+    if box:
+        _announce(box, writes, plan, ids, keys_by_id, now)
     return Applied(plan, ids)
+
+
+def _announce(
+    box: Outbox,
+    writes: Writes,
+    plan: MessagePlan,
+    ids: Mapping[MessageKey, int],
+    campaign_keys: Mapping[int, str],
+    now: datetime,
+) -> None:
+    """An outbox row for each new event some subscription wants, with the message as it
+    stood right after that event."""
+    rows: list[dict[str, Any]] = []
+    for entry in plan.timeline:
+        event_type = message_event_type(entry.event.kind)
+        if event_type is None or entry.connection is None or entry.after is None:
+            continue
+        change = plan.changes[entry.key]
+        campaign_id = change.known("campaign_id")
+        campaign = change.campaign_key or (
+            campaign_keys.get(campaign_id) if campaign_id is not None else None
+        )
+        connection_id, pmid = entry.key
+        if not box.wants(event_type, connection_id, campaign):
+            continue
+        occurred_at = entry.event.occurred_at or entry.received_at
+        facts = MessageFacts(
+            message_id=ids[entry.key],
+            connection=entry.connection,
+            provider_message_id=pmid,
+            campaign=campaign,
+            channel=change.known("channel"),
+            recipient=change.known("recipient"),
+            contact_ref=change.known("contact_ref"),
+            metadata=change.known("metadata") or {},
+        )
+        data = message_data(facts, entry.after, entry.event, occurred_at, entry.received_at)
+        rows.append(
+            outbox_event(
+                webhook_id("message", connection_id, pmid, entry.dedup_key),
+                event_type,
+                data,
+                occurred_at,
+                now,
+                connection_id=connection_id,
+                campaign=campaign,
+                message_id=ids[entry.key],
+            )
+        )
+    box.add(writes, rows)
 
 
 def _stored(row: Row[Any], campaign_keys: Mapping[int, str]) -> StoredMessage:

@@ -35,15 +35,19 @@ __all__ = [
     "campaign_counters",
     "campaigns",
     "connections",
+    "deliveries",
+    "delivery_attempts",
     "employees",
     "events",
     "lead_phones",
     "leads",
     "messages",
     "metadata",
+    "outbound_events",
     "receipts",
     "rejections",
     "store_settings",
+    "subscriptions",
     "tracking_version",
 ]
 
@@ -386,4 +390,86 @@ backfill_runs = Table(
         sqlite_where=text("outcome = 'running'"),
         postgresql_where=text("outcome = 'running'"),
     ),
+)
+
+
+# Outbound webhooks (migration 0008, docs/architecture.md "Outbound webhooks").
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("url", String(2000), nullable=False),
+    Column("secret", String(200), nullable=False),
+    # After a rotation the old secret signs too, until it expires (both signatures are sent).
+    Column("previous_secret", String(200)),
+    Column("previous_secret_expires_at", UTCDateTime),
+    Column("event_types", JSON, nullable=False),
+    Column("connection_id", Id, ForeignKey("connections.id")),
+    Column("campaign", String(200)),
+    Column("description", Text),
+    Column("include_contact", Boolean, nullable=False, default=False),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("disabled_reason", Text),
+    # Since when every attempt failed (None after a success); long enough disables it.
+    Column("failing_since", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# One row per forwarded event, written in the transaction of the change it announces; the
+# sender fans it out to the subscriptions that want it (`fanned_out_at` set then).
+outbound_events = Table(
+    "outbound_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("webhook_id", String(40), nullable=False),
+    Column("type", String(60), nullable=False),
+    Column("connection_id", Id),
+    Column("campaign", String(200)),
+    Column("message_id", Id),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("fanned_out_at", UTCDateTime),
+    Index(
+        "ix_outbound_events_waiting",
+        "id",
+        sqlite_where=text("fanned_out_at IS NULL"),
+        postgresql_where=text("fanned_out_at IS NULL"),
+    ),
+    Index("ix_outbound_events_created_at", "created_at"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("event_id", Id, ForeignKey("outbound_events.id"), nullable=False),
+    Column("subscription_id", Id, ForeignKey("subscriptions.id"), nullable=False),
+    # pending (never tried), sending (taken by a sender until next_attempt_at), failed (will
+    # be retried at next_attempt_at), delivered, dead.
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime),
+    Column("last_attempt_at", UTCDateTime),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("delivered_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("event_id", "subscription_id"),
+    Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    Index("ix_deliveries_subscription_id_id", "subscription_id", "id"),
+)
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("delivery_id", Id, ForeignKey("deliveries.id"), nullable=False),
+    Column("attempted_at", UTCDateTime, nullable=False),
+    Column("status_code", Integer),
+    Column("latency_ms", Integer, nullable=False),
+    Column("error", Text),
+    Column("response_body", Text),
+    Index("ix_delivery_attempts_delivery_id", "delivery_id"),
 )

@@ -1,9 +1,11 @@
-"""What embedded mode runs beside the intake: the worker thread and the scheduler thread,
-started and stopped together, in `serve`'s own process or in its worker child process."""
+"""What embedded mode runs beside the intake: the worker thread, the scheduler thread and the
+outbound sender thread, started and stopped together, in `serve`'s own process or in its
+worker child process."""
 
 from __future__ import annotations
 
 from tidings.config import Settings
+from tidings.outbound.thread import OutboundThread
 from tidings.scheduler.jobs import JobContext
 from tidings.scheduler.thread import SchedulerThread
 from tidings.storage.db import Database
@@ -18,16 +20,19 @@ class WorkerAndSchedulerThreads:
     this worker (after releasing retries, say)."""
 
     def __init__(self, db: Database, settings: Settings, wake: WakeEvent | None = None) -> None:
-        self._worker = WorkerThread(db, settings, wake)
+        self._outbound = OutboundThread(db, settings)
+        self._worker = WorkerThread(db, settings, wake, outbound=self._outbound)
         self._scheduler = SchedulerThread(JobContext(db, settings, self._worker))
 
     def wake(self) -> None:
         self._worker.wake()
 
     def start(self) -> None:
+        self._outbound.start()
         self._worker.start()
         self._scheduler.start()
 
     def stop(self) -> None:
         self._scheduler.stop()
         self._worker.stop()
+        self._outbound.stop()

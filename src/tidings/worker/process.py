@@ -20,7 +20,8 @@ from sqlalchemy import Row
 from tidings.config import Settings
 from tidings.domain.errors import PayloadError, StorageUnavailable
 from tidings.domain.events import BadItem, Ignored, Incoming
-from tidings.logging import get_logger
+from tidings.domain.outbound import dead_letter_data, webhook_id
+from tidings.logging import get_logger, mask_text
 from tidings.metrics import BATCH_SECONDS, EVENTS_APPLIED, RECEIPTS_PROCESSED
 from tidings.providers.base import DEFAULT_REGION, DEFAULT_TIMEZONE
 from tidings.providers.registry import get_provider
@@ -28,12 +29,17 @@ from tidings.storage import connections, inbox
 from tidings.storage.connections import StoredConnection
 from tidings.storage.db import Database, Reader
 from tidings.storage.inbox import ReceiptStatus
+from tidings.storage.outbox import added as outbox_added
+from tidings.storage.outbox import event as outbox_event
+from tidings.storage.outbox import outbox
 from tidings.storage.writes import Writes
 from tidings.unit_of_work import apply_incoming
 
 __all__ = ["BatchResult", "process_batch"]
 
 log = get_logger("worker")
+
+DEAD_LETTERED = "receipt.dead_lettered"
 
 
 @dataclass(frozen=True)
@@ -52,12 +58,13 @@ class BatchResult:
     dead: int = 0
     events: int = 0
     duplicates: int = 0
+    outbound: int = 0  # outbox rows written: the sender has work
     errors: list[str] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # logged once the batch committed
 
     def add(self, other: BatchResult) -> None:
-        for name in ("claimed", "done", "failed", "dead", "events", "duplicates"):
+        for name in ("claimed", "done", "failed", "dead", "events", "duplicates", "outbound"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.errors += other.errors
         self.failures += other.failures
@@ -82,7 +89,9 @@ def process_batch(
     def plan(reader: Reader, writes: Writes) -> BatchResult:
         rows = inbox.take_pending(reader, settings.worker_batch_size)
         taken[:] = [row.id for row in rows]
-        return _apply_receipts(reader, writes, rows, settings, at)
+        applied = _apply_receipts(reader, writes, rows, settings, at)
+        applied.outbound = outbox_added(reader)
+        return applied
 
     try:
         result = db.apply(plan)
@@ -108,7 +117,10 @@ def _one_by_one(db: Database, settings: Settings, ids: Sequence[int], at: dateti
     for receipt_id in ids:
 
         def plan(reader: Reader, writes: Writes, receipt_id: int = receipt_id) -> BatchResult:
-            return _apply_receipts(reader, writes, inbox.take(reader, [receipt_id]), settings, at)
+            rows = inbox.take(reader, [receipt_id])
+            applied = _apply_receipts(reader, writes, rows, settings, at)
+            applied.outbound = outbox_added(reader)
+            return applied
 
         try:
             result.add(db.apply(plan))
@@ -125,7 +137,10 @@ def _one_by_one(db: Database, settings: Settings, ids: Sequence[int], at: dateti
                 outcome = BatchResult(claimed=len(rows))
                 for row in rows:
                     connection = known[row.connection_id]
-                    _fail(writes, row, connection, message, settings.retry_delays, at, outcome)
+                    _fail(
+                        reader, writes, row, connection, message, settings.retry_delays, at, outcome
+                    )
+                outcome.outbound = outbox_added(reader)
                 return outcome
 
             result.add(db.apply(fail))
@@ -163,11 +178,11 @@ def _apply_receipts(
             options = _parse_options(connection, settings)
             items = get_provider(row.provider).parse_for(row.body, row.headers or {}, options)
         except PayloadError as error:  # no shape this provider sends: retrying changes nothing
-            _fail(writes, row, connection, str(error), (), at, result)
+            _fail(reader, writes, row, connection, str(error), (), at, result)
             continue
         except Exception as error:  # a bug in an adapter: may pass with an upgrade, so retried
             message = f"{type(error).__name__}: {error}"
-            _fail(writes, row, connection, message, settings.retry_delays, at, result)
+            _fail(reader, writes, row, connection, message, settings.retry_delays, at, result)
             continue
         receipt_notes = notes[row.id] = []
         for item in items:
@@ -196,6 +211,7 @@ def _apply_receipts(
 
 
 def _fail(
+    reader: Reader,
     writes: Writes,
     receipt: Row[Any],
     connection: StoredConnection,
@@ -206,10 +222,31 @@ def _fail(
 ) -> None:
     status = inbox.mark_failed(writes, receipt, error, at, retry_delays)
     dead = status is ReceiptStatus.DEAD
+    if dead:
+        _announce_dead_letter(reader, writes, receipt, connection, error, at)
     result.dead += dead
     result.failed += not dead
     result.errors.append(error)
     result.failures.append(Failure(receipt.id, connection, error, dead))
+
+
+def _announce_dead_letter(
+    reader: Reader,
+    writes: Writes,
+    receipt: Row[Any],
+    connection: StoredConnection,
+    error: str,
+    at: datetime,
+) -> None:
+    """`receipt.dead_lettered` to the subscriptions that want it: a person must look."""
+    box = outbox(reader)
+    if not box or not box.wants(DEAD_LETTERED, connection.id, None):
+        return
+    attempts = receipt.attempts + 1
+    data = dead_letter_data(connection, receipt.id, receipt.received_at, attempts, mask_text(error))
+    key = webhook_id("receipt", receipt.id, attempts)
+    row = outbox_event(key, DEAD_LETTERED, data, at, at, connection_id=connection.id)
+    box.add(writes, [row])
 
 
 def _report(result: BatchResult) -> None:

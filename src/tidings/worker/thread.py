@@ -9,7 +9,7 @@ from tidings.domain.errors import StorageUnavailable
 from tidings.logging import get_logger
 from tidings.storage.db import Database
 from tidings.worker.process import process_batch
-from tidings.worker.wake import WakeEvent
+from tidings.worker.wake import Wakeable, WakeEvent
 
 __all__ = ["WorkerThread"]
 
@@ -19,8 +19,15 @@ log = get_logger("worker")
 class WorkerThread:
     """Runs `process_batch` in a thread until stopped; intake wakes it after each commit."""
 
-    def __init__(self, db: Database, settings: Settings, wake: WakeEvent | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        wake: WakeEvent | None = None,
+        outbound: Wakeable | None = None,
+    ) -> None:
         self._db = db
+        self._outbound = outbound  # woken when a batch wrote outbox rows
         self._settings = settings
         self._wake: WakeEvent = wake if wake is not None else threading.Event()
         self._stop = threading.Event()
@@ -52,6 +59,8 @@ class WorkerThread:
                 log.exception("worker batch failed; it will be retried")
                 self._stop.wait(self._settings.worker_idle_seconds)
                 continue
+            if result.outbound and self._outbound is not None:
+                self._outbound.wake()
             if result.claimed == 0:
                 self._wake.wait(self._settings.worker_idle_seconds)
             elif result.claimed < self._settings.worker_batch_size:

@@ -1,6 +1,7 @@
 """Celery beat's schedule, built from `tidings.scheduler.jobs.JOBS`, the same list the embedded
 scheduler runs (one definition of jobs and intervals, two runners): beat sends `run_job(name)`
-for each job on its interval, and one worker runs it; plus the inbox sweep. Web nodes run no
+for each job on its interval, and one worker runs it; plus the inbox sweep and the outbound
+sweep (`deliver`). Web nodes run no
 jobs."""
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ from celery.beat import Scheduler
 
 from tidings.config import Settings
 from tidings.scheduler.jobs import scheduled_jobs
-from tidings.worker.celery.names import INBOX_QUEUE, JOBS_QUEUE, RUN_JOB, SWEEP
+from tidings.worker.celery.names import (
+    DELIVER,
+    INBOX_QUEUE,
+    JOBS_QUEUE,
+    OUTBOUND_QUEUE,
+    RUN_JOB,
+    SWEEP,
+)
 
 __all__ = ["StartNowScheduler", "beat_schedule"]
 
@@ -40,6 +48,13 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "task": SWEEP,
         "schedule": timedelta(seconds=every),
         "options": {"queue": INBOX_QUEUE, "expires": max(every, MIN_JOB_EXPIRES_SECONDS)},
+    }
+    # Outbound deliveries whose retry is due, and events whose wake-up was lost.
+    outbound = settings.outbound_sweep_seconds
+    schedule["outbound"] = {
+        "task": DELIVER,
+        "schedule": timedelta(seconds=outbound),
+        "options": {"queue": OUTBOUND_QUEUE, "expires": max(outbound, MIN_JOB_EXPIRES_SECONDS)},
     }
     return schedule
 

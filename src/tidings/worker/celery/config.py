@@ -11,7 +11,7 @@ from celery import Celery
 
 from tidings.config import Settings
 from tidings.worker.celery.beat import StartNowScheduler, beat_schedule
-from tidings.worker.celery.names import INBOX_QUEUE, JOBS_QUEUE, RUN_JOB
+from tidings.worker.celery.names import DELIVER, INBOX_QUEUE, JOBS_QUEUE, OUTBOUND_QUEUE, RUN_JOB
 from tidings.worker.celery.tasks import Tasks, register_tasks
 
 __all__ = ["BrokerNotConfigured", "broker_url", "close_celery", "create_celery"]
@@ -65,7 +65,7 @@ def create_celery(settings: Settings, *, publish_timeout: float | None = None) -
         worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_hijack_root_logger=False,
         task_default_queue=INBOX_QUEUE,
-        task_routes={RUN_JOB: {"queue": JOBS_QUEUE}},
+        task_routes={RUN_JOB: {"queue": JOBS_QUEUE}, DELIVER: {"queue": OUTBOUND_QUEUE}},
         timezone="UTC",
         enable_utc=True,
         beat_schedule=beat_schedule(settings),

@@ -9,12 +9,24 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["APPLY_PENDING", "INBOX_QUEUE", "JOBS_QUEUE", "QUEUES", "RUN_JOB", "SWEEP"]
+__all__ = [
+    "APPLY_PENDING",
+    "DELIVER",
+    "INBOX_QUEUE",
+    "JOBS_QUEUE",
+    "OUTBOUND_QUEUE",
+    "QUEUES",
+    "RUN_JOB",
+    "SWEEP",
+]
 
 INBOX_QUEUE: Final = "tidings.inbox"
 JOBS_QUEUE: Final = "tidings.jobs"
-QUEUES: Final = (INBOX_QUEUE, JOBS_QUEUE)
+# Outbound webhooks: a sender waiting on slow subscribers never holds up the inbox.
+OUTBOUND_QUEUE: Final = "tidings.outbound"
+QUEUES: Final = (INBOX_QUEUE, JOBS_QUEUE, OUTBOUND_QUEUE)
 
 APPLY_PENDING: Final = "tidings.apply_pending"
 SWEEP: Final = "tidings.sweep"
 RUN_JOB: Final = "tidings.run_job"
+DELIVER: Final = "tidings.deliver"

@@ -1,5 +1,6 @@
 """The Celery tasks: `apply_pending` and `sweep` apply the inbox as the embedded worker does,
-`run_job` runs one job of `JOBS` by name; and the wake-up message that asks for `apply_pending`.
+`run_job` runs one job of `JOBS` by name, `deliver` sends outbound webhooks as the embedded
+sender does; and the wake-up messages that ask for `apply_pending` and `deliver`.
 
 The store is opened lazily, once per process: Celery's prefork pool forks its children after
 the app is built, and a connection must not cross a fork.
@@ -7,6 +8,7 @@ the app is built, and a connection must not cross a fork.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -17,12 +19,20 @@ from celery import Celery
 from tidings.config import Settings
 from tidings.domain.errors import StorageUnavailable
 from tidings.logging import get_logger
+from tidings.outbound.dispatcher import Dispatcher, Totals
 from tidings.scheduler.jobs import Job, JobContext, scheduled_jobs
 from tidings.storage.db import Database
-from tidings.worker.celery.names import APPLY_PENDING, INBOX_QUEUE, RUN_JOB, SWEEP
+from tidings.worker.celery.names import (
+    APPLY_PENDING,
+    DELIVER,
+    INBOX_QUEUE,
+    OUTBOUND_QUEUE,
+    RUN_JOB,
+    SWEEP,
+)
 from tidings.worker.process import process_batch
 
-__all__ = ["Tasks", "register_tasks", "send_wake_up"]
+__all__ = ["Tasks", "register_tasks", "send_deliver", "send_wake_up"]
 
 log = get_logger("celery")
 
@@ -37,6 +47,11 @@ DRAIN_SECONDS: Final = 20.0
 def send_wake_up(app: Celery, *, retry: bool = True) -> None:
     """Ask some worker to apply pending receipts. Raises when the broker cannot take it."""
     app.send_task(APPLY_PENDING, queue=INBOX_QUEUE, expires=WAKE_UP_EXPIRES_SECONDS, retry=retry)
+
+
+def send_deliver(app: Celery) -> None:
+    """Ask some worker to send the outbound deliveries that are due."""
+    app.send_task(DELIVER, queue=OUTBOUND_QUEUE, expires=WAKE_UP_EXPIRES_SECONDS)
 
 
 class Tasks:
@@ -84,6 +99,8 @@ class Tasks:
                 log.warning("worker cannot reach the store, the sweep will retry: %s", error)
                 return applied
             applied += result.claimed
+            if result.outbound:
+                self.wake_outbound()
             if result.claimed == 0:
                 return applied
             if time.monotonic() >= deadline:
@@ -92,6 +109,42 @@ class Tasks:
             if result.claimed < settings.worker_batch_size:
                 # Let more arrive: fewer, larger transactions (as the embedded worker does).
                 time.sleep(settings.worker_linger_seconds)
+
+    def wake_outbound(self) -> None:
+        try:
+            send_deliver(self._app)
+        except Exception as error:  # beat's outbound sweep covers for a lost wake-up
+            log.warning("could not ask for outbound deliveries: %s", error)
+
+    def deliver(self) -> int:
+        """Send what is due until nothing is (bounded in time, then a fresh task goes on)."""
+
+        async def run() -> tuple[Totals, bool]:
+            dispatcher = Dispatcher(self.db, self._settings)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + DRAIN_SECONDS
+            try:
+                totals = await dispatcher.drain(deadline)
+            finally:
+                await dispatcher.aclose()
+            return totals, loop.time() >= deadline
+
+        try:
+            totals, more = asyncio.run(run())
+        except StorageUnavailable as error:
+            log.warning("sender cannot reach the store, the outbound sweep will retry: %s", error)
+            return 0
+        if more:
+            self.wake_outbound()
+        sent = totals.delivered + totals.failed + totals.dead
+        if sent:
+            log.info(
+                "outbound: %d delivered, %d failed (will retry), %d dead",
+                totals.delivered,
+                totals.failed,
+                totals.dead,
+            )
+        return sent
 
     def apply_pending(self) -> int:
         return self._drain()
@@ -114,7 +167,7 @@ class Tasks:
 
 
 def register_tasks(app: Celery, settings: Settings) -> Tasks:
-    """Register the three tasks on `app`; the `Tasks` they run is also `app.tidings_tasks`."""
+    """Register the tasks on `app`; the `Tasks` they run is also `app.tidings_tasks`."""
     tasks = Tasks(settings, app)
     app.tidings_tasks = tasks  # for close_celery and the worker's signals
 
@@ -129,9 +182,13 @@ def register_tasks(app: Celery, settings: Settings) -> Tasks:
     def run_job(task: Any, name: str) -> int:
         return tasks.run_job(name, str(task.request.id))
 
+    def deliver() -> int:
+        return tasks.deliver()
+
     # shared=False: these closures belong to this app alone (Celery would otherwise add them
     # to every app created later in the process).
     app.task(name=APPLY_PENDING, shared=False)(apply_pending)
     app.task(name=SWEEP, shared=False)(sweep)
     app.task(name=RUN_JOB, shared=False, bind=True)(run_job)
+    app.task(name=DELIVER, shared=False)(deliver)
     return tasks
