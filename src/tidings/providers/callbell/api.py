@@ -55,7 +55,7 @@ class CallbellSender:
         api_key = config.option("api_key")
         if not api_key:
             raise SendError(
-                "a callbell connection needs --option api_key=TOKEN (the API token from "
+                "a callbell connection needs the option api_key (the API token from "
                 "Callbell's dashboard) to send",
                 provider=PROVIDER,
                 kind=SendFailure.CONFIG,

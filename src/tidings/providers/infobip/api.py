@@ -79,7 +79,7 @@ class InfobipSender:
         api_key = config.option("api_key")
         if not api_key:
             raise SendError(
-                "an infobip connection needs --option api_key=KEY (an Infobip API key) to send",
+                "an infobip connection needs the option api_key (an Infobip API key) to send",
                 provider=PROVIDER,
                 kind=SendFailure.CONFIG,
             )

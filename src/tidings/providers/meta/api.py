@@ -71,8 +71,8 @@ class MetaSender:
         missing = [
             text
             for text, value in (
-                ("--option api_key=TOKEN (the Cloud API access token)", token),
-                ("--option phone_number_id=ID (the sending number's id)", number_id),
+                ("the option api_key (the Cloud API access token)", token),
+                ("the option phone_number_id (the sending number's id)", number_id),
             )
             if not value
         ]
