@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.fakes.provider_apis import FakeProviderApi
+from tests.fakes.provider_apis import Answer, FakeProviderApi
 from tests.fakes.sending import SETUPS, Setup, Waits, config, sender_for
 from tidings.providers.send import RetryPolicy, SendError, SendFailure
 from tidings.providers.senders import make_sender
@@ -211,3 +211,21 @@ def test_logs_and_errors_never_show_the_recipient_or_the_key(
         assert digits not in text and setup.request.recipient not in text, text
         for value in secrets:
             assert value not in text, text
+
+
+def test_a_503_with_retry_after_is_retried_only_where_meta_says_it_did_nothing(
+    setup: Setup, fake: FakeProviderApi, http: httpx.Client
+) -> None:
+    fake.answer(Answer(503, {"error": "busy"}, {"Retry-After": "1"}))
+    waits = Waits()
+    sender = sender_for(setup, fake, http, waits=waits)
+    if setup.provider == "meta":  # a synchronous Graph error: Meta did not take the message
+        assert sender.send(setup.request).provider_message_id
+        assert (waits.asked, len(fake.requests)) == ([1.0], 2)
+        return
+    with pytest.raises(SendError) as caught:
+        sender.send(setup.request)
+    assert caught.value.kind is SendFailure.UNAVAILABLE
+    assert caught.value.retry_after == 1.0, "the wait is handed to the caller"
+    assert not caught.value.outcome_unknown
+    assert (waits.asked, len(fake.requests)) == ([], 1)
