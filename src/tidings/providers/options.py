@@ -29,7 +29,7 @@ _COMMON = frozenset(
 )
 
 KNOWN_OPTIONS: dict[str, frozenset[str]] = {
-    "evolution": _COMMON | {"instance", "auth_header"},
+    "evolution": _COMMON | {"instance", "auth_header", "api_version"},
     "callbell": _COMMON | {"auth_header"},
     "infobip": _COMMON | {"auth_header"},
     "meta": _COMMON | {"phone_number_id", "verify_token"},

@@ -1,0 +1,206 @@
+"""One request to a provider's API under tidings' rules: a time-out on every request, retries
+only where the earlier attempt cannot have sent anything, and every failure as a SendError.
+
+What is safe to try again (see `RetryPolicy`):
+
+- the connection never opened (`httpx.ConnectError`, `ConnectTimeout`, `PoolTimeout`): not one
+  byte of the request left this process, so the provider cannot have acted on it;
+- the provider answered a status its client lists in `retry_statuses` (a 429, where the
+  provider documents that the request was turned away) with a `Retry-After` no longer than
+  `RetryPolicy.max_wait`.
+
+Anything else after the request went out (a read time-out, a dropped connection) leaves the
+outcome unknown and is never retried here: `SendError(outcome_unknown=True)`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from tidings.logging import get_logger, mask_text
+from tidings.providers.send import SenderConfig, SendError, SendFailure
+
+__all__ = ["Endpoint", "json_body", "parse_retry_after", "post", "refusal"]
+
+_log = get_logger("providers.send")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A provider's send endpoint as the transport sees it: which answers turned the request
+    away without effect (so it may be tried again after `Retry-After`), and how a non-2xx
+    answer becomes a SendError in that provider's terms."""
+
+    provider: str
+    retry_statuses: frozenset[int]
+    refusal: Callable[[httpx.Response, float | None], SendError]
+
+
+def post(
+    http: httpx.Client,
+    config: SenderConfig,
+    endpoint: Endpoint,
+    url: str,
+    *,
+    recipient: str,
+    **request: Any,
+) -> httpx.Response:
+    """POST to `url` and return the 2xx answer, or raise SendError.
+
+    `recipient` is only for the log line, masked. `request` goes to `httpx.Client.request`
+    (json=, data=, files=, headers=, auth=).
+    """
+    provider = endpoint.provider
+    policy = config.retry
+    attempts = max(1, policy.attempts)
+    who = mask_text(recipient)
+    for attempt in range(1, attempts + 1):
+        try:
+            response = http.request(
+                "POST", url, timeout=httpx.Timeout(config.timeout), **request
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            if attempt < attempts:
+                _log.warning(
+                    "%s: could not connect to send to %s (%s); trying again (attempt %d of %d)",
+                    provider, who, type(exc).__name__, attempt + 1, attempts,
+                )
+                config.sleep(policy.connect_backoff * attempt)
+                continue
+            raise SendError(
+                f"{provider}: could not connect to {_origin(url)} ({type(exc).__name__}); "
+                "nothing was sent",
+                provider=provider,
+                kind=SendFailure.UNAVAILABLE,
+            ) from None
+        except httpx.TimeoutException as exc:
+            raise SendError(
+                f"{provider}: no answer within {config.timeout:g} s ({type(exc).__name__}); "
+                "the message may have been sent",
+                provider=provider,
+                kind=SendFailure.TIMEOUT,
+                outcome_unknown=True,
+            ) from None
+        except httpx.TransportError as exc:
+            raise SendError(
+                f"{provider}: the connection broke after the request was sent "
+                f"({type(exc).__name__}); the message may have been sent",
+                provider=provider,
+                kind=SendFailure.CONNECTION_LOST,
+                outcome_unknown=True,
+            ) from None
+        if response.is_success:
+            return response
+        wait = parse_retry_after(response.headers.get("retry-after"), config.clock())
+        if (
+            response.status_code in endpoint.retry_statuses
+            and wait is not None
+            and wait <= policy.max_wait
+            and attempt < attempts
+        ):
+            _log.warning(
+                "%s: HTTP %d sending to %s; waiting %.3g s as Retry-After says "
+                "(attempt %d of %d)",
+                provider, response.status_code, who, wait, attempt + 1, attempts,
+            )
+            config.sleep(wait)
+            continue
+        error = endpoint.refusal(response, wait)
+        _log.info("%s: send to %s failed: %s", provider, who, error)
+        raise error
+    raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delay-seconds or an HTTP date), or None
+    when there is none or it cannot be read."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def json_body(response: httpx.Response) -> Any:
+    """The decoded JSON answer, or None when it is not JSON."""
+    try:
+        return json.loads(response.content)
+    except (ValueError, RecursionError):
+        return None
+
+
+def refusal(
+    response: httpx.Response,
+    *,
+    provider: str,
+    code: str | None,
+    message: str | None,
+    retry_after: float | None,
+    kind: SendFailure | None = None,
+    permanent: bool | None = None,
+) -> SendError:
+    """A non-2xx answer as a SendError. `kind` and `permanent` default from the HTTP status:
+    401/403 credentials, 404 and redirects the connection's URL or account, 429 rate limit,
+    5xx unavailable (none of them permanent); any other 4xx a permanent refusal."""
+    status = response.status_code
+    if kind is None:
+        kind = _kind_of(status)
+    if permanent is None:
+        permanent = kind in (SendFailure.REFUSED, SendFailure.INVALID)
+    text = (message or "").strip() or response.reason_phrase or "no reason given"
+    said = f"{code}: {text}" if code else text
+    hint = _HINTS.get(kind, "")
+    return SendError(
+        f"{provider} answered HTTP {status}: {said}{hint}",
+        provider=provider,
+        kind=kind,
+        http_status=status,
+        code=code,
+        provider_message=text,
+        permanent=permanent,
+        retry_after=retry_after,
+        raw=json_body(response) if response.content else None,
+    )
+
+
+def _kind_of(status: int) -> SendFailure:
+    if status in (401, 403):
+        return SendFailure.AUTH
+    if status == 404 or 300 <= status < 400:
+        return SendFailure.CONFIG
+    if status == 429:
+        return SendFailure.RATE_LIMITED
+    if status >= 500 or status == 408:
+        return SendFailure.UNAVAILABLE
+    return SendFailure.REFUSED
+
+
+_HINTS = {
+    SendFailure.AUTH: " (check the connection's api_key / secret)",
+    SendFailure.CONFIG: " (check the connection's api_url and account options)",
+}
+
+
+def _origin(url: str) -> str:
+    parsed = httpx.URL(url)
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{parsed.scheme}://{parsed.host}{port}"

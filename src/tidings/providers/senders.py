@@ -1,0 +1,45 @@
+"""Which client sends for which provider: the registry of send clients by provider name.
+
+The integrator builds a `SenderConfig` from a stored connection (its name, options, secret
+and intake URL), gives it and a shared `httpx.Client` to `make_sender`, and calls
+`send(SendRequest)` on the result. Callyzer logs calls and sends nothing, so it has no entry.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from tidings.providers.callbell.api import CallbellSender
+from tidings.providers.evolution.api import EvolutionSender
+from tidings.providers.infobip.api import InfobipSender
+from tidings.providers.meta.api import MetaSender
+from tidings.providers.send import Sender, SenderConfig, SenderFactory, SendError, SendFailure
+from tidings.providers.twilio.api import TwilioSender
+
+__all__ = ["SENDERS", "make_sender"]
+
+SENDERS: dict[str, SenderFactory] = {
+    "evolution": EvolutionSender,
+    "callbell": CallbellSender,
+    "meta": MetaSender,
+    "infobip": InfobipSender,
+    "twilio": TwilioSender,
+}
+
+
+def make_sender(provider: str, config: SenderConfig, http: httpx.Client) -> Sender:
+    """The send client of `provider` for one connection.
+
+    Raises SendError (kind CONFIG) when the provider cannot send or the connection lacks
+    what its client needs (an `api_key`, an `api_url` for Evolution, Meta's
+    `phone_number_id`, Twilio's `account_sid`, secret and `from`), saying which option to set.
+    """
+    factory = SENDERS.get(provider)
+    if factory is None:
+        known = ", ".join(sorted(SENDERS))
+        raise SendError(
+            f"tidings cannot send through {provider!r} connections; it sends through: {known}",
+            provider=provider,
+            kind=SendFailure.CONFIG,
+        )
+    return factory(config, http)

@@ -1,0 +1,231 @@
+"""What every send client does the same way, checked against each provider's fake server:
+time-outs leave the outcome unknown and are never retried, rate limits are waited out only
+within bounds, a connection that never opened is retried, wrong credentials are said so, and
+nothing is logged unmasked."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.fakes.provider_apis import Answer, FakeProviderApi
+from tests.fakes.sending import SETUPS, Setup, Waits, config, sender_for
+from tidings.providers.send import RetryPolicy, SendError, SendFailure
+from tidings.providers.senders import make_sender
+
+
+@pytest.fixture(params=sorted(SETUPS))
+def setup(request: pytest.FixtureRequest) -> Setup:
+    return SETUPS[request.param]
+
+
+@pytest.fixture
+def fake(setup: Setup) -> Iterator[FakeProviderApi]:
+    with setup.fake() as server:
+        yield server
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client() as client:
+        yield client
+
+
+def test_accepts_and_names_the_message(setup: Setup, fake: FakeProviderApi,
+                                       http: httpx.Client) -> None:
+    result = sender_for(setup, fake, http).send(setup.request)
+    assert result.provider_message_id
+    assert 200 <= result.http_status < 300
+    assert len(fake.requests) == 1
+
+
+def test_a_time_out_leaves_the_outcome_unknown_and_is_not_retried(
+    setup: Setup, fake: FakeProviderApi, http: httpx.Client
+) -> None:
+    fake.hang()
+    waits = Waits()
+    sender = sender_for(setup, fake, http, timeout=0.3, waits=waits)
+    with pytest.raises(SendError) as caught:
+        sender.send(setup.request)
+    error = caught.value
+    assert error.kind is SendFailure.TIMEOUT
+    assert error.outcome_unknown and not error.permanent
+    assert "may have been sent" in str(error)
+    assert len(fake.requests) == 1, "a request that may have gone out is never sent again"
+    assert waits.asked == []
+
+
+def test_a_dropped_connection_leaves_the_outcome_unknown(
+    setup: Setup, fake: FakeProviderApi, http: httpx.Client
+) -> None:
+    fake.drop()
+    with pytest.raises(SendError) as caught:
+        sender_for(setup, fake, http).send(setup.request)
+    assert caught.value.kind is SendFailure.CONNECTION_LOST
+    assert caught.value.outcome_unknown
+    assert len(fake.requests) == 1
+
+
+def test_a_429_with_a_short_retry_after_is_waited_out_and_sent_once_more(
+    setup: Setup, fake: FakeProviderApi, http: httpx.Client
+) -> None:
+    fake.rate_limit("2")
+    waits = Waits()
+    result = sender_for(setup, fake, http, waits=waits).send(setup.request)
+    assert result.provider_message_id
+    assert waits.asked == [2.0]
+    assert len(fake.requests) == 2
+    first, second = fake.requests
+    assert first.body == second.body
+
+
+def test_a_429_with_an_http_date_retry_after_is_read(
+    setup: Setup, fake: FakeProviderApi, http: httpx.Client
+) -> None:
+    fake.rate_limit("Fri, 04 Dec 2026 10:00:05 GMT")  # the test clock says 10:00:00
+    waits = Waits()
+    sender_for(setup, fake, http, waits=waits).send(setup.request)
+    assert waits.asked == [5.0]
+
+
+def test_a_429_asking_for_too_long_a_wait_is_handed_to_the_caller(
+    setup: Setup, fake: FakeProviderApi, http: httpx.Client
+) -> None:
+    fake.rate_limit("120")
+    waits = Waits()
+    with pytest.raises(SendError) as caught:
+        sender_for(setup, fake, http, waits=waits).send(setup.request)
+    error = caught.value
+    assert error.kind is SendFailure.RATE_LIMITED
+    assert error.retry_after == 120.0
+    assert error.http_status == 429
+    assert not error.permanent and not error.outcome_unknown
+    assert waits.asked == []
+    assert len(fake.requests) == 1
+
+
+def test_a_429_without_retry_after_is_not_retried(
+    setup: Setup, fake: FakeProviderApi, http: httpx.Client
+) -> None:
+    fake.rate_limit(None)
+    with pytest.raises(SendError) as caught:
+        sender_for(setup, fake, http).send(setup.request)
+    assert caught.value.kind is SendFailure.RATE_LIMITED
+    assert caught.value.retry_after is None
+    assert len(fake.requests) == 1
+
+
+def test_429s_are_retried_a_bounded_number_of_times(
+    setup: Setup, fake: FakeProviderApi, http: httpx.Client
+) -> None:
+    for _ in range(5):
+        fake.rate_limit("1")
+    waits = Waits()
+    with pytest.raises(SendError) as caught:
+        sender_for(setup, fake, http, waits=waits,
+                   retry=RetryPolicy(attempts=3)).send(setup.request)
+    assert caught.value.kind is SendFailure.RATE_LIMITED
+    assert len(fake.requests) == 3
+    assert waits.asked == [1.0, 1.0]
+
+
+def test_wrong_credentials_are_an_auth_failure_not_a_refusal_of_the_message(
+    setup: Setup, fake: FakeProviderApi, http: httpx.Client
+) -> None:
+    options, secret = setup.wrong_credentials(fake)
+    sender = make_sender(setup.provider, config(options, secret=secret), http)
+    with pytest.raises(SendError) as caught:
+        sender.send(setup.request)
+    error = caught.value
+    assert error.kind is SendFailure.AUTH
+    assert error.http_status == 401
+    assert not error.permanent and not error.outcome_unknown
+    assert error.provider == setup.provider
+    assert "check the connection's api_key / secret" in str(error)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port  # nothing listens there once the socket is closed
+
+
+def test_a_connection_that_never_opens_is_retried_then_reported_as_unavailable(
+    setup: Setup, http: httpx.Client
+) -> None:
+    class Nowhere:
+        url = f"http://127.0.0.1:{_closed_port()}"
+        api_key = "k"
+        account_sid = "AC" + "0" * 32
+        token = "t"
+
+    waits = Waits()
+    sender = sender_for(setup, Nowhere(), http, waits=waits, retry=RetryPolicy(attempts=3))
+    with pytest.raises(SendError) as caught:
+        sender.send(setup.request)
+    error = caught.value
+    assert error.kind is SendFailure.UNAVAILABLE
+    assert not error.outcome_unknown, "nothing left this process"
+    assert "nothing was sent" in str(error)
+    assert waits.asked == [0.5, 1.0]
+
+
+def test_logs_and_errors_never_show_the_recipient_or_the_key(
+    setup: Setup, fake: FakeProviderApi, http: httpx.Client
+) -> None:
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("tidings.providers.send")
+    handler = Keep(level=logging.DEBUG)
+    logger.addHandler(handler)
+    old_level = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        fake.rate_limit("1")
+        fake.rate_limit("600")
+        options, secret = setup.wrong_credentials(fake)
+        with pytest.raises(SendError) as first:
+            sender_for(setup, fake, http).send(setup.request)
+        with pytest.raises(SendError) as second:
+            make_sender(setup.provider, config(options, secret=secret), http).send(
+                setup.request
+            )
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    digits = "".join(c for c in setup.request.recipient if c.isdigit())
+    secrets = {setup.options(fake).get("api_key"), setup.secret(fake),
+               options.get("api_key"), secret} - {None}
+    texts = [r.getMessage() for r in records] + [str(first.value), str(second.value)]
+    assert len(records) >= 3, "the retry and both failures are logged"
+    for text in texts:
+        assert digits not in text and setup.request.recipient not in text, text
+        for value in secrets:
+            assert value not in text, text
+
+
+def test_a_503_with_retry_after_is_retried_only_where_meta_says_it_did_nothing(
+    setup: Setup, fake: FakeProviderApi, http: httpx.Client
+) -> None:
+    fake.answer(Answer(503, {"error": "busy"}, {"Retry-After": "1"}))
+    waits = Waits()
+    sender = sender_for(setup, fake, http, waits=waits)
+    if setup.provider == "meta":  # a synchronous Graph error: Meta did not take the message
+        assert sender.send(setup.request).provider_message_id
+        assert (waits.asked, len(fake.requests)) == ([1.0], 2)
+        return
+    with pytest.raises(SendError) as caught:
+        sender.send(setup.request)
+    assert caught.value.kind is SendFailure.UNAVAILABLE
+    assert caught.value.retry_after == 1.0, "the wait is handed to the caller"
+    assert not caught.value.outcome_unknown
+    assert (waits.asked, len(fake.requests)) == ([], 1)
