@@ -1,5 +1,6 @@
-"""`make bench`: tidings embedded, the hand-built Flask + Celery baseline, and tidings scaled
-out (2 web nodes + 2 Celery workers + beat on PostgreSQL), in one run.
+"""`make bench`: tidings embedded, the machine's durable limit, the hand-built Flask + Celery
+baseline, and tidings scaled out (2 web nodes + 2 Celery workers + beat on PostgreSQL), in one
+run.
 
     .venv/bin/python bench/run.py [--requests 20000] [--concurrency 64] [--skip-scaleout]
         [--outbound-events 20000] [--skip-outbound | --only-outbound]
@@ -53,6 +54,7 @@ from tidings.storage.db import Database
 HOST = "127.0.0.1"  # everything listens on loopback only
 BENCH_DIR = Path(__file__).resolve().parent
 BASELINE_DIR = BENCH_DIR / "baseline"
+LIMIT_APP = BENCH_DIR / "limit" / "app.py"
 BIN = Path(sys.executable).parent
 CONNECTION = "bench"
 SECRET = "s3cret"  # noqa: S105 - a throwaway connection in a temporary store
@@ -68,6 +70,12 @@ RECEIPT_STATES = ("done", "pending", "failed", "dead", "quarantined")
 TARGET_ACK = 10.0
 TARGET_APPLIED = 15.0
 TARGET_P99 = 0.3
+# Issue 19: tidings as it starts by default against the durable limit measured in the same run.
+TARGET_LIMIT_ACK = 0.6
+TARGET_LIMIT_APPLIED = 0.55
+TARGET_LIMIT_P99 = 3.0
+TARGET_ACK_19 = 12.0
+TARGET_APPLIED_19 = 20.0
 
 EXIT_UNBALANCED = 1
 EXIT_NOT_READY = 2
@@ -377,8 +385,9 @@ def _other_statuses(load: LoadResult) -> str:
 
 def measure_tidings(args: argparse.Namespace, work: Path, procs: Processes) -> Measured:
     url = f"sqlite:///{work / 'tidings.db'}"
-    # WARNING: neither side logs a line per request (gunicorn has no access log by default).
-    env = clean_env(TIDINGS_DATABASE_URL=url, TIDINGS_LOG_LEVEL="WARNING")
+    # As it starts by default: no line per request there either (TIDINGS_ACCESS_LOG is off),
+    # like gunicorn, which has no access log by default.
+    env = clean_env(TIDINGS_DATABASE_URL=url)
     tidings = tool("tidings")
     subprocess.run([tidings, "migrate"], env=env, capture_output=True, check=True)
     added = subprocess.run(
@@ -425,6 +434,43 @@ def measure_tidings(args: argparse.Namespace, work: Path, procs: Processes) -> M
         db.dispose()
     procs.stop("tidings")
     return result
+
+
+def measure_limit(args: argparse.Namespace, work: Path, procs: Processes) -> Measured:
+    """The bare durable limit (bench/limit/app.py) under the same load as tidings."""
+    path = work / "limit.db"
+    port = free_port()
+    procs.start(
+        "limit",
+        [sys.executable, str(LIMIT_APP), "--host", HOST, "--port", str(port), "--db", str(path)],
+        clean_env(),
+    )
+    wait_http(procs, "limit", port, "/healthz")
+    _, bodies = evolution_bodies(args.requests)
+    _say(f"limit: sending {len(bodies):,} webhooks on {args.concurrency} connections")
+    load = run_load_blocking(HOST, port, "/hooks", bodies, args.concurrency, timeout=args.timeout)
+    procs.check_alive("limit")
+    procs.stop("limit")
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        stored = [bytes(row[0]) for row in db.execute("SELECT body FROM inbox ORDER BY id")]
+    acknowledged = load.count(200, 300)
+    kept = Counter(stored)
+    answered = [
+        bodies[i] for i, reply in enumerate(load.replies) if reply and 200 <= reply.status < 300
+    ]
+    lost = sum(1 for body in answered if body not in kept)
+    duplicated = sum(n - 1 for n in kept.values() if n > 1)
+    ledger = [
+        *sent_checks(load, len(bodies)),
+        Check(
+            "every acknowledged body is stored",
+            lost == 0 and len(stored) >= acknowledged,
+            f"{len(stored):,} stored for {acknowledged:,} acknowledged, {lost} lost",
+        ),
+        Check("no body stored twice", duplicated == 0, f"{duplicated} duplicated"),
+    ]
+    # Committed before it is acknowledged: the last answer is the last body stored.
+    return Measured("limit", load, len(stored), load.finished_at, True, lost, duplicated, ledger)
 
 
 def _receipt_states(db: Database) -> Counter[str]:
@@ -908,12 +954,13 @@ def report(
     args: argparse.Namespace,
     command: str,
     t: Measured,
+    lim: Measured,
     b: Measured,
     s: Measured | None = None,
 ) -> list[str]:
     """Print the table, the targets and the ledgers; the ledgers that do not balance."""
-    pct = {id(m): percentiles(m.ack_latencies, (50, 99)) for m in (t, b, s) if m is not None}
-    tp, bp = pct[id(t)], pct[id(b)]
+    pct = {id(m): percentiles(m.ack_latencies, (50, 99)) for m in (t, lim, b, s) if m is not None}
+    tp, lp, bp = pct[id(t)], pct[id(lim)], pct[id(b)]
 
     def count(x: float) -> str:
         return f"{x:,.0f}"
@@ -935,13 +982,14 @@ def report(
         ("duplicated", lambda m: m.duplicated, count, False),
         ("connection errors", lambda m: m.load.errors, count, False),
     ]
-    header = ["", "tidings", "baseline", "tidings/baseline"]
+    header = ["", "tidings", "limit", "tidings/limit", "baseline", "tidings/baseline"]
     if s is not None:
         header += ["scale-out", "scale-out/embedded"]
     rows: list[list[str]] = []
     for label, figure, fmt, has_ratio in metrics:
-        tv, bv = figure(t), figure(b)
-        row = [label, fmt(tv), fmt(bv), f"{_ratio(tv, bv):.2f}x" if has_ratio else ""]
+        tv, lv, bv = figure(t), figure(lim), figure(b)
+        row = [label, fmt(tv), fmt(lv), f"{_ratio(tv, lv):.2f}x" if has_ratio else ""]
+        row += [fmt(bv), f"{_ratio(tv, bv):.2f}x" if has_ratio else ""]
         if s is not None:
             sv = figure(s)
             row += [fmt(sv), f"{_ratio(sv, tv):.2f}x" if has_ratio else ""]
@@ -958,8 +1006,12 @@ def report(
         f"{args.concurrency} keep-alive connections, loopback"
     )
     print(
-        "tidings:   embedded: `tidings serve` (intake + worker, one process), SQLite WAL, "
-        "Evolution messages.update"
+        "tidings:   embedded: `tidings serve` as it starts by default (intake + worker, one "
+        "process), SQLite WAL, Evolution messages.update"
+    )
+    print(
+        "limit:     bench/limit/app.py: bare ASGI app on uvicorn + uvloop + httptools, each body "
+        "committed to SQLite WAL synchronous=FULL with group commit, then 202; nothing else"
     )
     print(
         "baseline:  Flask under gunicorn (2 sync workers) -> Celery over Redis "
@@ -1003,13 +1055,44 @@ def report(
     ]
     print()
     print("targets (issue 4, ratios within this run):")
-    width = max(len(name) for name, _, _ in targets)
-    for name, value, met in targets:
-        print(f"  {name:<{width}}  {value:>8}  {'met' if met else 'NOT MET'}")
+    _print_targets(targets)
+    of_limit = (
+        _ratio(t.ack_per_s, lim.ack_per_s),
+        _ratio(t.completed_per_s, lim.completed_per_s),
+        _ratio(tp[99], lp[99]),
+    )
+    print()
+    print("targets (issue 19, the default configuration against the limit and the baseline):")
+    _print_targets(
+        [
+            (
+                f"acknowledged/s >= {TARGET_LIMIT_ACK:g} x limit",
+                f"{of_limit[0]:.2f}x",
+                of_limit[0] >= TARGET_LIMIT_ACK,
+            ),
+            (
+                f"applied/s >= {TARGET_LIMIT_APPLIED:g} x limit",
+                f"{of_limit[1]:.2f}x",
+                of_limit[1] >= TARGET_LIMIT_APPLIED,
+            ),
+            (
+                f"p99 acknowledgement <= {TARGET_LIMIT_P99:g} x limit's",
+                f"{of_limit[2]:.2f}x",
+                of_limit[2] <= TARGET_LIMIT_P99,
+            ),
+            (f"acknowledged/s >= {TARGET_ACK_19:g}x baseline", f"{ack:.2f}x", ack >= TARGET_ACK_19),
+            (
+                f"applied/s >= {TARGET_APPLIED_19:g}x baseline stored/s",
+                f"{applied:.2f}x",
+                applied >= TARGET_APPLIED_19,
+            ),
+        ]
+    )
 
     void: list[str] = []
     ledgers = [
         (t, "counted from the tidings store"),
+        (lim, "counted from the limit's SQLite file"),
         (b, "counted from the baseline's SQLite file"),
     ]
     if s is not None:
@@ -1031,6 +1114,12 @@ def report(
     else:
         print("ledgers balanced.")
     return void
+
+
+def _print_targets(targets: list[tuple[str, str, bool]]) -> None:
+    width = max(len(name) for name, _, _ in targets)
+    for name, value, met in targets:
+        print(f"  {name:<{width}}  {value:>8}  {'met' if met else 'NOT MET'}")
 
 
 def _say(text: str) -> None:
@@ -1129,9 +1218,10 @@ def main(argv: list[str]) -> int:
             void = False
             if not args.only_outbound:
                 tidings = measure_tidings(args, work, procs)
+                limit = measure_limit(args, work, procs)
                 baseline = measure_baseline(args, work, procs)
                 scaleout = None if args.skip_scaleout else measure_scaleout(args, procs)
-                void = report(args, command, tidings, baseline, scaleout)
+                void = report(args, command, tidings, limit, baseline, scaleout)
             if not args.skip_outbound:
                 measured = measure_outbound(sys.modules[__name__], args, work, procs)
                 void = report_outbound(measured) or void

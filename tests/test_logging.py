@@ -391,6 +391,18 @@ def test_uvicorn_access_line_is_masked(output: io.StringIO) -> None:
     )
 
 
+def test_without_access_log_a_request_line_is_dropped_and_warnings_stay() -> None:
+    stream = io.StringIO()
+    configure_logging("DEBUG", stream=stream, access_log=False)
+    logging.getLogger("uvicorn.access").info('%s - "%s %s" %d', "127.0.0.1:1", "POST", "/x", 202)
+    logging.getLogger("uvicorn.access").warning("a warning still reaches the log")
+    logging.getLogger("tidings.worker").debug("tidings' own debug lines stay")
+    assert [message_of(line) for line in lines(stream)] == [
+        "a warning still reaches the log",
+        "tidings' own debug lines stay",
+    ]
+
+
 def test_uvicorn_error_lines_are_written_once(output: io.StringIO) -> None:
     logging.getLogger("uvicorn.error").info("Started server process [%d]", 4321)
     assert [message_of(line) for line in lines(output)] == ["Started server process [4321]"]

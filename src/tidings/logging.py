@@ -190,7 +190,11 @@ class MaskingFilter(logging.Filter):
 
 
 def configure_logging(
-    level: str = "INFO", json_format: bool = False, *, stream: IO[str] | None = None
+    level: str = "INFO",
+    json_format: bool = False,
+    *,
+    stream: IO[str] | None = None,
+    access_log: bool = True,
 ) -> None:
     """Send tidings' and uvicorn's logs through one masked handler; safe to call again.
 
@@ -200,7 +204,10 @@ def configure_logging(
     each logger: the filter masks the record in place, so a handler that was already there (a
     test's capture handler, say) receives it masked too. The loggers stop propagating, so a
     root handler writes no second copy. Uvicorn must be started with ``log_config=None``, or
-    its own configuration replaces these handlers.
+    its own configuration replaces these handlers. ``access_log=False`` keeps uvicorn's line per
+    request out (its logger then writes warnings only): at thousands of webhooks a second that
+    line costs a quarter of the intake's rate, and the receipts table and the Prometheus
+    counters already record each request.
 
     Raises:
         ValueError: ``level`` is not a standard level name.
@@ -217,7 +224,8 @@ def configure_logging(
             logger.removeHandler(old)
             replaced.add(old)
         logger.handlers.insert(0, handler)
-        logger.setLevel(numeric_level)
+        quiet = name == "uvicorn.access" and not access_log
+        logger.setLevel(max(numeric_level, logging.WARNING) if quiet else numeric_level)
         logger.propagate = False
     for old in replaced:
         old.close()

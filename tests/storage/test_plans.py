@@ -100,6 +100,7 @@ def messages_access(plan: str, sqlite: bool) -> str:
         (MessageFilter(status="queued"), "ix_messages_state_id", COUNT // 200),
         (MessageFilter(channel="whatsapp"), "ix_messages_channel_id", COUNT // 300),
         (MessageFilter(recipient="+15550000077"), "ix_messages_recipient", 1),
+        (MessageFilter(connection="other"), "ix_messages_connection_id", COUNT // 10),
         (MessageFilter(since=NOW - timedelta(minutes=9, seconds=30)), "ix_messages_created_at", 10),
         (
             MessageFilter(since=NOW - timedelta(days=1000), until=NOW - timedelta(minutes=5989)),

@@ -31,7 +31,7 @@ def main() -> None:
     TIDINGS_CONFIG); TIDINGS_DATABASE_URL defaults to sqlite:///tidings.db.
     """
     config = settings()
-    configure_logging(config.log_level, config.log_json)
+    configure_logging(config.log_level, config.log_json, access_log=config.access_log)
 
 
 for command in (

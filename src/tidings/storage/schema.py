@@ -228,6 +228,7 @@ messages = Table(
     Index("ix_messages_state_id", "state", "id"),
     Index("ix_messages_channel_id", "channel", "id"),
     Index("ix_messages_created_at", "created_at"),
+    Index("ix_messages_connection_id", "connection_id", "id"),
 )
 
 # One row, bumped by every transaction that changes messages or events: a SQLite worker plans a
