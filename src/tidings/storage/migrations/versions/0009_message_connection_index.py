@@ -6,7 +6,7 @@ connection in a large store was found by walking every message newest first. Wit
 (connection_id, id) its messages come already in the list's order and a page stops at once.
 
 Revision ID: 0009
-Revises: 0005
+Revises: 0008
 Create Date: 2026-12-03
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0009"
-down_revision = "0005"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
