@@ -26,6 +26,7 @@ __all__ = [
     "EventFilter",
     "MessageFacts",
     "RetryPolicy",
+    "call_data",
     "dead_letter_data",
     "iso",
     "masked_for",
@@ -37,9 +38,8 @@ __all__ = [
     "webhook_id",
 ]
 
-# Every type a subscriber can ask for. Calls add "call.created", "call.updated", "call.matched"
-# here when they land (and their store writes them through `storage.outbox`); nothing else
-# changes.
+# Every type a subscriber can ask for; each kind's store writes its own through
+# `storage.outbox`.
 EVENT_TYPES: tuple[str, ...] = (
     "message.queued",
     "message.sent",
@@ -55,6 +55,9 @@ EVENT_TYPES: tuple[str, ...] = (
     "connection.disconnected",
     "connection.qr",
     "receipt.dead_lettered",
+    "call.created",
+    "call.updated",
+    "call.matched",
 )
 ALL = "*"
 
@@ -144,7 +147,7 @@ def webhook_id(*parts: object) -> str:
 
 
 # Fields of event data that may hold a phone number or an email address.
-_CONTACT_FIELDS = ("recipient",)
+_CONTACT_FIELDS = ("recipient", "client_number")
 
 
 def masked_for(data: Mapping[str, Any], include_contact: bool, mask: Any) -> Mapping[str, Any]:
@@ -293,4 +296,28 @@ def dead_letter_data(
         "received_at": iso(received_at),
         "attempts": attempts,
         "error": error,
+    }
+
+
+def call_data(
+    call: Mapping[str, Any], connection: str, employee: str | None, lead: str | None
+) -> dict[str, Any]:
+    """A call as subscribers see it (`call` holds the calls table's columns): the employee by
+    code and the lead by the business's external id, never by tidings' own ids alone."""
+    return {
+        "id": call["id"],
+        "connection": connection,
+        "provider_call_id": call["provider_call_id"],
+        "employee": employee,
+        "lead": lead,
+        "client_name": call.get("client_name"),
+        "client_number": call.get("client_number"),
+        "type": call.get("type"),
+        "raw_type": call.get("raw_type"),
+        "duration_seconds": call.get("duration_seconds"),
+        "started_at": iso(call.get("started_at")),
+        "recording_url": call.get("recording_url") or None,
+        "crm_status": call.get("crm_status"),
+        "modified_at": iso(call.get("modified_at")),
+        "match_attempts": call.get("match_attempts"),
     }

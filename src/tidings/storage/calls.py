@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Update, bindparam, func, select, update
 from tidings.domain.call_changes import CallChange, CallItem, StoredVersion, match, plan_calls
 from tidings.domain.calls import CallRecord
 from tidings.domain.events import Incoming
+from tidings.storage import call_events
 from tidings.storage import employees as employee_store
 from tidings.storage.db import Reader
 from tidings.storage.limits import limits
@@ -103,32 +104,52 @@ def apply_records(
     ids = dict(zip((c.item.key for c in new), reader.reserve_ids(calls, len(new)), strict=True))
     inserts: list[dict[str, Any]] = []
     updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    announcing = call_events.wanted(reader, [c.item.key[0] for c in plan.changes])
+    announced: list[call_events.CallEvent] = []
     for change in plan.changes:
         values = _values(change, employee_ids, now)
         row = rows.get(change.item.key)
         if row is None:
             connection_id, call_id = change.item.key
-            inserts.append(
-                {
-                    "id": ids[change.item.key],
-                    "connection_id": connection_id,
-                    "provider_call_id": call_id,
-                    "employee_id": None,
-                    "lead_id": None,
-                    "match_attempts": 0,
-                    "last_match_attempt_at": None,
-                    "created_at": now,
-                    **values,
-                }
-            )
+            written = {
+                "id": ids[change.item.key],
+                "connection_id": connection_id,
+                "provider_call_id": call_id,
+                "employee_id": None,
+                "lead_id": None,
+                "match_attempts": 0,
+                "last_match_attempt_at": None,
+                "created_at": now,
+                **values,
+            }
+            inserts.append(written)
         else:
             columns = tuple(sorted(values))
             params = {f"new_{name}": value for name, value in values.items()}
             updates.setdefault(columns, []).append({"call_id": row.id, **params})
+            written = {**row._mapping, **values}
+        if announcing:
+            announced.extend(_events(change, change.item.key in stored, written, now))
     writes.insert(calls, inserts)
     for columns, changed in updates.items():
         writes.execute(_update(columns), changed)
+    if announced:
+        call_events.announce(reader, writes, announced, now)
     return Applied(len(plan.changes), plan.same + plan.older, plan.notes)
+
+
+def _events(
+    change: CallChange, known: bool, written: Mapping[str, Any], now: datetime
+) -> list[call_events.CallEvent]:
+    """What subscribers hear of a change: the call created or updated, and matched when this
+    change gave it its lead."""
+    record = change.item.record
+    at, code = record.modified_at or now, record.employee.code if record.employee else None
+    kind = "call.updated" if known else "call.created"
+    found = [call_events.CallEvent(kind, written, at, code)]
+    if change.match is not None and change.match.lead_id is not None:
+        found.append(call_events.CallEvent("call.matched", written, at, code))
+    return found
 
 
 def _values(change: CallChange, employee_ids: Mapping[str, int], now: datetime) -> dict[str, Any]:
@@ -205,7 +226,12 @@ _ATTACH = (
 
 
 def attach_waiting(
-    reader: Reader, writes: Writes, lead_id: int, numbers: Collection[str], now: datetime
+    reader: Reader,
+    writes: Writes,
+    lead_id: int,
+    numbers: Collection[str],
+    now: datetime,
+    external_id: str | None = None,
 ) -> int:
     """Give the calls waiting for any of these numbers to the lead (a new or changed lead
     matches its calls at once, whatever their attempts); how many there are."""
@@ -220,7 +246,42 @@ def attach_waiting(
         waiting += int(reader.conn.execute(query).scalar_one())
     if waiting:
         writes.execute(_ATTACH, [{"number": n, "lead": lead_id, "at": now} for n in ordered])
+        _announce_matched(reader, writes, lead_id, external_id, ordered, now)
     return waiting
+
+
+def _announce_matched(
+    reader: Reader,
+    writes: Writes,
+    lead_id: int,
+    external_id: str | None,
+    numbers: Sequence[str],
+    now: datetime,
+) -> None:
+    """`call.matched` for the waiting calls of these numbers that a lead just took."""
+    waiting = (
+        select(calls)
+        .where(calls.c.lead_id.is_(None), calls.c.client_number.in_(numbers))
+        .order_by(calls.c.id)
+    )
+    found = list(reader.conn.execute(waiting))
+    if not found or not call_events.wanted(reader, [row.connection_id for row in found]):
+        return
+    matched = [
+        call_events.CallEvent(
+            "call.matched",
+            {
+                **row._mapping,
+                "lead_id": lead_id,
+                "match_attempts": row.match_attempts + 1,
+                "last_match_attempt_at": now,
+            },
+            now,
+            lead=external_id,
+        )
+        for row in found
+    ]
+    call_events.announce(reader, writes, matched, now)
 
 
 @dataclass(frozen=True)
@@ -257,7 +318,7 @@ def retry_waiting(
     """One more matching attempt for a page of the waiting calls that have had fewer than
     `max_attempts` (the calls after `after_id`, in id order)."""
     query = (
-        select(calls.c.id, calls.c.client_number, calls.c.match_attempts)
+        select(calls)
         .where(calls.c.lead_id.is_(None), calls.c.match_attempts < max_attempts)
         .order_by(calls.c.id)
         .limit(page)
@@ -268,13 +329,22 @@ def retry_waiting(
     numbers = {row.client_number for row in found if row.client_number}
     owners = leads_by_number(reader.conn, numbers)
     rows = []
-    matched = 0
+    taken: list[call_events.CallEvent] = []
     for row in found:
         attempt = match(row.client_number, owners, row.match_attempts, now)
-        matched += attempt.lead_id is not None
+        if attempt.lead_id is not None:
+            written = {
+                **row._mapping,
+                "lead_id": attempt.lead_id,
+                "match_attempts": attempt.attempts,
+            }
+            taken.append(call_events.CallEvent("call.matched", written, now))
         rows.append(
             {"call_id": row.id, "attempts": row.match_attempts, "lead": attempt.lead_id, "at": now}
         )
     writes.execute(_RETRY, rows)
+    if taken and call_events.wanted(reader, [e.call["connection_id"] for e in taken]):
+        call_events.announce(reader, writes, taken, now)
+    matched = len(taken)
     last = found[-1].id if len(found) == page else None
     return Retried(len(found), matched, last)

@@ -102,7 +102,7 @@ def save_leads(
     for lead_id, key in sorted(keys_by_id.items()):
         numbers = [n for n in latest[key].phones if n not in claimed]
         claimed.update(numbers)
-        matched[lead_id] = call_store.attach_waiting(reader, writes, lead_id, numbers, now)
+        matched[lead_id] = call_store.attach_waiting(reader, writes, lead_id, numbers, now, key)
     return [
         SavedLead(
             ids[item.external_id], item.external_id in created, matched[ids[item.external_id]]
