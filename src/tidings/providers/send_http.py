@@ -28,7 +28,7 @@ import httpx
 from tidings.logging import get_logger, mask_text
 from tidings.providers.send import SenderConfig, SendError, SendFailure
 
-__all__ = ["Endpoint", "json_body", "parse_retry_after", "post", "refusal"]
+__all__ = ["Endpoint", "json_body", "no_id", "parse_retry_after", "post", "refusal"]
 
 _log = get_logger("providers.send")
 
@@ -146,6 +146,27 @@ def json_body(response: httpx.Response) -> Any:
         return json.loads(response.content)
     except (ValueError, RecursionError):
         return None
+
+
+def no_id(
+    provider: str,
+    response: httpx.Response,
+    answer: Any,
+    where: str,
+    provider_message_id: str | None = None,
+) -> SendError:
+    """A 2xx answer without the message's id where the provider documents it: the request
+    was taken, so the message may have gone out (an unknown outcome, never sent again)."""
+    return SendError(
+        f"{provider} answered HTTP {response.status_code} without {where}; "
+        "the message may have been sent",
+        provider=provider,
+        kind=SendFailure.BAD_ANSWER,
+        http_status=response.status_code,
+        outcome_unknown=True,
+        provider_message_id=provider_message_id,
+        raw=answer,
+    )
 
 
 def refusal(

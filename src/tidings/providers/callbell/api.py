@@ -34,7 +34,7 @@ from tidings.providers.send import (
     SendResult,
     callback_fields,
 )
-from tidings.providers.send_http import Endpoint, json_body, post, refusal
+from tidings.providers.send_http import Endpoint, json_body, no_id, post, refusal
 
 __all__ = ["DEFAULT_API_URL", "CallbellSender"]
 
@@ -85,15 +85,7 @@ class CallbellSender:
         message = answer.get("message") if isinstance(answer, dict) else None
         uuid = message.get("uuid") if isinstance(message, dict) else None
         if not isinstance(uuid, str) or not uuid:
-            raise SendError(
-                f"callbell answered HTTP {response.status_code} without message.uuid; "
-                "the message may have been sent",
-                provider=PROVIDER,
-                kind=SendFailure.BAD_ANSWER,
-                http_status=response.status_code,
-                outcome_unknown=True,
-                raw=answer,
-            )
+            raise no_id(PROVIDER, response, answer, "message.uuid")
         assert isinstance(message, dict)
         status = message.get("status")
         return SendResult(

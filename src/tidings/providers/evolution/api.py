@@ -39,7 +39,7 @@ from tidings.providers.send import (
     SendRequest,
     SendResult,
 )
-from tidings.providers.send_http import Endpoint, json_body, post, refusal
+from tidings.providers.send_http import Endpoint, json_body, no_id, post, refusal
 
 __all__ = ["EvolutionSender"]
 
@@ -107,15 +107,7 @@ class EvolutionSender:
         key = answer.get("key") if isinstance(answer, dict) else None
         message_id = key.get("id") if isinstance(key, dict) else None
         if not isinstance(message_id, str) or not message_id:
-            raise SendError(
-                f"evolution answered HTTP {response.status_code} without key.id; "
-                "the message may have been sent",
-                provider=PROVIDER,
-                kind=SendFailure.BAD_ANSWER,
-                http_status=response.status_code,
-                outcome_unknown=True,
-                raw=answer,
-            )
+            raise no_id(PROVIDER, response, answer, "key.id")
         status = answer.get("status") if isinstance(answer, dict) else None
         return SendResult(
             message_id, status if isinstance(status, str) else None, answer,

@@ -52,7 +52,7 @@ from tidings.providers.send import (
     SendResult,
     callback_fields,
 )
-from tidings.providers.send_http import Endpoint, json_body, post, refusal
+from tidings.providers.send_http import Endpoint, json_body, no_id, post, refusal
 
 __all__ = ["DEFAULT_API_URL", "InfobipSender", "message_id_for"]
 
@@ -210,16 +210,7 @@ def _result(response: httpx.Response, chosen_id: str | None) -> SendResult:
     first = messages[0] if isinstance(messages, list) and messages else None
     message_id = first.get("messageId") if isinstance(first, dict) else None
     if not isinstance(message_id, str) or not message_id:
-        raise SendError(
-            f"infobip answered HTTP {response.status_code} without messages[0].messageId; "
-            "the message may have been sent",
-            provider=PROVIDER,
-            kind=SendFailure.BAD_ANSWER,
-            http_status=response.status_code,
-            outcome_unknown=True,
-            provider_message_id=chosen_id,
-            raw=answer,
-        )
+        raise no_id(PROVIDER, response, answer, "messages[0].messageId", chosen_id)
     assert isinstance(first, dict)
     status = first.get("status")
     group = status.get("groupName") if isinstance(status, dict) else None

@@ -45,7 +45,7 @@ from tidings.providers.send import (
     SendResult,
     callback_fields,
 )
-from tidings.providers.send_http import Endpoint, json_body, post, refusal
+from tidings.providers.send_http import Endpoint, json_body, no_id, post, refusal
 
 __all__ = ["DEFAULT_API_URL", "MetaSender"]
 
@@ -106,15 +106,7 @@ class MetaSender:
         first = messages[0] if isinstance(messages, list) and messages else None
         wamid = first.get("id") if isinstance(first, dict) else None
         if not isinstance(wamid, str) or not wamid:
-            raise SendError(
-                f"meta answered HTTP {response.status_code} without messages[0].id; "
-                "the message may have been sent",
-                provider=PROVIDER,
-                kind=SendFailure.BAD_ANSWER,
-                http_status=response.status_code,
-                outcome_unknown=True,
-                raw=answer,
-            )
+            raise no_id(PROVIDER, response, answer, "messages[0].id")
         assert isinstance(first, dict)
         status = first.get("message_status")
         return SendResult(

@@ -39,7 +39,7 @@ from tidings.providers.send import (
     SendRequest,
     SendResult,
 )
-from tidings.providers.send_http import Endpoint, json_body, post, refusal
+from tidings.providers.send_http import Endpoint, json_body, no_id, post, refusal
 
 __all__ = ["DEFAULT_API_URL", "TwilioSender"]
 
@@ -99,15 +99,7 @@ class TwilioSender:
         answer = json_body(response)
         sid = answer.get("sid") if isinstance(answer, dict) else None
         if not isinstance(sid, str) or not sid:
-            raise SendError(
-                f"twilio answered HTTP {response.status_code} without a message sid; "
-                "the message may have been sent",
-                provider=PROVIDER,
-                kind=SendFailure.BAD_ANSWER,
-                http_status=response.status_code,
-                outcome_unknown=True,
-                raw=answer,
-            )
+            raise no_id(PROVIDER, response, answer, "a message sid")
         assert isinstance(answer, dict)
         status = answer.get("status")
         return SendResult(
