@@ -106,7 +106,8 @@ def test_callback_fields_use_the_connection_keys_and_keep_the_request_metadata()
 
 
 def test_every_provider_that_sends_has_a_client() -> None:
-    assert set(SENDERS) == set(PROVIDERS)
+    # Callyzer logs calls made from phones; it has no API to send through.
+    assert set(SENDERS) == set(PROVIDERS) - {"callyzer"}
     for name, factory in SENDERS.items():
         assert getattr(factory, "provider", None) == name
 
