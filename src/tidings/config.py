@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     outbound_disable_after_seconds: float = Field(default=5 * 86400.0, gt=0, le=3650 * 86400.0)
     # After a secret rotation the old secret signs too for this long (default 24 h).
     outbound_secret_overlap_seconds: float = Field(default=86400.0, ge=0, le=365 * 86400.0)
+    # Sending (README "Sending"): how long one call to a provider's API may take, and how long
+    # a send may stay unanswered before tidings takes it for interrupted (a crash, a kill) and
+    # marks its outcome unknown: longer than a send with its retries can last.
+    send_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    send_stale_seconds: float = Field(default=300.0, gt=0)
 
     @field_validator("receipt_retry_schedule", "outbound_retry_schedule")
     @classmethod

@@ -304,8 +304,8 @@ def test_register_validation_errors_are_clear(app: RunningApp) -> None:
         "/v1/messages",
         json={"connection": "main", "provider_message_id": "x", "send": True, "text": "hi"},
     )
-    assert sending.status_code == 422  # sending through a provider is not in this version
-    assert "send" in sending.json()["error"]["message"]
+    assert sending.status_code == 422  # a send gets its id from the provider
+    assert "provider_message_id" in sending.json()["error"]["message"]
 
 
 def test_sent_at_needs_its_offset_and_cursors_their_range(app: RunningApp) -> None:

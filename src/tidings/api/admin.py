@@ -25,7 +25,6 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], responses=_ERRORS)
 
 
-
 class NewConnection(BaseModel):
     provider: str = Field(description="evolution, callbell, meta, infobip, twilio or callyzer.")
     name: str = Field(description="Unique among connections in use; a segment of the URL.")

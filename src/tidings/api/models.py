@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from tidings.domain.message_changes import Registration
 from tidings.providers.registry import get_provider
@@ -27,6 +27,8 @@ __all__ = [
     "ReceiptOut",
     "RegisterMessage",
     "RejectionOut",
+    "SendOut",
+    "TemplateIn",
 ]
 
 T = TypeVar("T")
@@ -59,6 +61,20 @@ class Page(BaseModel, Generic[T]):
     )
 
 
+_TEXT = 4096  # WhatsApp's longest text; SMS providers split longer ones themselves
+
+
+class TemplateIn(BaseModel):
+    """A provider template: its name, language and variables (positional, or by name where
+    the provider supports names)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=512, pattern=_NO_NUL)
+    language: str | None = Field(default=None, max_length=20, pattern=_NO_NUL)
+    variables: list[str] | dict[str, str] = Field(default_factory=list)
+
+
 class RegisterMessage(BaseModel):
     """Register a message sent elsewhere (idempotent on connection + provider_message_id)."""
 
@@ -66,8 +82,12 @@ class RegisterMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     connection: str = Field(max_length=_CONNECTION_NAME, pattern=_NO_NUL)
-    provider_message_id: str = Field(
-        min_length=1, max_length=_MESSAGE["provider_message_id"], pattern=_NO_NUL
+    provider_message_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=_MESSAGE["provider_message_id"],
+        pattern=_NO_NUL,
+        description="The provider's id of a message sent elsewhere (required unless `send`).",
     )
     campaign: str | None = Field(default=None, max_length=_CAMPAIGN_KEY, pattern=_NO_NUL)
     recipient: str | None = Field(
@@ -85,19 +105,45 @@ class RegisterMessage(BaseModel):
     sent_at: AwareDatetime | None = Field(
         default=None, description="When it was sent, with its UTC offset (default: now)."
     )
-    send: Literal[False] = Field(
+    send: bool = Field(
         default=False,
-        description="Sending through a provider's API is not available in this version: "
-        "send elsewhere and register the message here with its provider_message_id.",
+        description="Send it through the connection's provider API (with `text` or "
+        "`template`, and a `recipient`); the provider's id is registered from its answer. "
+        "An `Idempotency-Key` header makes a retried request send once.",
     )
-    text: str | None = None
-    template: dict[str, Any] | None = None
+    text: str | None = Field(default=None, min_length=1, max_length=_TEXT, pattern=_NO_NUL)
+    template: TemplateIn | None = None
+    subject: str | None = Field(
+        default=None, max_length=998, pattern=_NO_NUL, description="Email only."
+    )
+
+    @model_validator(mode="after")
+    def _send_or_register(self) -> RegisterMessage:
+        if self.send:
+            if self.provider_message_id is not None:
+                raise ValueError(
+                    "a send gets its provider_message_id from the provider: leave it out"
+                )
+            if (self.text is None) == (self.template is None):
+                raise ValueError("a send needs either text or template (not both)")
+            if self.recipient is None:
+                raise ValueError("a send needs a recipient")
+        else:
+            if self.provider_message_id is None:
+                raise ValueError(
+                    "provider_message_id is required to register a message sent elsewhere "
+                    '(or set "send": true to send it through the connection)'
+                )
+            if self.text is not None or self.template is not None:
+                raise ValueError('text and template are sent only with "send": true')
+        return self
 
     def registration(self, recipient: str | None, provider: str) -> Registration:
         """What the unit of work registers: the recipient as normalised, the provider's channel
-        when none is named, `sent_at` in UTC."""
+        when none is named, `sent_at` in UTC. A send registers under the id its provider
+        returns (`provider_message_id` is filled in then)."""
         return Registration(
-            provider_message_id=self.provider_message_id,
+            provider_message_id=self.provider_message_id or "",
             campaign=self.campaign,
             recipient=recipient,
             contact_ref=self.contact_ref,
@@ -147,6 +193,22 @@ class MessageOut(BaseModel):
     clicked_at: datetime | None
     unsubscribed_at: datetime | None
     complained_at: datetime | None
+    send: SendOut | None = Field(
+        default=None, description="Present when tidings sent the message itself."
+    )
+
+
+class SendOut(BaseModel):
+    """How tidings sent this message: the provider's answer, or why it did not take it."""
+
+    status: str = Field(description="queued, sent, failed, unknown or deferred")
+    idempotency_key: str
+    http_status: int | None
+    error_kind: str | None
+    error_code: str | None
+    error_message: str | None
+    created_at: datetime
+    finished_at: datetime | None
 
 
 class MessageDetail(MessageOut):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from sqlalchemy import Row
 
 from tidings.api.models import (
@@ -25,13 +25,23 @@ from tidings.api.models import (
     RejectionOut,
 )
 from tidings.api.paging import Cursor, Limit, Since, Until, fetch_size, page
+from tidings.api.sending import send, send_out, status_code
 from tidings.api.support import ApiError, Db, decode_cursor, require_token
 from tidings.backfill import PROVIDERS_WITH_BACKFILL
 from tidings.domain.errors import Conflict, Invalid, NotFound
 from tidings.domain.events import Status
 from tidings.domain.recipients import InvalidRecipient, normalise_recipient
+from tidings.intake_urls import intake_url
 from tidings.providers.registry import get_provider
-from tidings.storage import backfill_runs, campaigns, connections, inbox, message_lists, rejections
+from tidings.storage import (
+    backfill_runs,
+    campaigns,
+    connections,
+    inbox,
+    message_lists,
+    rejections,
+    sends,
+)
 from tidings.storage.connections import StoredConnection
 from tidings.storage.db import Database
 from tidings.storage.inbox import ReceiptStatus
@@ -114,6 +124,7 @@ def _message_detail(db: Database, message_id: int) -> MessageDetail:
         row = message_lists.get_message(conn, message_id)
         if row is None:
             raise ApiError(404, "not_found", f"no message with id {message_id}")
+        made_by = sends.by_message(conn, [message_id]).get(message_id)
         events = [
             EventOut(
                 kind=e.kind,
@@ -125,7 +136,8 @@ def _message_detail(db: Database, message_id: int) -> MessageDetail:
             )
             for e in message_lists.list_events(conn, message_id)
         ]
-    return MessageDetail(**_message_out(row), events=events)
+    send = send_out(made_by) if made_by is not None else None
+    return MessageDetail(**_message_out(row), events=events, send=send)
 
 
 @router.post(
@@ -134,9 +146,32 @@ def _message_detail(db: Database, message_id: int) -> MessageDetail:
     response_model=MessageDetail,
     responses={200: {"model": MessageDetail}, 409: {"model": ErrorOut}},
 )
-def register(body: RegisterMessage, db: Db, request: Request, response: Response) -> MessageDetail:
-    """Register a message sent elsewhere: 201 when new, 200 when already registered."""
+def register(
+    body: RegisterMessage,
+    db: Db,
+    request: Request,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> MessageDetail:
+    """Register a message sent elsewhere: 201 when new, 200 when already registered.
+
+    With `"send": true`, send it through the connection's provider first: 201 with the
+    message as the provider's answer left it (`sent`, or `failed` with the provider's
+    reason and `send.http_status`/`error_code`), 202 when no answer came (kept `queued`, never
+    sent again blindly), 200 when the `Idempotency-Key` was used before (nothing is sent)."""
     recipient = _recipient(body.recipient, request, "body.recipient")
+    if body.send:
+        assert recipient is not None  # the model requires one to send
+        report = send(body, recipient, idempotency_key, db, request.app.state.settings)
+        if report.send.message_id is None:
+            raise ApiError(
+                409,
+                "send_in_progress",
+                f"a send with Idempotency-Key {report.send.idempotency_key!r} has not been "
+                f"answered yet (status {report.send.status.value}); try again shortly",
+            )
+        response.status_code = status_code(report)
+        return _message_detail(db, report.send.message_id)
     now = datetime.now(UTC)
     try:
         with db.read() as conn:
@@ -188,8 +223,13 @@ def list_messages(
     )
     with db.read() as conn:
         rows = message_lists.list_messages(conn, where, decode_cursor(cursor), fetch_size(limit))
-    found, next_cursor = page(rows, limit)
-    return {"items": [_message_out(r) for r in found], "next_cursor": next_cursor}
+        found, next_cursor = page(rows, limit)
+        made_by = sends.by_message(conn, [r.id for r in found])
+    items = [
+        {**_message_out(r), "send": send_out(made_by[r.id]) if r.id in made_by else None}
+        for r in found
+    ]
+    return {"items": items, "next_cursor": next_cursor}
 
 
 @router.get("/messages/{message_id}", response_model=MessageDetail)
@@ -292,15 +332,6 @@ def replay_receipt(receipt_id: Id, db: Db, request: Request) -> dict[str, Any]:
     request.app.state.wake_worker()
     assert row is not None
     return _receipt_out(row, _connection_names(db))
-
-
-def intake_url(base: str, connection: StoredConnection, with_secret: bool) -> str:
-    """Where the provider should send webhooks; with `?token=` where it can only take a URL."""
-    url = f"{base.rstrip('/')}/hooks/{connection.provider}/{connection.name}"
-    provider = get_provider(connection.provider)
-    if provider.token_in_url and with_secret:
-        url += f"?token={connection.secret}"
-    return url
 
 
 _SECRET_OPTIONS = ("api_key", "secret", "token", "password")

@@ -61,9 +61,7 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
         with db.write() as conn:  # so other commands print intake URLs that reach this server
             store_settings.remember(conn, store_settings.SERVE_URL, url, now())
         click.echo(f"tidings {__version__} on {url} (store: {safe_url(config.database_url)})")
-        app = create_app(
-            config, run_worker=run_worker, worker_process=config.worker_process, db=db
-        )
+        app = create_app(config, run_worker=run_worker, worker_process=config.worker_process, db=db)
         uvicorn.run(
             app,
             host=host,

@@ -49,6 +49,9 @@ class Registration:
     metadata: Mapping[str, Any] | None = None
     channel: str | None = None
     sent_at: datetime | None = None
+    # A message tidings is about to send itself: recorded `queued` before its provider is
+    # called (the send's provisional id until the provider names its own).
+    queued: bool = False
 
 
 @dataclass(frozen=True)
@@ -294,14 +297,16 @@ def _register(
 
 def _registration_event(item: Registering) -> Incoming[NormalizedEvent]:
     """Registration puts the message at least in `sent`, through the same fold as a webhook's
-    event, so the order of registration and events does not matter (decision 0002)."""
+    event, so the order of registration and events does not matter (decision 0002). A send's
+    own record puts it in `queued` instead: nothing has gone out yet."""
+    queued = item.registration.queued
     sent = NormalizedEvent(
         provider_message_id=item.registration.provider_message_id,
-        kind=EventKind.SENT,
-        raw_status="registered",
+        kind=EventKind.QUEUED if queued else EventKind.SENT,
+        raw_status="queued for sending" if queued else "registered",
         occurred_at=item.registration.sent_at or item.at,
-        provider_event_id="registration",
-        details={"source": "registration"},
+        provider_event_id="send" if queued else "registration",
+        details={"source": "send" if queued else "registration"},
     )
     return Incoming(item.connection, sent, None, item.at)
 

@@ -64,14 +64,16 @@ def post(
     who = mask_text(recipient)
     for attempt in range(1, attempts + 1):
         try:
-            response = http.request(
-                "POST", url, timeout=httpx.Timeout(config.timeout), **request
-            )
+            response = http.request("POST", url, timeout=httpx.Timeout(config.timeout), **request)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             if attempt < attempts:
                 _log.warning(
                     "%s: could not connect to send to %s (%s); trying again (attempt %d of %d)",
-                    provider, who, type(exc).__name__, attempt + 1, attempts,
+                    provider,
+                    who,
+                    type(exc).__name__,
+                    attempt + 1,
+                    attempts,
                 )
                 config.sleep(policy.connect_backoff * attempt)
                 continue
@@ -107,9 +109,13 @@ def post(
             and attempt < attempts
         ):
             _log.warning(
-                "%s: HTTP %d sending to %s; waiting %.3g s as Retry-After says "
-                "(attempt %d of %d)",
-                provider, response.status_code, who, wait, attempt + 1, attempts,
+                "%s: HTTP %d sending to %s; waiting %.3g s as Retry-After says (attempt %d of %d)",
+                provider,
+                response.status_code,
+                who,
+                wait,
+                attempt + 1,
+                attempts,
             )
             config.sleep(wait)
             continue

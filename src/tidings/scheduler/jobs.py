@@ -158,6 +158,8 @@ def match_unmatched_calls(ctx: JobContext) -> int:
     if attempted:
         log.info("matched %d of %d waiting calls to their leads", matched, attempted)
     return matched
+
+
 def purge_old_deliveries(ctx: JobContext) -> int:
     """Delete outbound events past the retention period whose deliveries are all finished
     (delivered or dead), with their deliveries and attempts, in short writes."""
@@ -169,9 +171,7 @@ def purge_old_deliveries(ctx: JobContext) -> int:
         if purged < PURGE_BATCH:
             break
     if total:
-        log.info(
-            "purged %d outbound events older than %d days", total, ctx.settings.retention_days
-        )
+        log.info("purged %d outbound events older than %d days", total, ctx.settings.retention_days)
     return total
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, func, select
 
 from tidings.domain.counters import COUNTERS, rates
 from tidings.storage.db import Reader
@@ -61,7 +61,10 @@ def _view(row: Row[Any]) -> CampaignView:
 
 
 def _query() -> Any:
-    return select(campaigns, *(campaign_counters.c[name] for name in COUNTERS)).join(
+    """A campaign with its counters; zeros for one with no message yet (a campaign that
+    tidings sends exists before its first message)."""
+    counters = (func.coalesce(campaign_counters.c[name], 0).label(name) for name in COUNTERS)
+    return select(campaigns, *counters).outerjoin(
         campaign_counters, campaign_counters.c.campaign_id == campaigns.c.id
     )
 

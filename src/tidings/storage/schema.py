@@ -32,7 +32,9 @@ __all__ = [
     "api_tokens",
     "backfill_runs",
     "calls",
+    "campaign_contacts",
     "campaign_counters",
+    "campaign_dispatches",
     "campaigns",
     "connections",
     "deliveries",
@@ -46,6 +48,7 @@ __all__ = [
     "outbound_events",
     "receipts",
     "rejections",
+    "sends",
     "store_settings",
     "subscriptions",
     "tracking_version",
@@ -473,4 +476,70 @@ delivery_attempts = Table(
     Column("error", Text),
     Column("response_body", Text),
     Index("ix_delivery_attempts_delivery_id", "delivery_id"),
+)
+
+# A send through a provider's API, recorded before the provider is called (decision 0012):
+# one per idempotency key and connection, so a retried request or a restarted dispatch finds
+# it instead of sending again. `message_id` is the message it made (no foreign key: when a
+# status webhook made the message first, the two are merged into that one).
+sends = Table(
+    "sends",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("connection_id", Id, ForeignKey("connections.id"), nullable=False),
+    Column("idempotency_key", String(200), nullable=False),
+    Column("message_id", Id),
+    Column("contact_id", Id),
+    Column("registration", JSON, nullable=False),  # campaign, recipient, contact_ref, ...
+    Column("status", String(20), nullable=False),
+    Column("provider_message_id", String(200)),
+    Column("http_status", Integer),
+    Column("error_kind", String(40)),
+    Column("error_code", String(100)),
+    Column("error_message", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    UniqueConstraint("connection_id", "idempotency_key"),
+    Index("ix_sends_message_id", "message_id"),
+)
+
+# A campaign that tidings sends: what, through which connection, how fast, and where its
+# dispatch stands. `next_slot_at` is the rate limiter's clock, kept in the store so that
+# every runner (the embedded scheduler, Celery workers) and a restart keep one pace.
+campaign_dispatches = Table(
+    "campaign_dispatches",
+    metadata,
+    Column("campaign_id", Id, ForeignKey("campaigns.id"), primary_key=True),
+    Column("name", String(200)),
+    Column("connection_id", Id, ForeignKey("connections.id"), nullable=False),
+    Column("text", Text),
+    Column("template", JSON),
+    Column("rate_per_minute", Integer),
+    Column("start_at", UTCDateTime),
+    Column("state", String(20), nullable=False),
+    Column("paused_reason", Text),
+    Column("next_slot_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Index("ix_campaign_dispatches_state", "state"),
+)
+
+campaign_contacts = Table(
+    "campaign_contacts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("campaign_id", Id, ForeignKey("campaigns.id"), nullable=False),
+    Column("contact_ref", String(200), nullable=False),
+    Column("recipient", String(320), nullable=False),
+    Column("name", String(200)),
+    Column("variables", JSON, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("message_id", Id),
+    Column("claimed_at", UTCDateTime),
+    Column("error", Text),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("campaign_id", "contact_ref"),
+    Index("ix_campaign_contacts_campaign_id_status", "campaign_id", "status", "id"),
 )

@@ -110,7 +110,9 @@ class EvolutionSender:
             raise no_id(PROVIDER, response, answer, "key.id")
         status = answer.get("status") if isinstance(answer, dict) else None
         return SendResult(
-            message_id, status if isinstance(status, str) else None, answer,
+            message_id,
+            status if isinstance(status, str) else None,
+            answer,
             response.status_code,
         )
 
@@ -143,9 +145,7 @@ def _refusal(response: httpx.Response, retry_after: float | None) -> SendError:
             kind=SendFailure.REFUSED,
             permanent=True,
         )
-    message = "; ".join(texts) or (
-        answer.get("error") if isinstance(answer, dict) else None
-    )
+    message = "; ".join(texts) or (answer.get("error") if isinstance(answer, dict) else None)
     error_name = answer.get("error") if isinstance(answer, dict) else None
     code = error_name if isinstance(error_name, str) and error_name else None
     if response.status_code == 400 and any(_STORE_FAILED.search(t) for t in texts):

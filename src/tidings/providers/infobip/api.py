@@ -100,9 +100,7 @@ class InfobipSender:
                 kind=SendFailure.INVALID,
                 permanent=True,
             )
-        message_id = (
-            message_id_for(request.idempotency_key) if request.idempotency_key else None
-        )
+        message_id = message_id_for(request.idempotency_key) if request.idempotency_key else None
         callback = self._callback_data(request)
         try:
             if "@" in request.recipient:

@@ -162,8 +162,7 @@ def _number(recipient: str) -> str:
 def _parameters(variables: object) -> list[dict[str, str]]:
     if isinstance(variables, Mapping):
         return [
-            {"type": "text", "parameter_name": str(k), "text": str(v)}
-            for k, v in variables.items()
+            {"type": "text", "parameter_name": str(k), "text": str(v)} for k, v in variables.items()
         ]
     assert isinstance(variables, list | tuple)
     return [{"type": "text", "text": str(v)} for v in variables]
@@ -174,8 +173,9 @@ def _refusal(response: httpx.Response, retry_after: float | None) -> SendError:
     error = answer.get("error") if isinstance(answer, dict) else None
     if not isinstance(error, dict):
         text = response.text[:500] if response.content else None
-        return refusal(response, provider=PROVIDER, code=None, message=text,
-                       retry_after=retry_after)
+        return refusal(
+            response, provider=PROVIDER, code=None, message=text, retry_after=retry_after
+        )
     number = error.get("code")
     code = number if isinstance(number, int) and not isinstance(number, bool) else None
     message = error.get("message") if isinstance(error.get("message"), str) else None

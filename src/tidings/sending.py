@@ -1,0 +1,132 @@
+"""Sending one message through a connection's provider API, recorded before and after.
+
+The order is the point (decision 0012): the send is recorded under its idempotency key, then
+the provider is called, then the message is registered from the answer. A repeated key finds
+the first send and sends nothing; a refusal is a `failed` message with the provider's words;
+no answer leaves the message `queued` with a note, never sent again blindly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+
+from tidings.config import Settings
+from tidings.domain.message_changes import Registration
+from tidings.domain.sending import SendOutcome, SendStatus
+from tidings.intake_urls import intake_base, intake_url
+from tidings.logging import get_logger, mask_text
+from tidings.providers.send import (
+    Sender,
+    SenderConfig,
+    SendError,
+    SendFailure,
+    SendRequest,
+)
+from tidings.providers.senders import make_sender
+from tidings.storage import sends
+from tidings.storage.connections import StoredConnection
+from tidings.storage.db import Database
+from tidings.storage.sends import SendRecord
+
+__all__ = ["SendReport", "outcome_of", "send_message", "sender_for"]
+
+log = get_logger("sending")
+
+# Failures that say nothing about the message: the connection or the provider was the
+# trouble and nothing went out. A campaign tries the contact again later; a single send
+# records them as a refusal that is not permanent.
+_CONNECTION_TROUBLE = frozenset(
+    {SendFailure.RATE_LIMITED, SendFailure.UNAVAILABLE, SendFailure.AUTH}
+)
+
+
+@dataclass(frozen=True)
+class SendReport:
+    """What became of a send: its record (with the message it made), whether this call sent
+    it (False: the idempotency key was used before), and a note when the message could not
+    take what the send said (e.g. it belongs to another campaign already)."""
+
+    send: SendRecord
+    sent_now: bool
+    note: str | None = None
+
+
+def sender_for(
+    settings: Settings, db: Database, connection: StoredConnection, http: httpx.Client
+) -> Sender:
+    """The connection's send client, its provider told to post statuses to its intake URL.
+    SendError (kind CONFIG) when the connection lacks what sending needs."""
+    callback = intake_url(intake_base(settings, db), connection, with_secret=True)
+    config = SenderConfig(
+        connection=connection.name,
+        options=connection.options,
+        secret=connection.secret,
+        callback_url=callback,
+        timeout=settings.send_timeout_seconds,
+    )
+    return make_sender(connection.provider, config, http)
+
+
+def outcome_of(
+    result: SendError | str, http_status: int | None = None, *, defer: bool
+) -> SendOutcome:
+    """The outcome to record: an id (sent), or the error. With `defer`, trouble of the
+    connection rather than the message is deferred (a campaign retries the contact)."""
+    if isinstance(result, str):
+        return SendOutcome(SendStatus.SENT, provider_message_id=result, http_status=http_status)
+    error = result
+    if error.outcome_unknown:
+        status = SendStatus.UNKNOWN
+    elif defer and error.kind in _CONNECTION_TROUBLE:
+        status = SendStatus.DEFERRED
+    else:
+        status = SendStatus.FAILED
+    return SendOutcome(
+        status,
+        provider_message_id=error.provider_message_id if status is SendStatus.UNKNOWN else None,
+        http_status=error.http_status,
+        error_kind=error.kind.value,
+        error_code=error.code,
+        error_message=error.reason,
+        permanent=error.permanent,
+    )
+
+
+def call(sender: Sender, request: SendRequest) -> tuple[SendError | str, int | None]:
+    """The provider's answer: its message id and HTTP status, or the SendError."""
+    try:
+        result = sender.send(request)
+    except SendError as error:
+        return error, error.http_status
+    return result.provider_message_id, result.http_status
+
+
+def send_message(
+    db: Database,
+    connection: StoredConnection,
+    sender: Sender,
+    request: SendRequest,
+    registration: Registration,
+    key: str,
+) -> SendReport:
+    """Send `request` once for `key` and register its message with `registration`'s campaign,
+    recipient, contact and metadata."""
+    record, fresh = sends.begin(db, connection.id, key, registration, datetime.now(UTC))
+    if not fresh:
+        return SendReport(record, sent_now=False)
+    answer, http_status = call(sender, request)
+    outcome = outcome_of(answer, http_status, defer=False)
+    if isinstance(answer, SendError):
+        log.warning(
+            "send %d through %s to %s %s: %s",
+            record.id,
+            connection.name,
+            mask_text(request.recipient),
+            "may have gone out" if outcome.status is SendStatus.UNKNOWN else "was refused",
+            answer,
+        )
+    finished, note = sends.finish(db, connection, record.id, outcome, datetime.now(UTC))
+    return SendReport(finished, sent_now=True, note=note)

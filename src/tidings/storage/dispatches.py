@@ -1,0 +1,371 @@
+"""Campaigns that tidings sends: their dispatch (what, through which connection, how fast,
+where it stands) and their contacts.
+
+A contact is claimed for sending in the same transaction that records its send (`claim`),
+so a crash at any point leaves it either waiting (never attempted: sent later) or with a
+recorded send whose outcome the answer or the recovery of stale sends settles; it is never
+attempted twice (decision 0012). The rate limiter's clock (`next_slot_at`) moves in that
+transaction too, so every runner and a restart keep one pace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Row, func, insert, select, update
+
+from tidings.domain.errors import Conflict, NotFound
+from tidings.domain.message_changes import Registration
+from tidings.domain.sending import Action, Contact, DispatchState, act
+from tidings.storage.schema import campaign_contacts, campaign_dispatches, campaigns, connections
+from tidings.storage.sends import insert_queued
+
+__all__ = [
+    "Claim",
+    "DispatchView",
+    "add_contacts",
+    "apply_action",
+    "claim",
+    "create",
+    "finish_if_done",
+    "get",
+    "list_contacts",
+    "pause",
+    "running",
+]
+
+# How far behind its clock a campaign may be and still catch up at full speed; beyond it
+# (after a pause, a stop, a long poll) the clock restarts from now instead of bursting.
+CATCH_UP = timedelta(seconds=2)
+
+_OPEN = (DispatchState.SCHEDULED.value, DispatchState.RUNNING.value)
+
+
+@dataclass(frozen=True)
+class DispatchView:
+    campaign_id: int
+    key: str
+    name: str | None
+    connection: str
+    connection_id: int
+    text: str | None
+    template: Mapping[str, Any] | None
+    rate_per_minute: int | None
+    start_at: datetime | None
+    state: DispatchState
+    paused_reason: str | None
+    next_slot_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    contacts: Mapping[str, int]  # by status: pending, sending, sent, failed, unknown
+
+
+def _query() -> Any:
+    return (
+        select(campaign_dispatches, campaigns.c.key, connections.c.name.label("connection"))
+        .join(campaigns, campaigns.c.id == campaign_dispatches.c.campaign_id)
+        .join(connections, connections.c.id == campaign_dispatches.c.connection_id)
+    )
+
+
+def _counts(conn: Connection, campaign_id: int) -> dict[str, int]:
+    query = (
+        select(campaign_contacts.c.status, func.count())
+        .where(campaign_contacts.c.campaign_id == campaign_id)
+        .group_by(campaign_contacts.c.status)
+    )
+    counts = dict.fromkeys(("pending", "sending", "sent", "failed", "unknown"), 0)
+    counts.update({status: int(n) for status, n in conn.execute(query)})
+    return counts
+
+
+def _view(conn: Connection, row: Row[Any]) -> DispatchView:
+    return DispatchView(
+        campaign_id=row.campaign_id,
+        key=row.key,
+        name=row.name,
+        connection=row.connection,
+        connection_id=row.connection_id,
+        text=row.text,
+        template=row.template,
+        rate_per_minute=row.rate_per_minute,
+        start_at=row.start_at,
+        state=DispatchState(row.state),
+        paused_reason=row.paused_reason,
+        next_slot_at=row.next_slot_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        finished_at=row.finished_at,
+        contacts=_counts(conn, row.campaign_id),
+    )
+
+
+def get(conn: Connection, key: str) -> DispatchView | None:
+    """The dispatch of campaign `key`; None when tidings does not send that campaign."""
+    row = conn.execute(_query().where(campaigns.c.key == key)).first()
+    return _view(conn, row) if row is not None else None
+
+
+def _require(conn: Connection, key: str) -> DispatchView:
+    found = get(conn, key)
+    if found is None:
+        raise NotFound(f"tidings does not send a campaign {key!r} (create it first)")
+    return found
+
+
+def create(
+    conn: Connection,
+    *,
+    key: str,
+    name: str | None,
+    connection_id: int,
+    text: str | None,
+    template: Mapping[str, Any] | None,
+    rate_per_minute: int | None,
+    start_at: datetime | None,
+    now: datetime,
+) -> DispatchView:
+    """A new campaign to send, in `draft`. Conflict when the key is taken: by a campaign
+    tidings sends, or by one whose messages were registered (its counters would mix)."""
+    if conn.execute(select(campaigns.c.id).where(campaigns.c.key == key)).first() is not None:
+        raise Conflict(f"a campaign {key!r} already exists; choose another key")
+    campaign_id = conn.execute(
+        insert(campaigns).values(key=key, created_at=now).returning(campaigns.c.id)
+    ).scalar_one()
+    conn.execute(
+        insert(campaign_dispatches).values(
+            campaign_id=campaign_id,
+            name=name,
+            connection_id=connection_id,
+            text=text,
+            template=dict(template) if template is not None else None,
+            rate_per_minute=rate_per_minute,
+            start_at=start_at,
+            state=DispatchState.DRAFT.value,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    return _require(conn, key)
+
+
+def add_contacts(
+    conn: Connection, key: str, contacts: Sequence[Contact], now: datetime
+) -> list[str | None]:
+    """Add contacts to a campaign not yet finished: per contact, None when added, or why not
+    (a contact_ref already in the campaign, or twice in this list)."""
+    view = _require(conn, key)
+    if view.state in (DispatchState.DONE, DispatchState.CANCELLED):
+        raise Conflict(f"campaign {key!r} is {view.state.value}: no contacts can be added")
+    refs = sorted({c.contact_ref for c in contacts})
+    taken: set[str] = set()
+    for start in range(0, len(refs), 500):
+        query = select(campaign_contacts.c.contact_ref).where(
+            campaign_contacts.c.campaign_id == view.campaign_id,
+            campaign_contacts.c.contact_ref.in_(refs[start : start + 500]),
+        )
+        taken.update(conn.execute(query).scalars())
+    results: list[str | None] = []
+    rows: list[dict[str, Any]] = []
+    for contact in contacts:
+        if contact.contact_ref in taken:
+            results.append(f"contact_ref {contact.contact_ref!r} is already in this campaign")
+            continue
+        taken.add(contact.contact_ref)
+        results.append(None)
+        rows.append(
+            {
+                "campaign_id": view.campaign_id,
+                "contact_ref": contact.contact_ref,
+                "recipient": contact.recipient,
+                "name": contact.name,
+                "variables": dict(contact.variables),
+                "status": "pending",
+                "attempts": 0,
+                "updated_at": now,
+            }
+        )
+    for start in range(0, len(rows), 1000):
+        conn.execute(insert(campaign_contacts), rows[start : start + 1000])
+    return results
+
+
+def apply_action(conn: Connection, key: str, action: Action, now: datetime) -> DispatchView:
+    """Start, pause, resume or cancel; Invalid when the campaign's state does not allow it.
+    Resuming clears the pause's reason; the clock restarts from now."""
+    view = _require(conn, key)
+    state = act(view.state, action, now, view.start_at)
+    values: dict[str, Any] = {"state": state.value, "updated_at": now}
+    if action in (Action.RESUME, Action.START):
+        values["paused_reason"] = None
+        values["next_slot_at"] = None
+    if state is DispatchState.CANCELLED:
+        values["finished_at"] = now
+    conn.execute(
+        update(campaign_dispatches)
+        .where(campaign_dispatches.c.campaign_id == view.campaign_id)
+        .values(values)
+    )
+    return _require(conn, key)
+
+
+def pause(conn: Connection, campaign_id: int, reason: str, now: datetime) -> None:
+    """Paused by tidings (consecutive errors, a connection that cannot send), with why."""
+    conn.execute(
+        update(campaign_dispatches)
+        .where(
+            campaign_dispatches.c.campaign_id == campaign_id,
+            campaign_dispatches.c.state.in_(_OPEN),
+        )
+        .values(state=DispatchState.PAUSED.value, paused_reason=reason, updated_at=now)
+    )
+
+
+def running(conn: Connection, now: datetime) -> list[DispatchView]:
+    """Campaigns to dispatch now; a scheduled one whose start time has come starts."""
+    conn.execute(
+        update(campaign_dispatches)
+        .where(
+            campaign_dispatches.c.state == DispatchState.SCHEDULED.value,
+            campaign_dispatches.c.start_at <= now,
+        )
+        .values(state=DispatchState.RUNNING.value, updated_at=now)
+    )
+    query = _query().where(campaign_dispatches.c.state == DispatchState.RUNNING.value)
+    return [_view(conn, row) for row in conn.execute(query.order_by(campaigns.c.id))]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A contact to send now, with its recorded send and the time its slot starts."""
+
+    contact_id: int
+    contact_ref: str
+    recipient: str
+    name: str | None
+    variables: Mapping[str, str]
+    send_id: int
+    idempotency_key: str
+    slot: datetime
+
+
+def claim(
+    conn: Connection,
+    campaign_id: int,
+    interval: timedelta,
+    horizon: datetime,
+    now: datetime,
+    registration: Registration,
+) -> Claim | None:
+    """Claim the next waiting contact of a running campaign whose slot starts before
+    `horizon`, record its send and move the campaign's clock by `interval`; None when there
+    is none (no contact waits, or the next slot is later). `registration` is what every
+    message of the campaign is registered with (campaign, channel); the contact's recipient
+    and reference are added here."""
+    row = conn.execute(
+        select(campaign_dispatches).where(campaign_dispatches.c.campaign_id == campaign_id)
+    ).first()
+    if row is None or row.state != DispatchState.RUNNING.value:
+        return None
+    slot = row.next_slot_at
+    if slot is None or slot < now - CATCH_UP:
+        slot = now
+    if slot > horizon:
+        return None
+    contact = conn.execute(
+        select(campaign_contacts)
+        .where(
+            campaign_contacts.c.campaign_id == campaign_id,
+            campaign_contacts.c.status == "pending",
+        )
+        .order_by(campaign_contacts.c.id)
+        .limit(1)
+    ).first()
+    if contact is None:
+        return None
+    attempt = contact.attempts + 1
+    moved = conn.execute(
+        update(campaign_contacts)
+        .where(campaign_contacts.c.id == contact.id, campaign_contacts.c.status == "pending")
+        .values(status="sending", attempts=attempt, claimed_at=now, updated_at=now)
+    )
+    if moved.rowcount != 1:  # another runner took it first
+        return None
+    key = f"campaign:{campaign_id}:contact:{contact.id}:{attempt}"
+    reg = Registration(
+        provider_message_id="",
+        campaign=registration.campaign,
+        recipient=contact.recipient,
+        contact_ref=contact.contact_ref,
+        metadata=registration.metadata,
+        channel=registration.channel,
+    )
+    send_id = insert_queued(conn, row.connection_id, key, reg, now, contact_id=contact.id)
+    conn.execute(
+        update(campaign_dispatches)
+        .where(campaign_dispatches.c.campaign_id == campaign_id)
+        .values(next_slot_at=slot + interval)
+    )
+    return Claim(
+        contact_id=contact.id,
+        contact_ref=contact.contact_ref,
+        recipient=contact.recipient,
+        name=contact.name,
+        variables=contact.variables or {},
+        send_id=send_id,
+        idempotency_key=key,
+        slot=slot,
+    )
+
+
+def delay(conn: Connection, campaign_id: int, until: datetime) -> None:
+    """Nothing is sent for this campaign before `until` (a rate limit's Retry-After)."""
+    conn.execute(
+        update(campaign_dispatches)
+        .where(campaign_dispatches.c.campaign_id == campaign_id)
+        .values(next_slot_at=until)
+    )
+
+
+def finish_if_done(conn: Connection, campaign_id: int, now: datetime) -> bool:
+    """A running campaign with no contact waiting or being sent is done."""
+    busy = conn.execute(
+        select(campaign_contacts.c.id)
+        .where(
+            campaign_contacts.c.campaign_id == campaign_id,
+            campaign_contacts.c.status.in_(("pending", "sending")),
+        )
+        .limit(1)
+    ).first()
+    if busy is not None:
+        return False
+    done = conn.execute(
+        update(campaign_dispatches)
+        .where(
+            campaign_dispatches.c.campaign_id == campaign_id,
+            campaign_dispatches.c.state == DispatchState.RUNNING.value,
+        )
+        .values(state=DispatchState.DONE.value, finished_at=now, updated_at=now)
+    )
+    return bool(done.rowcount)
+
+
+def list_contacts(
+    conn: Connection, key: str, status: str | None, after_id: int | None, limit: int
+) -> list[Row[Any]]:
+    view = _require(conn, key)
+    query = (
+        select(campaign_contacts)
+        .where(campaign_contacts.c.campaign_id == view.campaign_id)
+        .order_by(campaign_contacts.c.id)
+        .limit(limit)
+    )
+    if status is not None:
+        query = query.where(campaign_contacts.c.status == status)
+    if after_id is not None:
+        query = query.where(campaign_contacts.c.id > after_id)
+    return list(conn.execute(query))

@@ -1,0 +1,263 @@
+"""Sends through a provider's API: the record made before the provider is called, and the
+message registered from its answer (decision 0012).
+
+`begin` records a send under its idempotency key (or finds the one already recorded, so a
+retried request sends nothing); `finish` registers the message the outcome makes, through the
+message kind's store (the same registration path a webhook may have beaten), and closes the
+send, and its campaign contact if it has one, in the same unit of work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from tidings.domain.errors import Conflict, Invalid
+from tidings.domain.events import Incoming, NormalizedEvent, Source
+from tidings.domain.message_changes import MessageItem, Registering, Registration
+from tidings.domain.sending import (
+    SendOutcome,
+    SendStatus,
+    provisional_id,
+    refused_event,
+    unknown_event,
+)
+from tidings.storage import messages
+from tidings.storage.db import Database, Reader
+from tidings.storage.schema import campaign_contacts, sends
+from tidings.storage.writes import Writes
+
+__all__ = [
+    "SendRecord",
+    "begin",
+    "by_message",
+    "finish",
+    "insert_queued",
+    "stale",
+]
+
+
+@dataclass(frozen=True)
+class SendRecord:
+    id: int
+    connection_id: int
+    idempotency_key: str
+    status: SendStatus
+    message_id: int | None
+    contact_id: int | None
+    provider_message_id: str | None
+    http_status: int | None
+    error_kind: str | None
+    error_code: str | None
+    error_message: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+def _record(row: Row[Any]) -> SendRecord:
+    return SendRecord(
+        id=row.id,
+        connection_id=row.connection_id,
+        idempotency_key=row.idempotency_key,
+        status=SendStatus(row.status),
+        message_id=row.message_id,
+        contact_id=row.contact_id,
+        provider_message_id=row.provider_message_id,
+        http_status=row.http_status,
+        error_kind=row.error_kind,
+        error_code=row.error_code,
+        error_message=row.error_message,
+        created_at=row.created_at,
+        finished_at=row.finished_at,
+    )
+
+
+def _registration_json(reg: Registration) -> dict[str, Any]:
+    return {
+        "campaign": reg.campaign,
+        "recipient": reg.recipient,
+        "contact_ref": reg.contact_ref,
+        "metadata": dict(reg.metadata or {}),
+        "channel": reg.channel,
+    }
+
+
+def _registration(stored: Mapping[str, Any], pmid: str) -> Registration:
+    return Registration(
+        provider_message_id=pmid,
+        campaign=stored.get("campaign"),
+        recipient=stored.get("recipient"),
+        contact_ref=stored.get("contact_ref"),
+        metadata=stored.get("metadata") or None,
+        channel=stored.get("channel"),
+    )
+
+
+def insert_queued(
+    conn: Connection,
+    connection_id: int,
+    key: str,
+    registration: Registration,
+    now: datetime,
+    contact_id: int | None = None,
+) -> int:
+    """The send's record, `queued`, in the caller's transaction; its id."""
+    values = {
+        "connection_id": connection_id,
+        "idempotency_key": key,
+        "contact_id": contact_id,
+        "registration": _registration_json(registration),
+        "status": SendStatus.QUEUED.value,
+        "created_at": now,
+    }
+    found = conn.execute(insert(sends).values(values).returning(sends.c.id)).scalar_one()
+    return int(found)
+
+
+def _find(conn: Connection, connection_id: int, key: str) -> Row[Any] | None:
+    query = select(sends).where(
+        sends.c.connection_id == connection_id, sends.c.idempotency_key == key
+    )
+    return conn.execute(query).first()
+
+
+def begin(
+    db: Database, connection_id: int, key: str, registration: Registration, now: datetime
+) -> tuple[SendRecord, bool]:
+    """Record a send before its provider is called: (the record, True) when it is new and the
+    caller must send; (the earlier record, False) when this key was used already."""
+    for _ in range(2):  # a concurrent request with the same key may insert first
+        try:
+            with db.write() as conn:
+                existing = _find(conn, connection_id, key)
+                if existing is not None:
+                    return _record(existing), False
+                insert_queued(conn, connection_id, key, registration, now)
+                row = _find(conn, connection_id, key)
+                assert row is not None
+                return _record(row), True
+        except IntegrityError:
+            continue
+    with db.read() as conn:
+        row = _find(conn, connection_id, key)
+    assert row is not None
+    return _record(row), False
+
+
+def finish(
+    db: Database, connection: Source, send_id: int, outcome: SendOutcome, now: datetime
+) -> tuple[SendRecord, str | None]:
+    """Register the message this outcome makes and close the send (and its contact) in one
+    unit of work: (the send as now stored, a note when the message refused what the send
+    said, e.g. it already belongs to another campaign). A send already closed (by the
+    recovery of stale sends) is returned as it is."""
+
+    def plan(reader: Reader, writes: Writes) -> str | None:
+        rows = reader.rows(select(sends).where(sends.c.id == send_id), lock="wait")
+        row = rows[0]
+        if row.status != SendStatus.QUEUED.value:
+            return None
+        if outcome.status is SendStatus.DEFERRED:
+            _defer(writes, row, outcome, now)
+            return None
+        items, pmid = _items(connection, row, outcome, now)
+        applied = messages.apply_items(reader, writes, items, now, strict=False)
+        registered = applied.plan.registered[0]
+        note = str(registered) if isinstance(registered, Conflict | Invalid) else None
+        message_id = applied.ids.get((connection.id, pmid))
+        values = {
+            "status": outcome.status.value,
+            "message_id": message_id,
+            "provider_message_id": pmid,
+            "http_status": outcome.http_status,
+            "error_kind": outcome.error_kind,
+            "error_code": outcome.error_code,
+            "error_message": outcome.error_message or note,
+            "finished_at": now,
+        }
+        writes.execute(update(sends).where(sends.c.id == send_id).values(values), [{}])
+        if row.contact_id is not None:
+            contact = {
+                "status": outcome.status.value,
+                "message_id": message_id,
+                "error": outcome.error_message,
+                "updated_at": now,
+            }
+            statement = update(campaign_contacts).where(campaign_contacts.c.id == row.contact_id)
+            writes.execute(statement.values(contact), [{}])
+        return note
+
+    note = db.apply(plan)
+    with db.read() as conn:
+        row = conn.execute(select(sends).where(sends.c.id == send_id)).one()
+    return _record(row), note
+
+
+def _defer(writes: Writes, row: Row[Any], outcome: SendOutcome, now: datetime) -> None:
+    """Nothing went out: the send closes without a message, its contact waits again."""
+    values = {
+        "status": SendStatus.DEFERRED.value,
+        "http_status": outcome.http_status,
+        "error_kind": outcome.error_kind,
+        "error_code": outcome.error_code,
+        "error_message": outcome.error_message,
+        "finished_at": now,
+    }
+    writes.execute(update(sends).where(sends.c.id == row.id).values(values), [{}])
+    if row.contact_id is not None:
+        contact = {"status": "pending", "error": outcome.error_message, "updated_at": now}
+        statement = update(campaign_contacts).where(campaign_contacts.c.id == row.contact_id)
+        writes.execute(statement.values(contact), [{}])
+
+
+def _items(
+    connection: Source, row: Row[Any], outcome: SendOutcome, now: datetime
+) -> tuple[list[MessageItem], str]:
+    """What the outcome registers, and under which id."""
+    stored = row.registration or {}
+    if outcome.status is SendStatus.SENT:
+        assert outcome.provider_message_id
+        pmid = outcome.provider_message_id
+        reg = replace(_registration(stored, pmid), sent_at=now)
+        return [Registering(connection, reg, now)], pmid
+    pmid = outcome.provider_message_id or provisional_id(row.idempotency_key)
+    reg = replace(_registration(stored, pmid), queued=True, sent_at=row.created_at)
+    event: NormalizedEvent
+    if outcome.status is SendStatus.FAILED:
+        event = refused_event(
+            pmid,
+            now,
+            http_status=outcome.http_status,
+            code=outcome.error_code,
+            message=outcome.error_message or "refused",
+            permanent=outcome.permanent,
+            kind=outcome.error_kind or "refused",
+        )
+    else:
+        event = unknown_event(pmid, now, outcome.error_message or "", outcome.error_kind or "")
+    return [Registering(connection, reg, now), Incoming(connection, event, None, now)], pmid
+
+
+def stale(conn: Connection, before: datetime, limit: int = 100) -> list[SendRecord]:
+    """Sends still `queued` since before `before`: their caller stopped (a crash, a kill)
+    between recording and recording the answer."""
+    query = (
+        select(sends)
+        .where(sends.c.status == SendStatus.QUEUED.value, sends.c.created_at < before)
+        .order_by(sends.c.id)
+        .limit(limit)
+    )
+    return [_record(row) for row in conn.execute(query)]
+
+
+def by_message(conn: Connection, message_ids: Collection[int]) -> dict[int, SendRecord]:
+    """The send that made each of these messages, where tidings sent it."""
+    if not message_ids:
+        return {}
+    query = select(sends).where(sends.c.message_id.in_(sorted(message_ids)))
+    return {row.message_id: _record(row) for row in conn.execute(query)}
