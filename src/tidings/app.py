@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tidings import __version__
-from tidings.api import admin, bulk, calls, intake_docs, outbound
+from tidings.api import admin, bulk, calls, campaigns, intake_docs, outbound
 from tidings.api.docs_pages import add_docs_pages
 from tidings.api.routes import router
 from tidings.api.support import ApiError, error_response
@@ -123,6 +123,7 @@ def create_app(
     app.include_router(intake_docs.router)
     app.include_router(calls.router)
     app.include_router(outbound.router)
+    app.include_router(campaigns.router)
     add_docs_pages(app)
 
     intake = Intake(db, writer, rejection_writer, settings)

@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     # marks its outcome unknown: longer than a send with its retries can last.
     send_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     send_stale_seconds: float = Field(default=300.0, gt=0)
+    # Connection health (README "Connection health"): dispatch halves its rate while the
+    # score is under the threshold, and pauses a campaign after this many errors in a row.
+    health_threshold: float = Field(default=0.8, ge=0, le=1)
+    pause_after_errors: int = Field(default=10, ge=1)
 
     @field_validator("receipt_retry_schedule", "outbound_retry_schedule")
     @classmethod

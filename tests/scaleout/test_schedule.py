@@ -26,6 +26,7 @@ INTERVALS = {
     "match_unmatched_calls": 2.0,
     "poll_callyzer": 2.0,
     "purge_old_deliveries": 1.5,
+    "dispatch_campaigns": 1.0,
 }
 OBSERVE_SECONDS = 6.0
 RUN = re.compile(r"scheduled job (\w+) ran \(task ([\w-]+)\)")

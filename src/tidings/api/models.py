@@ -17,6 +17,7 @@ __all__ = [
     "BackfillStateOut",
     "CampaignOut",
     "ConnectionOut",
+    "DispatchOut",
     "ErrorOut",
     "EventOut",
     "FailureOut",
@@ -215,11 +216,32 @@ class MessageDetail(MessageOut):
     events: list[EventOut]
 
 
+class DispatchOut(BaseModel):
+    """Where a campaign that tidings sends stands."""
+
+    state: str = Field(description="draft, scheduled, running, paused, done or cancelled")
+    name: str | None
+    connection: str
+    text: str | None
+    template: dict[str, Any] | None
+    rate_per_minute: int | None
+    start_at: datetime | None
+    paused_reason: str | None
+    contacts: dict[str, int] = Field(
+        description="Contacts by status: pending, sending, sent, failed, unknown "
+        "(unknown: no answer came, never sent again blindly)."
+    )
+    finished_at: datetime | None
+
+
 class CampaignOut(BaseModel):
     key: str
     created_at: datetime
     counts: dict[str, int]
     rates: dict[str, float]
+    dispatch: DispatchOut | None = Field(
+        default=None, description="For a campaign tidings sends; null for one it tracks."
+    )
 
 
 class ReceiptOut(BaseModel):

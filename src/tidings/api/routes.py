@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from sqlalchemy import Row
 
+from tidings.api.campaigns import campaign_out
 from tidings.api.models import (
     BackfillRunOut,
     BackfillStateOut,
@@ -253,11 +254,8 @@ def list_campaigns(db: Db, limit: Limit = 100, cursor: Cursor = None) -> dict[st
 
 @router.get("/campaigns/{key}", response_model=CampaignOut)
 def get_campaign(key: str, db: Db) -> CampaignOut:
-    with db.read() as conn:
-        view = campaigns.get_campaign(conn, key)
-    if view is None:
-        raise ApiError(404, "not_found", f"no campaign with key {key!r}")
-    return _campaign_out(view)
+    """A campaign's counters and rates; for a campaign tidings sends, its dispatch too."""
+    return campaign_out(db, key)
 
 
 def _connection_names(db: Database) -> dict[int, str]:

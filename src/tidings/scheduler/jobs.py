@@ -16,8 +16,10 @@ from tidings.worker.wake import Wakeable
 
 __all__ = [
     "JOBS",
+    "OWN_THREAD",
     "Job",
     "JobContext",
+    "dispatch_campaigns",
     "match_unmatched_calls",
     "poll_callyzer",
     "purge_old_deliveries",
@@ -175,13 +177,35 @@ def purge_old_deliveries(ctx: JobContext) -> int:
     return total
 
 
+# When this process started: in embedded mode, a send recorded before it and never answered
+# was interrupted by the previous process's end.
+_STARTED_AT = datetime.now(UTC)
+
+
+def dispatch_campaigns(ctx: JobContext) -> int:
+    """One turn of campaign dispatch (docs/architecture.md, "Sending"): first close the sends
+    an earlier process left unanswered (outcome unknown, never resent), then send what is
+    due in the next second for every running campaign. Returns the messages sent."""
+    from tidings import campaign_dispatch  # only what dispatches loads the send clients
+
+    campaign_dispatch.recover_interrupted(ctx.db, ctx.settings, _STARTED_AT)
+    report = campaign_dispatch.dispatch_turn(ctx.db, ctx.settings)
+    return report.sent
+
+
 JOBS: tuple[Job, ...] = (
     Job("retry_due_receipts", 5.0, retry_due_receipts),
     Job("purge_old_receipts", 3600.0, purge_old_receipts),
     Job("match_unmatched_calls", 900.0, match_unmatched_calls),
     Job("poll_callyzer", 3600.0, poll_callyzer),
     Job("purge_old_deliveries", 3600.0, purge_old_deliveries),
+    # A turn sends what is due in its second and returns; the next starts right after.
+    Job("dispatch_campaigns", 0.2, dispatch_campaigns),
 )
+
+# Jobs the embedded scheduler runs on a thread of their own, so that a long job (an hour's
+# Callyzer poll) never holds up a campaign's pace.
+OWN_THREAD = frozenset({"dispatch_campaigns"})
 
 
 def scheduled_jobs(settings: Settings, jobs: tuple[Job, ...] = JOBS) -> tuple[Job, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from tidings.logging import get_logger
 from tidings.scheduler.jobs import JOBS, Job, JobContext, scheduled_jobs
@@ -19,14 +20,21 @@ class SchedulerThread:
     may override it); a failing job is logged and tried again at its next turn, never stopping
     the others."""
 
-    def __init__(self, ctx: JobContext, jobs: tuple[Job, ...] = JOBS) -> None:
+    def __init__(
+        self,
+        ctx: JobContext,
+        jobs: tuple[Job, ...] = JOBS,
+        only: Callable[[str], bool] = lambda name: True,
+        name: str = "tidings-scheduler",
+    ) -> None:
         self._ctx = ctx
-        self._jobs = scheduled_jobs(ctx.settings, jobs)
+        self._jobs = tuple(job for job in scheduled_jobs(ctx.settings, jobs) if only(job.name))
+        self._name = name
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="tidings-scheduler", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -36,7 +44,7 @@ class SchedulerThread:
 
     def _run(self) -> None:
         due = {job.name: time.monotonic() for job in self._jobs}
-        while not self._stop.is_set():
+        while due and not self._stop.is_set():
             now = time.monotonic()
             for job in self._jobs:
                 if due[job.name] <= now:

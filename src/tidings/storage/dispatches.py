@@ -35,6 +35,9 @@ __all__ = [
     "list_contacts",
     "pause",
     "running",
+    "start_scheduled",
+    "starting",
+    "state_of",
 ]
 
 # How far behind its clock a campaign may be and still catch up at full speed; beyond it
@@ -225,18 +228,39 @@ def pause(conn: Connection, campaign_id: int, reason: str, now: datetime) -> Non
     )
 
 
-def running(conn: Connection, now: datetime) -> list[DispatchView]:
-    """Campaigns to dispatch now; a scheduled one whose start time has come starts."""
+def starting(conn: Connection, now: datetime) -> list[int]:
+    """Scheduled campaigns whose start time has come (read: most turns find none and must
+    not take the write lock for nothing)."""
+    query = select(campaign_dispatches.c.campaign_id).where(
+        campaign_dispatches.c.state == DispatchState.SCHEDULED.value,
+        campaign_dispatches.c.start_at <= now,
+    )
+    return list(conn.execute(query).scalars())
+
+
+def start_scheduled(conn: Connection, campaign_ids: Sequence[int], now: datetime) -> None:
     conn.execute(
         update(campaign_dispatches)
         .where(
+            campaign_dispatches.c.campaign_id.in_(campaign_ids),
             campaign_dispatches.c.state == DispatchState.SCHEDULED.value,
-            campaign_dispatches.c.start_at <= now,
         )
         .values(state=DispatchState.RUNNING.value, updated_at=now)
     )
+
+
+def running(conn: Connection) -> list[DispatchView]:
+    """Campaigns to dispatch now."""
     query = _query().where(campaign_dispatches.c.state == DispatchState.RUNNING.value)
     return [_view(conn, row) for row in conn.execute(query.order_by(campaigns.c.id))]
+
+
+def state_of(conn: Connection, campaign_id: int) -> DispatchState | None:
+    query = select(campaign_dispatches.c.state).where(
+        campaign_dispatches.c.campaign_id == campaign_id
+    )
+    found = conn.execute(query).scalar()
+    return DispatchState(found) if found is not None else None
 
 
 @dataclass(frozen=True)
@@ -257,25 +281,20 @@ def claim(
     conn: Connection,
     campaign_id: int,
     interval: timedelta,
-    horizon: datetime,
     now: datetime,
     registration: Registration,
-) -> Claim | None:
-    """Claim the next waiting contact of a running campaign whose slot starts before
-    `horizon`, record its send and move the campaign's clock by `interval`; None when there
-    is none (no contact waits, or the next slot is later). `registration` is what every
-    message of the campaign is registered with (campaign, channel); the contact's recipient
-    and reference are added here."""
+) -> tuple[Claim | None, datetime | None]:
+    """Claim the next waiting contact of a running campaign if its slot has come, record its
+    send and move the campaign's clock by `interval`: (the claim, when the slot after it
+    starts). Without a claim, the second value says when the next slot starts, or None when
+    no contact waits (or the campaign is not running). `registration` is what every message
+    of the campaign is registered with (campaign, channel); each contact adds its own
+    recipient and reference."""
     row = conn.execute(
         select(campaign_dispatches).where(campaign_dispatches.c.campaign_id == campaign_id)
     ).first()
     if row is None or row.state != DispatchState.RUNNING.value:
-        return None
-    slot = row.next_slot_at
-    if slot is None or slot < now - CATCH_UP:
-        slot = now
-    if slot > horizon:
-        return None
+        return None, None
     contact = conn.execute(
         select(campaign_contacts)
         .where(
@@ -286,7 +305,12 @@ def claim(
         .limit(1)
     ).first()
     if contact is None:
-        return None
+        return None, None
+    slot = row.next_slot_at
+    if slot is None or slot < now - CATCH_UP:
+        slot = now
+    if slot > now:
+        return None, slot
     attempt = contact.attempts + 1
     moved = conn.execute(
         update(campaign_contacts)
@@ -294,7 +318,7 @@ def claim(
         .values(status="sending", attempts=attempt, claimed_at=now, updated_at=now)
     )
     if moved.rowcount != 1:  # another runner took it first
-        return None
+        return None, now
     key = f"campaign:{campaign_id}:contact:{contact.id}:{attempt}"
     reg = Registration(
         provider_message_id="",
@@ -305,12 +329,13 @@ def claim(
         channel=registration.channel,
     )
     send_id = insert_queued(conn, row.connection_id, key, reg, now, contact_id=contact.id)
+    following = slot + interval
     conn.execute(
         update(campaign_dispatches)
         .where(campaign_dispatches.c.campaign_id == campaign_id)
-        .values(next_slot_at=slot + interval)
+        .values(next_slot_at=following)
     )
-    return Claim(
+    found = Claim(
         contact_id=contact.id,
         contact_ref=contact.contact_ref,
         recipient=contact.recipient,
@@ -320,6 +345,7 @@ def claim(
         idempotency_key=key,
         slot=slot,
     )
+    return found, following
 
 
 def delay(conn: Connection, campaign_id: int, until: datetime) -> None:

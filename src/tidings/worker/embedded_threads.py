@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from tidings.config import Settings
 from tidings.outbound.thread import OutboundThread
-from tidings.scheduler.jobs import JobContext
+from tidings.scheduler.jobs import OWN_THREAD, JobContext
 from tidings.scheduler.thread import SchedulerThread
 from tidings.storage.db import Database
 from tidings.worker.thread import WorkerThread
@@ -22,7 +22,11 @@ class WorkerAndSchedulerThreads:
     def __init__(self, db: Database, settings: Settings, wake: WakeEvent | None = None) -> None:
         self._outbound = OutboundThread(db, settings)
         self._worker = WorkerThread(db, settings, wake, outbound=self._outbound)
-        self._scheduler = SchedulerThread(JobContext(db, settings, self._worker))
+        ctx = JobContext(db, settings, self._worker)
+        self._scheduler = SchedulerThread(ctx, only=lambda name: name not in OWN_THREAD)
+        self._dispatcher = SchedulerThread(
+            ctx, only=lambda name: name in OWN_THREAD, name="tidings-dispatch"
+        )
 
     def wake(self) -> None:
         self._worker.wake()
@@ -31,8 +35,10 @@ class WorkerAndSchedulerThreads:
         self._outbound.start()
         self._worker.start()
         self._scheduler.start()
+        self._dispatcher.start()
 
     def stop(self) -> None:
+        self._dispatcher.stop()
         self._scheduler.stop()
         self._worker.stop()
         self._outbound.stop()

@@ -1,0 +1,278 @@
+"""Dispatching the campaigns tidings sends, one turn at a time (the `dispatch_campaigns` job,
+run every second by the embedded scheduler or by Celery beat on a worker).
+
+A turn sends, for every running campaign, the contacts whose slots fall within the turn,
+each claimed and recorded right before its provider is called (so a crash leaves at most the
+contact being sent with an unknown outcome, never one sent twice; decision 0012). A campaign
+keeps its pace across turns and runners through the clock in the store; it slows to half
+while its connection's health is under the threshold and pauses after consecutive errors or
+when its connection cannot send, saying why.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from tidings.config import Settings
+from tidings.domain.message_changes import Registration
+from tidings.domain.sending import (
+    DispatchState,
+    SendOutcome,
+    SendStatus,
+    render,
+    slot_interval,
+)
+from tidings.logging import get_logger, mask_text
+from tidings.providers.registry import get_provider
+from tidings.providers.send import Sender, SendError, SendFailure, SendRequest
+from tidings.sending import call, outcome_of, sender_for
+from tidings.storage import connections, dispatches, sends
+from tidings.storage.connections import StoredConnection
+from tidings.storage.db import Database
+from tidings.storage.dispatches import Claim, DispatchView
+
+__all__ = ["Health", "TurnReport", "dispatch_turn", "recover_interrupted"]
+
+log = get_logger("dispatch")
+
+# How long a campaign waits after its provider was unreachable or asked to slow down
+# without saying for how long.
+_BACK_OFF = timedelta(seconds=30)
+
+# What a connection's health says to dispatch: its score is under the threshold (slow down),
+# and how many errors in a row it has had (pause at the limit).
+Health = Callable[[Database, int, datetime], tuple[bool, int]]
+
+
+def _always_healthy(db: Database, connection_id: int, now: datetime) -> tuple[bool, int]:
+    return True, 0
+
+
+@dataclass
+class TurnReport:
+    sent: int = 0
+    failed: int = 0
+    unknown: int = 0
+    deferred: int = 0
+    paused: int = 0
+    done: int = 0
+
+
+def recover_interrupted(db: Database, settings: Settings, started_at: datetime | None) -> int:
+    """Sends recorded but never answered, because the process sending them stopped: their
+    outcome is unknown (the message may have gone out), so they are closed as such, never
+    retried. In embedded mode nothing else sends, so every send older than this process is
+    one; elsewhere, those older than `send_stale_seconds`."""
+    now = datetime.now(UTC)
+    before = now - timedelta(seconds=settings.send_stale_seconds)
+    if settings.embedded and started_at is not None:
+        before = max(before, started_at)
+    closed = 0
+    while True:
+        with db.read() as conn:
+            stale = sends.stale(conn, before)
+            if not stale:
+                break
+            by_id = {c.id: c for c in connections.list_connections(conn)}
+        for record in stale:
+            outcome = SendOutcome(
+                SendStatus.UNKNOWN,
+                error_kind="interrupted",
+                error_message="tidings stopped before the provider's answer was recorded; "
+                "the message may have gone out, so it is not sent again",
+            )
+            sends.finish(db, by_id[record.connection_id], record.id, outcome, now)
+            closed += 1
+        if len(stale) < 100:
+            break
+    if closed:
+        log.warning("%d interrupted sends closed with an unknown outcome", closed)
+    return closed
+
+
+def dispatch_turn(
+    db: Database,
+    settings: Settings,
+    *,
+    budget: float = 1.0,
+    health: Health = _always_healthy,
+    sleep: Callable[[float], None] = time.sleep,
+) -> TurnReport:
+    """Send what is due in the next `budget` seconds for every running campaign."""
+    report = TurnReport()
+    with db.read() as conn:
+        starting = dispatches.starting(conn, datetime.now(UTC))
+    if starting:
+        with db.write() as conn:
+            dispatches.start_scheduled(conn, starting, datetime.now(UTC))
+    with db.read() as conn:
+        running = dispatches.running(conn)
+    if not running:
+        return report
+    deadline = time.monotonic() + budget
+    with httpx.Client(follow_redirects=False) as http:
+        lanes = [_Lane.open(db, settings, view, http, health, report) for view in running]
+        active = [lane for lane in lanes if lane is not None]
+        while active and time.monotonic() < deadline:
+            lane = min(active, key=lambda one: one.next_at)
+            wait = (lane.next_at - datetime.now(UTC)).total_seconds()
+            if wait > deadline - time.monotonic():
+                break
+            if wait > 0:
+                sleep(wait)
+            if not lane.step(report):
+                active.remove(lane)
+    for view in running:
+        with db.write() as conn:
+            if dispatches.finish_if_done(conn, view.campaign_id, datetime.now(UTC)):
+                report.done += 1
+                log.info("campaign %s: every contact has an outcome", view.key)
+    return report
+
+
+@dataclass
+class _Lane:
+    """One running campaign within a turn: its sender, its pace, when its next slot starts."""
+
+    db: Database
+    view: DispatchView
+    connection: StoredConnection
+    sender: Sender
+    registration: Registration
+    interval: timedelta
+    health: Health
+    pause_after: int
+    next_at: datetime
+
+    @classmethod
+    def open(
+        cls,
+        db: Database,
+        settings: Settings,
+        view: DispatchView,
+        http: httpx.Client,
+        health: Health,
+        report: TurnReport,
+    ) -> _Lane | None:
+        now = datetime.now(UTC)
+        try:
+            with db.read() as conn:
+                connection = connections.get_connection(conn, view.connection)
+            sender = sender_for(settings, db, connection, http)
+        except Exception as error:  # removed connection, missing option: a person must act
+            _pause(db, view, f"connection {view.connection!r} cannot send: {error}", report)
+            return None
+        healthy, errors = health(db, view.connection_id, now)
+        if errors >= settings.pause_after_errors:
+            _pause(db, view, _errors_reason(view, errors), report)
+            return None
+        registration = Registration(
+            provider_message_id="",
+            campaign=view.key,
+            channel=get_provider(connection.provider).channel,
+        )
+        interval = slot_interval(view.rate_per_minute, healthy)
+        if not healthy:
+            log.info(
+                "campaign %s: connection %s is unhealthy, half rate", view.key, view.connection
+            )
+        start = view.next_slot_at or now
+        pause_after = settings.pause_after_errors
+        return cls(db, view, connection, sender, registration, interval, health, pause_after, start)
+
+    def step(self, report: TurnReport) -> bool:
+        """Send the next contact if its slot has come; False when this campaign has nothing
+        more to do in this turn (no contact waits, it was paused, it must wait)."""
+        now = datetime.now(UTC)
+        with self.db.write() as conn:
+            claimed, following = dispatches.claim(
+                conn, self.view.campaign_id, self.interval, now, self.registration
+            )
+        if claimed is None:
+            if following is None:
+                return False
+            self.next_at = following
+            return True
+        self._send(claimed, report)
+        self.next_at = following or now
+        return self._keep_going(report)
+
+    def _send(self, claimed: Claim, report: TurnReport) -> None:
+        view = self.view
+        variables = dict(claimed.variables)
+        template = view.template
+        try:
+            request = SendRequest(
+                recipient=claimed.recipient,
+                text=render(view.text, variables) if view.text is not None else None,
+                template=str(template["name"]) if template else None,
+                language=template.get("language") if template else None,
+                variables=[v for k, v in variables.items() if k != "name"] if template else (),
+                campaign=view.key,
+                contact_ref=claimed.contact_ref,
+                idempotency_key=claimed.idempotency_key,
+            )
+            answer, http_status = call(self.sender, request)
+        except SendError as error:  # the request itself is wrong: nothing went out
+            answer, http_status = error, None
+        outcome = outcome_of(answer, http_status, defer=True)
+        now = datetime.now(UTC)
+        sends.finish(self.db, self.connection, claimed.send_id, outcome, now)
+        if isinstance(answer, SendError):
+            log.warning(
+                "campaign %s: send to %s %s: %s",
+                view.key,
+                mask_text(claimed.recipient),
+                outcome.status.value,
+                answer,
+            )
+            self._after_error(answer, outcome, now, report)
+        else:
+            report.sent += 1
+
+    def _after_error(
+        self, error: SendError, outcome: SendOutcome, now: datetime, report: TurnReport
+    ) -> None:
+        if outcome.status is SendStatus.UNKNOWN:
+            report.unknown += 1
+            return
+        if outcome.status is SendStatus.FAILED:
+            report.failed += 1
+            return
+        report.deferred += 1
+        if error.kind is SendFailure.AUTH:
+            _pause(self.db, self.view, f"the provider refused the credentials: {error}", report)
+            return
+        wait = timedelta(seconds=error.retry_after) if error.retry_after else _BACK_OFF
+        with self.db.write() as conn:
+            dispatches.delay(conn, self.view.campaign_id, now + wait)
+        self.next_at = now + wait
+
+    def _keep_going(self, report: TurnReport) -> bool:
+        """Pause at the limit of consecutive errors; stop when a person paused or cancelled."""
+        _healthy, errors = self.health(self.db, self.view.connection_id, datetime.now(UTC))
+        if errors >= self.pause_after:
+            _pause(self.db, self.view, _errors_reason(self.view, errors), report)
+            return False
+        with self.db.read() as conn:
+            state = dispatches.state_of(conn, self.view.campaign_id)
+        return state is DispatchState.RUNNING
+
+
+def _errors_reason(view: DispatchView, errors: int) -> str:
+    return (
+        f"paused after {errors} consecutive errors on connection {view.connection!r}; "
+        "see GET /v1/messages?campaign=" + view.key + "&status=failed"
+    )
+
+
+def _pause(db: Database, view: DispatchView, reason: str, report: TurnReport) -> None:
+    with db.write() as conn:
+        dispatches.pause(conn, view.campaign_id, reason, datetime.now(UTC))
+    report.paused += 1
+    log.warning("campaign %s paused: %s", view.key, reason)

@@ -1,0 +1,181 @@
+"""Campaign dispatch end to end: a running app (its embedded scheduler runs the dispatch
+job) sends a campaign's contacts through a fake provider at the configured rate, each once,
+and the provider's webhooks that follow keep the campaign's counters exact."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import RunningApp, wait_for
+from tests.e2e.payloads import evolution_update
+from tests.fakes.provider_apis import FakeEvolution
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeEvolution]:
+    with FakeEvolution() as made:
+        assert isinstance(made, FakeEvolution)
+        yield made
+
+
+@pytest.fixture
+def app(running_app: RunningApp, fake: FakeEvolution) -> RunningApp:
+    running_app.add_connection("evolution", "evo", api_url=fake.url, api_key=fake.api_key)
+    return running_app
+
+
+def contacts(n: int) -> list[dict[str, str]]:
+    return [
+        {"contact_ref": f"c{i}", "recipient": f"+5531{98_000_0000 + i}", "name": f"Ana {i}",
+         "var1": f"code-{i}"}
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def create(app: RunningApp, key: str, n: int, **extra: Any) -> Any:
+    body = {"key": key, "connection": "evo", "text": "Hi {{name}}, your code is {{var1}}",
+            "contacts": contacts(n), **extra}  # fmt: skip
+    made = app.api("POST", "/v1/campaigns", json=body)
+    assert made.status_code == 201, made.text
+    return made.json()
+
+
+def dispatch(app: RunningApp, key: str) -> dict[str, Any]:
+    found: dict[str, Any] = app.api("GET", f"/v1/campaigns/{key}").json()["dispatch"]
+    return found
+
+
+def test_a_campaign_at_an_unlimited_rate_sends_every_contact_once(
+    app: RunningApp, fake: FakeEvolution
+) -> None:
+    made = create(app, "spring", 200)
+    assert made["dispatch"]["state"] == "draft"
+    assert made["dispatch"]["contacts"]["pending"] == 200
+    started = app.api("POST", "/v1/campaigns/spring/start")
+    assert started.status_code == 200 and started.json()["dispatch"]["state"] == "running"
+    wait_for(lambda: dispatch(app, "spring")["state"] == "done", 60)
+
+    numbers = [r.json()["number"] for r in fake.requests]
+    assert len(numbers) == 200 and len(set(numbers)) == 200
+    texts = {r.json()["number"]: r.json()["text"] for r in fake.requests}
+    assert texts["5531980000007"] == "Hi Ana 7, your code is code-7"
+    state = dispatch(app, "spring")
+    assert state["contacts"] == {"pending": 0, "sending": 0, "sent": 200, "failed": 0,
+                                 "unknown": 0}  # fmt: skip
+    campaign = app.api("GET", "/v1/campaigns/spring").json()
+    assert (campaign["counts"]["total"], campaign["counts"]["sent"]) == (200, 200)
+
+    # The provider's webhooks come back: the campaign's counters follow, exactly.
+    listed = app.api("GET", "/v1/messages", params={"campaign": "spring", "limit": 1000})
+    ids = [m["provider_message_id"] for m in listed.json()["items"]]
+    assert len(ids) == 200
+    for pmid in ids[:150]:
+        assert (
+            app.hook("evolution", "evo", evolution_update(pmid, "DELIVERY_ACK")).status_code == 202
+        )
+    for pmid in ids[:50]:
+        app.hook("evolution", "evo", evolution_update(pmid, "READ"))
+    app.wait_idle()
+    counts = app.api("GET", "/v1/campaigns/spring").json()["counts"]
+    assert (counts["sent"], counts["delivered"], counts["read"]) == (200, 150, 50)
+    app.assert_no_drift()
+
+
+@pytest.mark.slow
+def test_a_rate_of_600_a_minute_is_kept_within_five_percent(
+    app: RunningApp, fake: FakeEvolution
+) -> None:
+    create(app, "paced", 200, rate_per_minute=600)
+    app.api("POST", "/v1/campaigns/paced/start")
+    wait_for(lambda: dispatch(app, "paced")["state"] == "done", 60)
+    times = sorted(r.at for r in fake.requests)
+    assert len(times) == 200
+    achieved = (len(times) - 1) / (times[-1] - times[0]) * 60
+    assert abs(achieved / 600 - 1) <= 0.05, achieved
+
+
+def test_pause_resume_and_cancel(app: RunningApp, fake: FakeEvolution) -> None:
+    create(app, "slow", 30, rate_per_minute=120)  # one every half second
+    assert app.api("POST", "/v1/campaigns/slow/start").status_code == 200
+    wait_for(lambda: len(fake.requests) >= 2, 10)
+    paused = app.api("POST", "/v1/campaigns/slow/pause").json()["dispatch"]
+    assert paused["state"] == "paused"
+    time.sleep(1.5)  # a turn in flight may finish its contact
+    count = len(fake.requests)
+    time.sleep(1.5)
+    assert len(fake.requests) == count, "a paused campaign sent"
+    again = app.api("POST", "/v1/campaigns/slow/pause")
+    assert again.status_code == 422 and "paused" in again.json()["error"]["message"]
+    assert app.api("POST", "/v1/campaigns/slow/resume").json()["dispatch"]["state"] == "running"
+    wait_for(lambda: len(fake.requests) > count, 10)
+    cancelled = app.api("POST", "/v1/campaigns/slow/cancel").json()["dispatch"]
+    assert cancelled["state"] == "cancelled"
+    time.sleep(1.5)
+    final = len(fake.requests)
+    time.sleep(1.5)
+    assert len(fake.requests) == final < 30
+    assert app.api("POST", "/v1/campaigns/slow/resume").status_code == 422
+
+
+def test_contacts_from_csv_report_each_bad_row_and_refuse_duplicates(app: RunningApp) -> None:
+    made = app.api("POST", "/v1/campaigns", json={"key": "csv", "connection": "evo",
+                                                   "text": "Hi {{name}}"})  # fmt: skip
+    assert made.status_code == 201
+    csv = (
+        "contact_ref,recipient,name,var1\n"
+        "a1,+5531980000001,Ana,x\n"
+        "a2,not a number,Bea,y\n"
+        "a1,+5531980000003,Caio,z\n"
+        "a4,+5531980000004,,w\n"
+        "a5,+5531980000005,Duda,v,extra\n"
+    )
+    answer = app.api("POST", "/v1/campaigns/csv/contacts", content=csv,
+                     headers={"content-type": "text/csv"})  # fmt: skip
+    assert answer.status_code == 207
+    report = answer.json()
+    assert (report["added"], report["errors"]) == (1, 4)
+    by_row = {r["row"]: r for r in report["results"]}
+    assert by_row[1]["status"] == "added"
+    assert "recipient" in by_row[2]["error"]
+    assert "already in this campaign" in by_row[3]["error"]
+    assert "{{name}}" in by_row[4]["error"]
+    assert "more values" in by_row[5]["error"]
+    again = app.api("POST", "/v1/campaigns/csv/contacts", content="a1,+5531980000001\n",
+                    headers={"content-type": "text/csv"})  # fmt: skip
+    assert again.status_code == 422 and "contact_ref" in again.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ({"key": "k", "connection": "evo"}, 422, "text or a template"),
+        ({"key": "k", "connection": "nope", "text": "x"}, 404, "nope"),
+        ({"key": "k", "connection": "evo", "text": "x", "rate_per_minute": 0}, 422,
+         "rate_per_minute"),
+        ({"key": "k", "connection": "evo", "text": "x", "start_at": "2026-12-01T10:00:00"}, 422,
+         "start_at"),
+    ],
+)  # fmt: skip
+def test_a_campaign_that_cannot_be_sent_is_refused_clearly(
+    app: RunningApp, body: dict[str, Any], status: int, words: str
+) -> None:
+    answer = app.api("POST", "/v1/campaigns", json=body)
+    assert answer.status_code == status, answer.text
+    assert words in answer.json()["error"]["message"]
+
+
+def test_a_key_already_tracked_and_a_start_without_contacts_are_refused(app: RunningApp) -> None:
+    app.api("POST", "/v1/messages", json={"connection": "evo", "provider_message_id": "m1",
+                                          "campaign": "tracked"})  # fmt: skip
+    taken = app.api("POST", "/v1/campaigns", json={"key": "tracked", "connection": "evo",
+                                                    "text": "x"})  # fmt: skip
+    assert taken.status_code == 409
+    app.api("POST", "/v1/campaigns", json={"key": "empty", "connection": "evo", "text": "x"})
+    empty = app.api("POST", "/v1/campaigns/empty/start")
+    assert empty.status_code == 422 and "no contacts" in empty.json()["error"]["message"]
+    assert app.api("POST", "/v1/campaigns/none/start").status_code == 404
+    assert app.api("GET", "/v1/campaigns/tracked").json()["dispatch"] is None
