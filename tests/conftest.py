@@ -22,6 +22,7 @@ import httpx
 import psycopg
 import pytest
 import uvicorn
+from click.testing import CliRunner
 
 from tidings.app import create_app
 from tidings.config import Settings
@@ -148,6 +149,26 @@ def settings(db_url: str) -> Settings:
         worker_idle_seconds=0.2,
         max_body_bytes=64 * 1024,
     )
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, db_url: str) -> CliRunner:
+    """The `tidings` command on the test's store, none of this machine's TIDINGS_* settings
+    leaking in."""
+    monkeypatch.setenv("TIDINGS_DATABASE_URL", db_url)
+    for name in ("TIDINGS_BROKER_URL", "TIDINGS_PUBLIC_URL", "TIDINGS_HOST", "TIDINGS_PORT",
+                 "TIDINGS_DEFAULT_REGION"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    return CliRunner()
+
+
+@pytest.fixture
+def migrated(cli: CliRunner) -> CliRunner:
+    """The runner, on a store `tidings migrate` created (other commands create none)."""
+    from tidings.cli import main
+
+    assert cli.invoke(main, ["migrate"]).exit_code == 0
+    return cli
 
 
 @pytest.fixture

@@ -19,23 +19,8 @@ from tidings.storage.schema import campaign_counters, receipts
 from tidings.unit_of_work import Registration, apply_events, register
 
 
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, db_url: str) -> CliRunner:
-    monkeypatch.setenv("TIDINGS_DATABASE_URL", db_url)
-    monkeypatch.delenv("TIDINGS_BROKER_URL", raising=False)
-    monkeypatch.delenv("TIDINGS_PUBLIC_URL", raising=False)
-    return CliRunner()
-
-
 def run(runner: CliRunner, *args: str) -> Result:
     return runner.invoke(main, list(args), catch_exceptions=False)
-
-
-@pytest.fixture
-def migrated(cli: CliRunner) -> CliRunner:
-    """The runner, on a store `tidings migrate` created (other commands create none)."""
-    assert run(cli, "migrate").exit_code == 0
-    return cli
 
 
 def test_help_lists_the_commands(cli: CliRunner) -> None:

@@ -15,21 +15,6 @@ from tidings.storage.migrate import head_revision, upgrade
 from tidings.storage.schema import connections as connections_table
 
 
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, db_url: str) -> CliRunner:
-    monkeypatch.setenv("TIDINGS_DATABASE_URL", db_url)
-    for name in ("TIDINGS_BROKER_URL", "TIDINGS_PUBLIC_URL", "TIDINGS_HOST", "TIDINGS_PORT"):
-        monkeypatch.delenv(name, raising=False)
-    runner = CliRunner()
-    return runner
-
-
-@pytest.fixture
-def migrated(cli: CliRunner) -> CliRunner:
-    assert cli.invoke(main, ["migrate"]).exit_code == 0
-    return cli
-
-
 def ok(runner: CliRunner, *args: str) -> str:
     result = runner.invoke(main, list(args))
     assert result.exit_code == 0, result.output

@@ -103,7 +103,10 @@ def create(
 def read_csv(text: str) -> list[dict[str, str]]:
     """The rows of a contacts CSV as objects by header. Invalid when the header lacks
     `contact_ref` or `recipient` (naming what it has)."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    text = text.lstrip("\ufeff")
+    first = text.split("\n", 1)[0]
+    delimiter = ";" if first.count(";") > first.count(",") else ","  # a spreadsheet's export
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     header = [name.strip() for name in reader.fieldnames or []]
     missing = [name for name in ("contact_ref", "recipient") if name not in header]
     if missing:
@@ -113,12 +116,15 @@ def read_csv(text: str) -> list[dict[str, str]]:
         )
     reader.fieldnames = header
     rows: list[dict[str, str]] = []
-    for row in reader:
-        extra = row.pop(None, None)  # values beyond the header
-        item = {k: v for k, v in row.items() if k}
-        if extra:
-            item["__extra__"] = ",".join(str(v) for v in extra)
-        rows.append(item)
+    try:
+        for row in reader:
+            extra = row.pop(None, None)  # values beyond the header
+            item = {k: v for k, v in row.items() if k}
+            if extra:
+                item["__extra__"] = ",".join(str(v) for v in extra)
+            rows.append(item)
+    except csv.Error as error:
+        raise Invalid(f"line {reader.line_num} of the CSV: {error}") from None
     return rows
 
 

@@ -45,13 +45,6 @@ def app(running_app: RunningApp) -> RunningApp:
     return running_app
 
 
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, db_url: str) -> CliRunner:
-    monkeypatch.setenv("TIDINGS_DATABASE_URL", db_url)
-    monkeypatch.delenv("TIDINGS_DEFAULT_REGION", raising=False)
-    return CliRunner()
-
-
 def post(app: RunningApp, body: Any) -> int:
     response = app.hook("callyzer", "cz", json.dumps(body))
     assert response.status_code == 202, response.text

@@ -9,6 +9,7 @@ import click
 
 from tidings import __version__
 from tidings.cli.backfill import backfill
+from tidings.cli.campaigns import campaign
 from tidings.cli.common import TidingsGroup, settings
 from tidings.cli.connections import connection
 from tidings.cli.doctor import doctor
@@ -52,3 +53,4 @@ main.add_command(backfill)
 main.add_command(import_)
 main.add_command(subscription)
 main.add_command(deliveries_group)
+main.add_command(campaign)
