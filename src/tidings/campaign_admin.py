@@ -23,7 +23,7 @@ from tidings.domain.sending import (
     contact_from_mapping,
     placeholders,
 )
-from tidings.providers.senders import SENDERS
+from tidings.providers.senders import SENDERS, SENDS_TEMPLATES
 from tidings.storage import connections, dispatches
 from tidings.storage.db import Database
 from tidings.storage.dispatches import DispatchView
@@ -87,6 +87,8 @@ def create(
         found = connections.get_connection(conn, connection)
         if found.provider not in SENDERS:
             raise Invalid(f"tidings cannot send through {found.provider!r} connections")
+        if template is not None and found.provider not in SENDS_TEMPLATES:
+            raise Invalid(f"{found.provider} sends text only: give text instead of a template")
         return dispatches.create(
             conn,
             key=key,

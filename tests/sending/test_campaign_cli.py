@@ -60,7 +60,11 @@ def test_mistakes_end_in_one_line(migrated: CliRunner, tmp_path: Path) -> None:
     assert "no campaign with key 'ghost'" in refused(cli, "campaign", "status", "ghost")
     template = tmp_path / "template.json"
     template.write_text(json.dumps({"name": "order_update", "language": "en"}))
-    ok(cli, "campaign", "create", "t", "--connection", "evo", "--template", str(template))
+    assert "evolution sends text only" in refused(
+        cli, "campaign", "create", "t", "--connection", "evo", "--template", str(template)
+    )
+    ok(cli, "connection", "add", "callbell", "cb", "--secret", "s")
+    ok(cli, "campaign", "create", "t", "--connection", "cb", "--template", str(template))
     assert "no contacts yet" in refused(cli, "campaign", "start", "t")
     bad = tmp_path / "bad.csv"
     bad.write_text("phone,name\n+5531980000001,Ana\n")

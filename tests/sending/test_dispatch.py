@@ -179,3 +179,21 @@ def test_a_key_already_tracked_and_a_start_without_contacts_are_refused(app: Run
     assert empty.status_code == 422 and "no contacts" in empty.json()["error"]["message"]
     assert app.api("POST", "/v1/campaigns/none/start").status_code == 404
     assert app.api("GET", "/v1/campaigns/tracked").json()["dispatch"] is None
+
+
+def test_a_rate_limited_provider_delays_the_campaign_and_fails_no_contact(
+    app: RunningApp, fake: FakeEvolution
+) -> None:
+    # Four 429s in a row: the client's own retries (Retry-After 1 s) give up after three,
+    # so the campaign waits and sends the contact later.
+    for _ in range(4):
+        fake.rate_limit("1")
+    create(app, "limited", 3)
+    app.api("POST", "/v1/campaigns/limited/start")
+    wait_for(lambda: dispatch(app, "limited")["state"] == "done", 30)
+    state = dispatch(app, "limited")
+    assert state["contacts"]["sent"] == 3 and state["contacts"]["failed"] == 0
+    numbers = [r.json()["number"] for r in fake.requests]
+    assert len(numbers) == 7 and len(set(numbers)) == 3  # 4 turned away, 3 taken
+    counts = app.api("GET", "/v1/campaigns/limited").json()["counts"]
+    assert (counts["total"], counts["sent"], counts["failed"]) == (3, 3, 0)

@@ -16,7 +16,7 @@ from tidings.providers.meta.api import MetaSender
 from tidings.providers.send import Sender, SenderConfig, SenderFactory, SendError, SendFailure
 from tidings.providers.twilio.api import TwilioSender
 
-__all__ = ["SENDERS", "make_sender"]
+__all__ = ["SENDERS", "SENDS_TEMPLATES", "make_sender"]
 
 SENDERS: dict[str, SenderFactory] = {
     "evolution": EvolutionSender,
@@ -25,6 +25,10 @@ SENDERS: dict[str, SenderFactory] = {
     "infobip": InfobipSender,
     "twilio": TwilioSender,
 }
+
+# Providers whose client sends a template (Meta's name, Twilio's ContentSid, Callbell's
+# template_uuid); Evolution and Infobip send text only.
+SENDS_TEMPLATES = frozenset({"meta", "twilio", "callbell"})
 
 
 def make_sender(provider: str, config: SenderConfig, http: httpx.Client) -> Sender:
