@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -115,8 +116,12 @@ def dispatch_turn(
     if not running:
         return report
     deadline = time.monotonic() + budget
-    with httpx.Client(follow_redirects=False) as http:
-        lanes = [_Lane.open(db, settings, view, http, health, report) for view in running]
+    limits = httpx.Limits(max_connections=settings.dispatch_concurrency * 2)
+    with (
+        httpx.Client(follow_redirects=False, limits=limits) as http,
+        ThreadPoolExecutor(settings.dispatch_concurrency, "tidings-send") as pool,
+    ):
+        lanes = [_Lane.open(db, settings, v, http, pool, health, report) for v in running]
         active = [lane for lane in lanes if lane is not None]
         while active and time.monotonic() < deadline:
             lane = min(active, key=lambda one: one.next_at)
@@ -147,6 +152,8 @@ class _Lane:
     interval: timedelta
     health: Health
     pause_after: int
+    concurrency: int
+    pool: ThreadPoolExecutor
     next_at: datetime
 
     @classmethod
@@ -156,6 +163,7 @@ class _Lane:
         settings: Settings,
         view: DispatchView,
         http: httpx.Client,
+        pool: ThreadPoolExecutor,
         health: Health,
         report: TurnReport,
     ) -> _Lane | None:
@@ -182,27 +190,60 @@ class _Lane:
                 "campaign %s: connection %s is unhealthy, half rate", view.key, view.connection
             )
         start = view.next_slot_at or now
-        pause_after = settings.pause_after_errors
-        return cls(db, view, connection, sender, registration, interval, health, pause_after, start)
+        return cls(
+            db,
+            view,
+            connection,
+            sender,
+            registration,
+            interval,
+            health,
+            settings.pause_after_errors,
+            settings.dispatch_concurrency,
+            pool,
+            start,
+        )
 
     def step(self, report: TurnReport) -> bool:
-        """Send the next contact if its slot has come; False when this campaign has nothing
-        more to do in this turn (no contact waits, it was paused, it must wait)."""
+        """Send the contacts whose slots have come; False when this campaign has nothing more
+        to do in this turn (no contact waits, it was paused, it must wait). A campaign with a
+        rate sends one contact at a time; one without sends `dispatch_concurrency` at once."""
         now = datetime.now(UTC)
+        limit = 1 if self.interval else self.concurrency
         with self.db.write() as conn:
             claimed, following = dispatches.claim(
-                conn, self.view.campaign_id, self.interval, now, self.registration
+                conn, self.view.campaign_id, self.interval, now, self.registration, limit
             )
-        if claimed is None:
+        if not claimed:
             if following is None:
                 return False
             self.next_at = following
             return True
-        self._send(claimed, report)
         self.next_at = following or now
+        if len(claimed) == 1:
+            answers = [self._call(claimed[0])]
+        else:
+            answers = list(self.pool.map(self._call, claimed))
+        outcomes = [outcome_of(answer, status, defer=True) for answer, status in answers]
+        now = datetime.now(UTC)
+        finished = [(c.send_id, o) for c, o in zip(claimed, outcomes, strict=True)]
+        sends.finish_many(self.db, self.connection, finished, now)
+        for contact, (answer, _status), outcome in zip(claimed, answers, outcomes, strict=True):
+            if isinstance(answer, SendError):
+                log.warning(
+                    "campaign %s: send to %s %s: %s",
+                    self.view.key,
+                    mask_text(contact.recipient),
+                    outcome.status.value,
+                    answer,
+                )
+                self._after_error(answer, outcome, now, report)
+            else:
+                report.sent += 1
         return self._keep_going(report)
 
-    def _send(self, claimed: Claim, report: TurnReport) -> None:
+    def _call(self, claimed: Claim) -> tuple[SendError | str, int | None]:
+        """One contact's request and the provider's answer (a thread of the pool may run it)."""
         view = self.view
         variables = dict(claimed.variables)
         template = view.template
@@ -217,23 +258,9 @@ class _Lane:
                 contact_ref=claimed.contact_ref,
                 idempotency_key=claimed.idempotency_key,
             )
-            answer, http_status = call(self.sender, request)
         except SendError as error:  # the request itself is wrong: nothing went out
-            answer, http_status = error, None
-        outcome = outcome_of(answer, http_status, defer=True)
-        now = datetime.now(UTC)
-        sends.finish(self.db, self.connection, claimed.send_id, outcome, now)
-        if isinstance(answer, SendError):
-            log.warning(
-                "campaign %s: send to %s %s: %s",
-                view.key,
-                mask_text(claimed.recipient),
-                outcome.status.value,
-                answer,
-            )
-            self._after_error(answer, outcome, now, report)
-        else:
-            report.sent += 1
+            return error, None
+        return call(self.sender, request)
 
     def _after_error(
         self, error: SendError, outcome: SendOutcome, now: datetime, report: TurnReport

@@ -21,7 +21,7 @@ from tidings.domain.errors import Conflict, NotFound
 from tidings.domain.message_changes import Registration
 from tidings.domain.sending import Action, Contact, DispatchState, act
 from tidings.storage.schema import campaign_contacts, campaign_dispatches, campaigns, connections
-from tidings.storage.sends import insert_queued
+from tidings.storage.sends import insert_queued_many
 
 __all__ = [
     "Claim",
@@ -283,69 +283,84 @@ def claim(
     interval: timedelta,
     now: datetime,
     registration: Registration,
-) -> tuple[Claim | None, datetime | None]:
-    """Claim the next waiting contact of a running campaign if its slot has come, record its
-    send and move the campaign's clock by `interval`: (the claim, when the slot after it
-    starts). Without a claim, the second value says when the next slot starts, or None when
-    no contact waits (or the campaign is not running). `registration` is what every message
-    of the campaign is registered with (campaign, channel); each contact adds its own
-    recipient and reference."""
+    limit: int = 1,
+) -> tuple[list[Claim], datetime | None]:
+    """Claim the next waiting contacts of a running campaign whose slots have come (at most
+    `limit`), record their sends and move the campaign's clock past them: (the claims, when
+    the next slot starts). Without a claim, the second value says when the next slot starts,
+    or None when no contact waits (or the campaign is not running). `registration` is what
+    every message of the campaign is registered with (campaign, channel); each contact adds
+    its own recipient and reference."""
     row = conn.execute(
         select(campaign_dispatches).where(campaign_dispatches.c.campaign_id == campaign_id)
     ).first()
     if row is None or row.state != DispatchState.RUNNING.value:
-        return None, None
-    contact = conn.execute(
+        return [], None
+    slot = row.next_slot_at
+    if slot is None or slot < now - CATCH_UP:
+        slot = now
+    if slot > now:
+        return [], slot
+    due = limit if not interval else min(limit, int((now - slot) / interval) + 1)
+    waiting = (
         select(campaign_contacts)
         .where(
             campaign_contacts.c.campaign_id == campaign_id,
             campaign_contacts.c.status == "pending",
         )
         .order_by(campaign_contacts.c.id)
-        .limit(1)
-    ).first()
-    if contact is None:
-        return None, None
-    slot = row.next_slot_at
-    if slot is None or slot < now - CATCH_UP:
-        slot = now
-    if slot > now:
-        return None, slot
-    attempt = contact.attempts + 1
-    moved = conn.execute(
+        .limit(due)
+    )
+    if conn.dialect.name == "postgresql":  # another worker's claim skips these rows
+        waiting = waiting.with_for_update(skip_locked=True)
+    contacts = conn.execute(waiting).all()
+    if not contacts:
+        return [], None
+    conn.execute(
         update(campaign_contacts)
-        .where(campaign_contacts.c.id == contact.id, campaign_contacts.c.status == "pending")
-        .values(status="sending", attempts=attempt, claimed_at=now, updated_at=now)
+        .where(campaign_contacts.c.id.in_([c.id for c in contacts]))
+        .values(
+            status="sending",
+            attempts=campaign_contacts.c.attempts + 1,
+            claimed_at=now,
+            updated_at=now,
+        )
     )
-    if moved.rowcount != 1:  # another runner took it first
-        return None, now
-    key = f"campaign:{campaign_id}:contact:{contact.id}:{attempt}"
-    reg = Registration(
-        provider_message_id="",
-        campaign=registration.campaign,
-        recipient=contact.recipient,
-        contact_ref=contact.contact_ref,
-        metadata=registration.metadata,
-        channel=registration.channel,
+    keys = [f"campaign:{campaign_id}:contact:{c.id}:{c.attempts + 1}" for c in contacts]
+    regs = [
+        Registration(
+            provider_message_id="",
+            campaign=registration.campaign,
+            recipient=contact.recipient,
+            contact_ref=contact.contact_ref,
+            metadata=registration.metadata,
+            channel=registration.channel,
+        )
+        for contact in contacts
+    ]
+    send_ids = insert_queued_many(
+        conn, row.connection_id, list(zip(keys, regs, [c.id for c in contacts], strict=True)), now
     )
-    send_id = insert_queued(conn, row.connection_id, key, reg, now, contact_id=contact.id)
-    following = slot + interval
+    claimed = [
+        Claim(
+            contact_id=contact.id,
+            contact_ref=contact.contact_ref,
+            recipient=contact.recipient,
+            name=contact.name,
+            variables=contact.variables or {},
+            send_id=send_id,
+            idempotency_key=key,
+            slot=slot + interval * index,
+        )
+        for index, (contact, send_id, key) in enumerate(zip(contacts, send_ids, keys, strict=True))
+    ]
+    following = slot + interval * max(1, len(claimed))
     conn.execute(
         update(campaign_dispatches)
         .where(campaign_dispatches.c.campaign_id == campaign_id)
         .values(next_slot_at=following)
     )
-    found = Claim(
-        contact_id=contact.id,
-        contact_ref=contact.contact_ref,
-        recipient=contact.recipient,
-        name=contact.name,
-        variables=contact.variables or {},
-        send_id=send_id,
-        idempotency_key=key,
-        slot=slot,
-    )
-    return found, following
+    return claimed, following
 
 
 def delay(conn: Connection, campaign_id: int, until: datetime) -> None:

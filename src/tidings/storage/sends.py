@@ -9,12 +9,12 @@ send, and its campaign contact if it has one, in the same unit of work.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tidings.domain.errors import Conflict, Invalid
@@ -37,7 +37,9 @@ __all__ = [
     "begin",
     "by_message",
     "finish",
+    "finish_many",
     "insert_queued",
+    "insert_queued_many",
     "stale",
 ]
 
@@ -119,6 +121,29 @@ def insert_queued(
     return int(found)
 
 
+def insert_queued_many(
+    conn: Connection,
+    connection_id: int,
+    items: Sequence[tuple[str, Registration, int | None]],
+    now: datetime,
+) -> list[int]:
+    """`insert_queued` for many sends (key, registration, contact id) in one statement; their
+    ids, in order."""
+    rows = [
+        {
+            "connection_id": connection_id,
+            "idempotency_key": key,
+            "contact_id": contact_id,
+            "registration": _registration_json(registration),
+            "status": SendStatus.QUEUED.value,
+            "created_at": now,
+        }
+        for key, registration, contact_id in items
+    ]
+    statement = insert(sends).returning(sends.c.id, sort_by_parameter_order=True)
+    return [int(row.id) for row in conn.execute(statement, rows)]
+
+
 def _find(conn: Connection, connection_id: int, key: str) -> Row[Any] | None:
     query = select(sends).where(
         sends.c.connection_id == connection_id, sends.c.idempotency_key == key
@@ -156,46 +181,93 @@ def finish(
     unit of work: (the send as now stored, a note when the message refused what the send
     said, e.g. it already belongs to another campaign). A send already closed (by the
     recovery of stale sends) is returned as it is."""
-
-    def plan(reader: Reader, writes: Writes) -> str | None:
-        rows = reader.rows(select(sends).where(sends.c.id == send_id), lock="wait")
-        row = rows[0]
-        if row.status != SendStatus.QUEUED.value:
-            return None
-        if outcome.status is SendStatus.DEFERRED:
-            _defer(writes, row, outcome, now)
-            return None
-        items, pmid = _items(connection, row, outcome, now)
-        applied = messages.apply_items(reader, writes, items, now, strict=False)
-        registered = applied.plan.registered[0]
-        note = str(registered) if isinstance(registered, Conflict | Invalid) else None
-        message_id = applied.ids.get((connection.id, pmid))
-        values = {
-            "status": outcome.status.value,
-            "message_id": message_id,
-            "provider_message_id": pmid,
-            "http_status": outcome.http_status,
-            "error_kind": outcome.error_kind,
-            "error_code": outcome.error_code,
-            "error_message": outcome.error_message or note,
-            "finished_at": now,
-        }
-        writes.execute(update(sends).where(sends.c.id == send_id).values(values), [{}])
-        if row.contact_id is not None:
-            contact = {
-                "status": outcome.status.value,
-                "message_id": message_id,
-                "error": outcome.error_message,
-                "updated_at": now,
-            }
-            statement = update(campaign_contacts).where(campaign_contacts.c.id == row.contact_id)
-            writes.execute(statement.values(contact), [{}])
-        return note
-
-    note = db.apply(plan)
+    notes = finish_many(db, connection, [(send_id, outcome)], now)
     with db.read() as conn:
         row = conn.execute(select(sends).where(sends.c.id == send_id)).one()
-    return _record(row), note
+    return _record(row), notes.get(send_id)
+
+
+_CLOSE_SEND = (
+    update(sends)
+    .where(sends.c.id == bindparam("send_id"))
+    .values({name: bindparam(f"new_{name}") for name in (
+        "status", "message_id", "provider_message_id", "http_status", "error_kind",
+        "error_code", "error_message", "finished_at",
+    )})
+)  # fmt: skip
+_CLOSE_CONTACT = (
+    update(campaign_contacts)
+    .where(campaign_contacts.c.id == bindparam("contact_id"))
+    .values({name: bindparam(f"new_{name}") for name in (
+        "status", "message_id", "error", "updated_at",
+    )})
+)  # fmt: skip
+
+
+def finish_many(
+    db: Database,
+    connection: Source,
+    outcomes: Sequence[tuple[int, SendOutcome]],
+    now: datetime,
+) -> dict[int, str]:
+    """`finish` for many sends of one connection in one unit of work (a campaign's batch);
+    the notes by send id."""
+    wanted = dict(outcomes)
+
+    def plan(reader: Reader, writes: Writes) -> dict[int, str]:
+        query = select(sends).where(sends.c.id.in_(sorted(wanted))).order_by(sends.c.id)
+        rows = [r for r in reader.rows(query, lock="wait") if r.status == "queued"]
+        items: list[MessageItem] = []
+        named: list[tuple[Row[Any], str]] = []
+        closing: list[Row[Any]] = []
+        for row in rows:
+            outcome = wanted[row.id]
+            if outcome.status is SendStatus.DEFERRED:
+                _defer(writes, row, outcome, now)
+                continue
+            found, pmid = _items(connection, row, outcome, now)
+            items.extend(found)
+            named.append((row, pmid))
+            closing.append(row)
+        if not items:
+            return {}
+        applied = messages.apply_items(reader, writes, items, now, strict=False)
+        notes: dict[int, str] = {}
+        send_rows: list[dict[str, Any]] = []
+        contact_rows: list[dict[str, Any]] = []
+        for (row, pmid), registered in zip(named, applied.plan.registered, strict=True):
+            outcome = wanted[row.id]
+            if isinstance(registered, Conflict | Invalid):
+                notes[row.id] = str(registered)
+            message_id = applied.ids.get((connection.id, pmid))
+            send_rows.append(
+                {
+                    "send_id": row.id,
+                    "new_status": outcome.status.value,
+                    "new_message_id": message_id,
+                    "new_provider_message_id": pmid,
+                    "new_http_status": outcome.http_status,
+                    "new_error_kind": outcome.error_kind,
+                    "new_error_code": outcome.error_code,
+                    "new_error_message": outcome.error_message or notes.get(row.id),
+                    "new_finished_at": now,
+                }
+            )
+            if row.contact_id is not None:
+                contact_rows.append(
+                    {
+                        "contact_id": row.contact_id,
+                        "new_status": outcome.status.value,
+                        "new_message_id": message_id,
+                        "new_error": outcome.error_message,
+                        "new_updated_at": now,
+                    }
+                )
+        writes.execute(_CLOSE_SEND, send_rows)
+        writes.execute(_CLOSE_CONTACT, contact_rows)
+        return notes
+
+    return db.apply(plan)
 
 
 def _defer(writes: Writes, row: Row[Any], outcome: SendOutcome, now: datetime) -> None:
