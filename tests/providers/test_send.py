@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from tests.fakes.sending import config
+from tests.fakes.sending import SETUPS, config, sender_for
 from tidings.providers import send, senders
 from tidings.providers.options import check_connection
 from tidings.providers.registry import PROVIDERS
@@ -129,4 +129,21 @@ def test_the_public_names() -> None:
         "RetryPolicy", "SendError", "SendFailure", "SendRequest", "SendResult", "Sender",
         "SenderConfig", "SenderFactory", "callback_fields",
     }
-    assert set(senders.__all__) == {"SENDERS", "make_sender"}
+    assert set(senders.__all__) == {"SENDERS", "SENDS_TEMPLATES", "make_sender"}
+
+
+@pytest.mark.parametrize("provider", sorted(senders.SENDERS))
+def test_sends_templates_says_which_clients_take_a_template(provider: str) -> None:
+    """Campaigns refuse a template up front on the providers this set leaves out, so it must
+    match what each client does with one: send it, or refuse it before any request."""
+    setup = SETUPS[provider]
+    request = SendRequest(recipient=setup.request.recipient, template="welcome",
+                          language="en", variables=["Ana"])  # fmt: skip
+    with setup.fake() as fake, httpx.Client() as http:
+        sender = sender_for(setup, fake, http)
+        if provider in senders.SENDS_TEMPLATES:
+            assert sender.send(request).provider_message_id
+        else:
+            with pytest.raises(SendError) as caught:
+                sender.send(request)
+            assert "text" in str(caught.value) and fake.requests == []
