@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import update
 
-from tests.test_cli import cli, run  # noqa: F401  (the fixture)
+from tests.test_cli import run
 from tidings.cli import main
 from tidings.storage import connections
 from tidings.storage.db import Database
@@ -31,7 +31,7 @@ def _store(db_url: str) -> Database:
 
 
 def test_doctor_on_a_big_store_reports_the_last_recount_instead_of_running_one(
-    cli: CliRunner,  # noqa: F811
+    cli: CliRunner,
     db_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -56,7 +56,7 @@ def test_doctor_on_a_big_store_reports_the_last_recount_instead_of_running_one(
     db.dispose()
 
 
-def test_doctor_reports_disk_use(cli: CliRunner) -> None:  # noqa: F811
+def test_doctor_reports_disk_use(cli: CliRunner) -> None:
     run(cli, "migrate")
     healthy = cli.invoke(main, ["doctor"])
     assert "[ok] disk: store " in healthy.output
@@ -64,7 +64,7 @@ def test_doctor_reports_disk_use(cli: CliRunner) -> None:  # noqa: F811
 
 
 @pytest.mark.sqlite_only  # a store from before incremental auto-vacuum is a SQLite file
-def test_vacuum_makes_an_old_store_return_freed_space(cli: CliRunner, db_url: str) -> None:  # noqa: F811
+def test_vacuum_makes_an_old_store_return_freed_space(cli: CliRunner, db_url: str) -> None:
     path = db_url.removeprefix("sqlite:///")
     old = sqlite3.connect(path)
     old.execute("PRAGMA auto_vacuum=NONE")
@@ -80,7 +80,7 @@ def test_vacuum_makes_an_old_store_return_freed_space(cli: CliRunner, db_url: st
     assert sqlite3.connect(path).execute("PRAGMA auto_vacuum").fetchone() == (2,)
 
 
-def test_vacuum_reports_the_size_before_and_after(cli: CliRunner, db_url: str) -> None:  # noqa: F811
+def test_vacuum_reports_the_size_before_and_after(cli: CliRunner, db_url: str) -> None:
     run(cli, "migrate")
     _store(db_url).dispose()
     vacuumed = run(cli, "vacuum")

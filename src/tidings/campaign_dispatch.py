@@ -175,10 +175,7 @@ class _Lane:
         except Exception as error:  # removed connection, missing option: a person must act
             _pause(db, view, f"connection {view.connection!r} cannot send: {error}", report)
             return None
-        healthy, errors = health(db, view.connection_id, now)
-        if errors >= settings.pause_after_errors:
-            _pause(db, view, _errors_reason(view, errors), report)
-            return None
+        healthy, _errors = health(db, view.connection_id, now)
         registration = Registration(
             provider_message_id="",
             campaign=view.key,
@@ -240,7 +237,8 @@ class _Lane:
                 self._after_error(answer, outcome, now, report)
             else:
                 report.sent += 1
-        return self._keep_going(report)
+        refused = any(o.status is SendStatus.FAILED for o in outcomes)
+        return self._keep_going(refused, report)
 
     def _call(self, claimed: Claim) -> tuple[SendError | str, int | None]:
         """One contact's request and the provider's answer (a thread of the pool may run it)."""
@@ -275,17 +273,23 @@ class _Lane:
         if error.kind is SendFailure.AUTH:
             _pause(self.db, self.view, f"the provider refused the credentials: {error}", report)
             return
+        if error.kind is SendFailure.CONFIG:
+            _pause(self.db, self.view, f"the connection cannot send: {error}", report)
+            return
         wait = timedelta(seconds=error.retry_after) if error.retry_after else _BACK_OFF
         with self.db.write() as conn:
             dispatches.delay(conn, self.view.campaign_id, now + wait)
         self.next_at = now + wait
 
-    def _keep_going(self, report: TurnReport) -> bool:
-        """Pause at the limit of consecutive errors; stop when a person paused or cancelled."""
-        _healthy, errors = self.health(self.db, self.view.connection_id, datetime.now(UTC))
-        if errors >= self.pause_after:
-            _pause(self.db, self.view, _errors_reason(self.view, errors), report)
-            return False
+    def _keep_going(self, refused: bool, report: TurnReport) -> bool:
+        """Pause when a refusal brings the connection's errors in a row to the limit (a person
+        who resumes gets the sends until the next refusal); stop when a person paused or
+        cancelled meanwhile."""
+        if refused:
+            _healthy, errors = self.health(self.db, self.view.connection_id, datetime.now(UTC))
+            if errors >= self.pause_after:
+                _pause(self.db, self.view, _errors_reason(self.view, errors), report)
+                return False
         with self.db.read() as conn:
             state = dispatches.state_of(conn, self.view.campaign_id)
         return state is DispatchState.RUNNING

@@ -35,11 +35,11 @@ __all__ = ["SendReport", "outcome_of", "send_message", "sender_for"]
 
 log = get_logger("sending")
 
-# Failures that say nothing about the message: the connection or the provider was the
-# trouble and nothing went out. A campaign tries the contact again later; a single send
-# records them as a refusal that is not permanent.
+# Failures that say nothing about the message: the connection (its credentials, its set-up)
+# or the provider was the trouble and nothing went out. A campaign tries the contact again
+# later; a single send records them as a refusal that is not permanent.
 _CONNECTION_TROUBLE = frozenset(
-    {SendFailure.RATE_LIMITED, SendFailure.UNAVAILABLE, SendFailure.AUTH}
+    {SendFailure.RATE_LIMITED, SendFailure.UNAVAILABLE, SendFailure.AUTH, SendFailure.CONFIG}
 )
 
 

@@ -197,3 +197,37 @@ def test_a_rate_limited_provider_delays_the_campaign_and_fails_no_contact(
     assert len(numbers) == 7 and len(set(numbers)) == 3  # 4 turned away, 3 taken
     counts = app.api("GET", "/v1/campaigns/limited").json()["counts"]
     assert (counts["total"], counts["sent"], counts["failed"]) == (3, 3, 0)
+
+
+def test_ten_refusals_in_a_row_pause_the_campaign_and_say_why(
+    app: RunningApp, fake: FakeEvolution
+) -> None:
+    for _ in range(10):
+        fake.refuse("not_on_whatsapp")
+    create(app, "refused", 15, rate_per_minute=1200)
+    app.api("POST", "/v1/campaigns/refused/start")
+    wait_for(lambda: dispatch(app, "refused")["state"] == "paused", 30)
+    state = dispatch(app, "refused")
+    assert "10 consecutive errors" in state["paused_reason"]
+    assert state["contacts"]["failed"] == 10 and state["contacts"]["pending"] == 5
+    failed = app.api("GET", "/v1/messages", params={"campaign": "refused", "status": "failed"})
+    items = failed.json()["items"]
+    assert len(items) == 10
+    assert all(m["send"]["http_status"] == 400 and m["failure"]["reason"] for m in items)
+    # A person looks and resumes: the rest goes out (a new refusal would pause it again).
+    app.api("POST", "/v1/campaigns/refused/resume")
+    wait_for(lambda: dispatch(app, "refused")["state"] == "done", 30)
+    assert dispatch(app, "refused")["contacts"]["sent"] == 5
+    assert len(fake.requests) == 15
+
+
+def test_credentials_the_provider_refuses_pause_the_campaign_and_fail_no_contact(
+    app: RunningApp, fake: FakeEvolution
+) -> None:
+    app.api("PATCH", "/v1/connections/evo", json={"options": {"api_key": "wrong"}})
+    create(app, "badkey", 3)
+    app.api("POST", "/v1/campaigns/badkey/start")
+    wait_for(lambda: dispatch(app, "badkey")["state"] == "paused", 30)
+    state = dispatch(app, "badkey")
+    assert "credentials" in state["paused_reason"]
+    assert state["contacts"]["pending"] == 3 and state["contacts"]["failed"] == 0
