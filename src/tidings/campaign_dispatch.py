@@ -104,7 +104,21 @@ def dispatch_turn(
     health: Health = _always_healthy,
     sleep: Callable[[float], None] = time.sleep,
 ) -> TurnReport:
-    """Send what is due in the next `budget` seconds for every running campaign."""
+    """Send what is due in the next `budget` seconds for every running campaign (nothing when
+    another process's turn is running)."""
+    with dispatches.one_turn_at_a_time(db) as mine:
+        if not mine:
+            return TurnReport()
+        return _turn(db, settings, budget, health, sleep)
+
+
+def _turn(
+    db: Database,
+    settings: Settings,
+    budget: float,
+    health: Health,
+    sleep: Callable[[float], None],
+) -> TurnReport:
     report = TurnReport()
     with db.read() as conn:
         starting = dispatches.starting(conn, datetime.now(UTC))

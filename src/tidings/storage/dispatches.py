@@ -10,16 +10,18 @@ transaction too, so every runner and a restart keep one pace.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, func, insert, select, text, update
 
 from tidings.domain.errors import Conflict, NotFound
 from tidings.domain.message_changes import Registration
 from tidings.domain.sending import Action, Contact, DispatchState, act
+from tidings.storage.db import Database
 from tidings.storage.schema import campaign_contacts, campaign_dispatches, campaigns, connections
 from tidings.storage.sends import insert_queued_many
 
@@ -33,6 +35,7 @@ __all__ = [
     "finish_if_done",
     "get",
     "list_contacts",
+    "one_turn_at_a_time",
     "pause",
     "running",
     "start_scheduled",
@@ -277,6 +280,31 @@ class Claim:
     slot: datetime
 
 
+# Any number that no other lock of tidings uses: "tdgs" in ASCII.
+_TURN_LOCK = 0x74646773
+
+
+@contextmanager
+def one_turn_at_a_time(db: Database) -> Iterator[bool]:
+    """Whether this process may run a dispatch turn now: on PostgreSQL a session advisory
+    lock that one turn holds across the cluster (Celery beat sends a turn several times a
+    second; the others return at once); SQLite is served by one process, always True."""
+    if db.is_sqlite:
+        yield True
+        return
+    with db.engine.connect() as conn:
+        taken = bool(
+            conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _TURN_LOCK}).scalar()
+        )
+        conn.commit()
+        try:
+            yield taken
+        finally:
+            if taken:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _TURN_LOCK})
+                conn.commit()
+
+
 def claim(
     conn: Connection,
     campaign_id: int,
@@ -291,9 +319,10 @@ def claim(
     or None when no contact waits (or the campaign is not running). `registration` is what
     every message of the campaign is registered with (campaign, channel); each contact adds
     its own recipient and reference."""
-    row = conn.execute(
-        select(campaign_dispatches).where(campaign_dispatches.c.campaign_id == campaign_id)
-    ).first()
+    query = select(campaign_dispatches).where(campaign_dispatches.c.campaign_id == campaign_id)
+    if conn.dialect.name == "postgresql":  # one claim at a time moves the campaign's clock
+        query = query.with_for_update()
+    row = conn.execute(query).first()
     if row is None or row.state != DispatchState.RUNNING.value:
         return [], None
     slot = row.next_slot_at
