@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, event
 
-from tidings.storage import connections, inbox, message_lists
+from tidings.storage import connections, inbox, message_lists, sends
 from tidings.storage.db import Database
 from tidings.storage.inbox import NewReceipt, ReceiptStatus
 from tidings.storage.message_lists import MessageFilter
 from tidings.storage.messages import blank_row
 from tidings.storage.recount import actual_counts
 from tidings.storage.schema import campaigns, messages
+from tidings.storage.schema import sends as sends_table
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 COUNT = 6000
@@ -163,3 +164,26 @@ def test_a_repair_sums_only_the_campaigns_it_names(store: Database) -> None:
     [plan] = plans(store, one)
     assert "ix_messages_campaign_state" in plan, plan
     assert "SCAN messages " not in f"{plan} " and "Seq Scan on messages" not in plan
+
+
+def test_the_sends_waiting_for_an_answer_are_found_without_reading_the_others(
+    db: Database,
+) -> None:
+    """Every dispatch turn looks for interrupted sends; the store holds one row per message
+    tidings ever sent, and almost none wait."""
+    with db.write() as conn:
+        main = connections.add_connection(conn, "evolution", "main", "s", {}, NOW)
+        rows = [
+            {"connection_id": main.id, "idempotency_key": f"k{i}", "registration": {},
+             "status": "queued" if i % 1000 == 0 else "sent", "created_at": NOW}
+            for i in range(COUNT)
+        ]  # fmt: skip
+        conn.execute(sends_table.insert(), rows)
+        conn.exec_driver_sql("ANALYZE")
+
+    def find(conn: Connection) -> None:
+        assert len(sends.stale(conn, NOW + timedelta(seconds=1))) == COUNT // 1000
+
+    [plan] = plans(db, find)
+    assert "ix_sends_waiting" in plan, plan
+    assert "SCAN sends" not in plan and "Seq Scan on sends" not in plan

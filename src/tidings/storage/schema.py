@@ -501,6 +501,14 @@ sends = Table(
     Column("finished_at", UTCDateTime),
     UniqueConstraint("connection_id", "idempotency_key"),
     Index("ix_sends_message_id", "message_id"),
+    # The few sends waiting for their answer, found every dispatch turn without reading the
+    # rest (every message tidings ever sent).
+    Index(
+        "ix_sends_waiting",
+        "created_at",
+        sqlite_where=text("status = 'queued'"),
+        postgresql_where=text("status = 'queued'"),
+    ),
 )
 
 # A campaign that tidings sends: what, through which connection, how fast, and where its

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from tidings.domain.errors import Conflict, Invalid
@@ -320,8 +320,9 @@ def stale(conn: Connection, before: datetime, limit: int = 100) -> list[SendReco
     between recording and recording the answer."""
     query = (
         select(sends)
-        .where(sends.c.status == SendStatus.QUEUED.value, sends.c.created_at < before)
-        .order_by(sends.c.id)
+        # Spelled as the partial index's condition (a bound value would not use it on SQLite).
+        .where(text("sends.status = 'queued'"), sends.c.created_at < before)
+        .order_by(sends.c.created_at)
         .limit(limit)
     )
     return [_record(row) for row in conn.execute(query)]

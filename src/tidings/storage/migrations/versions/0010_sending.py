@@ -21,6 +21,7 @@ branch_labels = None
 depends_on = None
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+_WAITING = sa.text("status = 'queued'")
 
 
 def _time(name: str, nullable: bool = True) -> sa.Column[object]:
@@ -53,6 +54,13 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_sends_message_id", "sends", ["message_id"])
+    op.create_index(
+        "ix_sends_waiting",
+        "sends",
+        ["created_at"],
+        sqlite_where=_WAITING,
+        postgresql_where=_WAITING,
+    )
     op.create_table(
         "campaign_dispatches",
         sa.Column("campaign_id", _ID, nullable=False),
