@@ -1,9 +1,13 @@
 """`make bench`: tidings embedded, the machine's durable limit, the hand-built Flask + Celery
 baseline, and tidings scaled out (2 web nodes + 2 Celery workers + beat on PostgreSQL), in one
-run.
+run; then outbound webhooks and campaign dispatch, each against its hand-written loop.
 
     .venv/bin/python bench/run.py [--requests 20000] [--concurrency 64] [--skip-scaleout]
         [--outbound-events 20000] [--skip-outbound | --only-outbound]
+        [--dispatch-contacts 5000] [--dispatch-baseline 500] [--dispatch-rate-contacts 300]
+        [--skip-dispatch | --only-dispatch]
+
+`--only-outbound` and `--only-dispatch` run just those sections (both: both).
 
 Why one run and ratios: the machine is shared and noisy, so absolute figures drift between runs;
 the ratio of two configurations measured minutes apart on the same machine does not drift as
@@ -44,6 +48,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from dispatch_bench import measure_dispatch, report_dispatch
 from loadgen import LoadResult, percentiles, run_load, run_load_blocking
 from outbound_bench import measure_outbound, report_outbound
 from sqlalchemy import func, select
@@ -1174,10 +1179,50 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--only-outbound", action="store_true", help="measure outbound webhooks alone"
     )
+    parser.add_argument(
+        "--dispatch-contacts",
+        type=int,
+        default=5000,
+        help="dispatch section: contacts of the campaign sent at no rate limit",
+    )
+    parser.add_argument(
+        "--dispatch-baseline",
+        type=int,
+        default=500,
+        help="dispatch section: messages the hand-written httpx + SQLite loop sends",
+    )
+    parser.add_argument(
+        "--dispatch-rate-contacts",
+        type=int,
+        default=300,
+        help="dispatch section: contacts of the campaign at 600/min (300: 30 s)",
+    )
+    parser.add_argument(
+        "--skip-dispatch", action="store_true", help="do not measure campaign dispatch"
+    )
+    parser.add_argument(
+        "--only-dispatch", action="store_true", help="measure campaign dispatch alone"
+    )
     args = parser.parse_args(argv)
     if args.requests < 1 or args.concurrency < 1:
         parser.error("--requests and --concurrency must be at least 1")
+    if args.dispatch_contacts < 2 or args.dispatch_baseline < 2 or args.dispatch_rate_contacts < 2:
+        parser.error(
+            "--dispatch-contacts, --dispatch-baseline and --dispatch-rate-contacts must be at "
+            "least 2 (a rate needs a first and a last arrival)"
+        )
+    for section in ("outbound", "dispatch"):
+        if getattr(args, f"skip_{section}") and getattr(args, f"only_{section}"):
+            parser.error(f"--skip-{section} and --only-{section} contradict each other")
     return args
+
+
+def sections(args: argparse.Namespace) -> tuple[bool, bool, bool]:
+    """Which sections run: (intake, outbound, dispatch). An --only-… flag runs just the
+    sections it names; otherwise every section that is not skipped."""
+    if args.only_outbound or args.only_dispatch:
+        return False, args.only_outbound, args.only_dispatch
+    return True, not args.skip_outbound, not args.skip_dispatch
 
 
 @contextlib.contextmanager
@@ -1208,23 +1253,27 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _as_ctrl_c)
+    intake, outbound, dispatch = sections(args)
     try:
         # fail before minutes of load when the baseline or the scale-out run cannot run
-        if not args.only_outbound:
+        if intake:
             redis_client()
-        if not args.skip_scaleout and not args.only_outbound:
+        if intake and not args.skip_scaleout:
             postgres_admin().close()
         with _workdir(args.keep) as work, Processes(work) as procs:
             void = False
-            if not args.only_outbound:
+            if intake:
                 tidings = measure_tidings(args, work, procs)
                 limit = measure_limit(args, work, procs)
                 baseline = measure_baseline(args, work, procs)
                 scaleout = None if args.skip_scaleout else measure_scaleout(args, procs)
                 void = report(args, command, tidings, limit, baseline, scaleout)
-            if not args.skip_outbound:
+            if outbound:
                 measured = measure_outbound(sys.modules[__name__], args, work, procs)
                 void = report_outbound(measured) or void
+            if dispatch:
+                dispatched = measure_dispatch(sys.modules[__name__], args, work, procs)
+                void = report_dispatch(dispatched) or void
     except BenchError as error:
         print(f"bench: {error}", file=sys.stderr)
         return error.exit_code
