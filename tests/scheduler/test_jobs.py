@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select, update
 
 from tidings.config import Settings
+from tidings.scheduler import jobs
 from tidings.scheduler.jobs import JobContext, purge_old_receipts, retry_due_receipts
 from tidings.storage import connections, inbox
 from tidings.storage.db import Database
 from tidings.storage.inbox import NewReceipt, ReceiptStatus
+from tidings.storage.migrate import upgrade
 from tidings.storage.schema import receipts
 
 
@@ -115,3 +118,20 @@ def test_space_a_purge_frees_is_returned_and_used_again(db: Database, settings: 
     fill()
     again, _ = db.disk_usage()
     assert again - full < (full - empty) // 4, (empty, full, purged, again)
+
+
+@pytest.mark.sqlite_only  # PostgreSQL syncs every commit
+def test_dispatch_claims_through_a_store_that_syncs_every_commit(settings: Settings) -> None:
+    """The embedded worker's store skips per-commit syncs (its work can be redone); a
+    contact's claim cannot: undone by a power cut after its send, it would be sent again."""
+    worker_db = Database(settings.database_url, durable_commits=False)
+    upgrade(worker_db)
+    try:
+        dispatching = jobs._durable(JobContext(worker_db, settings, _Worker()))
+        assert dispatching is not worker_db and dispatching.durable_commits
+        with dispatching.write() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        with worker_db.write() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    finally:
+        worker_db.dispose()

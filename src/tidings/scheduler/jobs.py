@@ -182,14 +182,30 @@ def purge_old_deliveries(ctx: JobContext) -> int:
 _STARTED_AT = datetime.now(UTC)
 
 
+_DURABLE: dict[str, Database] = {}
+
+
+def _durable(ctx: JobContext) -> Database:
+    """The job's store with every commit synced: a contact's claim must survive a power cut
+    before its provider is called, or it could be sent twice. The embedded worker's own
+    store skips those syncs (decision 0006), so dispatch gets one of its own."""
+    if ctx.db.durable_commits:
+        return ctx.db
+    url = ctx.settings.database_url
+    if url not in _DURABLE:
+        _DURABLE[url] = Database(url, ctx.settings.store_timeout_seconds, pool_size=2)
+    return _DURABLE[url]
+
+
 def dispatch_campaigns(ctx: JobContext) -> int:
     """One turn of campaign dispatch (docs/architecture.md, "Sending"): first close the sends
     an earlier process left unanswered (outcome unknown, never resent), then send what is
     due in the next second for every running campaign. Returns the messages sent."""
     from tidings import campaign_dispatch  # only what dispatches loads the send clients
 
-    campaign_dispatch.recover_interrupted(ctx.db, ctx.settings, _STARTED_AT)
-    report = campaign_dispatch.dispatch_turn(ctx.db, ctx.settings)
+    db = _durable(ctx)
+    campaign_dispatch.recover_interrupted(db, ctx.settings, _STARTED_AT)
+    report = campaign_dispatch.dispatch_turn(db, ctx.settings)
     return report.sent
 
 
