@@ -14,7 +14,13 @@ from pydantic import BaseModel, Field
 
 from tidings import connection_admin
 from tidings.api.models import ConnectionOut, ErrorOut, Page
-from tidings.api.routes import _ERRORS, _base, _connection_out, intake_url
+from tidings.api.routes import (
+    _ERRORS,
+    _base,
+    _connection_out,
+    _connections_health,
+    intake_url,
+)
 from tidings.api.support import ApiError, Db, require_token
 from tidings.domain.errors import Conflict, NotFound
 from tidings.providers.options import InvalidConnection
@@ -76,7 +82,9 @@ def add_connection(body: NewConnection, db: Db, request: Request) -> CreatedConn
     except Conflict as error:
         raise ApiError(409, "conflict", str(error)) from None
     c, base = added.connection, _base(request)
-    out = _connection_out(c, base).model_dump()
+    with db.read() as conn:
+        found_health = _connections_health(conn, request, [c]).get(c.id)
+    out = _connection_out(c, base, found_health=found_health).model_dump()
     out["intake_url"] = intake_url(base, c, with_secret=True)
     return CreatedConnection(**out, secret=c.secret if added.secret_generated else None)
 
@@ -94,7 +102,8 @@ def change_connection(name: str, body: ConnectionChange, db: Db, request: Reques
         raise _invalid(error) from None
     with db.read() as conn:
         last_run = backfill_runs.latest_runs(conn, [changed.id]).get(changed.id)
-    return _connection_out(changed, _base(request), last_run)
+        found_health = _connections_health(conn, request, [changed]).get(changed.id)
+    return _connection_out(changed, _base(request), last_run, found_health)
 
 
 @router.delete("/connections/{name}", status_code=204, response_class=Response)

@@ -16,6 +16,7 @@ __all__ = [
     "BackfillRunOut",
     "BackfillStateOut",
     "CampaignOut",
+    "ConnectionHealthOut",
     "ConnectionOut",
     "DispatchOut",
     "ErrorOut",
@@ -298,6 +299,26 @@ class BackfillStateOut(BaseModel):
     last_run: BackfillRunOut | None
 
 
+class ConnectionHealthOut(BaseModel):
+    """How a connection that sends is doing (README "Connection health")."""
+
+    delivered_today: int = Field(
+        description="Messages delivered today (read ones included), in TIDINGS_TIMEZONE."
+    )
+    read_today: int = Field(description="Messages read today.")
+    failed_today: int = Field(description="Messages that failed today and are still failed.")
+    consecutive_errors: int = Field(
+        description="Failures (send errors and failures after send) since the newest delivery."
+    )
+    score: float = Field(
+        description="Delivered ÷ (delivered + failed) over the last 200 outcomes; 1.0 while "
+        "there are fewer than 20."
+    )
+    outcomes: int = Field(description="How many outcomes the score counts (at most 200).")
+    healthy: bool = Field(description="Whether the score reaches TIDINGS_HEALTH_THRESHOLD.")
+    today_starts_at: datetime = Field(description="When the day the `*_today` figures count began.")
+
+
 class ConnectionOut(BaseModel):
     name: str
     provider: str
@@ -311,6 +332,10 @@ class ConnectionOut(BaseModel):
     session_updated_at: datetime | None
     backfill: BackfillStateOut | None = Field(
         default=None, description="Backfill state, for providers that have one (callyzer)."
+    )
+    health: ConnectionHealthOut | None = Field(
+        default=None,
+        description="Health of a connection that sends; null for callyzer, which logs calls.",
     )
 
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from sqlalchemy import Row
+from sqlalchemy import Connection, Row
 
 from tidings.api.campaigns import campaign_out
 from tidings.api.models import (
     BackfillRunOut,
     BackfillStateOut,
     CampaignOut,
+    ConnectionHealthOut,
     ConnectionOut,
     ErrorOut,
     EventOut,
@@ -31,6 +34,7 @@ from tidings.api.support import ApiError, Db, decode_cursor, require_token
 from tidings.backfill import PROVIDERS_WITH_BACKFILL
 from tidings.domain.errors import Conflict, Invalid, NotFound
 from tidings.domain.events import Status
+from tidings.domain.health import ConnectionHealth, has_health
 from tidings.domain.recipients import InvalidRecipient, normalise_recipient
 from tidings.intake_urls import intake_url
 from tidings.providers.registry import get_provider
@@ -38,6 +42,7 @@ from tidings.storage import (
     backfill_runs,
     campaigns,
     connections,
+    health,
     inbox,
     message_lists,
     rejections,
@@ -356,8 +361,22 @@ def _backfill_out(c: StoredConnection, last_run: Row[Any] | None) -> BackfillSta
     )
 
 
+def _connections_health(
+    conn: Connection, request: Request, found: Sequence[StoredConnection]
+) -> dict[int, ConnectionHealth]:
+    """The health of those of `found` that send (every provider but callyzer), as of now."""
+    settings = request.app.state.settings
+    ids = [c.id for c in found if has_health(get_provider(c.provider).channel)]
+    return health.connections_health(
+        conn, ids, datetime.now(UTC), settings.timezone, settings.health_threshold
+    )
+
+
 def _connection_out(
-    c: StoredConnection, base: str, last_run: Row[Any] | None = None
+    c: StoredConnection,
+    base: str,
+    last_run: Row[Any] | None = None,
+    found_health: ConnectionHealth | None = None,
 ) -> ConnectionOut:
     return ConnectionOut(
         name=c.name,
@@ -371,6 +390,7 @@ def _connection_out(
         session_qrcode=c.session_qrcode,
         session_updated_at=c.session_updated_at,
         backfill=_backfill_out(c, last_run),
+        health=ConnectionHealthOut(**asdict(found_health)) if found_health else None,
     )
 
 
@@ -384,7 +404,9 @@ def list_connections(db: Db, request: Request) -> dict[str, Any]:
     with db.read() as conn:
         found = connections.active_connections(conn)
         runs = backfill_runs.latest_runs(conn, [c.id for c in found])
-    items = [_connection_out(c, _base(request), runs.get(c.id)) for c in found]
+        healths = _connections_health(conn, request, found)
+    base = _base(request)
+    items = [_connection_out(c, base, runs.get(c.id), healths.get(c.id)) for c in found]
     return {"items": items, "next_cursor": None}
 
 
@@ -394,9 +416,10 @@ def get_connection(name: str, db: Db, request: Request) -> ConnectionOut:
         with db.read() as conn:
             found = connections.get_connection(conn, name)
             runs = backfill_runs.latest_runs(conn, [found.id])
+            healths = _connections_health(conn, request, [found])
     except NotFound as error:
         raise ApiError(404, "not_found", str(error)) from None
-    return _connection_out(found, _base(request), runs.get(found.id))
+    return _connection_out(found, _base(request), runs.get(found.id), healths.get(found.id))
 
 
 @router.get("/connections/{name}/backfill-runs", response_model=Page[BackfillRunOut])

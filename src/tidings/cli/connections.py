@@ -8,8 +8,9 @@ import click
 
 from tidings import connection_admin
 from tidings.cli.common import intake_base, now, settings, store
+from tidings.domain.health import ConnectionHealth, has_health
 from tidings.providers.registry import PROVIDERS, get_provider
-from tidings.storage import connections
+from tidings.storage import connections, health
 
 
 def _intake_url(*args: Any, **kwargs: Any) -> str:
@@ -61,13 +62,30 @@ def connection_add(provider: str, name: str, secret: str | None, options: tuple[
     click.echo(_intake_url(base, added.connection, with_secret=True))
 
 
+def _health(found: ConnectionHealth | None) -> str:
+    """One connection's health as `tidings connection list` shows it (none for callyzer)."""
+    if found is None:
+        return ""
+    state = "healthy" if found.healthy else "UNHEALTHY"
+    return (
+        f"\thealth: {state}, score {found.score:.2f} of {found.outcomes} outcomes, "
+        f"{found.consecutive_errors} consecutive errors; today: {found.delivered_today} "
+        f"delivered, {found.read_today} read, {found.failed_today} failed"
+    )
+
+
 @connection.command("list")
 def connection_list() -> None:
-    """List connections with their intake URL and auth scheme (never their secrets)."""
+    """List connections with their intake URL and auth scheme (never their secrets), and the
+    health of those that send: score, consecutive errors and today's counts."""
     config = settings()
     with store(config) as db:
         with db.read() as conn:
             found = connections.active_connections(conn)
+            ids = [c.id for c in found if has_health(get_provider(c.provider).channel)]
+            healths = health.connections_health(
+                conn, ids, now(), config.timezone, config.health_threshold
+            )
         base = intake_base(config, db)
     if not found:
         click.echo("no connections yet: tidings connection add PROVIDER NAME")
@@ -80,7 +98,8 @@ def connection_list() -> None:
         if c.credentials_rejected:
             at = c.credentials_rejected_at.isoformat() if c.credentials_rejected_at else "?"
             rejected = f"\tcredentials rejected since {at}: polling waits for a new api_key"
-        click.echo(f"{c.name}\t{c.provider}\t{url}\t{scheme}\tlast event: {last}{rejected}")
+        shown = _health(healths.get(c.id))
+        click.echo(f"{c.name}\t{c.provider}\t{url}\t{scheme}\tlast event: {last}{rejected}{shown}")
 
 
 @connection.command("update")
