@@ -69,7 +69,7 @@ def _health(found: ConnectionHealth | None) -> str:
     state = "healthy" if found.healthy else "UNHEALTHY"
     return (
         f"\thealth: {state}, score {found.score:.2f} of {found.outcomes} outcomes, "
-        f"{found.consecutive_errors} consecutive errors; today: {found.delivered_today} "
+        f"consecutive errors: {found.consecutive_errors}, today: {found.delivered_today} "
         f"delivered, {found.read_today} read, {found.failed_today} failed"
     )
 
