@@ -18,8 +18,8 @@ indexes that exist; the plans are pinned in tests/storage/test_health.py):
 
 Measured on a store of 1,000,000 messages (33,000 a day over 30 days), for a connection
 sending 20,000 a day: the outcomes in about 1 ms on SQLite and 2 ms on PostgreSQL (6 ms when
-none of its 10,000 newest messages has an outcome); today's counts in 40-60 ms (the 150,000
-messages it sent in the week and a bit looked at). The cost of today's counts grows with
+none of its 10,000 newest messages has an outcome); today's counts in 40-60 ms (its 150,000
+messages of the past week and today looked at). The cost of today's counts grows with
 TODAY_LOOKBACK and the connection's daily volume, not with the store.
 """
 
@@ -68,8 +68,9 @@ def connection_health(
     called `timezone` (TIDINGS_TIMEZONE), `threshold` the score under which it is unhealthy.
 
     Costs about 1 ms plus today's counts (see the module docstring). A caller that needs only
-    the score and the run of errors (campaign dispatch, before each batch) can read
-    `recent_outcomes` alone and give it to `domain.health.assess` with `DayCounts()`."""
+    the score and the run of errors, often (campaign dispatch before each send), can read
+    `recent_outcomes` alone and give it to `domain.health.assess` with `DayCounts()`, whose
+    zeros then mean "not counted"."""
     return connections_health(conn, [connection_id], now, timezone, threshold)[connection_id]
 
 
