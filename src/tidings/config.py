@@ -49,12 +49,6 @@ class Settings(BaseSettings):
     # already record every webhook, and the line costs the intake a quarter of its rate.
     access_log: bool = False
     timezone: str = "UTC"
-    # Connection health (README "Connection health"): a connection whose score (deliveries
-    # over its last 200 outcomes) is under this is unhealthy, and campaign dispatch halves its
-    # rate; after this many consecutive errors (failures with no delivery between) dispatch
-    # pauses the campaign.
-    health_threshold: float = Field(default=0.8, ge=0, le=1)
-    pause_after_errors: int = Field(default=10, ge=1, le=1_000_000)
     # Region (ISO 3166 two letters, e.g. BR) for recipients' phone numbers written without a
     # country code; without it such numbers are read as international ("5531..." = "+5531...").
     default_region: str | None = None

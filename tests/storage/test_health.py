@@ -108,6 +108,9 @@ def test_score_and_consecutive_errors_follow_the_newest_outcomes(db: Database) -
     found = _health(db, evo)
     assert (found.consecutive_errors, found.outcomes, found.score) == (5, 25, 0.8)
     assert found.healthy and not _health(db, evo, threshold=0.81).healthy
+    with db.read() as conn:  # what campaign dispatch reads: the same, without today
+        assert health.dispatch_health(conn, evo.id, 0.8) == (True, 5)
+        assert health.dispatch_health(conn, evo.id, 0.81) == (False, 5)
     # A late delivery of the newest failed message resets the run.
     _report(db, evo, EventKind.DELIVERED, ["bad4"], at + timedelta(minutes=5))
     assert _health(db, evo).consecutive_errors == 0
@@ -138,6 +141,8 @@ def test_a_run_of_errors_longer_than_the_window_is_counted_whole(db: Database) -
     found = _health(db, evo)
     assert (found.score, found.outcomes, found.healthy) == (0.0, health.WINDOW, False)
     assert found.consecutive_errors == health.WINDOW + 30
+    with db.read() as conn:
+        assert health.dispatch_health(conn, evo.id, 0.8) == (False, health.WINDOW + 30)
 
 
 def test_the_outcomes_are_looked_for_among_the_newest_messages_only(

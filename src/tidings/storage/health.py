@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, select
@@ -50,6 +50,7 @@ __all__ = [
     "connection_health",
     "connections_health",
     "day_counts",
+    "dispatch_health",
     "recent_outcomes",
 ]
 
@@ -59,6 +60,7 @@ TODAY_LOOKBACK = timedelta(days=7)
 _DELIVERED = [state for state, outcome in OUTCOME_STATES.items() if outcome is Outcome.DELIVERED]
 _FAILED = [state for state, outcome in OUTCOME_STATES.items() if outcome is Outcome.FAILED]
 _OUTCOMES = sorted(OUTCOME_STATES)
+_NO_DAY = datetime.min.replace(tzinfo=UTC)  # dispatch reads no counts of a day
 
 
 def connection_health(
@@ -67,11 +69,18 @@ def connection_health(
     """The health of one connection as of `now`; "today" is the day of `now` in the zone
     called `timezone` (TIDINGS_TIMEZONE), `threshold` the score under which it is unhealthy.
 
-    Costs about 1 ms plus today's counts (see the module docstring). A caller that needs only
-    the score and the run of errors, often (campaign dispatch before each send), can read
-    `recent_outcomes` alone and give it to `domain.health.assess` with `DayCounts()`, whose
-    zeros then mean "not counted"."""
+    Costs about 1 ms plus today's counts (see the module docstring); campaign dispatch, which
+    needs no counts, reads `dispatch_health`."""
     return connections_health(conn, [connection_id], now, timezone, threshold)[connection_id]
+
+
+def dispatch_health(conn: Connection, connection_id: int, threshold: float) -> tuple[bool, int]:
+    """What campaign dispatch obeys: whether the connection is healthy (its score reaches
+    `threshold`) and its consecutive errors; the same figures as `connection_health`, without
+    today's counts (about 1 ms)."""
+    recent = recent_outcomes(conn, connection_id)
+    found = assess(recent.outcomes, DayCounts(), _NO_DAY, threshold, recent.errors_before)
+    return found.healthy, found.consecutive_errors
 
 
 def connections_health(
