@@ -33,11 +33,18 @@ from tidings.providers.registry import get_provider
 from tidings.providers.send import Sender, SendError, SendFailure, SendRequest
 from tidings.sending import call, outcome_of, sender_for
 from tidings.storage import connections, dispatches, sends
+from tidings.storage import health as health_store
 from tidings.storage.connections import StoredConnection
 from tidings.storage.db import Database
 from tidings.storage.dispatches import Claim, DispatchView
 
-__all__ = ["Health", "TurnReport", "dispatch_turn", "recover_interrupted"]
+__all__ = [
+    "Health",
+    "TurnReport",
+    "connection_health",
+    "dispatch_turn",
+    "recover_interrupted",
+]
 
 log = get_logger("dispatch")
 
@@ -50,8 +57,15 @@ _BACK_OFF = timedelta(seconds=30)
 Health = Callable[[Database, int, datetime], tuple[bool, int]]
 
 
-def _always_healthy(db: Database, connection_id: int, now: datetime) -> tuple[bool, int]:
-    return True, 0
+def connection_health(settings: Settings) -> Health:
+    """What dispatch asks of a connection's health (docs/architecture.md, "Connection
+    health"): its score against TIDINGS_HEALTH_THRESHOLD, and its errors in a row."""
+
+    def check(db: Database, connection_id: int, now: datetime) -> tuple[bool, int]:
+        with db.read() as conn:
+            return health_store.dispatch_health(conn, connection_id, settings.health_threshold)
+
+    return check
 
 
 @dataclass
@@ -101,7 +115,7 @@ def dispatch_turn(
     settings: Settings,
     *,
     budget: float = 1.0,
-    health: Health = _always_healthy,
+    health: Health | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> TurnReport:
     """Send what is due in the next `budget` seconds for every running campaign (nothing when
@@ -109,7 +123,7 @@ def dispatch_turn(
     with dispatches.one_turn_at_a_time(db) as mine:
         if not mine:
             return TurnReport()
-        return _turn(db, settings, budget, health, sleep)
+        return _turn(db, settings, budget, health or connection_health(settings), sleep)
 
 
 def _turn(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,6 +14,9 @@ import pytest
 from tests.conftest import RunningApp, wait_for
 from tests.e2e.payloads import evolution_update
 from tests.fakes.provider_apis import FakeEvolution
+from tidings.domain.events import EventKind, Incoming, NormalizedEvent
+from tidings.storage import connections
+from tidings.unit_of_work import apply_events
 
 
 @pytest.fixture
@@ -231,3 +235,24 @@ def test_credentials_the_provider_refuses_pause_the_campaign_and_fail_no_contact
     state = dispatch(app, "badkey")
     assert "credentials" in state["paused_reason"]
     assert state["contacts"]["pending"] == 3 and state["contacts"]["failed"] == 0
+
+
+def test_an_unhealthy_connection_gets_half_the_rate(app: RunningApp, fake: FakeEvolution) -> None:
+    """20 failed outcomes: the score is 0, under the threshold (0.8), so 1,200/min becomes
+    600/min; nothing refused during the campaign, so it does not pause."""
+    now = datetime.now(UTC)
+    with app.db.read() as conn:
+        evo = connections.get_connection(conn, "evo")
+    failed = [
+        Incoming(evo, NormalizedEvent(f"old-{i}", EventKind.FAILED, failure_code="x"), None, now)
+        for i in range(20)
+    ]
+    apply_events(app.db, failed, now)
+    create(app, "halved", 30, rate_per_minute=1200)
+    app.api("POST", "/v1/campaigns/halved/start")
+    wait_for(lambda: dispatch(app, "halved")["state"] == "done", 30)
+    times = sorted(r.at for r in fake.requests)
+    achieved = (len(times) - 1) / (times[-1] - times[0]) * 60
+    assert 600 * 0.9 <= achieved <= 600 * 1.1, achieved
+    health = app.api("GET", "/v1/connections/evo").json()["health"]
+    assert health["score"] < 0.8
