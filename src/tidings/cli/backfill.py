@@ -3,13 +3,11 @@ a Callyzer connection's call log), by hand, with a progress bar."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 import click
 
-from tidings.cli.common import now, settings, store
+from tidings.cli.common import moment, now, settings, store
 from tidings.storage.backfill_runs import Outcome, RunCounts
 
 if TYPE_CHECKING:
@@ -35,7 +33,7 @@ def backfill(name: str, since: str | None) -> None:
     from tidings.backfill.callyzer_poll import poll
 
     config = settings()
-    start = _since(since, config.timezone)
+    start = moment(since, config.timezone, "--since")
     if start is not None and start > now():
         raise click.BadParameter(f"{since!r} is in the future", param_hint="--since")
     bar = _Bar()
@@ -45,20 +43,6 @@ def backfill(name: str, since: str | None) -> None:
         finally:
             bar.close()
     _report(result)
-
-
-def _since(value: str | None, zone: str) -> datetime | None:
-    """The moment `--since` names; a date alone is the start of that day, and a time without
-    an offset is in the deployment's time zone."""
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not a date (YYYY-MM-DD or ISO 8601)", param_hint="--since"
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(zone))
 
 
 class _Bar:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from tidings import campaign_admin
-from tidings.cli.common import now, settings, store
+from tidings.cli.common import moment, now, settings, store
 from tidings.domain.errors import Invalid, NotFound
 from tidings.domain.sending import Action
 from tidings.storage import campaigns, dispatches
@@ -48,20 +47,6 @@ def _template(file: Path) -> dict[str, Any]:
     return {"name": found["name"], "language": found.get("language")}
 
 
-def _start_at(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        found = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not a time like 2026-12-24T09:00:00+01:00", param_hint="--start-at"
-        ) from None
-    if found.tzinfo is None:
-        raise click.BadParameter("give the time with its UTC offset", param_hint="--start-at")
-    return found.astimezone(UTC)
-
-
 @click.group()
 def campaign() -> None:
     """Campaigns that tidings sends through a connection, at a rate."""
@@ -78,7 +63,10 @@ def campaign() -> None:
     "contact's var1, var2… are its variables.",
 )
 @click.option("--rate", help="At most this many per minute, e.g. 600/min [default: no limit].")
-@click.option("--start-at", help="When to start once started (ISO time with its offset).")
+@click.option(
+    "--start-at",
+    help="When to start once started: an ISO time, in TIDINGS_TIMEZONE unless it has an offset.",
+)
 @click.option("--name", help="A name people read.")
 @click.option(
     "--contacts",
@@ -108,7 +96,7 @@ def campaign_create(
             text=text,
             template=_template(template) if template is not None else None,
             rate_per_minute=_rate(rate),
-            start_at=_start_at(start_at),
+            start_at=moment(start_at, config.timezone, "--start-at"),
             name=name,
             now=now(),
         )

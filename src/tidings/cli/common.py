@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -16,7 +17,7 @@ from tidings.intake_urls import intake_base, listen_url
 from tidings.storage.db import Database
 from tidings.storage.readiness import open_ready
 
-__all__ = ["TidingsGroup", "intake_base", "listen_url", "now", "settings", "store"]
+__all__ = ["TidingsGroup", "intake_base", "listen_url", "moment", "now", "settings", "store"]
 
 
 class TidingsGroup(click.Group):
@@ -39,6 +40,20 @@ def settings() -> Settings:
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def moment(value: str | None, zone: str, option: str) -> datetime | None:
+    """The moment an option names; a date alone is the start of that day, and a time without
+    an offset is in the deployment's time zone (TIDINGS_TIMEZONE)."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a date (YYYY-MM-DD or ISO 8601)", param_hint=option
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(zone))
 
 
 @contextmanager

@@ -109,16 +109,8 @@ def insert_queued(
     contact_id: int | None = None,
 ) -> int:
     """The send's record, `queued`, in the caller's transaction; its id."""
-    values = {
-        "connection_id": connection_id,
-        "idempotency_key": key,
-        "contact_id": contact_id,
-        "registration": _registration_json(registration),
-        "status": SendStatus.QUEUED.value,
-        "created_at": now,
-    }
-    found = conn.execute(insert(sends).values(values).returning(sends.c.id)).scalar_one()
-    return int(found)
+    [found] = insert_queued_many(conn, connection_id, [(key, registration, contact_id)], now)
+    return found
 
 
 def insert_queued_many(
