@@ -256,3 +256,13 @@ def test_an_unhealthy_connection_gets_half_the_rate(app: RunningApp, fake: FakeE
     assert 600 * 0.9 <= achieved <= 600 * 1.1, achieved
     health = app.api("GET", "/v1/connections/evo").json()["health"]
     assert health["score"] < 0.8
+
+
+def test_the_campaign_list_shows_the_dispatch_of_those_tidings_sends(app: RunningApp) -> None:
+    create(app, "listed", 2)
+    app.api("POST", "/v1/messages", json={"connection": "evo", "provider_message_id": "m1",
+                                          "campaign": "tracked"})  # fmt: skip
+    items = {c["key"]: c for c in app.api("GET", "/v1/campaigns").json()["items"]}
+    assert items["listed"]["dispatch"]["contacts"]["pending"] == 2
+    assert items["listed"]["counts"]["total"] == 0
+    assert items["tracked"]["dispatch"] is None and items["tracked"]["counts"]["total"] == 1

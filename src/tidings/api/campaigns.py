@@ -24,9 +24,11 @@ from tidings.campaign_admin import RowResult
 from tidings.domain.errors import Conflict, Invalid, NotFound
 from tidings.domain.sending import Action
 from tidings.storage import campaigns, dispatches
+from tidings.storage.campaigns import CampaignView
 from tidings.storage.db import Database
+from tidings.storage.dispatches import DispatchView
 
-__all__ = ["campaign_out", "router"]
+__all__ = ["campaign_out", "campaign_out_of", "router"]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut} for status in (400, 401, 404, 409, 413, 422, 503)
@@ -37,13 +39,8 @@ MAX_CONTACTS = 100_000  # per request; a larger list goes in several
 MAX_UPLOAD = 32 * 1024 * 1024
 
 
-def campaign_out(db: Database, key: str) -> CampaignOut:
-    """A campaign's counters, and its dispatch when tidings sends it."""
-    with db.read() as conn:
-        view = campaigns.get_campaign(conn, key)
-        dispatch = dispatches.get(conn, key)
-    if view is None:
-        raise ApiError(404, "not_found", f"no campaign with key {key!r}")
+def campaign_out_of(view: CampaignView, dispatch: DispatchView | None) -> CampaignOut:
+    """A campaign's counters and rates, and its dispatch when tidings sends it."""
     return CampaignOut(
         key=view.key,
         created_at=view.created_at,
@@ -51,6 +48,16 @@ def campaign_out(db: Database, key: str) -> CampaignOut:
         rates=view.rates,
         dispatch=dispatch_out(dispatch) if dispatch is not None else None,
     )
+
+
+def campaign_out(db: Database, key: str) -> CampaignOut:
+    """Campaign `key` as the API shows it; 404 when there is none."""
+    with db.read() as conn:
+        view = campaigns.get_campaign(conn, key)
+        dispatch = dispatches.get(conn, key)
+    if view is None:
+        raise ApiError(404, "not_found", f"no campaign with key {key!r}")
+    return campaign_out_of(view, dispatch)
 
 
 def _translate(error: Exception) -> ApiError:

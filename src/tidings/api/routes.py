@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from sqlalchemy import Connection, Row
 
-from tidings.api.campaigns import campaign_out
+from tidings.api.campaigns import campaign_out, campaign_out_of
 from tidings.api.models import (
     BackfillRunOut,
     BackfillStateOut,
@@ -42,6 +42,7 @@ from tidings.storage import (
     backfill_runs,
     campaigns,
     connections,
+    dispatches,
     health,
     inbox,
     message_lists,
@@ -243,18 +244,14 @@ def get_message(message_id: Id, db: Db) -> MessageDetail:
     return _message_detail(db, message_id)
 
 
-def _campaign_out(view: campaigns.CampaignView) -> CampaignOut:
-    return CampaignOut(
-        key=view.key, created_at=view.created_at, counts=view.counts, rates=view.rates
-    )
-
-
 @router.get("/campaigns", response_model=Page[CampaignOut])
 def list_campaigns(db: Db, limit: Limit = 100, cursor: Cursor = None) -> dict[str, Any]:
     with db.read() as conn:
         views = campaigns.list_campaigns(conn, decode_cursor(cursor), fetch_size(limit))
-    found, next_cursor = page(views, limit)
-    return {"items": [_campaign_out(v) for v in found], "next_cursor": next_cursor}
+        found, next_cursor = page(views, limit)
+        sent = dispatches.for_campaigns(conn, [v.id for v in found])
+    items = [campaign_out_of(v, sent.get(v.id)) for v in found]
+    return {"items": items, "next_cursor": next_cursor}
 
 
 @router.get("/campaigns/{key}", response_model=CampaignOut)

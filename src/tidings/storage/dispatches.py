@@ -33,6 +33,7 @@ __all__ = [
     "claim",
     "create",
     "finish_if_done",
+    "for_campaigns",
     "get",
     "list_contacts",
     "one_turn_at_a_time",
@@ -84,12 +85,36 @@ def _counts(conn: Connection, campaign_id: int) -> dict[str, int]:
         .where(campaign_contacts.c.campaign_id == campaign_id)
         .group_by(campaign_contacts.c.status)
     )
-    counts = dict.fromkeys(("pending", "sending", "sent", "failed", "unknown"), 0)
+    counts = _zero()
     counts.update({status: int(n) for status, n in conn.execute(query)})
     return counts
 
 
-def _view(conn: Connection, row: Row[Any]) -> DispatchView:
+def for_campaigns(conn: Connection, campaign_ids: Sequence[int]) -> dict[int, DispatchView]:
+    """The dispatches of those of these campaigns that tidings sends (a page of a list): two
+    queries whatever the page's size."""
+    if not campaign_ids:
+        return {}
+    rows = conn.execute(_query().where(campaign_dispatches.c.campaign_id.in_(campaign_ids)))
+    found = list(rows)
+    if not found:
+        return {}
+    counts: dict[int, dict[str, int]] = {row.campaign_id: _zero() for row in found}
+    query = (
+        select(campaign_contacts.c.campaign_id, campaign_contacts.c.status, func.count())
+        .where(campaign_contacts.c.campaign_id.in_(list(counts)))
+        .group_by(campaign_contacts.c.campaign_id, campaign_contacts.c.status)
+    )
+    for campaign_id, status, n in conn.execute(query):
+        counts[campaign_id][status] = int(n)
+    return {row.campaign_id: _view(conn, row, counts[row.campaign_id]) for row in found}
+
+
+def _zero() -> dict[str, int]:
+    return dict.fromkeys(("pending", "sending", "sent", "failed", "unknown"), 0)
+
+
+def _view(conn: Connection, row: Row[Any], counts: dict[str, int] | None = None) -> DispatchView:
     return DispatchView(
         campaign_id=row.campaign_id,
         key=row.key,
@@ -106,7 +131,7 @@ def _view(conn: Connection, row: Row[Any]) -> DispatchView:
         created_at=row.created_at,
         updated_at=row.updated_at,
         finished_at=row.finished_at,
-        contacts=_counts(conn, row.campaign_id),
+        contacts=counts if counts is not None else _counts(conn, row.campaign_id),
     )
 
 
