@@ -114,12 +114,13 @@ def dispatch_turn(
     db: Database,
     settings: Settings,
     *,
-    budget: float = 1.0,
+    budget: float = 2.0,
     health: Health | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> TurnReport:
     """Send what is due in the next `budget` seconds for every running campaign (nothing when
-    another process's turn is running)."""
+    another process's turn is running). A campaign started meanwhile waits for the next turn;
+    one paused or cancelled meanwhile stops after the contacts being sent."""
     with dispatches.one_turn_at_a_time(db) as mine:
         if not mine:
             return TurnReport()
@@ -161,6 +162,10 @@ def _turn(
             if not lane.step(report):
                 active.remove(lane)
     for view in running:
+        with db.read() as conn:
+            busy = dispatches.has_work(conn, view.campaign_id)
+        if busy:
+            continue  # most turns: no write (each one would make the worker plan again)
         with db.write() as conn:
             if dispatches.finish_if_done(conn, view.campaign_id, datetime.now(UTC)):
                 report.done += 1

@@ -200,7 +200,7 @@ def _durable(ctx: JobContext) -> Database:
 def dispatch_campaigns(ctx: JobContext) -> int:
     """One turn of campaign dispatch (docs/architecture.md, "Sending"): first close the sends
     an earlier process left unanswered (outcome unknown, never resent), then send what is
-    due in the next second for every running campaign. Returns the messages sent."""
+    due in the next seconds for every running campaign. Returns the messages sent."""
     from tidings import campaign_dispatch  # only what dispatches loads the send clients
 
     db = _durable(ctx)
@@ -215,8 +215,9 @@ JOBS: tuple[Job, ...] = (
     Job("match_unmatched_calls", 900.0, match_unmatched_calls),
     Job("poll_callyzer", 3600.0, poll_callyzer),
     Job("purge_old_deliveries", 3600.0, purge_old_deliveries),
-    # A turn sends what is due in its second and returns; the next starts right after.
-    Job("dispatch_campaigns", 0.2, dispatch_campaigns),
+    # A turn sends what is due for up to two seconds (a stopping serve waits for it) and
+    # returns; the next starts right after (an idle turn is three small reads).
+    Job("dispatch_campaigns", 0.1, dispatch_campaigns),
 )
 
 # Jobs the embedded scheduler runs on a thread of their own, so that a long job (an hour's

@@ -35,6 +35,7 @@ __all__ = [
     "finish_if_done",
     "for_campaigns",
     "get",
+    "has_work",
     "list_contacts",
     "one_turn_at_a_time",
     "pause",
@@ -426,8 +427,8 @@ def delay(conn: Connection, campaign_id: int, until: datetime) -> None:
     )
 
 
-def finish_if_done(conn: Connection, campaign_id: int, now: datetime) -> bool:
-    """A running campaign with no contact waiting or being sent is done."""
+def has_work(conn: Connection, campaign_id: int) -> bool:
+    """Whether some contact of this campaign waits or is being sent."""
     busy = conn.execute(
         select(campaign_contacts.c.id)
         .where(
@@ -436,7 +437,12 @@ def finish_if_done(conn: Connection, campaign_id: int, now: datetime) -> bool:
         )
         .limit(1)
     ).first()
-    if busy is not None:
+    return busy is not None
+
+
+def finish_if_done(conn: Connection, campaign_id: int, now: datetime) -> bool:
+    """A running campaign with no contact waiting or being sent is done."""
+    if has_work(conn, campaign_id):
         return False
     done = conn.execute(
         update(campaign_dispatches)
