@@ -125,7 +125,7 @@ def send_message(
             record.id,
             connection.name,
             mask_text(request.recipient),
-            "may have gone out" if outcome.status is SendStatus.UNKNOWN else "was refused",
+            "may have gone out" if outcome.status is SendStatus.UNKNOWN else "was not sent",
             answer,
         )
     finished, note = sends.finish(db, connection, record.id, outcome, datetime.now(UTC))
