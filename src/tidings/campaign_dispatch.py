@@ -48,6 +48,11 @@ __all__ = [
 
 log = get_logger("dispatch")
 
+# Contacts a campaign without a rate claims in one transaction and sends before it records
+# their answers in one unit of work: the store's cost is per batch, so a larger batch sends
+# more per second; a crash may leave this many with an unknown outcome.
+BATCH = 64
+
 # How long a campaign waits after its provider was unreachable or asked to slow down
 # without saying for how long.
 _BACK_OFF = timedelta(seconds=30)
@@ -185,7 +190,6 @@ class _Lane:
     interval: timedelta
     health: Health
     pause_after: int
-    concurrency: int
     pool: ThreadPoolExecutor
     next_at: datetime
 
@@ -229,7 +233,6 @@ class _Lane:
             interval,
             health,
             settings.pause_after_errors,
-            settings.dispatch_concurrency,
             pool,
             start,
         )
@@ -237,9 +240,10 @@ class _Lane:
     def step(self, report: TurnReport) -> bool:
         """Send the contacts whose slots have come; False when this campaign has nothing more
         to do in this turn (no contact waits, it was paused, it must wait). A campaign with a
-        rate sends one contact at a time; one without sends `dispatch_concurrency` at once."""
+        rate sends one contact at a time; one without claims `BATCH` at once and sends them
+        `dispatch_concurrency` at a time."""
         now = datetime.now(UTC)
-        limit = 1 if self.interval else self.concurrency
+        limit = 1 if self.interval else BATCH
         with self.db.write() as conn:
             claimed, following = dispatches.claim(
                 conn, self.view.campaign_id, self.interval, now, self.registration, limit

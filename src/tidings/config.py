@@ -88,8 +88,9 @@ class Settings(BaseSettings):
     # marks its outcome unknown: longer than a send with its retries can last.
     send_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     send_stale_seconds: float = Field(default=300.0, gt=0)
-    # A campaign without a rate sends this many contacts at once (a crash may leave as many
-    # with an unknown outcome); one with a rate sends one at a time, at its pace.
+    # A campaign without a rate has this many requests in flight at once (of a batch of 64
+    # contacts, of which a crash may leave as many with an unknown outcome); one with a rate
+    # sends one at a time, at its pace.
     dispatch_concurrency: int = Field(default=16, ge=1, le=256)
     # Connection health (README "Connection health"): dispatch halves its rate while the
     # score is under the threshold, and pauses a campaign after this many errors in a row.
