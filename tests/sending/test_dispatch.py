@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -266,3 +266,19 @@ def test_the_campaign_list_shows_the_dispatch_of_those_tidings_sends(app: Runnin
     assert items["listed"]["dispatch"]["contacts"]["pending"] == 2
     assert items["listed"]["counts"]["total"] == 0
     assert items["tracked"]["dispatch"] is None and items["tracked"]["counts"]["total"] == 1
+
+
+def test_a_campaign_started_before_its_start_time_waits_for_it(
+    app: RunningApp, fake: FakeEvolution
+) -> None:
+    start_at = datetime.now(UTC) + timedelta(seconds=2)
+    create(app, "later", 3, start_at=start_at.isoformat())
+    started = app.api("POST", "/v1/campaigns/later/start").json()["dispatch"]
+    assert started["state"] == "scheduled"
+    time.sleep(1.0)
+    assert fake.requests == []
+    wait_for(lambda: dispatch(app, "later")["state"] == "done", 15)
+    assert len(fake.requests) == 3
+    sent = app.api("GET", "/v1/messages", params={"campaign": "later"}).json()["items"]
+    earliest = min(datetime.fromisoformat(m["sent_at"]) for m in sent)
+    assert earliest >= start_at
