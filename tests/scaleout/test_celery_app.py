@@ -68,6 +68,15 @@ def test_beat_schedule_is_built_from_jobs_plus_the_sweep() -> None:
     assert schedule["outbound"]["options"]["queue"] == OUTBOUND_QUEUE
 
 
+def test_dispatch_runs_that_waited_are_dropped_so_they_never_hold_up_the_other_jobs() -> None:
+    """Beat sends a dispatch turn ten times a second and a turn lasts up to two seconds: the
+    runs that wait behind it must expire within a second, not queue for a minute in front of
+    retry_due_receipts and the others."""
+    schedule = beat_schedule(Settings(broker_url="redis://127.0.0.1:6379/0"))
+    assert schedule["job:dispatch_campaigns"]["options"]["expires"] <= 1.0
+    assert schedule["job:retry_due_receipts"]["options"]["expires"] >= 60.0
+
+
 def test_job_intervals_override_both_runners() -> None:
     first = JOBS[0].name
     settings = Settings(job_intervals=f"{first}=0.5")

@@ -43,6 +43,10 @@ class Job:
     name: str
     interval_seconds: float
     run: Callable[[JobContext], int]
+    # Scale-out: a run beat sent that waited longer than this is dropped (None: the default,
+    # at least a minute). A job sent many times a second sets it short, so that its runs
+    # never queue up in front of the other jobs.
+    expires_seconds: float | None = None
 
 
 def retry_due_receipts(ctx: JobContext) -> int:
@@ -217,7 +221,7 @@ JOBS: tuple[Job, ...] = (
     Job("purge_old_deliveries", 3600.0, purge_old_deliveries),
     # A turn sends what is due for up to two seconds (a stopping serve waits for it) and
     # returns; the next starts right after (an idle turn is three small reads).
-    Job("dispatch_campaigns", 0.1, dispatch_campaigns),
+    Job("dispatch_campaigns", 0.1, dispatch_campaigns, expires_seconds=1.0),
 )
 
 # Jobs the embedded scheduler runs on a thread of their own, so that a long job (an hour's

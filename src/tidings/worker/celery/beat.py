@@ -40,7 +40,8 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "args": (job.name,),
             "options": {
                 "queue": JOBS_QUEUE,
-                "expires": max(job.interval_seconds, MIN_JOB_EXPIRES_SECONDS),
+                "expires": job.expires_seconds
+                or max(job.interval_seconds, MIN_JOB_EXPIRES_SECONDS),
             },
         }
     every = settings.sweep_interval_seconds
