@@ -161,32 +161,19 @@ def _act(key: str, action: Action) -> None:
     click.echo(f"campaign {key!r} is {view.state.value}")
 
 
-@campaign.command("start")
-@click.argument("key")
-def campaign_start(key: str) -> None:
-    """Start sending (at its start time, if it has one)."""
-    _act(key, Action.START)
+def _action(action: Action, summary: str) -> None:
+    """`tidings campaign ACTION KEY`, one command per action."""
+
+    @campaign.command(action.value, help=summary)
+    @click.argument("key")
+    def command(key: str) -> None:
+        _act(key, action)
 
 
-@campaign.command("pause")
-@click.argument("key")
-def campaign_pause(key: str) -> None:
-    """Stop sending after the contact being sent."""
-    _act(key, Action.PAUSE)
-
-
-@campaign.command("resume")
-@click.argument("key")
-def campaign_resume(key: str) -> None:
-    """Go on where it stopped."""
-    _act(key, Action.RESUME)
-
-
-@campaign.command("cancel")
-@click.argument("key")
-def campaign_cancel(key: str) -> None:
-    """Send nothing more."""
-    _act(key, Action.CANCEL)
+_action(Action.START, "Start sending (at its start time, if it has one).")
+_action(Action.PAUSE, "Stop sending after the contacts being sent.")
+_action(Action.RESUME, "Go on where it stopped, at its rate from now.")
+_action(Action.CANCEL, "Send nothing more.")
 
 
 @campaign.command("status")
