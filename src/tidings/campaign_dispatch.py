@@ -1,5 +1,5 @@
 """Dispatching the campaigns tidings sends, one turn at a time (the `dispatch_campaigns` job,
-run every second by the embedded scheduler or by Celery beat on a worker).
+run by the embedded scheduler's dispatch thread, or sent by Celery beat to a worker).
 
 A turn sends, for every running campaign, the contacts whose slots fall within the turn,
 each claimed and recorded right before its provider is called (so a crash leaves at most the
@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from tidings.config import Settings
+from tidings.domain.errors import NotFound
 from tidings.domain.message_changes import Registration
 from tidings.domain.sending import (
     DispatchState,
@@ -27,6 +28,7 @@ from tidings.domain.sending import (
     SendStatus,
     render,
     slot_interval,
+    template_variables,
 )
 from tidings.logging import get_logger, mask_text
 from tidings.providers.registry import get_provider
@@ -86,33 +88,38 @@ class TurnReport:
 def recover_interrupted(db: Database, settings: Settings, started_at: datetime | None) -> int:
     """Sends recorded but never answered, because the process sending them stopped: their
     outcome is unknown (the message may have gone out), so they are closed as such, never
-    retried. In embedded mode nothing else sends, so every send older than this process is
-    one; elsewhere, those older than `send_stale_seconds`."""
+    retried. Any send unanswered for `send_stale_seconds`; and in embedded mode, where only
+    this process dispatches, every campaign send older than it (`started_at`). The API's
+    single sends run in the web process, so only the window applies to them."""
     now = datetime.now(UTC)
-    before = now - timedelta(seconds=settings.send_stale_seconds)
-    if settings.embedded and started_at is not None:
-        before = max(before, started_at)
-    closed = 0
-    while True:
-        with db.read() as conn:
-            stale = sends.stale(conn, before)
-            if not stale:
-                break
-            by_id = {c.id: c for c in connections.list_connections(conn)}
-        for record in stale:
-            outcome = SendOutcome(
-                SendStatus.UNKNOWN,
-                error_kind="interrupted",
-                error_message="tidings stopped before the provider's answer was recorded; "
-                "the message may have gone out, so it is not sent again",
-            )
-            sends.finish(db, by_id[record.connection_id], record.id, outcome, now)
-            closed += 1
-        if len(stale) < 100:
-            break
+    window = now - timedelta(seconds=settings.send_stale_seconds)
+    closed = _close_stale(db, now, window, campaigns_only=False)
+    if settings.embedded and started_at is not None and started_at > window:
+        closed += _close_stale(db, now, started_at, campaigns_only=True)
     if closed:
         log.warning("%d interrupted sends closed with an unknown outcome", closed)
     return closed
+
+
+def _close_stale(db: Database, now: datetime, before: datetime, campaigns_only: bool) -> int:
+    closed = 0
+    outcome = SendOutcome(
+        SendStatus.UNKNOWN,
+        error_kind="interrupted",
+        error_message="tidings stopped before the provider's answer was recorded; "
+        "the message may have gone out, so it is not sent again",
+    )
+    while True:
+        with db.read() as conn:
+            stale = sends.stale(conn, before, campaigns_only=campaigns_only)
+            if not stale:
+                return closed
+            by_id = {c.id: c for c in connections.list_connections(conn)}
+        for record in stale:
+            sends.finish(db, by_id[record.connection_id], record.id, outcome, now)
+            closed += 1
+        if len(stale) < 100:
+            return closed
 
 
 def dispatch_turn(
@@ -122,6 +129,7 @@ def dispatch_turn(
     budget: float = 2.0,
     health: Health | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    started_at: datetime | None = None,
 ) -> TurnReport:
     """Send what is due in the next `budget` seconds for every running campaign (nothing when
     another process's turn is running). A campaign started meanwhile waits for the next turn;
@@ -129,6 +137,8 @@ def dispatch_turn(
     with dispatches.one_turn_at_a_time(db) as mine:
         if not mine:
             return TurnReport()
+        # Under the lock: no turn elsewhere has a live send this could take for interrupted.
+        recover_interrupted(db, settings, started_at)
         return _turn(db, settings, budget, health or connection_health(settings), sleep)
 
 
@@ -164,7 +174,12 @@ def _turn(
                 break
             if wait > 0:
                 sleep(wait)
-            if not lane.step(report):
+            try:
+                going = lane.step(report)
+            except Exception:  # one campaign's trouble (the store, a bug) spares the others
+                log.exception("campaign %s: dispatch step failed", lane.view.key)
+                going = False
+            if not going:
                 active.remove(lane)
     for view in running:
         with db.read() as conn:
@@ -192,6 +207,7 @@ class _Lane:
     pause_after: int
     pool: ThreadPoolExecutor
     next_at: datetime
+    unanswered: int = 0
 
     @classmethod
     def open(
@@ -208,6 +224,8 @@ class _Lane:
         try:
             with db.read() as conn:
                 connection = connections.get_connection(conn, view.connection)
+            if connection.id != view.connection_id:  # removed, and its name given to another
+                raise NotFound(f"connection {view.connection!r} was removed")
             sender = sender_for(settings, db, connection, http)
         except Exception as error:  # removed connection, missing option: a person must act
             _pause(db, view, f"connection {view.connection!r} cannot send: {error}", report)
@@ -261,7 +279,12 @@ class _Lane:
         outcomes = [outcome_of(answer, status, defer=True) for answer, status in answers]
         now = datetime.now(UTC)
         finished = [(c.send_id, o) for c, o in zip(claimed, outcomes, strict=True)]
-        sends.finish_many(self.db, self.connection, finished, now)
+        try:
+            sends.finish_many(self.db, self.connection, finished, now)
+        except Exception:  # the answers are lost: the sends stay unanswered, never resent
+            log.exception("campaign %s: recording %d answers failed", self.view.key, len(claimed))
+            return False
+        errors: list[tuple[SendError, SendOutcome]] = []
         for contact, (answer, _status), outcome in zip(claimed, answers, outcomes, strict=True):
             if isinstance(answer, SendError):
                 log.warning(
@@ -271,11 +294,22 @@ class _Lane:
                     outcome.status.value,
                     answer,
                 )
-                self._after_error(answer, outcome, now, report)
+                errors.append((answer, outcome))
             else:
                 report.sent += 1
+        self._count(outcomes)
+        if errors and not self._after_errors(errors, now, report):
+            return False
         refused = any(o.status is SendStatus.FAILED for o in outcomes)
         return self._keep_going(refused, report)
+
+    def _count(self, outcomes: list[SendOutcome]) -> None:
+        """Sends in a row that got no answer (reset by any answer)."""
+        for outcome in outcomes:
+            if outcome.status is SendStatus.UNKNOWN:
+                self.unanswered += 1
+            elif outcome.status is not SendStatus.DEFERRED:
+                self.unanswered = 0
 
     def _call(self, claimed: Claim) -> tuple[SendError | str, int | None]:
         """One contact's request and the provider's answer (a thread of the pool may run it)."""
@@ -288,7 +322,7 @@ class _Lane:
                 text=render(view.text, variables) if view.text is not None else None,
                 template=str(template["name"]) if template else None,
                 language=template.get("language") if template else None,
-                variables=[v for k, v in variables.items() if k != "name"] if template else (),
+                variables=template_variables(variables) if template else (),
                 campaign=view.key,
                 contact_ref=claimed.contact_ref,
                 idempotency_key=claimed.idempotency_key,
@@ -297,26 +331,42 @@ class _Lane:
             return error, None
         return call(self.sender, request)
 
-    def _after_error(
-        self, error: SendError, outcome: SendOutcome, now: datetime, report: TurnReport
-    ) -> None:
-        if outcome.status is SendStatus.UNKNOWN:
-            report.unknown += 1
-            return
-        if outcome.status is SendStatus.FAILED:
-            report.failed += 1
-            return
-        report.deferred += 1
-        if error.kind is SendFailure.AUTH:
-            _pause(self.db, self.view, f"the provider refused the credentials: {error}", report)
-            return
-        if error.kind is SendFailure.CONFIG:
-            _pause(self.db, self.view, f"the connection cannot send: {error}", report)
-            return
-        wait = timedelta(seconds=error.retry_after) if error.retry_after else _BACK_OFF
-        with self.db.write() as conn:
-            dispatches.delay(conn, self.view.campaign_id, now + wait)
-        self.next_at = now + wait
+    def _after_errors(
+        self, errors: list[tuple[SendError, SendOutcome]], now: datetime, report: TurnReport
+    ) -> bool:
+        """Count a step's errors and act once on them: pause when the connection cannot
+        send or too many sends in a row got no answer, wait when the provider asked to slow
+        down or could not be reached. False when the campaign stops for this turn."""
+        deferred: list[SendError] = []
+        for error, outcome in errors:
+            if outcome.status is SendStatus.UNKNOWN:
+                report.unknown += 1
+            elif outcome.status is SendStatus.FAILED:
+                report.failed += 1
+            else:
+                report.deferred += 1
+                deferred.append(error)
+        kinds = {error.kind for error in deferred}
+        if SendFailure.AUTH in kinds or SendFailure.CONFIG in kinds:
+            error = next(e for e in deferred if e.kind in (SendFailure.AUTH, SendFailure.CONFIG))
+            what = "refused the credentials" if error.kind is SendFailure.AUTH else "cannot send"
+            _pause(self.db, self.view, f"the connection {what}: {error}", report)
+            return False
+        if self.unanswered >= self.pause_after:
+            reason = (
+                f"paused after {self.unanswered} sends in a row got no answer from "
+                f"{self.view.connection!r} (the provider may be down); their outcome is "
+                "unknown and they are not sent again"
+            )
+            _pause(self.db, self.view, reason, report)
+            return False
+        if deferred:
+            waits = [e.retry_after for e in deferred if e.retry_after]
+            wait = timedelta(seconds=max(waits)) if waits else _BACK_OFF
+            with self.db.write() as conn:
+                dispatches.delay(conn, self.view.campaign_id, now + wait)
+            self.next_at = now + wait
+        return True
 
     def _keep_going(self, refused: bool, report: TurnReport) -> bool:
         """Pause when a refusal brings the connection's errors in a row to the limit (a person

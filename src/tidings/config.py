@@ -9,7 +9,7 @@ import math
 import os
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -96,6 +96,18 @@ class Settings(BaseSettings):
     # score is under the threshold, and pauses a campaign after this many errors in a row.
     health_threshold: float = Field(default=0.8, ge=0, le=1)
     pause_after_errors: int = Field(default=10, ge=1)
+
+    @model_validator(mode="after")
+    def _stale_outlasts_a_send(self) -> Settings:
+        # One send may try 3 times, each up to the time-out plus a Retry-After of 30 s: a send
+        # still running must never be taken for interrupted.
+        longest = 3 * (self.send_timeout_seconds + 30)
+        if self.send_stale_seconds <= longest:
+            raise ValueError(
+                f"TIDINGS_SEND_STALE_SECONDS must exceed {longest:g} (3 tries of "
+                "TIDINGS_SEND_TIMEOUT_SECONDS plus 30 s each), or live sends would be closed"
+            )
+        return self
 
     @field_validator("receipt_retry_schedule", "outbound_retry_schedule")
     @classmethod

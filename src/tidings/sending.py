@@ -96,11 +96,23 @@ def outcome_of(
 
 
 def call(sender: Sender, request: SendRequest) -> tuple[SendError | str, int | None]:
-    """The provider's answer: its message id and HTTP status, or the SendError."""
+    """The provider's answer: its message id and HTTP status, or the SendError. Anything else
+    a client raises (a bug, an answer it cannot read) happened after the request may have
+    left, so it is an unknown outcome, never a reason to send again."""
     try:
         result = sender.send(request)
     except SendError as error:
         return error, error.http_status
+    except Exception as error:
+        log.exception("send through %s ended unexpectedly", sender.provider)
+        unknown = SendError(
+            f"{sender.provider}: the send ended unexpectedly ({type(error).__name__}); "
+            "the message may have been sent",
+            provider=sender.provider,
+            kind=SendFailure.BAD_ANSWER,
+            outcome_unknown=True,
+        )
+        return unknown, None
     return result.provider_message_id, result.http_status
 
 

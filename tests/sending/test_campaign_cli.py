@@ -15,6 +15,7 @@ CSV = (
     "contact_ref,recipient,name,var1\n"
     "c1,+5531980000001,Ana,A-1\n"
     "c2,+5531980000002,Bea,B-2\n"
+    "\n"
     "c3,oops,Caio,C-3\n"
 )
 
@@ -33,7 +34,8 @@ def test_create_from_a_csv_then_start_pause_resume_cancel(
                                "--contacts", str(contacts)])  # fmt: skip
     assert result.exit_code == 1, result.output
     assert "2 contacts added" in result.output
-    assert "line 4: recipient" in result.output and "1 of 3 rows not added" in result.output
+    assert "line 5: recipient" in result.output  # the blank line 4 counts
+    assert "1 of 3 rows not added" in result.output
     status = ok(cli, "campaign", "status", "spring")
     assert "draft on 'evo' (600/min)" in status and "2 pending" in status
     assert "is running" in ok(cli, "campaign", "start", "spring")
@@ -66,6 +68,10 @@ def test_mistakes_end_in_one_line(migrated: CliRunner, tmp_path: Path) -> None:
     ok(cli, "connection", "add", "callbell", "cb", "--secret", "s")
     ok(cli, "campaign", "create", "t", "--connection", "cb", "--template", str(template))
     assert "no contacts yet" in refused(cli, "campaign", "start", "t")
+    assert "must start with https://" in refused(
+        cli, "connection", "add", "evolution", "nourl", "--secret", "s",
+        "--option", "api_url=evo.example.com:8080", "--option", "api_key=k",
+    )  # fmt: skip
     bad = tmp_path / "bad.csv"
     bad.write_text("phone,name\n+5531980000001,Ana\n")
     assert "must name contact_ref, recipient" in refused(

@@ -282,3 +282,29 @@ def test_a_campaign_started_before_its_start_time_waits_for_it(
     sent = app.api("GET", "/v1/messages", params={"campaign": "later"}).json()["items"]
     earliest = min(datetime.fromisoformat(m["sent_at"]) for m in sent)
     assert earliest >= start_at
+
+
+def test_sends_that_get_no_answer_in_a_row_pause_the_campaign(
+    app: RunningApp, fake: FakeEvolution
+) -> None:
+    for _ in range(10):
+        fake.drop()  # the connection closes after the request: the outcome is unknown
+    create(app, "silent", 12, rate_per_minute=1200)
+    app.api("POST", "/v1/campaigns/silent/start")
+    wait_for(lambda: dispatch(app, "silent")["state"] == "paused", 30)
+    state = dispatch(app, "silent")
+    assert "10 sends in a row got no answer" in state["paused_reason"]
+    assert state["contacts"]["unknown"] == 10 and state["contacts"]["pending"] == 2
+    assert len(fake.requests) == 10  # none of them sent again
+
+
+def test_contacts_given_with_the_campaign_are_reported_row_by_row(app: RunningApp) -> None:
+    body = {"key": "withrows", "connection": "evo", "text": "Hi {{name}}",
+            "contacts": [{"contact_ref": "a", "recipient": "+5531980000001", "name": "Ana"},
+                         {"contact_ref": "b", "recipient": "nope", "name": "Bea"}]}  # fmt: skip
+    made = app.api("POST", "/v1/campaigns", json=body)
+    assert made.status_code == 207, made.text
+    report = made.json()["contacts"]
+    assert (report["added"], report["errors"]) == (1, 1)
+    assert report["results"][1]["row"] == 2 and "recipient" in report["results"][1]["error"]
+    assert made.json()["dispatch"]["contacts"]["pending"] == 1

@@ -287,3 +287,9 @@ def test_registering_without_send_still_needs_the_providers_id(app: RunningApp) 
     assert answer.status_code == 422
     assert "provider_message_id" in answer.json()["error"]["message"]
     assert json.loads(answer.text)["error"]["code"]
+
+
+def test_a_campaign_contacts_key_cannot_be_taken_by_a_request(app: RunningApp) -> None:
+    answer = send(app, "campaign:1:contact:1:1", connection="evo",
+                  recipient="+5531982968010", text="Hi")  # fmt: skip
+    assert answer.status_code == 422 and "campaign:" in answer.json()["error"]["message"]

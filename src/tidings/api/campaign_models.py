@@ -6,10 +6,17 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from tidings.api.models import DispatchOut, TemplateIn
+from tidings.api.models import CampaignOut, DispatchOut, TemplateIn
 from tidings.storage.dispatches import DispatchView
 
-__all__ = ["ContactResultOut", "ContactsOut", "CreateCampaign", "DispatchOut", "dispatch_out"]
+__all__ = [
+    "ContactResultOut",
+    "ContactsOut",
+    "CreateCampaign",
+    "CreatedCampaignOut",
+    "DispatchOut",
+    "dispatch_out",
+]
 
 _NO_NUL = r"^[^\x00]*$"
 
@@ -60,3 +67,9 @@ class ContactsOut(BaseModel):
     added: int
     errors: int
     results: list[ContactResultOut]
+
+
+class CreatedCampaignOut(CampaignOut):
+    contacts: ContactsOut | None = Field(
+        default=None, description="What became of the contacts given with the campaign."
+    )

@@ -9,12 +9,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from tidings import campaign_admin
 from tidings.api.campaign_models import (
     ContactResultOut,
     ContactsOut,
     CreateCampaign,
+    CreatedCampaignOut,
     dispatch_out,
 )
 from tidings.api.models import CampaignOut, ErrorOut, Page
@@ -85,10 +87,15 @@ def _results(results: list[RowResult]) -> ContactsOut:
     )
 
 
-@router.post("/campaigns", status_code=201, response_model=CampaignOut)
-def create_campaign(body: CreateCampaign, db: Db, request: Request) -> CampaignOut:
-    """A campaign for tidings to send, in `draft`; contacts may come with it."""
+@router.post("/campaigns", status_code=201, response_model=CreatedCampaignOut)
+def create_campaign(
+    body: CreateCampaign, db: Db, request: Request, response: Response
+) -> CreatedCampaignOut:
+    """A campaign for tidings to send, in `draft`; contacts may come with it (`contacts` in
+    the answer says which were added: 207 when some were not)."""
     now = datetime.now(UTC)
+    if body.contacts is not None and len(body.contacts) > MAX_CONTACTS:
+        raise ApiError(422, "invalid_request", f"at most {MAX_CONTACTS} contacts per request")
     try:
         campaign_admin.create(
             db,
@@ -101,12 +108,15 @@ def create_campaign(body: CreateCampaign, db: Db, request: Request) -> CampaignO
             name=body.name,
             now=now,
         )
-        if body.contacts:
-            region = request.app.state.settings.default_region
-            campaign_admin.add_contacts(db, body.key, body.contacts, region, now)
     except (NotFound, Conflict, Invalid) as error:
         raise _translate(error) from None
-    return campaign_out(db, body.key)
+    added = None
+    if body.contacts:
+        region = request.app.state.settings.default_region
+        added = _added(db, body.key, list(body.contacts), region, now)
+        if added.errors:
+            response.status_code = 207
+    return CreatedCampaignOut(**campaign_out(db, body.key).model_dump(), contacts=added)
 
 
 @router.post(
@@ -129,17 +139,27 @@ async def add_contacts(key: str, db: Db, request: Request, response: Response) -
     raw = await request.body()
     if len(raw) > MAX_UPLOAD:
         raise ApiError(413, "too_large", f"at most {MAX_UPLOAD // (1024 * 1024)} MiB per upload")
-    items = _items(request.headers.get("content-type", ""), raw)
-    if len(items) > MAX_CONTACTS:
-        raise ApiError(422, "invalid_request", f"at most {MAX_CONTACTS} contacts per request")
+    content_type = request.headers.get("content-type", "")
     region = request.app.state.settings.default_region
-    try:
-        results = campaign_admin.add_contacts(db, key, items, region, datetime.now(UTC))
-    except (NotFound, Conflict, Invalid) as error:
-        raise _translate(error) from None
-    out = _results(results)
+    # Checking and writing up to 100,000 rows must not hold up the event loop (the intake).
+    out = await run_in_threadpool(_add, db, key, content_type, raw, region)
     response.status_code = 207 if out.errors else 200
     return out
+
+
+def _add(db: Database, key: str, content_type: str, raw: bytes, region: str | None) -> ContactsOut:
+    return _added(db, key, _items(content_type, raw), region, datetime.now(UTC))
+
+
+def _added(
+    db: Database, key: str, items: list[Any], region: str | None, now: datetime
+) -> ContactsOut:
+    if len(items) > MAX_CONTACTS:
+        raise ApiError(422, "invalid_request", f"at most {MAX_CONTACTS} contacts per request")
+    try:
+        return _results(campaign_admin.add_contacts(db, key, items, region, now))
+    except (NotFound, Conflict, Invalid) as error:
+        raise _translate(error) from None
 
 
 def _items(content_type: str, raw: bytes) -> list[Any]:

@@ -38,6 +38,8 @@ def send(
     key = (idempotency_key or "").strip() or f"api:{uuid.uuid4()}"
     if len(key) > _KEY_LIMIT:
         raise ApiError(422, "invalid_request", f"Idempotency-Key: at most {_KEY_LIMIT} characters")
+    if key.startswith("campaign:"):  # the keys of campaign contacts' sends
+        raise ApiError(422, "invalid_request", "Idempotency-Key: 'campaign:' keys are tidings' own")
     try:
         with db.read() as conn:
             connection = connections.get_connection(conn, body.connection)

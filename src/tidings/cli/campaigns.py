@@ -87,7 +87,7 @@ def campaign_create(
     if (text is None) == (template is None):
         raise click.UsageError("give either --text or --template")
     config = settings()
-    rows = _contacts(contacts) if contacts is not None else []
+    rows = _contacts(contacts) if contacts is not None else None
     with store(config) as db:
         campaign_admin.create(
             db,
@@ -101,7 +101,7 @@ def campaign_create(
             now=now(),
         )
         click.echo(f"created campaign {key!r} (draft) on connection {connection!r}")
-        failed = _add(db, key, rows, config.default_region) if rows else 0
+        failed = _add(db, key, rows, config.default_region) if rows is not None else 0
     if failed:
         raise SystemExit(1)
 
@@ -119,22 +119,27 @@ def campaign_add_contacts(key: str, file: Path) -> None:
         raise SystemExit(1)
 
 
-def _contacts(file: Path) -> list[dict[str, str]]:
+Rows = tuple[list[dict[str, str]], list[int]]  # the contacts, and each one's line number
+
+
+def _contacts(file: Path) -> Rows:
     try:
         text = file.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise click.ClickException(f"{file} is not UTF-8 text (save the CSV as UTF-8)") from None
+    lines: list[int] = []
     try:
-        rows = campaign_admin.read_csv(text)
+        rows = campaign_admin.read_csv(text, lines)
     except Invalid as error:
         raise click.ClickException(f"{file}: {error}") from None
     if not rows:
         raise click.ClickException(f"{file} has no contacts")
-    return rows
+    return rows, lines
 
 
-def _add(db: Database, key: str, rows: list[dict[str, str]], region: str | None) -> int:
+def _add(db: Database, key: str, found: Rows, region: str | None) -> int:
     """Add the rows in chunks with a progress bar; print each refused row (its CSV line)."""
+    rows, lines = found
     added = 0
     problems: list[str] = []
     with click.progressbar(length=len(rows), label="adding contacts", show_pos=True) as bar:
@@ -143,8 +148,8 @@ def _add(db: Database, key: str, rows: list[dict[str, str]], region: str | None)
             for result in campaign_admin.add_contacts(db, key, chunk, region, now()):
                 if result.added:
                     added += 1
-                else:  # +1 for the header line
-                    problems.append(f"line {start + result.row + 1}: {result.error}")
+                else:
+                    problems.append(f"line {lines[start + result.row - 1]}: {result.error}")
             bar.update(len(chunk))
     click.echo(f"{added} contacts added to {key!r}")
     for problem in problems:

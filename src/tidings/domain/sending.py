@@ -40,6 +40,7 @@ __all__ = [
     "refused_event",
     "render",
     "slot_interval",
+    "template_variables",
     "unknown_event",
 ]
 
@@ -179,6 +180,16 @@ def slot_interval(rate_per_minute: int | None, healthy: bool) -> timedelta:
     return timedelta(seconds=seconds * (1 if healthy else 2))
 
 
+_VAR = re.compile(r"var(\d+)")
+
+
+def template_variables(variables: Mapping[str, str]) -> list[str]:
+    """A contact's template variables in order: `var1`, `var2`, … by their numbers, whatever
+    the order of the columns (other columns, `name` included, are not variables)."""
+    numbered = [(int(m.group(1)), key) for key in variables if (m := _VAR.fullmatch(key))]
+    return [variables[key] for _, key in sorted(numbered)]
+
+
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
@@ -206,10 +217,6 @@ class Contact:
     recipient: str
     name: str | None = None
     variables: Mapping[str, str] = field(default_factory=dict)
-
-    def template_variables(self) -> list[str]:
-        """Positional template variables: the extra columns in order (`name` is not one)."""
-        return [value for key, value in self.variables.items() if key != "name"]
 
 
 def check_contact(contact: Contact, needed: Sequence[str], limits: Mapping[str, int]) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from tidings.domain.call_times import zone_named
 from tidings.domain.errors import TidingsError
@@ -70,6 +71,14 @@ def check_connection(provider: str, secret: str | None, options: Mapping[str, st
             f"timezone {options['timezone']!r} is no time zone of the tz database; use an "
             "Area/City name such as Asia/Kolkata or Europe/Warsaw"
         )
+    api_url = options.get("api_url", "").strip()
+    if api_url and urlsplit(api_url).scheme.lower() not in ("http", "https"):
+        raise InvalidConnection(
+            f"api_url {api_url!r} must start with https:// (or http://), e.g. "
+            "https://evolution.example.com"
+        )
+    if api_url and not urlsplit(api_url).hostname:
+        raise InvalidConnection(f"api_url {api_url!r} names no host")
     if "region" in options and options["region"].strip().upper() not in REGIONS:
         raise InvalidConnection(
             f"region {options['region']!r} is not a region code phone numbers use "

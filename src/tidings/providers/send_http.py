@@ -65,6 +65,14 @@ def post(
     for attempt in range(1, attempts + 1):
         try:
             response = http.request("POST", url, timeout=httpx.Timeout(config.timeout), **request)
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL, UnicodeError) as exc:
+            # Found before any byte left: the connection's api_url is not a URL httpx can use.
+            raise SendError(
+                f"{provider}: the api_url {mask_text(url)!r} cannot be used "
+                f"({type(exc).__name__}: {exc}); nothing was sent",
+                provider=provider,
+                kind=SendFailure.CONFIG,
+            ) from None
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             if attempt < attempts:
                 _log.warning(

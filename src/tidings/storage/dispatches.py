@@ -142,6 +142,17 @@ def get(conn: Connection, key: str) -> DispatchView | None:
     return _view(conn, row) if row is not None else None
 
 
+def _lock(conn: Connection, campaign_id: int) -> None:
+    """On PostgreSQL, hold the campaign's dispatch row until the transaction ends, so that two
+    changes of its state (an action, contacts added, done) never interleave."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            select(campaign_dispatches.c.campaign_id)
+            .where(campaign_dispatches.c.campaign_id == campaign_id)
+            .with_for_update()
+        )
+
+
 def _require(conn: Connection, key: str) -> DispatchView:
     found = get(conn, key)
     if found is None:
@@ -191,6 +202,8 @@ def add_contacts(
     """Add contacts to a campaign not yet finished: per contact, None when added, or why not
     (a contact_ref already in the campaign, or twice in this list)."""
     view = _require(conn, key)
+    _lock(conn, view.campaign_id)
+    view = _require(conn, key)
     if view.state in (DispatchState.DONE, DispatchState.CANCELLED):
         raise Conflict(f"campaign {key!r} is {view.state.value}: no contacts can be added")
     refs = sorted({c.contact_ref for c in contacts})
@@ -229,6 +242,7 @@ def add_contacts(
 def apply_action(conn: Connection, key: str, action: Action, now: datetime) -> DispatchView:
     """Start, pause, resume or cancel; Invalid when the campaign's state does not allow it.
     Resuming clears the pause's reason; the clock restarts from now."""
+    _lock(conn, _require(conn, key).campaign_id)
     view = _require(conn, key)
     state = act(view.state, action, now, view.start_at)
     values: dict[str, Any] = {"state": state.value, "updated_at": now}
@@ -279,9 +293,9 @@ def start_scheduled(conn: Connection, campaign_ids: Sequence[int], now: datetime
 
 
 def running(conn: Connection) -> list[DispatchView]:
-    """Campaigns to dispatch now."""
+    """Campaigns to dispatch now (their contacts are not counted: a turn needs no counts)."""
     query = _query().where(campaign_dispatches.c.state == DispatchState.RUNNING.value)
-    return [_view(conn, row) for row in conn.execute(query.order_by(campaigns.c.id))]
+    return [_view(conn, row, {}) for row in conn.execute(query.order_by(campaigns.c.id))]
 
 
 def state_of(conn: Connection, campaign_id: int) -> DispatchState | None:
@@ -442,6 +456,7 @@ def has_work(conn: Connection, campaign_id: int) -> bool:
 
 def finish_if_done(conn: Connection, campaign_id: int, now: datetime) -> bool:
     """A running campaign with no contact waiting or being sent is done."""
+    _lock(conn, campaign_id)
     if has_work(conn, campaign_id):
         return False
     done = conn.execute(

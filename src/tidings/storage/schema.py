@@ -550,4 +550,5 @@ campaign_contacts = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("campaign_id", "contact_ref"),
     Index("ix_campaign_contacts_campaign_id_status", "campaign_id", "status", "id"),
+    Index("ix_campaign_contacts_campaign_id_id", "campaign_id", "id"),  # the list, in order
 )

@@ -307,9 +307,11 @@ def _items(
     return [Registering(connection, reg, now), Incoming(connection, event, None, now)], pmid
 
 
-def stale(conn: Connection, before: datetime, limit: int = 100) -> list[SendRecord]:
+def stale(
+    conn: Connection, before: datetime, limit: int = 100, campaigns_only: bool = False
+) -> list[SendRecord]:
     """Sends still `queued` since before `before`: their caller stopped (a crash, a kill)
-    between recording and recording the answer."""
+    between recording and recording the answer. `campaigns_only`: only campaign contacts'."""
     query = (
         select(sends)
         # Spelled as the partial index's condition (a bound value would not use it on SQLite).
@@ -317,6 +319,8 @@ def stale(conn: Connection, before: datetime, limit: int = 100) -> list[SendReco
         .order_by(sends.c.created_at)
         .limit(limit)
     )
+    if campaigns_only:
+        query = query.where(sends.c.contact_id.is_not(None))
     return [_record(row) for row in conn.execute(query)]
 
 

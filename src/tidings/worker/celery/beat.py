@@ -25,7 +25,8 @@ from tidings.worker.celery.names import (
 __all__ = ["StartNowScheduler", "beat_schedule"]
 
 # A scheduled run that waited longer than its interval (or this, whichever is longer) is dropped:
-# the next one is on its way, and runs never pile up behind a stopped worker.
+# the next one is on its way, and runs never pile up behind a stopped worker. A job may set a
+# shorter expiry of its own (`Job.expires_seconds`: dispatch, sent ten times a second).
 MIN_JOB_EXPIRES_SECONDS: Final = 60.0
 
 

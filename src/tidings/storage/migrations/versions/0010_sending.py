@@ -118,6 +118,9 @@ def upgrade() -> None:
         "campaign_contacts",
         ["campaign_id", "status", "id"],
     )
+    op.create_index(
+        "ix_campaign_contacts_campaign_id_id", "campaign_contacts", ["campaign_id", "id"]
+    )
 
 
 def downgrade() -> None:
