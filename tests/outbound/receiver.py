@@ -52,6 +52,7 @@ class Receiver:
     received: list[Delivery] = field(default_factory=list)  # 2xx answers only
     refused: list[tuple[str, int]] = field(default_factory=list)  # (webhook id, status)
     unverified: list[str] = field(default_factory=list)
+    broken: int = 0  # requests cut short by their sender's death, never answered
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def applied(self) -> dict[str, Delivery]:
@@ -94,7 +95,13 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            length = int(self.headers.get("content-length", "0"))
+            body = self.rfile.read(length)
+            if len(body) < length:  # the sender died mid-request (a killed worker): no delivery
+                with receiver.lock:
+                    receiver.broken += 1
+                self.close_connection = True
+                return
             headers = {k.lower(): v for k, v in self.headers.items()}
             webhook_id = headers.get("webhook-id", "")
             with receiver.lock:

@@ -19,8 +19,6 @@ from tidings.storage.db import Database
 from tidings.storage.schema import campaign_contacts, messages
 from tidings.storage.schema import sends as sends_table
 
-NOW = datetime.now(UTC)
-
 
 def _campaign_send(db: Database, at: datetime) -> int:
     """A campaign contact claimed (its send recorded) at `at`, never answered."""
@@ -55,7 +53,8 @@ def _status(db: Database, send_id: int) -> str:
 def test_a_send_past_the_window_is_closed_as_unknown_with_its_contact_and_message(
     db: Database, settings: Settings
 ) -> None:
-    send_id = _campaign_send(db, NOW - timedelta(seconds=settings.send_stale_seconds + 60))
+    now = datetime.now(UTC)
+    send_id = _campaign_send(db, now - timedelta(seconds=settings.send_stale_seconds + 60))
     assert recover_interrupted(db, settings, None) == 1
     assert _status(db, send_id) == "unknown"
     with db.read() as conn:
@@ -69,17 +68,19 @@ def test_a_send_past_the_window_is_closed_as_unknown_with_its_contact_and_messag
 def test_embedded_closes_campaign_sends_older_than_the_process_but_not_the_apis(
     db: Database, settings: Settings
 ) -> None:
-    earlier = NOW - timedelta(seconds=10)
+    now = datetime.now(UTC)
+    earlier = now - timedelta(seconds=10)
     campaign = _campaign_send(db, earlier)
     single = _api_send(db, earlier)
     assert settings.embedded
-    assert recover_interrupted(db, settings, started_at=NOW) == 1
+    assert recover_interrupted(db, settings, started_at=now) == 1
     assert _status(db, campaign) == "unknown"
     assert _status(db, single) == "queued"  # the web process may still be waiting for it
 
 
 def test_in_scale_out_only_the_window_closes_sends(db: Database, settings: Settings) -> None:
     scale_out = settings.model_copy(update={"broker_url": "redis://127.0.0.1:6379/0"})
-    campaign = _campaign_send(db, NOW - timedelta(seconds=10))
-    assert recover_interrupted(db, scale_out, started_at=NOW) == 0
+    now = datetime.now(UTC)
+    campaign = _campaign_send(db, now - timedelta(seconds=10))
+    assert recover_interrupted(db, scale_out, started_at=now) == 0
     assert _status(db, campaign) == "queued"  # another worker may be sending it right now
