@@ -5,7 +5,9 @@ letters and replay, secret rotation, filters, disabling, time-outs and redirects
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -15,6 +17,7 @@ from tests.outbound.conftest import START, Outbound
 from tests.outbound.receiver import Receiver
 from tidings import subscription_admin
 from tidings.storage import deliveries as delivery_store
+from tidings.storage.db import Database
 from tidings.storage.subscriptions import get_subscription
 
 SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 36000]
@@ -352,3 +355,41 @@ def test_the_retention_purge_keeps_what_is_still_being_delivered(
     assert left.status == "failed"
     assert [e.data["provider_message_id"] for e in outbound.events()] == ["m2"]
     assert {a.delivery_id for a in outbound.attempts()} == {left.id}
+
+
+@pytest.mark.sqlite_only  # the store is made unavailable by holding SQLite's file lock
+def test_an_attempt_the_store_could_not_record_is_recorded_later_not_sent_again(
+    outbound: Outbound, receiver: Receiver, db_url: str
+):
+    """The subscriber got the delivery, then the store refused the attempt's record (locked
+    past its time-out): the record is tried again, so the delivery is not made a second time
+    when its lease ends."""
+    sub = outbound.subscribe(receiver.url)
+    receiver.secrets.append(sub.secret)
+    outbound.event("m1", "delivered")
+    receiver.behaviour.delay = 0.3
+    impatient = Database(outbound.db.url, timeout=0.2)
+    held = threading.Event()
+
+    def hold_the_lock_once_it_arrived() -> None:
+        while not receiver.arrived:
+            time.sleep(0.005)
+        blocker = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        held.set()
+        time.sleep(0.8)  # the answer comes at 0.3 s: its record waits 0.2 s and fails
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+    holder = threading.Thread(target=hold_the_lock_once_it_arrived)
+    holder.start()
+    try:
+        Outbound(impatient, outbound.settings, outbound.clock, outbound.connection).drain()
+    finally:
+        holder.join()
+        impatient.dispose()
+    assert held.is_set()
+    assert len(receiver.received) == 1
+    [delivery] = outbound.deliveries()
+    assert delivery.status == "delivered" and delivery.attempts == 1
+    assert len(outbound.attempts()) == 1

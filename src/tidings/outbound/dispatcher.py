@@ -34,6 +34,8 @@ log = get_logger("outbound")
 LEASE_SECONDS = 60.0
 # How long finished attempts wait to be recorded together.
 _RECORD_LINGER = 0.02
+# How long attempts that could not be recorded wait to be recorded again.
+_RECORD_RETRY = 0.5
 
 
 def _utcnow() -> datetime:
@@ -95,6 +97,12 @@ class Dispatcher:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._record_finished()
+        if self._finished:
+            log.warning(
+                "%d outbound attempts were made but not recorded; they are made again when "
+                "their lease ends",
+                len(self._finished),
+            )
         await self._sender.aclose()
 
     async def step(self) -> int:
@@ -150,19 +158,25 @@ class Dispatcher:
                 self._draw,
             )
         except StorageUnavailable as error:
-            # The attempts stay leased and are made again when the lease ends.
-            log.warning("could not record %d outbound attempts: %s", len(finished), error)
-            outcome = None
-        finally:
-            for attempt in finished:
-                sub = attempt.claim.subscription.id
-                self._in_flight[sub] -= 1
-                if not self._in_flight[sub]:
-                    del self._in_flight[sub]
-            self._recorded.set()
-            self._wake.set()
-        if outcome is None:
+            # Made but not recorded: recorded again shortly, for an attempt still leased when
+            # its lease ends is made again (a duplicate at the subscriber).
+            log.warning(
+                "could not record %d outbound attempts, trying again in %gs: %s",
+                len(finished),
+                _RECORD_RETRY,
+                error,
+            )
+            self._finished[:0] = finished
+            asyncio.get_running_loop().call_later(_RECORD_RETRY, self._flush_soon)
             return
+        finally:
+            self._wake.set()
+        for attempt in finished:
+            sub = attempt.claim.subscription.id
+            self._in_flight[sub] -= 1
+            if not self._in_flight[sub]:
+                del self._in_flight[sub]
+        self._recorded.set()
         self.totals.delivered += outcome.delivered
         self.totals.failed += outcome.failed
         self.totals.dead += outcome.dead

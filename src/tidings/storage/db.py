@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -33,8 +33,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.sql.dml import Insert
 
-from tidings.storage import sqlite_fast
-from tidings.storage.engine import make_engine, unavailable_on_failure
+from tidings.storage import sqlite_fast, write_turns
+from tidings.storage.engine import make_engine, safe_url, unavailable_on_failure
 from tidings.storage.schema import tracking_version
 from tidings.storage.writes import AddTo, Execute, Writes
 
@@ -97,7 +97,13 @@ class Database:
         On SQLite every write transaction moves the state version (see `apply`), so no writer
         can forget to; only one that merely appends rows no plan reads as state (the inbox's
         new receipts, the rejection log) says `appends_only`."""
+        queue = (
+            write_turns.turn(self.url, self.timeout, safe_url(self.url))
+            if self.is_sqlite
+            else nullcontext()
+        )
         with (
+            queue,
             unavailable_on_failure(self.url),
             self.engine.connect().execution_options(tidings_write=True) as conn,
             conn.begin(),

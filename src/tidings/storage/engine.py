@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import sqlite3
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,6 +17,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 
 from tidings.domain.errors import StorageUnavailable
+from tidings.storage import write_turns
 
 __all__ = ["make_engine", "safe_url", "unavailable_on_failure"]
 
@@ -84,34 +84,9 @@ def _configure_sqlite(engine: Engine, timeout: float, durable_commits: bool) -> 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         if conn.get_execution_options().get("tidings_write"):
-            _begin_immediate(conn.connection.dbapi_connection, timeout, busy_ms)
+            write_turns.begin_immediate(conn.connection.dbapi_connection, timeout, busy_ms)
         else:
             conn.exec_driver_sql("BEGIN")
-
-
-# How often a writer waiting for SQLite's write lock looks again. SQLite's own busy handler
-# backs off to 25-100 ms sleeps, so a writer would sleep on long after the lock was free; the
-# intake and the worker take turns on the lock many times a second, so we poll instead.
-_LOCK_POLL_SECONDS = 0.0005
-
-
-def _begin_immediate(raw: Any, timeout: float, busy_ms: int) -> None:
-    """Take SQLite's write lock, polling every half millisecond for up to `timeout`."""
-    deadline = time.monotonic() + timeout
-    raw.execute("PRAGMA busy_timeout=0")
-    try:
-        while True:
-            try:
-                raw.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as error:
-                if "locked" not in str(error) and "busy" not in str(error):
-                    raise
-                if time.monotonic() >= deadline:
-                    raise
-                time.sleep(_LOCK_POLL_SECONDS)
-    finally:
-        raw.execute(f"PRAGMA busy_timeout={busy_ms}")
 
 
 @contextmanager

@@ -5,7 +5,8 @@ Python process has one GIL; decision 0004).
 `tidings serve` starts it, restarts it if it dies, and stops it with SIGTERM; it dies with its
 parent, so a killed `serve` never leaves a worker behind. Intake wakes it by writing a byte to
 a pipe. Nothing here is a lock shared between the processes: a worker killed at any instant
-cannot leave the intake waiting on something it held.
+cannot leave the intake waiting on something it held (the count of intake writers waiting for
+SQLite's lock is written by the intake alone).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from tidings.config import Settings
 from tidings.logging import configure_logging, get_logger
+from tidings.storage import write_turns
 from tidings.storage.db import Database
 from tidings.worker.embedded_threads import WorkerAndSchedulerThreads
 
@@ -77,10 +79,11 @@ def worker_database(settings: Settings) -> Database:
     return Database(settings.database_url, settings.store_timeout_seconds, durable_commits=False)
 
 
-def _run(settings_json: str, parent_pid: int, reader: Connection) -> None:
+def _run(settings_json: str, parent_pid: int, reader: Connection, waiting: Any) -> None:
     _die_with_parent()
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         return
+    write_turns.share(waiting, goes_first=False)
     stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to `serve`, which stops us
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -106,6 +109,9 @@ class WorkerChildProcess:
         self._context = multiprocessing.get_context("spawn")
         self._settings_json = settings.model_dump_json()
         reader, writer = self._context.Pipe(duplex=False)
+        # The intake's writers waiting for SQLite's write lock (`storage.write_turns`).
+        self._waiting = self._context.RawValue("i", 0)
+        write_turns.share(self._waiting, goes_first=True)
         self._reader = reader
         self._wake = PipeWakeEvent(reader, writer)
         self._stopping = threading.Event()
@@ -120,7 +126,7 @@ class WorkerChildProcess:
     def _spawn(self) -> Any:
         return self._context.Process(
             target=_run,
-            args=(self._settings_json, os.getpid(), self._reader),
+            args=(self._settings_json, os.getpid(), self._reader, self._waiting),
             name="tidings-worker",
             daemon=True,
         )
