@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import httpx
-
+from tidings import send_loop
 from tidings.config import Settings
 from tidings.domain.errors import NotFound
 from tidings.domain.message_changes import Registration
@@ -32,8 +30,10 @@ from tidings.domain.sending import (
 )
 from tidings.logging import get_logger, mask_text
 from tidings.providers.registry import get_provider
-from tidings.providers.send import Sender, SendError, SendFailure, SendRequest
-from tidings.sending import call, outcome_of, sender_for
+from tidings.providers.send import SendError, SendFailure, SendRequest
+from tidings.providers.send_http import HttpSender
+from tidings.send_loop import SendLoop
+from tidings.sending import outcome_of, sender_for
 from tidings.storage import connections, dispatches, sends
 from tidings.storage import health as health_store
 from tidings.storage.connections import StoredConnection
@@ -160,27 +160,23 @@ def _turn(
     if not running:
         return report
     deadline = time.monotonic() + budget
-    limits = httpx.Limits(max_connections=settings.dispatch_concurrency * 2)
-    with (
-        httpx.Client(follow_redirects=False, limits=limits) as http,
-        ThreadPoolExecutor(settings.dispatch_concurrency, "tidings-send") as pool,
-    ):
-        lanes = [_Lane.open(db, settings, v, http, pool, health, report) for v in running]
-        active = [lane for lane in lanes if lane is not None]
-        while active and time.monotonic() < deadline:
-            lane = min(active, key=lambda one: one.next_at)
-            wait = (lane.next_at - datetime.now(UTC)).total_seconds()
-            if wait > deadline - time.monotonic():
-                break
-            if wait > 0:
-                sleep(wait)
-            try:
-                going = lane.step(report)
-            except Exception:  # one campaign's trouble (the store, a bug) spares the others
-                log.exception("campaign %s: dispatch step failed", lane.view.key)
-                going = False
-            if not going:
-                active.remove(lane)
+    sends = send_loop.shared(settings.dispatch_concurrency)
+    lanes = [_Lane.open(db, settings, v, sends, health, report) for v in running]
+    active = [lane for lane in lanes if lane is not None]
+    while active and time.monotonic() < deadline:
+        lane = min(active, key=lambda one: one.next_at)
+        wait = (lane.next_at - datetime.now(UTC)).total_seconds()
+        if wait > deadline - time.monotonic():
+            break
+        if wait > 0:
+            sleep(wait)
+        try:
+            going = lane.step(report)
+        except Exception:  # one campaign's trouble (the store, a bug) spares the others
+            log.exception("campaign %s: dispatch step failed", lane.view.key)
+            going = False
+        if not going:
+            active.remove(lane)
     for view in running:
         with db.read() as conn:
             busy = dispatches.has_work(conn, view.campaign_id)
@@ -200,12 +196,12 @@ class _Lane:
     db: Database
     view: DispatchView
     connection: StoredConnection
-    sender: Sender
+    sender: HttpSender
     registration: Registration
     interval: timedelta
     health: Health
     pause_after: int
-    pool: ThreadPoolExecutor
+    sends: SendLoop
     next_at: datetime
     unanswered: int = 0
 
@@ -215,8 +211,7 @@ class _Lane:
         db: Database,
         settings: Settings,
         view: DispatchView,
-        http: httpx.Client,
-        pool: ThreadPoolExecutor,
+        sends: SendLoop,
         health: Health,
         report: TurnReport,
     ) -> _Lane | None:
@@ -226,7 +221,7 @@ class _Lane:
                 connection = connections.get_connection(conn, view.connection)
             if connection.id != view.connection_id:  # removed, and its name given to another
                 raise NotFound(f"connection {view.connection!r} was removed")
-            sender = sender_for(settings, db, connection, http)
+            sender = sender_for(settings, db, connection, None)
         except Exception as error:  # removed connection, missing option: a person must act
             _pause(db, view, f"connection {view.connection!r} cannot send: {error}", report)
             return None
@@ -251,7 +246,7 @@ class _Lane:
             interval,
             health,
             settings.pause_after_errors,
-            pool,
+            sends,
             start,
         )
 
@@ -259,7 +254,7 @@ class _Lane:
         """Send the contacts whose slots have come; False when this campaign has nothing more
         to do in this turn (no contact waits, it was paused, it must wait). A campaign with a
         rate sends one contact at a time; one without claims `BATCH` at once and sends them
-        `dispatch_concurrency` at a time."""
+        `dispatch_concurrency` at a time (over aiohttp, `send_loop`)."""
         now = datetime.now(UTC)
         limit = 1 if self.interval else BATCH
         with self.db.write() as conn:
@@ -272,10 +267,7 @@ class _Lane:
             self.next_at = following
             return True
         self.next_at = following or now
-        if len(claimed) == 1:
-            answers = [self._call(claimed[0])]
-        else:
-            answers = list(self.pool.map(self._call, claimed))
+        answers = self.sends.send_all(self.sender, [self._request(c) for c in claimed])
         outcomes = [outcome_of(answer, status, defer=True) for answer, status in answers]
         now = datetime.now(UTC)
         finished = [(c.send_id, o) for c, o in zip(claimed, outcomes, strict=True)]
@@ -311,13 +303,13 @@ class _Lane:
             elif outcome.status is not SendStatus.DEFERRED:
                 self.unanswered = 0
 
-    def _call(self, claimed: Claim) -> tuple[SendError | str, int | None]:
-        """One contact's request and the provider's answer (a thread of the pool may run it)."""
+    def _request(self, claimed: Claim) -> SendRequest | SendError:
+        """One contact's request, or why it cannot be made (nothing goes out then)."""
         view = self.view
         variables = dict(claimed.variables)
         template = view.template
         try:
-            request = SendRequest(
+            return SendRequest(
                 recipient=claimed.recipient,
                 text=render(view.text, variables) if view.text is not None else None,
                 template=str(template["name"]) if template else None,
@@ -327,9 +319,8 @@ class _Lane:
                 contact_ref=claimed.contact_ref,
                 idempotency_key=claimed.idempotency_key,
             )
-        except SendError as error:  # the request itself is wrong: nothing went out
-            return error, None
-        return call(self.sender, request)
+        except SendError as error:
+            return error
 
     def _after_errors(
         self, errors: list[tuple[SendError, SendOutcome]], now: datetime, report: TurnReport

@@ -25,13 +25,22 @@ from tidings.providers.send import (
     SendFailure,
     SendRequest,
 )
+from tidings.providers.send_http import HttpSender
 from tidings.providers.senders import make_sender
 from tidings.storage import sends
 from tidings.storage.connections import StoredConnection
 from tidings.storage.db import Database
 from tidings.storage.sends import SendRecord
 
-__all__ = ["SendReport", "outcome_of", "send_message", "sender_for"]
+__all__ = [
+    "Answer",
+    "SendReport",
+    "answer_to_error",
+    "call",
+    "outcome_of",
+    "send_message",
+    "sender_for",
+]
 
 log = get_logger("sending")
 
@@ -55,10 +64,11 @@ class SendReport:
 
 
 def sender_for(
-    settings: Settings, db: Database, connection: StoredConnection, http: httpx.Client
-) -> Sender:
-    """The connection's send client, its provider told to post statuses to its intake URL.
-    SendError (kind CONFIG) when the connection lacks what sending needs."""
+    settings: Settings, db: Database, connection: StoredConnection, http: httpx.Client | None
+) -> HttpSender:
+    """The connection's send client, its provider told to post statuses to its intake URL
+    (without `http`, for `send_loop`). SendError (kind CONFIG) when the connection lacks what
+    sending needs."""
     callback = intake_url(intake_base(settings, db), connection, with_secret=True)
     config = SenderConfig(
         connection=connection.name,
@@ -95,25 +105,34 @@ def outcome_of(
     )
 
 
-def call(sender: Sender, request: SendRequest) -> tuple[SendError | str, int | None]:
-    """The provider's answer: its message id and HTTP status, or the SendError. Anything else
-    a client raises (a bug, an answer it cannot read) happened after the request may have
-    left, so it is an unknown outcome, never a reason to send again."""
+# What a send came to: the provider's message id, or the SendError; and the HTTP status.
+Answer = tuple[SendError | str, int | None]
+
+
+def call(sender: Sender, request: SendRequest) -> Answer:
+    """The provider's answer to one send (`answer_to_error` when it raised)."""
     try:
         result = sender.send(request)
-    except SendError as error:
-        return error, error.http_status
     except Exception as error:
-        log.exception("send through %s ended unexpectedly", sender.provider)
-        unknown = SendError(
-            f"{sender.provider}: the send ended unexpectedly ({type(error).__name__}); "
-            "the message may have been sent",
-            provider=sender.provider,
-            kind=SendFailure.BAD_ANSWER,
-            outcome_unknown=True,
-        )
-        return unknown, None
+        return answer_to_error(sender.provider, error)
     return result.provider_message_id, result.http_status
+
+
+def answer_to_error(provider: str, error: Exception) -> Answer:
+    """A send that raised: a SendError as it is; anything else a client raises (a bug, an
+    answer it cannot read) happened after the request may have left, so it is an unknown
+    outcome, never a reason to send again."""
+    if isinstance(error, SendError):
+        return error, error.http_status
+    log.error("send through %s ended unexpectedly", provider, exc_info=error)
+    unknown = SendError(
+        f"{provider}: the send ended unexpectedly ({type(error).__name__}); "
+        "the message may have been sent",
+        provider=provider,
+        kind=SendFailure.BAD_ANSWER,
+        outcome_unknown=True,
+    )
+    return unknown, None
 
 
 def send_message(

@@ -127,9 +127,9 @@ def test_an_evolution_connection_may_name_its_api_version() -> None:
 def test_the_public_names() -> None:
     assert set(send.__all__) == {
         "RetryPolicy", "SendError", "SendFailure", "SendRequest", "SendResult", "Sender",
-        "SenderConfig", "SenderFactory", "callback_fields",
+        "SenderConfig", "callback_fields",
     }
-    assert set(senders.__all__) == {"SENDERS", "SENDS_TEMPLATES", "make_sender"}
+    assert set(senders.__all__) == {"SENDERS", "SENDS_TEMPLATES", "SenderFactory", "make_sender"}
 
 
 @pytest.mark.parametrize("provider", sorted(senders.SENDERS))

@@ -1,20 +1,33 @@
-"""What every send client does the same way, checked against each provider's fake server:
+"""What every send client does the same way, checked against each provider's fake server and
+over both transports (httpx for single sends, aiohttp for a campaign's batch):
 time-outs leave the outcome unknown and are never retried, rate limits are waited out only
 within bounds, a connection that never opened is retried, wrong credentials are said so, and
 nothing is logged unmasked."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections.abc import Iterator
+from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 
 from tests.fakes.provider_apis import Answer, FakeProviderApi
 from tests.fakes.sending import SETUPS, Setup, Waits, config, sender_for
-from tidings.providers.send import RetryPolicy, SendError, SendFailure
+from tidings.providers.send import (
+    RetryPolicy,
+    SenderConfig,
+    SendError,
+    SendFailure,
+    SendRequest,
+    SendResult,
+)
+from tidings.providers.send_async import send_async
+from tidings.providers.send_http import HttpSender
 from tidings.providers.senders import make_sender
 
 
@@ -29,26 +42,61 @@ def fake(setup: Setup) -> Iterator[FakeProviderApi]:
         yield server
 
 
-@pytest.fixture
-def http() -> Iterator[httpx.Client]:
+@pytest.fixture(params=["httpx", "aiohttp"])
+def http(request: pytest.FixtureRequest) -> Iterator[httpx.Client | None]:
+    """The transport: httpx as single sends use it, or None for aiohttp as a campaign's
+    batch uses it (`providers.send_async`)."""
+    if request.param == "aiohttp":
+        yield None
+        return
     with httpx.Client() as client:
         yield client
 
 
+class _OverAiohttp:
+    """A sender driven as a campaign drives it: prepare, POST over aiohttp, read."""
+
+    def __init__(self, sender: HttpSender) -> None:
+        self._sender = sender
+
+    def send(self, request: SendRequest) -> SendResult:
+        async def send() -> SendResult:
+            async with aiohttp.ClientSession() as session:
+                return await send_async(self._sender, session, request)
+
+        return asyncio.run(send())
+
+
+def _driven(sender: HttpSender, http: httpx.Client | None) -> HttpSender | _OverAiohttp:
+    return sender if http is not None else _OverAiohttp(sender)
+
+
+def _sender_for(
+    setup: Setup, fake: Any, http: httpx.Client | None, **kwargs: Any
+) -> HttpSender | _OverAiohttp:
+    return _driven(sender_for(setup, fake, http, **kwargs), http)
+
+
+def _make(
+    provider: str, sender_config: SenderConfig, http: httpx.Client | None
+) -> HttpSender | _OverAiohttp:
+    return _driven(make_sender(provider, sender_config, http), http)
+
+
 def test_accepts_and_names_the_message(setup: Setup, fake: FakeProviderApi,
-                                       http: httpx.Client) -> None:
-    result = sender_for(setup, fake, http).send(setup.request)
+                                       http: httpx.Client | None) -> None:
+    result = _sender_for(setup, fake, http).send(setup.request)
     assert result.provider_message_id
     assert 200 <= result.http_status < 300
     assert len(fake.requests) == 1
 
 
 def test_a_time_out_leaves_the_outcome_unknown_and_is_not_retried(
-    setup: Setup, fake: FakeProviderApi, http: httpx.Client
+    setup: Setup, fake: FakeProviderApi, http: httpx.Client | None
 ) -> None:
     fake.hang()
     waits = Waits()
-    sender = sender_for(setup, fake, http, timeout=0.3, waits=waits)
+    sender = _sender_for(setup, fake, http, timeout=0.3, waits=waits)
     with pytest.raises(SendError) as caught:
         sender.send(setup.request)
     error = caught.value
@@ -60,22 +108,22 @@ def test_a_time_out_leaves_the_outcome_unknown_and_is_not_retried(
 
 
 def test_a_dropped_connection_leaves_the_outcome_unknown(
-    setup: Setup, fake: FakeProviderApi, http: httpx.Client
+    setup: Setup, fake: FakeProviderApi, http: httpx.Client | None
 ) -> None:
     fake.drop()
     with pytest.raises(SendError) as caught:
-        sender_for(setup, fake, http).send(setup.request)
+        _sender_for(setup, fake, http).send(setup.request)
     assert caught.value.kind is SendFailure.CONNECTION_LOST
     assert caught.value.outcome_unknown
     assert len(fake.requests) == 1
 
 
 def test_a_429_with_a_short_retry_after_is_waited_out_and_sent_once_more(
-    setup: Setup, fake: FakeProviderApi, http: httpx.Client
+    setup: Setup, fake: FakeProviderApi, http: httpx.Client | None
 ) -> None:
     fake.rate_limit("2")
     waits = Waits()
-    result = sender_for(setup, fake, http, waits=waits).send(setup.request)
+    result = _sender_for(setup, fake, http, waits=waits).send(setup.request)
     assert result.provider_message_id
     assert waits.asked == [2.0]
     assert len(fake.requests) == 2
@@ -84,21 +132,21 @@ def test_a_429_with_a_short_retry_after_is_waited_out_and_sent_once_more(
 
 
 def test_a_429_with_an_http_date_retry_after_is_read(
-    setup: Setup, fake: FakeProviderApi, http: httpx.Client
+    setup: Setup, fake: FakeProviderApi, http: httpx.Client | None
 ) -> None:
     fake.rate_limit("Fri, 04 Dec 2026 10:00:05 GMT")  # the test clock says 10:00:00
     waits = Waits()
-    sender_for(setup, fake, http, waits=waits).send(setup.request)
+    _sender_for(setup, fake, http, waits=waits).send(setup.request)
     assert waits.asked == [5.0]
 
 
 def test_a_429_asking_for_too_long_a_wait_is_handed_to_the_caller(
-    setup: Setup, fake: FakeProviderApi, http: httpx.Client
+    setup: Setup, fake: FakeProviderApi, http: httpx.Client | None
 ) -> None:
     fake.rate_limit("120")
     waits = Waits()
     with pytest.raises(SendError) as caught:
-        sender_for(setup, fake, http, waits=waits).send(setup.request)
+        _sender_for(setup, fake, http, waits=waits).send(setup.request)
     error = caught.value
     assert error.kind is SendFailure.RATE_LIMITED
     assert error.retry_after == 120.0
@@ -109,24 +157,24 @@ def test_a_429_asking_for_too_long_a_wait_is_handed_to_the_caller(
 
 
 def test_a_429_without_retry_after_is_not_retried(
-    setup: Setup, fake: FakeProviderApi, http: httpx.Client
+    setup: Setup, fake: FakeProviderApi, http: httpx.Client | None
 ) -> None:
     fake.rate_limit(None)
     with pytest.raises(SendError) as caught:
-        sender_for(setup, fake, http).send(setup.request)
+        _sender_for(setup, fake, http).send(setup.request)
     assert caught.value.kind is SendFailure.RATE_LIMITED
     assert caught.value.retry_after is None
     assert len(fake.requests) == 1
 
 
 def test_429s_are_retried_a_bounded_number_of_times(
-    setup: Setup, fake: FakeProviderApi, http: httpx.Client
+    setup: Setup, fake: FakeProviderApi, http: httpx.Client | None
 ) -> None:
     for _ in range(5):
         fake.rate_limit("1")
     waits = Waits()
     with pytest.raises(SendError) as caught:
-        sender_for(setup, fake, http, waits=waits,
+        _sender_for(setup, fake, http, waits=waits,
                    retry=RetryPolicy(attempts=3)).send(setup.request)
     assert caught.value.kind is SendFailure.RATE_LIMITED
     assert len(fake.requests) == 3
@@ -134,10 +182,10 @@ def test_429s_are_retried_a_bounded_number_of_times(
 
 
 def test_wrong_credentials_are_an_auth_failure_not_a_refusal_of_the_message(
-    setup: Setup, fake: FakeProviderApi, http: httpx.Client
+    setup: Setup, fake: FakeProviderApi, http: httpx.Client | None
 ) -> None:
     options, secret = setup.wrong_credentials(fake)
-    sender = make_sender(setup.provider, config(options, secret=secret), http)
+    sender = _make(setup.provider, config(options, secret=secret), http)
     with pytest.raises(SendError) as caught:
         sender.send(setup.request)
     error = caught.value
@@ -156,7 +204,7 @@ def _closed_port() -> int:
 
 
 def test_a_connection_that_never_opens_is_retried_then_reported_as_unavailable(
-    setup: Setup, http: httpx.Client
+    setup: Setup, http: httpx.Client | None
 ) -> None:
     class Nowhere:
         url = f"http://127.0.0.1:{_closed_port()}"
@@ -165,7 +213,7 @@ def test_a_connection_that_never_opens_is_retried_then_reported_as_unavailable(
         token = "t"
 
     waits = Waits()
-    sender = sender_for(setup, Nowhere(), http, waits=waits, retry=RetryPolicy(attempts=3))
+    sender = _sender_for(setup, Nowhere(), http, waits=waits, retry=RetryPolicy(attempts=3))
     with pytest.raises(SendError) as caught:
         sender.send(setup.request)
     error = caught.value
@@ -176,7 +224,7 @@ def test_a_connection_that_never_opens_is_retried_then_reported_as_unavailable(
 
 
 def test_logs_and_errors_never_show_the_recipient_or_the_key(
-    setup: Setup, fake: FakeProviderApi, http: httpx.Client
+    setup: Setup, fake: FakeProviderApi, http: httpx.Client | None
 ) -> None:
     records: list[logging.LogRecord] = []
 
@@ -194,9 +242,9 @@ def test_logs_and_errors_never_show_the_recipient_or_the_key(
         fake.rate_limit("600")
         options, secret = setup.wrong_credentials(fake)
         with pytest.raises(SendError) as first:
-            sender_for(setup, fake, http).send(setup.request)
+            _sender_for(setup, fake, http).send(setup.request)
         with pytest.raises(SendError) as second:
-            make_sender(setup.provider, config(options, secret=secret), http).send(
+            _make(setup.provider, config(options, secret=secret), http).send(
                 setup.request
             )
     finally:
@@ -214,11 +262,11 @@ def test_logs_and_errors_never_show_the_recipient_or_the_key(
 
 
 def test_a_503_with_retry_after_is_retried_only_where_meta_says_it_did_nothing(
-    setup: Setup, fake: FakeProviderApi, http: httpx.Client
+    setup: Setup, fake: FakeProviderApi, http: httpx.Client | None
 ) -> None:
     fake.answer(Answer(503, {"error": "busy"}, {"Retry-After": "1"}))
     waits = Waits()
-    sender = sender_for(setup, fake, http, waits=waits)
+    sender = _sender_for(setup, fake, http, waits=waits)
     if setup.provider == "meta":  # a synchronous Graph error: Meta did not take the message
         assert sender.send(setup.request).provider_message_id
         assert (waits.asked, len(fake.requests)) == ([1.0], 2)
@@ -229,3 +277,15 @@ def test_a_503_with_retry_after_is_retried_only_where_meta_says_it_did_nothing(
     assert caught.value.retry_after == 1.0, "the wait is handed to the caller"
     assert not caught.value.outcome_unknown
     assert (waits.asked, len(fake.requests)) == ([], 1)
+
+
+@pytest.mark.parametrize("api_url", ["127.0.0.1:9/evolution", "ftp://127.0.0.1:9", "http://"])
+def test_an_api_url_no_client_can_use_is_a_config_error_and_nothing_is_sent(
+    http: httpx.Client | None, api_url: str
+) -> None:
+    sender = _make("evolution", config({"api_url": api_url, "api_key": "k"}), http)
+    with pytest.raises(SendError) as caught:
+        sender.send(SendRequest(recipient="+5531999990000", text="hi"))
+    assert caught.value.kind is SendFailure.CONFIG
+    assert not caught.value.outcome_unknown
+    assert "nothing was sent" in str(caught.value)

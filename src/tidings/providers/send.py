@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from tidings.domain.errors import TidingsError
 from tidings.logging import mask_text
@@ -37,7 +37,6 @@ __all__ = [
     "SendResult",
     "Sender",
     "SenderConfig",
-    "SenderFactory",
     "callback_fields",
 ]
 
@@ -206,12 +205,6 @@ class Sender(Protocol):
     def send(self, request: SendRequest) -> SendResult:
         """Send one message; SendResult with the provider's id, or SendError."""
         ...
-
-
-if TYPE_CHECKING:  # httpx stays out of this pure module at run time
-    import httpx
-
-SenderFactory = Callable[[SenderConfig, "httpx.Client"], Sender]
 
 
 def callback_fields(request: SendRequest, config: SenderConfig) -> dict[str, str]:

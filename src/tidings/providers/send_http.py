@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -26,9 +26,23 @@ from typing import Any
 import httpx
 
 from tidings.logging import get_logger, mask_text
-from tidings.providers.send import SenderConfig, SendError, SendFailure
+from tidings.providers.send import SenderConfig, SendError, SendFailure, SendRequest, SendResult
 
-__all__ = ["Endpoint", "json_body", "no_id", "parse_retry_after", "post", "refusal"]
+__all__ = [
+    "Call",
+    "Endpoint",
+    "HttpSender",
+    "answer_retry",
+    "broken",
+    "connect_retry",
+    "json_body",
+    "no_id",
+    "parse_retry_after",
+    "post",
+    "refusal",
+    "timed_out",
+    "unusable_url",
+]
 
 _log = get_logger("providers.send")
 
@@ -44,93 +58,187 @@ class Endpoint:
     refusal: Callable[[httpx.Response, float | None], SendError]
 
 
-def post(
-    http: httpx.Client,
-    config: SenderConfig,
-    endpoint: Endpoint,
-    url: str,
-    *,
-    recipient: str,
-    **request: Any,
-) -> httpx.Response:
-    """POST to `url` and return the 2xx answer, or raise SendError.
+@dataclass(frozen=True)
+class Call:
+    """One POST to a provider's send endpoint, as data, so that one sender's request goes out
+    the same over either transport (`post` here, `send_async.post_async` for a campaign's
+    batch). `recipient` is only for log lines, masked; `chosen_id` is the message id tidings
+    chose where the provider lets it (Infobip), kept on an unknown outcome."""
 
-    `recipient` is only for the log line, masked. `request` goes to `httpx.Client.request`
-    (json=, data=, files=, headers=, auth=).
-    """
-    provider = endpoint.provider
-    policy = config.retry
-    attempts = max(1, policy.attempts)
-    who = mask_text(recipient)
+    endpoint: Endpoint
+    url: str
+    recipient: str
+    json: Any = None
+    data: Mapping[str, str] | None = None
+    files: Sequence[tuple[str, tuple[None, str]]] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    chosen_id: str | None = None
+
+    def request(self) -> httpx.Request:
+        """The request with its body encoded (JSON, form or multipart) and its headers."""
+        return httpx.Request(
+            "POST",
+            self.url,
+            json=self.json,
+            data=self.data,
+            files=self.files,
+            headers=self.headers,
+        )
+
+
+class HttpSender:
+    """A send client in two pure halves around one POST: `prepare` turns a SendRequest into a
+    Call (or raises SendError when it cannot be sent), `read` turns the 2xx answer into a
+    SendResult. `send` joins them over httpx; a campaign joins them over aiohttp."""
+
+    provider: str
+
+    def __init__(self, config: SenderConfig, http: httpx.Client | None) -> None:
+        self.config = config
+        self._http = http
+
+    def prepare(self, request: SendRequest) -> Call:
+        raise NotImplementedError
+
+    def read(self, call: Call, response: httpx.Response) -> SendResult:
+        raise NotImplementedError
+
+    def send(self, request: SendRequest) -> SendResult:
+        if self._http is None:
+            raise TypeError(f"this {self.provider} client was made without an httpx.Client")
+        call = self.prepare(request)
+        return self.read(call, post(self._http, self.config, call))
+
+
+def post(http: httpx.Client, config: SenderConfig, call: Call) -> httpx.Response:
+    """POST the call and return the 2xx answer, or raise SendError."""
+    attempts = max(1, config.retry.attempts)
     for attempt in range(1, attempts + 1):
+        request = http.build_request(
+            "POST",
+            call.url,
+            json=call.json,
+            data=call.data,
+            files=call.files,
+            headers=call.headers,
+            timeout=httpx.Timeout(config.timeout),
+        )
         try:
-            response = http.request("POST", url, timeout=httpx.Timeout(config.timeout), **request)
+            response = http.send(request)
         except (httpx.UnsupportedProtocol, httpx.InvalidURL, UnicodeError) as exc:
-            # Found before any byte left: the connection's api_url is not a URL httpx can use.
-            raise SendError(
-                f"{provider}: the api_url {mask_text(url)!r} cannot be used "
-                f"({type(exc).__name__}: {exc}); nothing was sent",
-                provider=provider,
-                kind=SendFailure.CONFIG,
-            ) from None
+            raise unusable_url(call, exc) from None
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            if attempt < attempts:
-                _log.warning(
-                    "%s: could not connect to send to %s (%s); trying again (attempt %d of %d)",
-                    provider,
-                    who,
-                    type(exc).__name__,
-                    attempt + 1,
-                    attempts,
-                )
-                config.sleep(policy.connect_backoff * attempt)
-                continue
-            raise SendError(
-                f"{provider}: could not connect to {_origin(url)} ({type(exc).__name__}); "
-                "nothing was sent",
-                provider=provider,
-                kind=SendFailure.UNAVAILABLE,
-            ) from None
+            config.sleep(connect_retry(config, call, exc, attempt))
+            continue
         except httpx.TimeoutException as exc:
-            raise SendError(
-                f"{provider}: no answer within {config.timeout:g} s ({type(exc).__name__}); "
-                "the message may have been sent",
-                provider=provider,
-                kind=SendFailure.TIMEOUT,
-                outcome_unknown=True,
-            ) from None
+            raise timed_out(config, call, exc) from None
         except httpx.TransportError as exc:
-            raise SendError(
-                f"{provider}: the connection broke after the request was sent "
-                f"({type(exc).__name__}); the message may have been sent",
-                provider=provider,
-                kind=SendFailure.CONNECTION_LOST,
-                outcome_unknown=True,
-            ) from None
-        if response.is_success:
-            return response
-        wait = parse_retry_after(response.headers.get("retry-after"), config.clock())
-        if (
-            response.status_code in endpoint.retry_statuses
-            and wait is not None
-            and wait <= policy.max_wait
-            and attempt < attempts
-        ):
-            _log.warning(
-                "%s: HTTP %d sending to %s; waiting %.3g s as Retry-After says (attempt %d of %d)",
-                provider,
-                response.status_code,
-                who,
-                wait,
-                attempt + 1,
-                attempts,
-            )
+            raise broken(call, exc) from None
+        wait = answer_retry(config, call, response, attempt)
+        if wait is not None:
             config.sleep(wait)
             continue
-        error = endpoint.refusal(response, wait)
-        _log.info("%s: send to %s failed: %s", provider, who, error)
-        raise error
+        return response
     raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+
+def unusable_url(call: Call, exc: BaseException) -> SendError:
+    """Found before any byte left: the connection's api_url is not a URL a client can use."""
+    provider = call.endpoint.provider
+    return SendError(
+        f"{provider}: the api_url {mask_text(call.url)!r} cannot be used "
+        f"({type(exc).__name__}: {exc}); nothing was sent",
+        provider=provider,
+        kind=SendFailure.CONFIG,
+    )
+
+
+def connect_retry(config: SenderConfig, call: Call, exc: BaseException, attempt: int) -> float:
+    """The wait before connecting again, when attempts are left; else the SendError (nothing
+    was sent: the connection never opened)."""
+    provider = call.endpoint.provider
+    attempts = max(1, config.retry.attempts)
+    if attempt < attempts:
+        _log.warning(
+            "%s: could not connect to send to %s (%s); trying again (attempt %d of %d)",
+            provider,
+            mask_text(call.recipient),
+            type(exc).__name__,
+            attempt + 1,
+            attempts,
+        )
+        return config.retry.connect_backoff * attempt
+    raise SendError(
+        f"{provider}: could not connect to {_origin(call.url)} ({type(exc).__name__}); "
+        "nothing was sent",
+        provider=provider,
+        kind=SendFailure.UNAVAILABLE,
+    ) from None
+
+
+def timed_out(config: SenderConfig, call: Call, exc: BaseException) -> SendError:
+    provider = call.endpoint.provider
+    return _unknown(
+        call,
+        SendError(
+            f"{provider}: no answer within {config.timeout:g} s ({type(exc).__name__}); "
+            "the message may have been sent",
+            provider=provider,
+            kind=SendFailure.TIMEOUT,
+            outcome_unknown=True,
+        ),
+    )
+
+
+def broken(call: Call, exc: BaseException) -> SendError:
+    provider = call.endpoint.provider
+    return _unknown(
+        call,
+        SendError(
+            f"{provider}: the connection broke after the request was sent "
+            f"({type(exc).__name__}); the message may have been sent",
+            provider=provider,
+            kind=SendFailure.CONNECTION_LOST,
+            outcome_unknown=True,
+        ),
+    )
+
+
+def _unknown(call: Call, error: SendError) -> SendError:
+    error.provider_message_id = call.chosen_id
+    return error
+
+
+def answer_retry(
+    config: SenderConfig, call: Call, response: httpx.Response, attempt: int
+) -> float | None:
+    """None for a 2xx answer; the wait before sending again for an answer that turned the
+    request away and asked for a wait within bounds, when attempts are left; else the
+    provider's refusal as a SendError."""
+    if response.is_success:
+        return None
+    endpoint = call.endpoint
+    policy = config.retry
+    wait = parse_retry_after(response.headers.get("retry-after"), config.clock())
+    if (
+        response.status_code in endpoint.retry_statuses
+        and wait is not None
+        and wait <= policy.max_wait
+        and attempt < max(1, policy.attempts)
+    ):
+        _log.warning(
+            "%s: HTTP %d sending to %s; waiting %.3g s as Retry-After says (attempt %d of %d)",
+            endpoint.provider,
+            response.status_code,
+            mask_text(call.recipient),
+            wait,
+            attempt + 1,
+            max(1, policy.attempts),
+        )
+        return wait
+    error = endpoint.refusal(response, wait)
+    _log.info("%s: send to %s failed: %s", endpoint.provider, mask_text(call.recipient), error)
+    raise error
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:

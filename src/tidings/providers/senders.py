@@ -7,16 +7,21 @@ and intake URL), gives it and a shared `httpx.Client` to `make_sender`, and call
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 
 from tidings.providers.callbell.api import CallbellSender
 from tidings.providers.evolution.api import EvolutionSender
 from tidings.providers.infobip.api import InfobipSender
 from tidings.providers.meta.api import MetaSender
-from tidings.providers.send import Sender, SenderConfig, SenderFactory, SendError, SendFailure
+from tidings.providers.send import SenderConfig, SendError, SendFailure
+from tidings.providers.send_http import HttpSender
 from tidings.providers.twilio.api import TwilioSender
 
-__all__ = ["SENDERS", "SENDS_TEMPLATES", "make_sender"]
+__all__ = ["SENDERS", "SENDS_TEMPLATES", "SenderFactory", "make_sender"]
+
+SenderFactory = Callable[[SenderConfig, httpx.Client | None], HttpSender]
 
 SENDERS: dict[str, SenderFactory] = {
     "evolution": EvolutionSender,
@@ -31,8 +36,9 @@ SENDERS: dict[str, SenderFactory] = {
 SENDS_TEMPLATES = frozenset({"meta", "twilio", "callbell"})
 
 
-def make_sender(provider: str, config: SenderConfig, http: httpx.Client) -> Sender:
-    """The send client of `provider` for one connection.
+def make_sender(provider: str, config: SenderConfig, http: httpx.Client | None) -> HttpSender:
+    """The send client of `provider` for one connection; without `http`, it can only prepare
+    and read (a campaign sends its requests over aiohttp, `tidings.send_loop`).
 
     Raises SendError (kind CONFIG) when the provider cannot send or the connection lacks
     what its client needs (an `api_key`, an `api_url` for Evolution, Meta's

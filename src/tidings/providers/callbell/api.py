@@ -34,7 +34,7 @@ from tidings.providers.send import (
     SendResult,
     callback_fields,
 )
-from tidings.providers.send_http import Endpoint, json_body, no_id, post, refusal
+from tidings.providers.send_http import Call, Endpoint, HttpSender, json_body, no_id, refusal
 
 __all__ = ["DEFAULT_API_URL", "CallbellSender"]
 
@@ -46,12 +46,12 @@ _MAX_KEY = 50
 _MAX_VALUE = 500
 
 
-class CallbellSender:
+class CallbellSender(HttpSender):
     """Sends through one Callbell account; see the module docstring."""
 
     provider = PROVIDER
 
-    def __init__(self, config: SenderConfig, http: httpx.Client) -> None:
+    def __init__(self, config: SenderConfig, http: httpx.Client | None) -> None:
         api_key = config.option("api_key")
         if not api_key:
             raise SendError(
@@ -63,24 +63,17 @@ class CallbellSender:
         base = (config.option("api_url") or DEFAULT_API_URL).rstrip("/")
         if not base.endswith("/v1"):
             base += "/v1"
-        self._config = config
-        self._http = http
+        super().__init__(config, http)
         self._url = f"{base}/messages/send"
         self._headers = {"Authorization": f"Bearer {api_key}"}
         self._channel = config.option("from")
         self._endpoint = Endpoint(PROVIDER, frozenset({429}), _refusal)
 
-    def send(self, request: SendRequest) -> SendResult:
+    def prepare(self, request: SendRequest) -> Call:
         body = self._body(request)
-        response = post(
-            self._http,
-            self._config,
-            self._endpoint,
-            self._url,
-            recipient=request.recipient,
-            json=body,
-            headers=self._headers,
-        )
+        return Call(self._endpoint, self._url, request.recipient, json=body, headers=self._headers)
+
+    def read(self, call: Call, response: httpx.Response) -> SendResult:
         answer = json_body(response)
         message = answer.get("message") if isinstance(answer, dict) else None
         uuid = message.get("uuid") if isinstance(message, dict) else None
@@ -105,7 +98,7 @@ class CallbellSender:
                 body["template_values"] = values
         else:
             body["content"] = {"text": request.text}
-        metadata = callback_fields(request, self._config)
+        metadata = callback_fields(request, self.config)
         if metadata:
             _check_metadata(metadata)
             body["metadata"] = metadata

@@ -39,7 +39,7 @@ from tidings.providers.send import (
     SendRequest,
     SendResult,
 )
-from tidings.providers.send_http import Endpoint, json_body, no_id, post, refusal
+from tidings.providers.send_http import Call, Endpoint, HttpSender, json_body, no_id, refusal
 
 __all__ = ["EvolutionSender"]
 
@@ -49,12 +49,12 @@ _NOT_CONNECTED = re.compile(r"SessionError|Connection Closed|not connected|No se
 _STORE_FAILED = re.compile(r"Prisma", re.I)
 
 
-class EvolutionSender:
+class EvolutionSender(HttpSender):
     """Sends through one Evolution instance; see the module docstring."""
 
     provider = PROVIDER
 
-    def __init__(self, config: SenderConfig, http: httpx.Client) -> None:
+    def __init__(self, config: SenderConfig, http: httpx.Client | None) -> None:
         api_url = config.option("api_url")
         if not api_url:
             raise SendError(
@@ -70,8 +70,7 @@ class EvolutionSender:
                 provider=PROVIDER,
                 kind=SendFailure.CONFIG,
             )
-        self._config = config
-        self._http = http
+        super().__init__(config, http)
         self._v1 = version == "v1"
         self._api_key = config.option("api_key")
         instance = config.option("instance") or config.connection
@@ -79,7 +78,7 @@ class EvolutionSender:
         self._url = f"{api_url.rstrip('/')}/message/sendText/{segment}"
         self._endpoint = Endpoint(PROVIDER, frozenset({429}), _refusal)
 
-    def send(self, request: SendRequest) -> SendResult:
+    def prepare(self, request: SendRequest) -> Call:
         if request.text is None:
             raise SendError(
                 "evolution sends plain text only: give text instead of a template",
@@ -94,15 +93,9 @@ class EvolutionSender:
             else {"number": number, "text": request.text}
         )
         headers = {"apikey": self._api_key} if self._api_key else {}
-        response = post(
-            self._http,
-            self._config,
-            self._endpoint,
-            self._url,
-            recipient=request.recipient,
-            json=body,
-            headers=headers,
-        )
+        return Call(self._endpoint, self._url, request.recipient, json=body, headers=headers)
+
+    def read(self, call: Call, response: httpx.Response) -> SendResult:
         answer = json_body(response)
         key = answer.get("key") if isinstance(answer, dict) else None
         message_id = key.get("id") if isinstance(key, dict) else None

@@ -52,7 +52,7 @@ from tidings.providers.send import (
     SendResult,
     callback_fields,
 )
-from tidings.providers.send_http import Endpoint, json_body, no_id, post, refusal
+from tidings.providers.send_http import Call, Endpoint, HttpSender, json_body, no_id, refusal
 
 __all__ = ["DEFAULT_API_URL", "InfobipSender", "message_id_for"]
 
@@ -70,12 +70,12 @@ def message_id_for(idempotency_key: str) -> str:
     return "td" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:38]
 
 
-class InfobipSender:
+class InfobipSender(HttpSender):
     """Sends SMS and email through one Infobip account; see the module docstring."""
 
     provider = PROVIDER
 
-    def __init__(self, config: SenderConfig, http: httpx.Client) -> None:
+    def __init__(self, config: SenderConfig, http: httpx.Client | None) -> None:
         api_key = config.option("api_key")
         if not api_key:
             raise SendError(
@@ -84,15 +84,14 @@ class InfobipSender:
                 kind=SendFailure.CONFIG,
             )
         base = (config.option("api_url") or DEFAULT_API_URL).rstrip("/")
-        self._config = config
-        self._http = http
+        super().__init__(config, http)
         self._sms_url = f"{base}/sms/2/text/advanced"
         self._email_url = f"{base}/email/3/send"
         self._headers = {"Authorization": f"App {api_key}", "Accept": "application/json"}
         self._sender = config.option("from")
         self._endpoint = Endpoint(PROVIDER, frozenset({429}), _refusal)
 
-    def send(self, request: SendRequest) -> SendResult:
+    def prepare(self, request: SendRequest) -> Call:
         if request.text is None:
             raise SendError(
                 "infobip SMS and email are sent as text: give text instead of a template",
@@ -102,20 +101,14 @@ class InfobipSender:
             )
         message_id = message_id_for(request.idempotency_key) if request.idempotency_key else None
         callback = self._callback_data(request)
-        try:
-            if "@" in request.recipient:
-                response = self._send_email(request, message_id, callback)
-            else:
-                response = self._send_sms(request, message_id, callback)
-        except SendError as error:
-            if error.outcome_unknown:
-                error.provider_message_id = message_id
-            raise
-        return _result(response, message_id)
+        if "@" in request.recipient:
+            return self._email(request, message_id, callback)
+        return self._sms(request, message_id, callback)
 
-    def _send_sms(
-        self, request: SendRequest, message_id: str | None, callback: str | None
-    ) -> httpx.Response:
+    def read(self, call: Call, response: httpx.Response) -> SendResult:
+        return _result(response, call.chosen_id)
+
+    def _sms(self, request: SendRequest, message_id: str | None, callback: str | None) -> Call:
         destination: dict[str, str] = {"to": _number(request.recipient)}
         if message_id:
             destination["messageId"] = message_id
@@ -123,24 +116,21 @@ class InfobipSender:
         if self._sender:
             message["from"] = self._sender
         message["text"] = request.text
-        if self._config.callback_url:
-            message["notifyUrl"] = self._config.callback_url
+        if self.config.callback_url:
+            message["notifyUrl"] = self.config.callback_url
             message["notifyContentType"] = "application/json"
         if callback:
             message["callbackData"] = callback
-        return post(
-            self._http,
-            self._config,
+        return Call(
             self._endpoint,
             self._sms_url,
-            recipient=request.recipient,
+            request.recipient,
             json={"messages": [message]},
             headers=self._headers,
+            chosen_id=message_id,
         )
 
-    def _send_email(
-        self, request: SendRequest, message_id: str | None, callback: str | None
-    ) -> httpx.Response:
+    def _email(self, request: SendRequest, message_id: str | None, callback: str | None) -> Call:
         if not self._sender:
             raise SendError(
                 "an infobip connection needs --option from=ADDRESS (a verified sender "
@@ -164,25 +154,24 @@ class InfobipSender:
         ]
         if message_id:
             fields.append(("messageId", message_id))
-        if self._config.callback_url:
-            fields.append(("notifyUrl", self._config.callback_url))
+        if self.config.callback_url:
+            fields.append(("notifyUrl", self.config.callback_url))
             fields.append(("notifyContentType", "application/json"))
         if callback:
             fields.append(("callbackData", callback))
         # (None, value): a plain form field, so the body is multipart as Infobip requires.
         files = [(name, (None, value)) for name, value in fields]
-        return post(
-            self._http,
-            self._config,
+        return Call(
             self._endpoint,
             self._email_url,
-            recipient=request.recipient,
+            request.recipient,
             files=files,
             headers=self._headers,
+            chosen_id=message_id,
         )
 
     def _callback_data(self, request: SendRequest) -> str | None:
-        fields = callback_fields(request, self._config)
+        fields = callback_fields(request, self.config)
         if not fields:
             return None
         text = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))

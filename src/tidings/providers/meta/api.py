@@ -45,7 +45,7 @@ from tidings.providers.send import (
     SendResult,
     callback_fields,
 )
-from tidings.providers.send_http import Endpoint, json_body, no_id, post, refusal
+from tidings.providers.send_http import Call, Endpoint, HttpSender, json_body, no_id, refusal
 
 __all__ = ["DEFAULT_API_URL", "MetaSender"]
 
@@ -60,12 +60,12 @@ _META_TROUBLE = frozenset({1, 2, 131000, 131016, 133004})
 _ACCOUNT = frozenset({368, 130497, 131031, 131042, 133010})
 
 
-class MetaSender:
+class MetaSender(HttpSender):
     """Sends from one WhatsApp business phone number; see the module docstring."""
 
     provider = PROVIDER
 
-    def __init__(self, config: SenderConfig, http: httpx.Client) -> None:
+    def __init__(self, config: SenderConfig, http: httpx.Client | None) -> None:
         token = config.option("api_key")
         number_id = config.option("phone_number_id")
         missing = [
@@ -84,23 +84,16 @@ class MetaSender:
             )
         assert number_id is not None
         base = (config.option("api_url") or DEFAULT_API_URL).rstrip("/")
-        self._config = config
-        self._http = http
+        super().__init__(config, http)
         self._url = f"{base}/{quote(number_id, safe='')}/messages"
         self._headers = {"Authorization": f"Bearer {token}"}
         self._endpoint = Endpoint(PROVIDER, frozenset({429, 503}), _refusal)
 
-    def send(self, request: SendRequest) -> SendResult:
+    def prepare(self, request: SendRequest) -> Call:
         body = self._body(request)
-        response = post(
-            self._http,
-            self._config,
-            self._endpoint,
-            self._url,
-            recipient=request.recipient,
-            json=body,
-            headers=self._headers,
-        )
+        return Call(self._endpoint, self._url, request.recipient, json=body, headers=self._headers)
+
+    def read(self, call: Call, response: httpx.Response) -> SendResult:
         answer = json_body(response)
         messages = answer.get("messages") if isinstance(answer, dict) else None
         first = messages[0] if isinstance(messages, list) and messages else None
@@ -139,7 +132,7 @@ class MetaSender:
         else:
             body["type"] = "text"
             body["text"] = {"body": request.text}
-        fields = callback_fields(request, self._config)
+        fields = callback_fields(request, self.config)
         if fields:
             opaque = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
             if len(opaque) > _CALLBACK_MAX:

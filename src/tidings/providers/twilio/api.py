@@ -25,6 +25,7 @@ idempotency key for creating a message, so a time-out is never retried.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Mapping
@@ -39,7 +40,7 @@ from tidings.providers.send import (
     SendRequest,
     SendResult,
 )
-from tidings.providers.send_http import Endpoint, json_body, no_id, post, refusal
+from tidings.providers.send_http import Call, Endpoint, HttpSender, json_body, no_id, refusal
 
 __all__ = ["DEFAULT_API_URL", "TwilioSender"]
 
@@ -50,12 +51,12 @@ _MESSAGING_SERVICE = re.compile(r"MG[0-9a-fA-F]{32}")
 _SETUP_CODES = frozenset({10001, 21212, 21408, 21606, 21659})
 
 
-class TwilioSender:
+class TwilioSender(HttpSender):
     """Sends from one Twilio account and sender; see the module docstring."""
 
     provider = PROVIDER
 
-    def __init__(self, config: SenderConfig, http: httpx.Client) -> None:
+    def __init__(self, config: SenderConfig, http: httpx.Client | None) -> None:
         sid = config.option("account_sid")
         sender = config.option("from")
         token = (config.secret or "").strip()
@@ -78,24 +79,18 @@ class TwilioSender:
         base = (config.option("api_url") or DEFAULT_API_URL).rstrip("/")
         if not base.endswith("/2010-04-01"):
             base += "/2010-04-01"
-        self._config = config
-        self._http = http
+        super().__init__(config, http)
         self._url = f"{base}/Accounts/{quote(sid, safe='')}/Messages.json"
-        self._auth = httpx.BasicAuth(sid, token)
+        credentials = base64.b64encode(f"{sid}:{token}".encode()).decode("ascii")
+        self._headers = {"Authorization": f"Basic {credentials}"}
         self._sender = sender
         self._endpoint = Endpoint(PROVIDER, frozenset({429}), _refusal)
 
-    def send(self, request: SendRequest) -> SendResult:
+    def prepare(self, request: SendRequest) -> Call:
         form = self._form(request)
-        response = post(
-            self._http,
-            self._config,
-            self._endpoint,
-            self._url,
-            recipient=request.recipient,
-            data=form,
-            auth=self._auth,
-        )
+        return Call(self._endpoint, self._url, request.recipient, data=form, headers=self._headers)
+
+    def read(self, call: Call, response: httpx.Response) -> SendResult:
         answer = json_body(response)
         sid = answer.get("sid") if isinstance(answer, dict) else None
         if not isinstance(sid, str) or not sid:
@@ -122,8 +117,8 @@ class TwilioSender:
         else:
             assert request.text is not None
             form["Body"] = request.text
-        if self._config.callback_url:
-            form["StatusCallback"] = self._config.callback_url
+        if self.config.callback_url:
+            form["StatusCallback"] = self.config.callback_url
         return form
 
 

@@ -1,0 +1,110 @@
+"""Where a campaign's messages go out: an event loop on a thread of its own, with one aiohttp
+session, sending each batch `concurrency` requests at a time (`providers.send_async`).
+
+One per process and concurrency, started on first use and kept, so the connections to a
+provider outlive a batch and a turn. The dispatch thread (embedded) or the Celery task hands
+it a batch and waits for every answer; the loop never touches the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import threading
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
+
+import aiohttp
+
+from tidings.providers.send import SendError, SendRequest
+from tidings.providers.send_async import send_async
+from tidings.providers.send_http import HttpSender
+from tidings.sending import Answer, answer_to_error
+
+__all__ = ["SendLoop", "shared"]
+
+T = TypeVar("T")
+
+
+class SendLoop:
+    """An event loop thread and its aiohttp session; `send_all` is safe from any thread."""
+
+    def __init__(self, concurrency: int) -> None:
+        self._concurrency = concurrency
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="tidings-send-loop", daemon=True
+        )
+        self._thread.start()
+        self._session = self._run(self._open())
+
+    async def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self._concurrency, limit_per_host=self._concurrency, ttl_dns_cache=60
+        )
+        # Not trust_env: it reads the environment and ~/.netrc again for every request (a
+        # fifth of a dispatching worker's time, measured).
+        return aiohttp.ClientSession(connector=connector)
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def send_all(
+        self, sender: HttpSender, requests: Sequence[SendRequest | SendError]
+    ) -> list[Answer]:
+        """Each request's answer, in order; a SendError given instead of a request (one that
+        could not even be made) is its own answer."""
+        return self._run(self._all(sender, requests))
+
+    async def _all(
+        self, sender: HttpSender, requests: Sequence[SendRequest | SendError]
+    ) -> list[Answer]:
+        gate = asyncio.Semaphore(self._concurrency)
+
+        async def one(request: SendRequest | SendError) -> Answer:
+            if isinstance(request, SendError):
+                return request, None
+            async with gate:
+                try:
+                    result = await send_async(sender, self._session, request)
+                except Exception as error:
+                    return answer_to_error(sender.provider, error)
+            return result.provider_message_id, result.http_status
+
+        return list(await asyncio.gather(*(one(request) for request in requests)))
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        if self._loop.is_running():
+            self._run(self._session.close())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+        if not self._loop.is_running():
+            self._loop.close()
+
+
+_loops: dict[int, SendLoop] = {}
+_loops_guard = threading.Lock()
+
+
+def shared(concurrency: int) -> SendLoop:
+    """This process's send loop for `concurrency` (started now if it is the first call)."""
+    with _loops_guard:
+        found = _loops.get(concurrency)
+        if found is None:
+            found = _loops[concurrency] = SendLoop(concurrency)
+        return found
+
+
+# A forked child (a Celery worker) has none of its parent's threads: it starts its own.
+os.register_at_fork(after_in_child=_loops.clear)
+
+
+@atexit.register
+def _close_all() -> None:
+    with _loops_guard:
+        for send_loop in _loops.values():
+            send_loop.close()
+        _loops.clear()
