@@ -3,7 +3,8 @@ baseline, and tidings scaled out (2 web nodes + 2 Celery workers + beat on Postg
 run; then outbound webhooks and campaign dispatch, each against its hand-written loop.
 
     .venv/bin/python bench/run.py [--requests 20000] [--concurrency 64] [--skip-scaleout]
-        [--outbound-events 20000] [--skip-outbound | --only-outbound]
+        [--outbound-events 20000] [--outbound-steady-rate 200] [--outbound-steady-seconds 10]
+        [--skip-outbound | --only-outbound]
         [--dispatch-contacts 5000] [--dispatch-baseline 500] [--dispatch-rate-contacts 300]
         [--skip-dispatch | --only-dispatch]
 
@@ -1172,6 +1173,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=int,
         default=300,
         help="outbound section: events the hand-written httpx loop sends",
+    )
+    parser.add_argument(
+        "--outbound-steady-rate",
+        type=float,
+        default=200.0,
+        help="outbound section: webhooks/s of the steady stream the added latency is read on",
+    )
+    parser.add_argument(
+        "--outbound-steady-seconds",
+        type=float,
+        default=10.0,
+        help="outbound section: how long the steady stream lasts",
     )
     parser.add_argument(
         "--skip-outbound", action="store_true", help="do not measure outbound webhooks"
