@@ -77,6 +77,6 @@ def test_health_settings_that_cannot_work_are_refused(
     monkeypatch.setenv(name, value)
     result = cli.invoke(main, ["connection", "list"])
     assert result.exit_code == 1
-    assert "configuration" in result.output and name.removeprefix("TIDINGS_").lower() in (
-        result.output
-    )
+    key = name.removeprefix("TIDINGS_").lower()
+    assert result.output.startswith(f"Error: configuration: {name} ({key}): ")
+    assert len(result.output.strip().splitlines()) == 1

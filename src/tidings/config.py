@@ -18,6 +18,7 @@ from pydantic_settings import (
 )
 
 from tidings.domain.addresses import AddressPolicy
+from tidings.domain.call_times import zone_named
 from tidings.domain.calls import LOCALES, locale_of
 from tidings.domain.recipients import REGIONS
 
@@ -129,6 +130,15 @@ class Settings(BaseSettings):
         if region not in REGIONS:
             raise ValueError(f"{value!r} is not a region code phone numbers use (e.g. BR, US)")
         return region
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_is_known(cls, value: str) -> str:
+        if zone_named(value) is None:
+            raise ValueError(
+                f"{value!r} is not an IANA time zone (e.g. UTC, America/Sao_Paulo, Asia/Kolkata)"
+            )
+        return value.strip()
 
     @field_validator("locale")
     @classmethod

@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
+from pydantic import ValidationError
 
 from tidings.config import Settings, load_settings
 from tidings.domain.errors import TidingsError
@@ -17,7 +18,16 @@ from tidings.intake_urls import intake_base, listen_url
 from tidings.storage.db import Database
 from tidings.storage.readiness import open_ready
 
-__all__ = ["TidingsGroup", "intake_base", "listen_url", "moment", "now", "settings", "store"]
+__all__ = [
+    "TidingsGroup",
+    "intake_base",
+    "listen_url",
+    "moment",
+    "now",
+    "problems",
+    "settings",
+    "store",
+]
 
 
 class TidingsGroup(click.Group):
@@ -34,8 +44,21 @@ class TidingsGroup(click.Group):
 def settings() -> Settings:
     try:
         return load_settings()
+    except ValidationError as error:
+        raise click.ClickException(f"configuration: {problems(error)}") from None
     except (FileNotFoundError, ValueError) as error:
         raise click.ClickException(f"configuration: {error}") from None
+
+
+def problems(error: ValidationError) -> str:
+    """Each wrong setting as `TIDINGS_NAME (name in a config file): what is wrong`, all on
+    one line."""
+    said = []
+    for problem in error.errors():
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        key = "_".join(str(part) for part in problem["loc"])
+        said.append(f"TIDINGS_{key.upper()} ({key}): {message}" if key else message)
+    return "; ".join(said)
 
 
 def now() -> datetime:

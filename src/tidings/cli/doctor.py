@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import click
+from pydantic import ValidationError
 
+from tidings.cli.common import problems as setting_problems
 from tidings.config import load_settings
 from tidings.domain.errors import TidingsError
 from tidings.storage.db import Database
@@ -35,6 +37,9 @@ def doctor() -> None:
 
     try:
         settings = load_settings()
+    except ValidationError as error:
+        report(False, "configuration", setting_problems(error))
+        sys.exit(1)
     except (FileNotFoundError, ValueError) as error:
         report(False, "configuration", str(error))
         sys.exit(1)

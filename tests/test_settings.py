@@ -1,0 +1,34 @@
+"""Settings a user gets wrong are refused when tidings starts, with the setting's name and
+what it takes, never taken silently for something else."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from tidings.cli import main
+from tidings.config import Settings
+
+
+def test_an_unknown_time_zone_is_refused_not_read_as_utc() -> None:
+    assert Settings(timezone=" America/Sao_Paulo ").timezone == "America/Sao_Paulo"
+    with pytest.raises(ValueError, match="'America/Sao Paulo' is not an IANA time zone"):
+        Settings(timezone="America/Sao Paulo")
+
+
+def test_a_stale_window_shorter_than_a_send_is_refused() -> None:
+    assert Settings(send_timeout_seconds=10, send_stale_seconds=121).send_stale_seconds == 121
+    with pytest.raises(ValueError, match="TIDINGS_SEND_STALE_SECONDS must exceed 120"):
+        Settings(send_timeout_seconds=10, send_stale_seconds=120)
+
+
+def test_the_command_line_says_which_setting_is_wrong_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TIDINGS_TIMEZONE", "Mars/Olympus")
+    result = CliRunner().invoke(main, ["doctor"])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "Error: configuration: TIDINGS_TIMEZONE (timezone): 'Mars/Olympus' is not an IANA "
+        "time zone (e.g. UTC, America/Sao_Paulo, Asia/Kolkata)"
+    )
