@@ -1,10 +1,11 @@
 """One signed POST per claimed delivery, and what came of it.
 
-The body is built once per attempt and signed as the exact bytes sent. Redirects are not
-followed (a 3xx is a failed attempt: the subscriber should give the final URL), every attempt
-is bounded to `TIDINGS_OUTBOUND_TIMEOUT_SECONDS` in total, and every connection goes through
-the SSRF guard (`outbound.guard`). Concurrency is bounded per subscription and overall, so one
-slow endpoint cannot take every connection.
+The body is built once per attempt and signed as the exact bytes sent, over aiohttp (a
+quarter of httpx's CPU a request, decision 0013). Redirects are not followed (a 3xx is a
+failed attempt: the subscriber should give the final URL), every attempt is bounded to
+`TIDINGS_OUTBOUND_TIMEOUT_SECONDS` in total, and every connection goes through the SSRF
+guard (`outbound.guard`). Concurrency is bounded per subscription and overall, so one slow
+endpoint cannot take every connection.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-import httpx
+import aiohttp
 import orjson
 
 from tidings.config import Settings
 from tidings.domain.outbound import iso, masked_for
 from tidings.logging import mask_text
 from tidings.outbound import signing
-from tidings.outbound.guard import GuardedTransport, RefusedAddress
+from tidings.outbound.guard import GuardedResolver, RefusedAddress, check_literal
 from tidings.storage.deliveries import Attempt, Claim
 
 __all__ = ["Sender", "body_of"]
@@ -38,7 +39,8 @@ def body_of(claim: Claim) -> bytes:
 
 
 class Sender:
-    """Makes attempts; lives in one event loop (its client and semaphores belong to it)."""
+    """Makes attempts; lives in one event loop (its session and semaphores belong to it, made
+    at its first attempt)."""
 
     def __init__(
         self,
@@ -49,24 +51,32 @@ class Sender:
         self._timeout = settings.outbound_timeout_seconds
         self._now = now
         self._wall_clock = wall_clock
+        self._policy = settings.outbound_policy
+        self._concurrency = settings.outbound_concurrency
         self._overall = asyncio.Semaphore(settings.outbound_concurrency)
         self._per_endpoint_limit = settings.outbound_endpoint_concurrency
         self._per_endpoint: dict[int, asyncio.Semaphore] = {}
-        transport = GuardedTransport(
-            settings.outbound_policy,
-            max_connections=settings.outbound_concurrency,
-            keepalive=settings.outbound_concurrency,
-        )
-        self._client = httpx.AsyncClient(
-            transport=transport,
-            timeout=httpx.Timeout(self._timeout),
-            follow_redirects=False,
-            trust_env=False,
-            headers={"user-agent": "tidings-webhooks", "content-type": "application/json"},
-        )
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._concurrency,
+                limit_per_host=0,  # per endpoint: the semaphores
+                use_dns_cache=False,  # every new connection is resolved and checked again
+                resolver=GuardedResolver(self._policy),
+                keepalive_timeout=30.0,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers={"user-agent": "tidings-webhooks", "content-type": "application/json"},
+                timeout=aiohttp.ClientTimeout(total=None),  # each attempt has its own bound
+            )
+        return self._session
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     async def attempt(self, claim: Claim) -> Attempt:
         """POST one delivery (waiting for a free slot of its endpoint and overall)."""
@@ -93,9 +103,7 @@ class Sender:
             error = f"no answer within {self._timeout:g}s"
         except RefusedAddress as refused:
             error = f"refused: {refused}"
-        except httpx.TimeoutException:
-            error = f"no answer within {self._timeout:g}s"
-        except httpx.HTTPError as failed:
+        except aiohttp.ClientError as failed:
             error = f"{type(failed).__name__}: {failed}" if str(failed) else type(failed).__name__
         latency = int((time.perf_counter() - started) * 1000)
         if status is not None and 300 <= status < 400:
@@ -105,14 +113,14 @@ class Sender:
         return Attempt(claim, at, latency, status, error and mask_text(error), answer)
 
     async def _exchange(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
-        request = self._client.build_request("POST", url, content=body, headers=headers)
-        response = await self._client.send(request, stream=True)
-        try:
+        check_literal(url, self._policy)
+        async with self._client().post(
+            url, data=body, headers=headers, allow_redirects=False
+        ) as response:
             kept = bytearray()
-            async for chunk in response.aiter_raw():
-                kept += chunk
-                if len(kept) >= _RESPONSE_LIMIT:
+            while len(kept) < _RESPONSE_LIMIT:
+                chunk = await response.content.read(_RESPONSE_LIMIT - len(kept))
+                if not chunk:
                     break
-        finally:
-            await response.aclose()
-        return response.status_code, bytes(kept[:_RESPONSE_LIMIT]).decode("utf-8", "replace")
+                kept += chunk
+            return response.status, bytes(kept).decode("utf-8", "replace")
