@@ -164,9 +164,10 @@ def measure_outbound(bench: Any, args: Any, work: Path, procs: Any) -> OutboundM
             bench, args, port, path, bodies[count:], args.outbound_steady_rate
         )
         acknowledged += steady_acknowledged
-        finished = finished and bench.wait_for(
+        steady_finished = bench.wait_for(
             lambda: progress(acknowledged), stall=args.stall, cap=args.drain_cap
         )
+        finished = finished and steady_finished
         procs.stop("tidings-outbound")
         procs.stop("receiver")  # writes its ledger out
         with db.read() as conn:
@@ -194,7 +195,7 @@ def measure_outbound(bench: Any, args: Any, work: Path, procs: Any) -> OutboundM
             continue
         received = data["event"]["received_at"]
         latency = at - datetime.fromisoformat(received.replace("Z", "+00:00")).timestamp()
-        if data["provider_message_id"] in steady_ids:
+        if data.get("provider_message_id") in steady_ids:
             steady.append(latency)
         else:
             burst.append(latency)
@@ -236,7 +237,8 @@ def _steady(
     bench: Any, args: Any, port: int, path: str, bodies: list[bytes], rate: float
 ) -> tuple[int, float]:
     """Send `bodies` at `rate` per second, a tenth of a second's worth at a time on fresh
-    connections; (acknowledged, the rate achieved)."""
+    connections; (acknowledged, acknowledged per second from the first tick to the end of
+    the last one)."""
     tick = 0.1
     per_tick = max(1, round(rate * tick))
     acknowledged = 0
@@ -250,8 +252,9 @@ def _steady(
             bench.HOST, port, path, chunk, min(8, len(chunk)), timeout=args.timeout
         )
         acknowledged += load.count(200, 300)
-    spent = time.monotonic() - started
-    return acknowledged, len(bodies) / spent if spent > 0 else 0.0
+    ticks = -(-len(bodies) // per_tick)
+    spent = max(time.monotonic() - started, ticks * tick)
+    return acknowledged, acknowledged / spent if spent > 0 else 0.0
 
 
 def _baseline(bench: Any, procs: Any, work: Path, datas: list[Any]) -> tuple[float, float]:

@@ -12,6 +12,7 @@ from tidings.config import Settings
 
 def test_an_unknown_time_zone_is_refused_not_read_as_utc() -> None:
     assert Settings(timezone=" America/Sao_Paulo ").timezone == "America/Sao_Paulo"
+    assert Settings(timezone="").timezone == "UTC"
     with pytest.raises(ValueError, match="'America/Sao Paulo' is not an IANA time zone"):
         Settings(timezone="America/Sao Paulo")
 

@@ -134,6 +134,8 @@ class Settings(BaseSettings):
     @field_validator("timezone")
     @classmethod
     def _timezone_is_known(cls, value: str) -> str:
+        if value.strip().upper() in ("", "UTC"):  # no zone database needed
+            return "UTC"
         if zone_named(value) is None:
             raise ValueError(
                 f"{value!r} is not an IANA time zone (e.g. UTC, America/Sao_Paulo, Asia/Kolkata)"

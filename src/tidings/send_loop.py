@@ -17,8 +17,9 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from tidings.event_loops import new_event_loop
 from tidings.providers.send import SendError, SendRequest
-from tidings.providers.send_async import send_async
+from tidings.providers.send_async import new_session, send_async
 from tidings.providers.send_http import HttpSender
 from tidings.sending import Answer, answer_to_error
 
@@ -32,7 +33,7 @@ class SendLoop:
 
     def __init__(self, concurrency: int) -> None:
         self._concurrency = concurrency
-        self._loop = asyncio.new_event_loop()
+        self._loop = new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="tidings-send-loop", daemon=True
         )
@@ -40,12 +41,7 @@ class SendLoop:
         self._session = self._run(self._open())
 
     async def _open(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(
-            limit=self._concurrency, limit_per_host=self._concurrency, ttl_dns_cache=60
-        )
-        # Not trust_env: it reads the environment and ~/.netrc again for every request (a
-        # fifth of a dispatching worker's time, measured).
-        return aiohttp.ClientSession(connector=connector)
+        return new_session(self._concurrency)
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
@@ -87,6 +83,7 @@ class SendLoop:
 
 _loops: dict[int, SendLoop] = {}
 _loops_guard = threading.Lock()
+_orphans: list[SendLoop] = []  # a parent's loops in a forked child: kept, never used
 
 
 def shared(concurrency: int) -> SendLoop:
@@ -98,8 +95,17 @@ def shared(concurrency: int) -> SendLoop:
         return found
 
 
-# A forked child (a Celery worker) has none of its parent's threads: it starts its own.
-os.register_at_fork(after_in_child=_loops.clear)
+def _after_fork_in_child() -> None:
+    """A forked child (a Celery worker) has none of its parent's threads: it starts loops of
+    its own. The parent's are kept referenced (collecting them would close sockets the parent
+    still uses), and the guard is new (the fork may have happened while it was held)."""
+    global _loops_guard
+    _orphans.extend(_loops.values())
+    _loops.clear()
+    _loops_guard = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @atexit.register

@@ -393,3 +393,33 @@ def test_an_attempt_the_store_could_not_record_is_recorded_later_not_sent_again(
     [delivery] = outbound.deliveries()
     assert delivery.status == "delivered" and delivery.attempts == 1
     assert len(outbound.attempts()) == 1
+
+
+def test_a_subscription_removed_while_its_delivery_is_in_flight_spares_the_others(
+    outbound: Outbound, receiver: Receiver
+):
+    """Its attempt has nothing left to record; the other subscriber's, finished at the same
+    moment, is recorded (not made again when its lease ends)."""
+    gone = outbound.subscribe(receiver.url + "?who=gone")
+    kept = outbound.subscribe(receiver.url + "?who=kept")
+    receiver.secrets += [gone.secret, kept.secret]
+    receiver.behaviour.delay = 0.3
+    outbound.event("m1", "delivered")
+
+    def remove_once_both_arrived() -> None:
+        while len(receiver.arrived) < 2:
+            time.sleep(0.005)
+        subscription_admin.remove(outbound.db, gone.id)
+
+    remover = threading.Thread(target=remove_once_both_arrived)
+    remover.start()
+    try:
+        totals = outbound.drain()
+    finally:
+        remover.join()
+    assert len(receiver.received) == 2
+    [delivery] = outbound.deliveries()
+    assert delivery.subscription_id == kept.id
+    assert delivery.status == "delivered" and delivery.attempts == 1
+    assert [a.delivery_id for a in outbound.attempts()] == [delivery.id]
+    assert totals.delivered >= 1

@@ -7,12 +7,13 @@ nothing is logged unmasked."""
 from __future__ import annotations
 
 import asyncio
+import gzip
+import json
 import logging
 import socket
 from collections.abc import Iterator
 from typing import Any
 
-import aiohttp
 import httpx
 import pytest
 
@@ -26,7 +27,7 @@ from tidings.providers.send import (
     SendRequest,
     SendResult,
 )
-from tidings.providers.send_async import send_async
+from tidings.providers.send_async import new_session, send_async
 from tidings.providers.send_http import HttpSender
 from tidings.providers.senders import make_sender
 
@@ -61,7 +62,7 @@ class _OverAiohttp:
 
     def send(self, request: SendRequest) -> SendResult:
         async def send() -> SendResult:
-            async with aiohttp.ClientSession() as session:
+            async with new_session(4) as session:
                 return await send_async(self._sender, session, request)
 
         return asyncio.run(send())
@@ -289,3 +290,40 @@ def test_an_api_url_no_client_can_use_is_a_config_error_and_nothing_is_sent(
     assert caught.value.kind is SendFailure.CONFIG
     assert not caught.value.outcome_unknown
     assert "nothing was sent" in str(caught.value)
+
+
+def test_a_compressed_answer_is_read(http: httpx.Client | None) -> None:
+    """A provider (or the gateway in front of it) that gzips its JSON."""
+    setup = SETUPS["evolution"]
+    with setup.fake() as fake:
+        answer = {"key": {"id": "3EB0C0FFEE"}, "status": "PENDING"}
+        fake.answer(
+            Answer(
+                201,
+                gzip.compress(json.dumps(answer).encode()),
+                {"Content-Encoding": "gzip", "Content-Type": "application/json"},
+            )
+        )
+        result = _sender_for(setup, fake, http).send(setup.request)
+    assert result.provider_message_id == "3EB0C0FFEE"
+
+
+def test_a_tls_handshake_that_never_ends_sent_nothing(http: httpx.Client | None) -> None:
+    """The connection is not made until TLS is: a time-out there is "nothing was sent",
+    tried again, never an unknown outcome."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # accepts, never speaks TLS
+        port = silent.getsockname()[1]
+        waits = Waits()
+        options = {"api_url": f"https://127.0.0.1:{port}", "api_key": "k"}
+        sender = _make(
+            "evolution",
+            config(options, waits=waits, timeout=0.3, retry=RetryPolicy(attempts=2)),
+            http,
+        )
+        with pytest.raises(SendError) as caught:
+            sender.send(SendRequest(recipient="+5531999990000", text="hi"))
+    assert caught.value.kind is SendFailure.UNAVAILABLE
+    assert not caught.value.outcome_unknown
+    assert waits.asked == [0.5]

@@ -11,6 +11,7 @@ which keeps every taken delivery's wait well inside its lease.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,8 +35,10 @@ log = get_logger("outbound")
 LEASE_SECONDS = 60.0
 # How long finished attempts wait to be recorded together.
 _RECORD_LINGER = 0.02
-# How long attempts that could not be recorded wait to be recorded again.
+# How long attempts that could not be recorded wait to be recorded again, and for how long
+# after they were made they are (half a lease: never after their delivery is taken again).
 _RECORD_RETRY = 0.5
+_KEEP_RECORDING = timedelta(seconds=LEASE_SECONDS / 2)
 
 
 def _utcnow() -> datetime:
@@ -147,6 +150,8 @@ class Dispatcher:
         finished, self._finished = self._finished, []
         if not finished:
             return
+        kept: list[Attempt] = []
+        outcome: deliveries.Recorded | None = None
         try:
             outcome = await asyncio.to_thread(
                 deliveries.record,
@@ -159,24 +164,36 @@ class Dispatcher:
             )
         except StorageUnavailable as error:
             # Made but not recorded: recorded again shortly, for an attempt still leased when
-            # its lease ends is made again (a duplicate at the subscriber).
+            # its lease ends is made again (a duplicate at the subscriber). One taken more
+            # than half a lease ago is left to that: recorded after its delivery was taken
+            # again, it could undo the newer attempt's record.
+            kept = [a for a in finished if self._now() - a.attempted_at < _KEEP_RECORDING]
             log.warning(
-                "could not record %d outbound attempts, trying again in %gs: %s",
-                len(finished),
+                "could not record %d outbound attempts, trying again in %gs (%d left to be "
+                "made again when their lease ends): %s",
+                len(kept),
                 _RECORD_RETRY,
+                len(finished) - len(kept),
                 error,
             )
-            self._finished[:0] = finished
-            asyncio.get_running_loop().call_later(_RECORD_RETRY, self._flush_soon)
-            return
+            if kept:
+                self._finished[:0] = kept
+                asyncio.get_running_loop().call_later(_RECORD_RETRY, self._flush_soon)
+        except Exception:  # a bug: the attempts are made again when their lease ends
+            log.exception("recording %d outbound attempts failed", len(finished))
         finally:
+            retrying = {id(a) for a in kept}
+            for attempt in finished:
+                if id(attempt) in retrying:
+                    continue
+                sub = attempt.claim.subscription.id
+                self._in_flight[sub] -= 1
+                if not self._in_flight[sub]:
+                    del self._in_flight[sub]
+            self._recorded.set()
             self._wake.set()
-        for attempt in finished:
-            sub = attempt.claim.subscription.id
-            self._in_flight[sub] -= 1
-            if not self._in_flight[sub]:
-                del self._in_flight[sub]
-        self._recorded.set()
+        if outcome is None:
+            return
         self.totals.delivered += outcome.delivered
         self.totals.failed += outcome.failed
         self.totals.dead += outcome.dead
@@ -206,7 +223,11 @@ class Dispatcher:
                 return self.totals
             if started == 0:
                 self._recorded.clear()
-                await self._recorded.wait()
+                if deadline is None:
+                    await self._recorded.wait()
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._recorded.wait(), deadline - loop.time())
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Work until `stopping` is set, waking when told (`wake`) or every poll interval."""

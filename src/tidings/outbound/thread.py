@@ -8,6 +8,7 @@ import threading
 from datetime import UTC, datetime
 
 from tidings.config import Settings
+from tidings.event_loops import new_event_loop
 from tidings.logging import get_logger
 from tidings.outbound.dispatcher import Dispatcher
 from tidings.storage import deliveries
@@ -52,7 +53,8 @@ class OutboundThread:
 
     def _main(self) -> None:
         try:
-            asyncio.run(self._run())
+            with asyncio.Runner(loop_factory=new_event_loop) as runner:
+                runner.run(self._run())
         except Exception:
             log.exception("the outbound sender stopped")
         finally:

@@ -26,16 +26,29 @@ from tidings.providers.send_http import (
     unusable_url,
 )
 
-__all__ = ["post_async", "send_async"]
+__all__ = ["new_session", "post_async", "send_async"]
 
 # Computed by the client for the body it sends; a copy from httpx would be one too many.
 _SET_BY_AIOHTTP = frozenset({"host", "content-length"})
 
 
+def new_session(concurrency: int) -> aiohttp.ClientSession:
+    """The session `send_async` needs (make it in the event loop that will use it): at most
+    `concurrency` connections; bodies left compressed, because the httpx.Response every sender
+    reads decodes them by their Content-Encoding itself; no proxies from the environment
+    (aiohttp's `trust_env` reads it and `~/.netrc` again for every request, a fifth of a
+    dispatching worker's time, measured)."""
+    connector = aiohttp.TCPConnector(
+        limit=concurrency, limit_per_host=concurrency, ttl_dns_cache=60
+    )
+    return aiohttp.ClientSession(connector=connector, auto_decompress=False)
+
+
 async def send_async(
     sender: HttpSender, session: aiohttp.ClientSession, request: SendRequest
 ) -> SendResult:
-    """Send one message through `sender`'s provider over `session`; SendError as `send`."""
+    """Send one message through `sender`'s provider over `session` (`new_session`); SendError
+    as `send`."""
     call = sender.prepare(request)
     return sender.read(call, await post_async(session, sender.config, call))
 
@@ -81,7 +94,11 @@ async def _exchange(
     headers: list[tuple[str, str]],
     request: httpx.Request,
 ) -> httpx.Response:
-    timeout = aiohttp.ClientTimeout(total=config.timeout, connect=config.timeout)
+    # Each phase bounded as httpx bounds it: a connection not made in time sent nothing
+    # (ConnectionTimeoutError); an answer not read in time may follow a sent message.
+    timeout = aiohttp.ClientTimeout(
+        total=None, connect=config.timeout, sock_connect=config.timeout, sock_read=config.timeout
+    )
     async with session.post(
         url, data=body, headers=headers, allow_redirects=False, timeout=timeout
     ) as answer:

@@ -324,7 +324,14 @@ def record(
                 reason = f"every attempt failed for {days:g} days (since {since.isoformat()})"
                 outcome.disabled.append((sub, reason))
     with db.write(appends_only=not outcome.disabled) as conn:
-        conn.execute(delivery_attempts.insert(), attempt_rows)
+        # A subscription removed while its delivery was in flight took the delivery with it:
+        # that attempt has nothing left to record, and must not fail the others'.
+        existing = _existing(conn, [row["delivery_id"] for row in attempt_rows])
+        if len(existing) < len(attempt_rows):
+            attempt_rows = [row for row in attempt_rows if row["delivery_id"] in existing]
+            changes = [change for change in changes if change["delivery_id"] in existing]
+        if attempt_rows:
+            conn.execute(delivery_attempts.insert(), attempt_rows)
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for change in changes:
             by_columns.setdefault(tuple(sorted(change)), []).append(change)
@@ -352,6 +359,16 @@ def record(
                 .values(enabled=False, disabled_reason=reason, updated_at=now)
             )
     return outcome
+
+
+def _existing(conn: Connection, ids: list[int]) -> set[int]:
+    found: set[int] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        found.update(
+            conn.execute(select(deliveries.c.id).where(deliveries.c.id.in_(chunk))).scalars()
+        )
+    return found
 
 
 @lru_cache(maxsize=8)

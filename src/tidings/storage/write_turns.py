@@ -92,23 +92,24 @@ def begin_immediate(raw: Any, timeout: float, busy_ms: int) -> None:
 
 def _begin(raw: Any, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    if _waiting is not None and not _goes_first:
+    waiting, goes_first = _waiting, _goes_first  # one count from start to end
+    if waiting is not None and not goes_first:
         polite = time.monotonic() + timeout / 2
-        while _waiting.value > 0 and time.monotonic() < polite:
+        while waiting.value > 0 and time.monotonic() < polite:
             time.sleep(_POLL_SECONDS)
     if _try_begin(raw):
         return
-    counted = _waiting is not None and _goes_first
-    if counted:
-        _count(+1)
+    counted = waiting if goes_first else None
+    if counted is not None:
+        _count(counted, +1)
     try:
         while not _try_begin(raw):
             if time.monotonic() >= deadline:
                 raise sqlite3.OperationalError("database is locked")
             time.sleep(_POLL_SECONDS)
     finally:
-        if counted:
-            _count(-1)
+        if counted is not None:
+            _count(counted, -1)
 
 
 def _try_begin(raw: Any) -> bool:
@@ -121,7 +122,6 @@ def _try_begin(raw: Any) -> bool:
     return True
 
 
-def _count(step: int) -> None:
-    assert _waiting is not None
+def _count(waiting: Count, step: int) -> None:
     with _count_guard:
-        _waiting.value += step
+        waiting.value += step
