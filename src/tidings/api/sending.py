@@ -59,7 +59,8 @@ def send(
             metadata={str(k): str(v) for k, v in (body.metadata or {}).items()},
             idempotency_key=key,
         )
-        with httpx.Client(follow_redirects=False) as http:
+        # Straight to the provider, as a campaign's sends go (`providers/send_async.py`).
+        with httpx.Client(follow_redirects=False, trust_env=False) as http:
             sender = sender_for(settings, db, connection, http)
             return send_message(
                 db,
