@@ -3,7 +3,9 @@ intake's commits get in after at most a transaction or two, never after their ti
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tidings.domain.errors import StorageUnavailable
 from tidings.storage import write_turns
 from tidings.storage.db import Database
 
@@ -80,3 +83,34 @@ def test_the_intake_gets_the_lock_between_a_busy_workers_transactions(
     # At most the worker transaction in progress when the intake asks (a worker that did
     # not let it go first made it wait out three to five of them here).
     assert max(waits) < 2 * HOLD, sorted(waits)[-5:]
+
+
+def test_a_write_queued_behind_another_gives_up_within_its_own_timeout(tmp_path: Path) -> None:
+    """The queue and SQLite's lock share one time-out: the intake answers 503 just after it,
+    so a write still waiting past it would commit a body its sender was told to send again."""
+    url = f"sqlite:///{tmp_path / 'turns.db'}"
+    db = Database(url, timeout=0.5)
+    with db.write(appends_only=True) as conn:
+        conn.exec_driver_sql("CREATE TABLE load (x INTEGER)")
+    blocker = sqlite3.connect(str(tmp_path / "turns.db"), isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    gave_up: dict[str, float] = {}
+
+    def write(name: str) -> None:
+        started = time.monotonic()
+        with contextlib.suppress(StorageUnavailable), db.write(appends_only=True) as conn:
+            conn.exec_driver_sql("INSERT INTO load (x) VALUES (1)")
+        gave_up[name] = time.monotonic() - started
+
+    try:
+        first = threading.Thread(target=write, args=("first",))
+        first.start()
+        time.sleep(0.1)  # the second queues behind the first, which waits for SQLite's lock
+        write("second")
+        first.join()
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        db.dispose()
+    assert gave_up["first"] < 0.75
+    assert gave_up["second"] < 0.75, gave_up

@@ -46,6 +46,7 @@ _locks_guard = threading.Lock()
 _waiting: Count | None = None
 _goes_first = False
 _count_guard = threading.Lock()
+_deadlines = threading.local()  # when this thread's write must have begun (`turn`)
 
 
 def share(count: Count | None, *, goes_first: bool) -> None:
@@ -66,15 +67,21 @@ def _lock_for(key: str) -> threading.RLock:
 @contextmanager
 def turn(key: str, timeout: float, where: str) -> Iterator[None]:
     """This thread's turn among the process's writers to the store `key` (its URL), held for
-    one write transaction. StorageUnavailable after `timeout` seconds in the queue."""
+    one write transaction. StorageUnavailable after `timeout` seconds in the queue; the wait
+    for SQLite's lock that follows (`begin_immediate`) gets what is left of them, so a write
+    gives up within `timeout` in all (the intake answers 503 just after it)."""
+    deadline = time.monotonic() + timeout
     lock = _lock_for(key)
     if not lock.acquire(timeout=timeout):
         raise StorageUnavailable(
             f"store {where} cannot commit: its writers are queued longer than {timeout:g} s"
         )
+    outer = getattr(_deadlines, "at", None)
+    _deadlines.at = deadline if outer is None else min(outer, deadline)
     try:
         yield
     finally:
+        _deadlines.at = outer
         lock.release()
 
 
@@ -92,9 +99,12 @@ def begin_immediate(raw: Any, timeout: float, busy_ms: int) -> None:
 
 def _begin(raw: Any, timeout: float) -> None:
     deadline = time.monotonic() + timeout
+    turn_ends = getattr(_deadlines, "at", None)
+    if turn_ends is not None:
+        deadline = min(deadline, turn_ends)
     waiting, goes_first = _waiting, _goes_first  # one count from start to end
     if waiting is not None and not goes_first:
-        polite = time.monotonic() + timeout / 2
+        polite = min(time.monotonic() + timeout / 2, deadline)
         while waiting.value > 0 and time.monotonic() < polite:
             time.sleep(_POLL_SECONDS)
     if _try_begin(raw):
