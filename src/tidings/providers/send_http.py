@@ -74,16 +74,14 @@ class Call:
     headers: Mapping[str, str] = field(default_factory=dict)
     chosen_id: str | None = None
 
+    def content(self) -> dict[str, Any]:
+        """The body (JSON, form or multipart) and headers, as httpx takes them."""
+        return {"json": self.json, "data": self.data, "files": self.files, "headers": self.headers}
+
     def request(self) -> httpx.Request:
-        """The request with its body encoded (JSON, form or multipart) and its headers."""
-        return httpx.Request(
-            "POST",
-            self.url,
-            json=self.json,
-            data=self.data,
-            files=self.files,
-            headers=self.headers,
-        )
+        """The request with its body encoded and its headers: the bytes `post` sends, for
+        another transport to send."""
+        return httpx.Request("POST", self.url, **self.content())
 
 
 class HttpSender:
@@ -114,16 +112,10 @@ def post(http: httpx.Client, config: SenderConfig, call: Call) -> httpx.Response
     """POST the call and return the 2xx answer, or raise SendError."""
     attempts = max(1, config.retry.attempts)
     for attempt in range(1, attempts + 1):
-        request = http.build_request(
-            "POST",
-            call.url,
-            json=call.json,
-            data=call.data,
-            files=call.files,
-            headers=call.headers,
-            timeout=httpx.Timeout(config.timeout),
-        )
         try:
+            request = http.build_request(
+                "POST", call.url, timeout=httpx.Timeout(config.timeout), **call.content()
+            )
             response = http.send(request)
         except (httpx.UnsupportedProtocol, httpx.InvalidURL, UnicodeError) as exc:
             raise unusable_url(call, exc) from None
