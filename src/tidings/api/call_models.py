@@ -7,7 +7,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from tidings.domain.leads import EXTERNAL_ID_LIMIT, NAME_LIMIT
-from tidings.storage.limits import column_limit
+from tidings.storage.limits import NO_NUL, column_limit
 from tidings.storage.schema import employees
 
 __all__ = [
@@ -25,7 +25,6 @@ __all__ = [
     "TeamStatsOut",
 ]
 
-_NO_NUL = r"^[^\x00]*$"
 _CODE = column_limit(employees, "code")
 
 
@@ -40,11 +39,11 @@ class EmployeeIn(BaseModel):
         pattern=r"^[^\x00/]*\S[^\x00/]*$",
         description="Callyzer's employee code (emp_code); the key of the employee.",
     )
-    name: str | None = Field(default=None, max_length=NAME_LIMIT, pattern=_NO_NUL)
+    name: str | None = Field(default=None, max_length=NAME_LIMIT, pattern=NO_NUL)
     number: str | None = Field(
         default=None,
         max_length=40,
-        pattern=_NO_NUL,
+        pattern=NO_NUL,
         description="Their phone number (stored in E.164; without a country code it is read "
         "in the default region).",
     )
@@ -72,9 +71,9 @@ class LeadIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    external_id: str = Field(min_length=1, max_length=EXTERNAL_ID_LIMIT, pattern=_NO_NUL)
-    name: str | None = Field(default=None, max_length=NAME_LIMIT, pattern=_NO_NUL)
-    owner: str | None = Field(default=None, max_length=NAME_LIMIT, pattern=_NO_NUL)
+    external_id: str = Field(min_length=1, max_length=EXTERNAL_ID_LIMIT, pattern=NO_NUL)
+    name: str | None = Field(default=None, max_length=NAME_LIMIT, pattern=NO_NUL)
+    owner: str | None = Field(default=None, max_length=NAME_LIMIT, pattern=NO_NUL)
     phones: list[str] = Field(
         default_factory=list,
         max_length=50,

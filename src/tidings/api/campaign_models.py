@@ -7,7 +7,9 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from tidings.api.models import CampaignOut, DispatchOut, TemplateIn
+from tidings.storage import schema
 from tidings.storage.dispatches import DispatchView
+from tidings.storage.limits import NO_NUL, column_limit
 
 __all__ = [
     "ContactResultOut",
@@ -18,7 +20,13 @@ __all__ = [
     "dispatch_out",
 ]
 
-_NO_NUL = r"^[^\x00]*$"
+
+# What each field is stored in; the text has no column limit, and 4,096 characters is the
+# longest text message WhatsApp takes.
+_CAMPAIGN_KEY = column_limit(schema.campaigns, "key")
+_NAME = column_limit(schema.campaign_dispatches, "name")
+_CONNECTION_NAME = column_limit(schema.connections, "name")
+_TEXT = 4096
 
 
 class CreateCampaign(BaseModel):
@@ -29,10 +37,10 @@ class CreateCampaign(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    key: str = Field(min_length=1, max_length=200, pattern=_NO_NUL)
-    name: str | None = Field(default=None, max_length=200, pattern=_NO_NUL)
-    connection: str = Field(min_length=1, max_length=100, pattern=_NO_NUL)
-    text: str | None = Field(default=None, min_length=1, max_length=4096, pattern=_NO_NUL)
+    key: str = Field(min_length=1, max_length=_CAMPAIGN_KEY, pattern=NO_NUL)
+    name: str | None = Field(default=None, max_length=_NAME, pattern=NO_NUL)
+    connection: str = Field(min_length=1, max_length=_CONNECTION_NAME, pattern=NO_NUL)
+    text: str | None = Field(default=None, min_length=1, max_length=_TEXT, pattern=NO_NUL)
     template: TemplateIn | None = None
     rate_per_minute: int | None = Field(default=None, ge=1, le=60_000)
     start_at: AwareDatetime | None = None

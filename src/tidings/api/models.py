@@ -10,7 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from tidings.domain.message_changes import Registration
 from tidings.providers.registry import get_provider
 from tidings.storage import schema
-from tidings.storage.limits import column_limit, limits
+from tidings.storage.limits import NO_NUL, column_limit, limits
 
 __all__ = [
     "BackfillRunOut",
@@ -35,8 +35,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-# No store can compare a NUL character (PostgreSQL refuses it in any string).
-_NO_NUL = r"^[^\x00]*$"
 
 # What each registered field is stored in: a longer value is refused here (422), not by the
 # store (PostgreSQL would fail the insert; SQLite would keep it).
@@ -72,8 +70,8 @@ class TemplateIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=512, pattern=_NO_NUL)
-    language: str | None = Field(default=None, max_length=20, pattern=_NO_NUL)
+    name: str = Field(min_length=1, max_length=512, pattern=NO_NUL)
+    language: str | None = Field(default=None, max_length=20, pattern=NO_NUL)
     variables: list[str] | dict[str, str] = Field(default_factory=list)
 
 
@@ -83,27 +81,27 @@ class RegisterMessage(BaseModel):
     # A misspelt field ("recipent") must not be dropped silently: it is refused by name.
     model_config = ConfigDict(extra="forbid")
 
-    connection: str = Field(max_length=_CONNECTION_NAME, pattern=_NO_NUL)
+    connection: str = Field(max_length=_CONNECTION_NAME, pattern=NO_NUL)
     provider_message_id: str | None = Field(
         default=None,
         min_length=1,
         max_length=_MESSAGE["provider_message_id"],
-        pattern=_NO_NUL,
+        pattern=NO_NUL,
         description="The provider's id of a message sent elsewhere (required unless `send`).",
     )
-    campaign: str | None = Field(default=None, max_length=_CAMPAIGN_KEY, pattern=_NO_NUL)
+    campaign: str | None = Field(default=None, max_length=_CAMPAIGN_KEY, pattern=NO_NUL)
     recipient: str | None = Field(
         default=None,
         max_length=_MESSAGE["recipient"],
-        pattern=_NO_NUL,
+        pattern=NO_NUL,
         description="A phone number (stored in E.164; without a country code it is read in "
         "the configured default region) or an email address (domain stored lower-case).",
     )
     contact_ref: str | None = Field(
-        default=None, max_length=_MESSAGE["contact_ref"], pattern=_NO_NUL
+        default=None, max_length=_MESSAGE["contact_ref"], pattern=NO_NUL
     )
     metadata: dict[str, Any] | None = None
-    channel: str | None = Field(default=None, max_length=_MESSAGE["channel"], pattern=_NO_NUL)
+    channel: str | None = Field(default=None, max_length=_MESSAGE["channel"], pattern=NO_NUL)
     sent_at: AwareDatetime | None = Field(
         default=None, description="When it was sent, with its UTC offset (default: now)."
     )
@@ -113,10 +111,10 @@ class RegisterMessage(BaseModel):
         "`template`, and a `recipient`); the provider's id is registered from its answer. "
         "An `Idempotency-Key` header makes a retried request send once.",
     )
-    text: str | None = Field(default=None, min_length=1, max_length=_TEXT, pattern=_NO_NUL)
+    text: str | None = Field(default=None, min_length=1, max_length=_TEXT, pattern=NO_NUL)
     template: TemplateIn | None = None
     subject: str | None = Field(
-        default=None, max_length=998, pattern=_NO_NUL, description="Email only."
+        default=None, max_length=998, pattern=NO_NUL, description="Email only."
     )
 
     @model_validator(mode="after")

@@ -11,7 +11,11 @@ from collections.abc import Iterable
 
 from sqlalchemy import String, Table
 
-__all__ = ["column_limit", "limits", "limits_of"]
+__all__ = ["NO_NUL", "column_limit", "limits", "limits_of"]
+
+# No store can compare a NUL character (PostgreSQL refuses it in any string): the pattern
+# every text field the API stores is held to.
+NO_NUL = r"^[^\x00]*$"
 
 
 def column_limit(table: Table, column: str) -> int | None:
