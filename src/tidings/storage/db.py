@@ -98,7 +98,7 @@ class Database:
         can forget to; only one that merely appends rows no plan reads as state (the inbox's
         new receipts, the rejection log) says `appends_only`."""
         queue = (
-            write_turns.turn(self.url, self.timeout, safe_url(self.url))
+            write_turns.turn(self.url, self.timeout, lambda: safe_url(self.url))
             if self.is_sqlite
             else nullcontext()
         )

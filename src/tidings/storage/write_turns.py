@@ -22,7 +22,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -65,16 +65,17 @@ def _lock_for(key: str) -> threading.RLock:
 
 
 @contextmanager
-def turn(key: str, timeout: float, where: str) -> Iterator[None]:
+def turn(key: str, timeout: float, where: Callable[[], str]) -> Iterator[None]:
     """This thread's turn among the process's writers to the store `key` (its URL), held for
-    one write transaction. StorageUnavailable after `timeout` seconds in the queue; the wait
+    one write transaction. StorageUnavailable after `timeout` seconds in the queue (`where`
+    names the store, made only then: this is on every write); the wait
     for SQLite's lock that follows (`begin_immediate`) gets what is left of them, so a write
     gives up within `timeout` in all (the intake answers 503 just after it)."""
     deadline = time.monotonic() + timeout
     lock = _lock_for(key)
     if not lock.acquire(timeout=timeout):
         raise StorageUnavailable(
-            f"store {where} cannot commit: its writers are queued longer than {timeout:g} s"
+            f"store {where()} cannot commit: its writers are queued longer than {timeout:g} s"
         )
     outer = getattr(_deadlines, "at", None)
     _deadlines.at = deadline if outer is None else min(outer, deadline)
