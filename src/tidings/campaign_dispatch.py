@@ -12,8 +12,10 @@ when its connection cannot send, saying why.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from tidings import send_loop
@@ -33,7 +35,7 @@ from tidings.providers.registry import get_provider
 from tidings.providers.send import SendError, SendFailure, SendRequest
 from tidings.providers.send_http import HttpSender
 from tidings.send_loop import SendLoop
-from tidings.sending import outcome_of, sender_for
+from tidings.sending import Answer, outcome_of, sender_for
 from tidings.storage import connections, dispatches, sends
 from tidings.storage import health as health_store
 from tidings.storage.connections import StoredConnection
@@ -52,7 +54,8 @@ log = get_logger("dispatch")
 
 # Contacts a campaign without a rate claims in one transaction and sends before it records
 # their answers in one unit of work: the store's cost is per batch, so a larger batch sends
-# more per second; a crash may leave this many with an unknown outcome.
+# more per second; a crash may leave two batches (one out, one being recorded) with an unknown
+# outcome.
 BATCH = 64
 
 # How long a campaign waits after its provider was unreachable or asked to slow down
@@ -177,6 +180,9 @@ def _turn(
             going = False
         if not going:
             active.remove(lane)
+    for opened in lanes:
+        if opened is not None:
+            opened.land_all(report)
     for view in running:
         with db.read() as conn:
             busy = dispatches.has_work(conn, view.campaign_id)
@@ -204,6 +210,10 @@ class _Lane:
     sends: SendLoop
     next_at: datetime
     unanswered: int = 0
+    # Batches out at the provider, oldest first, with their answers to come; whether the last
+    # batch recorded had no error (only then is the next one sent before it is recorded).
+    flights: deque[tuple[list[Claim], Future[list[Answer]]]] = field(default_factory=deque)
+    clean: bool = False
 
     @classmethod
     def open(
@@ -254,20 +264,45 @@ class _Lane:
         """Send the contacts whose slots have come; False when this campaign has nothing more
         to do in this turn (no contact waits, it was paused, it must wait). A campaign with a
         rate sends one contact at a time; one without claims `BATCH` at once and sends them
-        `dispatch_concurrency` at a time (over aiohttp, `send_loop`)."""
+        `dispatch_concurrency` at a time (over aiohttp, `send_loop`). While its sends keep
+        succeeding, a campaign without a rate records a batch's answers while the next batch
+        is out (the store's work and the provider's overlap); any error, and the end of a
+        turn, lands every batch out before anything more is claimed."""
         now = datetime.now(UTC)
         limit = 1 if self.interval else BATCH
         with self.db.write() as conn:
             claimed, following = dispatches.claim(
                 conn, self.view.campaign_id, self.interval, now, self.registration, limit
             )
-        if not claimed:
-            if following is None:
-                return False
+        if claimed:
+            self.next_at = following or now
+            requests = [self._request(c) for c in claimed]
+            self.flights.append((claimed, self.sends.submit(self.sender, requests)))
+        elif following is not None:
             self.next_at = following
-            return True
-        self.next_at = following or now
-        answers = self.sends.send_all(self.sender, [self._request(c) for c in claimed])
+        overlap = bool(claimed) and not self.interval and self.clean
+        going = True
+        while len(self.flights) > (1 if overlap and going else 0):
+            # A batch out after one that stopped the campaign is recorded, not acted on
+            # again (one pause, one reason).
+            going = self._land(report, act=going) and going
+        return going and (bool(claimed) or following is not None)
+
+    def land_all(self, report: TurnReport) -> None:
+        """Record every batch still out (the end of a turn): each answer is kept."""
+        while self.flights:
+            try:
+                self._land(report, act=True)
+            except Exception:  # logged; its sends stay unanswered, never resent
+                log.exception("campaign %s: recording a batch failed", self.view.key)
+
+    def _land(self, report: TurnReport, act: bool) -> bool:
+        """Wait for the oldest batch's answers and record them; False when the campaign stops
+        for this turn (recording failed, it was paused, it must wait). With `act` False the
+        errors are counted but not acted on."""
+        claimed, pending = self.flights.popleft()
+        self.clean = False
+        answers = pending.result()
         outcomes = [outcome_of(answer, status, defer=True) for answer, status in answers]
         now = datetime.now(UTC)
         finished = [(c.send_id, o) for c, o in zip(claimed, outcomes, strict=True)]
@@ -290,10 +325,15 @@ class _Lane:
             else:
                 report.sent += 1
         self._count(outcomes)
+        if not act:
+            self._tally(errors, report)
+            return False
         if errors and not self._after_errors(errors, now, report):
             return False
         refused = any(o.status is SendStatus.FAILED for o in outcomes)
-        return self._keep_going(refused, report)
+        going = self._keep_going(refused, report)
+        self.clean = going and not errors
+        return going
 
     def _count(self, outcomes: list[SendOutcome]) -> None:
         """Sends in a row that got no answer (reset by any answer)."""
@@ -322,12 +362,10 @@ class _Lane:
         except SendError as error:
             return error
 
-    def _after_errors(
-        self, errors: list[tuple[SendError, SendOutcome]], now: datetime, report: TurnReport
-    ) -> bool:
-        """Count a step's errors and act once on them: pause when the connection cannot
-        send or too many sends in a row got no answer, wait when the provider asked to slow
-        down or could not be reached. False when the campaign stops for this turn."""
+    def _tally(
+        self, errors: list[tuple[SendError, SendOutcome]], report: TurnReport
+    ) -> list[SendError]:
+        """Count errors by outcome in the turn's report; those the provider deferred."""
         deferred: list[SendError] = []
         for error, outcome in errors:
             if outcome.status is SendStatus.UNKNOWN:
@@ -337,6 +375,15 @@ class _Lane:
             else:
                 report.deferred += 1
                 deferred.append(error)
+        return deferred
+
+    def _after_errors(
+        self, errors: list[tuple[SendError, SendOutcome]], now: datetime, report: TurnReport
+    ) -> bool:
+        """Count a step's errors and act once on them: pause when the connection cannot
+        send or too many sends in a row got no answer, wait when the provider asked to slow
+        down or could not be reached. False when the campaign stops for this turn."""
+        deferred = self._tally(errors, report)
         kinds = {error.kind for error in deferred}
         if SendFailure.AUTH in kinds or SendFailure.CONFIG in kinds:
             error = next(e for e in deferred if e.kind in (SendFailure.AUTH, SendFailure.CONFIG))

@@ -3,7 +3,8 @@ session, sending each batch `concurrency` requests at a time (`providers.send_as
 
 One per process and concurrency, started on first use and kept, so the connections to a
 provider outlive a batch and a turn. The dispatch thread (embedded) or the Celery task hands
-it a batch and waits for every answer; the loop never touches the store.
+it a batch and collects every answer, recording the batch before meanwhile; the loop never
+touches the store.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import atexit
 import os
 import threading
 from collections.abc import Coroutine, Sequence
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 import aiohttp
@@ -51,7 +53,14 @@ class SendLoop:
     ) -> list[Answer]:
         """Each request's answer, in order; a SendError given instead of a request (one that
         could not even be made) is its own answer."""
-        return self._run(self._all(sender, requests))
+        return self.submit(sender, requests).result()
+
+    def submit(
+        self, sender: HttpSender, requests: Sequence[SendRequest | SendError]
+    ) -> Future[list[Answer]]:
+        """`send_all` without waiting: the answers arrive in the future returned, while the
+        caller records the batch before (batches share the `concurrency` connections)."""
+        return asyncio.run_coroutine_threadsafe(self._all(sender, requests), self._loop)
 
     async def _all(
         self, sender: HttpSender, requests: Sequence[SendRequest | SendError]

@@ -97,6 +97,7 @@ class Answer:
 
 _HANG = object()
 _DROP = object()
+_ACCEPT = object()
 
 
 class FakeProviderApi:
@@ -143,6 +144,11 @@ class FakeProviderApi:
 
     def refuse(self, name: str) -> None:
         self._push(self.REFUSALS[name])
+
+    def accept(self, count: int) -> None:
+        """The next `count` requests are accepted, before any answer planned after this."""
+        for _ in range(count):
+            self._push(_ACCEPT)
 
     def rate_limit(self, retry_after: str | None) -> None:
         headers = {"Retry-After": retry_after} if retry_after is not None else {}

@@ -4,6 +4,7 @@ and the provider's webhooks that follow keep the campaign's counters exact."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,8 +15,10 @@ import pytest
 from tests.conftest import RunningApp, wait_for
 from tests.e2e.payloads import evolution_update
 from tests.fakes.provider_apis import FakeEvolution
+from tidings.campaign_dispatch import BATCH
 from tidings.domain.events import EventKind, Incoming, NormalizedEvent
 from tidings.storage import connections
+from tidings.storage.schema import sends
 from tidings.unit_of_work import apply_events
 
 
@@ -223,6 +226,51 @@ def test_ten_refusals_in_a_row_pause_the_campaign_and_say_why(
     wait_for(lambda: dispatch(app, "refused")["state"] == "done", 30)
     assert dispatch(app, "refused")["contacts"]["sent"] == 5
     assert len(fake.requests) == 15
+
+
+def test_while_sends_succeed_a_batch_goes_out_before_the_one_before_is_recorded(
+    app: RunningApp, fake: FakeEvolution
+) -> None:
+    """The store's work overlaps the provider's; and once the provider starts refusing, at
+    most the one batch already out follows the refused one: it is recorded, never resent, and
+    the campaign pauses once, saying why."""
+    fake.accept(2 * BATCH)
+    for _ in range(6 * BATCH):
+        fake.refuse("not_on_whatsapp")
+    create(app, "overlap", 8 * BATCH)
+    app.api("POST", "/v1/campaigns/overlap/start")
+
+    def settled() -> bool:  # paused, and the batch out after the refused one recorded
+        state = dispatch(app, "overlap")
+        return bool(state["state"] == "paused" and state["contacts"]["sending"] == 0)
+
+    wait_for(settled, 30)
+    state = dispatch(app, "overlap")
+    assert "consecutive errors" in state["paused_reason"]
+    arrived = len(fake.requests)
+    assert 3 * BATCH <= arrived <= 4 * BATCH  # the refused batch, and at most one after it
+    assert len({r.json()["number"] for r in fake.requests}) == arrived  # none sent twice
+    contacts = state["contacts"]
+    assert contacts["sending"] == 0 and contacts["unknown"] == 0  # every answer recorded
+    assert (contacts["sent"], contacts["failed"]) == (2 * BATCH, arrived - 2 * BATCH)
+    assert contacts["pending"] == 8 * BATCH - arrived
+    with app.db.read() as conn:
+        rows = conn.execute(
+            sends.select()
+            .order_by(sends.c.id)
+            .with_only_columns(sends.c.created_at, sends.c.finished_at)
+        ).all()
+    batches = [rows[i : i + BATCH] for i in range(0, len(rows), BATCH)]
+    overlapped = [
+        later[0].created_at < earlier[-1].finished_at
+        for earlier, later in itertools.pairwise(batches)
+    ]
+    assert overlapped[0] is False  # the first batch of a turn is recorded before the next
+    assert any(overlapped), "no batch was claimed while the one before was out"
+    failed = app.api(
+        "GET", "/v1/messages", params={"campaign": "overlap", "status": "failed", "limit": 1000}
+    )
+    assert len(failed.json()["items"]) == arrived - 2 * BATCH
 
 
 def test_credentials_the_provider_refuses_pause_the_campaign_and_fail_no_contact(
