@@ -10,7 +10,6 @@ import asyncio
 __all__ = ["new_event_loop"]
 
 
-
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """A new event loop, uvloop's when it is installed."""
     try:

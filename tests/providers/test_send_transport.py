@@ -12,6 +12,7 @@ import json
 import logging
 import socket
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -84,8 +85,9 @@ def _make(
     return _driven(make_sender(provider, sender_config, http), http)
 
 
-def test_accepts_and_names_the_message(setup: Setup, fake: FakeProviderApi,
-                                       http: httpx.Client | None) -> None:
+def test_accepts_and_names_the_message(
+    setup: Setup, fake: FakeProviderApi, http: httpx.Client | None
+) -> None:
     result = _sender_for(setup, fake, http).send(setup.request)
     assert result.provider_message_id
     assert 200 <= result.http_status < 300
@@ -175,8 +177,9 @@ def test_429s_are_retried_a_bounded_number_of_times(
         fake.rate_limit("1")
     waits = Waits()
     with pytest.raises(SendError) as caught:
-        _sender_for(setup, fake, http, waits=waits,
-                   retry=RetryPolicy(attempts=3)).send(setup.request)
+        _sender_for(setup, fake, http, waits=waits, retry=RetryPolicy(attempts=3)).send(
+            setup.request
+        )
     assert caught.value.kind is SendFailure.RATE_LIMITED
     assert len(fake.requests) == 3
     assert waits.asked == [1.0, 1.0]
@@ -245,15 +248,17 @@ def test_logs_and_errors_never_show_the_recipient_or_the_key(
         with pytest.raises(SendError) as first:
             _sender_for(setup, fake, http).send(setup.request)
         with pytest.raises(SendError) as second:
-            _make(setup.provider, config(options, secret=secret), http).send(
-                setup.request
-            )
+            _make(setup.provider, config(options, secret=secret), http).send(setup.request)
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
     digits = "".join(c for c in setup.request.recipient if c.isdigit())
-    secrets = {setup.options(fake).get("api_key"), setup.secret(fake),
-               options.get("api_key"), secret} - {None}
+    secrets = {
+        setup.options(fake).get("api_key"),
+        setup.secret(fake),
+        options.get("api_key"),
+        secret,
+    } - {None}
     texts = [r.getMessage() for r in records] + [str(first.value), str(second.value)]
     assert len(records) >= 3, "the retry and both failures are logged"
     for text in texts:
@@ -327,3 +332,17 @@ def test_a_tls_handshake_that_never_ends_sent_nothing(http: httpx.Client | None)
     assert caught.value.kind is SendFailure.UNAVAILABLE
     assert not caught.value.outcome_unknown
     assert waits.asked == [0.5]
+
+
+def test_a_campaigns_batch_sends_the_bytes_a_single_send_sends(setup: Setup) -> None:
+    """aiohttp (a campaign) and httpx (a single send) put the same body and content type on
+    the wire for each provider: JSON encoded by tidings, forms and multipart by httpx."""
+    request = replace(setup.request, text='Olá, João: código 7 ✓ "quoted"')
+    with setup.fake() as fake, httpx.Client() as client:
+        options = config(setup.options(fake), secret=setup.secret(fake))
+        _make(setup.provider, options, client).send(request)
+        _make(setup.provider, options, None).send(request)
+    single, batch = fake.requests
+    assert batch.body == single.body
+    assert batch.headers["content-type"] == single.headers["content-type"]
+    assert batch.headers["content-length"] == str(len(single.body))

@@ -1,5 +1,5 @@
 """The POST of `send_http.post` over aiohttp, for sending many messages at once from one event
-loop: a campaign's batch. Same request bytes (httpx encodes them), same rules (a time-out on
+loop: a campaign's batch. Same request bytes (`Call.encoded`), same rules (a time-out on
 every request, retries only where the earlier attempt cannot have sent anything), same
 SendErrors; only the transport differs.
 
@@ -27,9 +27,6 @@ from tidings.providers.send_http import (
 )
 
 __all__ = ["new_session", "post_async", "send_async"]
-
-# Computed by the client for the body it sends; a copy from httpx would be one too many.
-_SET_BY_AIOHTTP = frozenset({"host", "content-length"})
 
 
 def new_session(concurrency: int) -> aiohttp.ClientSession:
@@ -59,15 +56,13 @@ async def post_async(
     """POST the call and return the 2xx answer (as an httpx.Response, which every sender
     reads), or raise SendError."""
     try:
-        request = call.request()
+        body, headers = call.encoded()
     except (httpx.InvalidURL, UnicodeError) as exc:
         raise unusable_url(call, exc) from None
-    body = request.read()
-    headers = [(k, v) for k, v in request.headers.multi_items() if k not in _SET_BY_AIOHTTP]
     attempts = max(1, config.retry.attempts)
     for attempt in range(1, attempts + 1):
         try:
-            response = await _exchange(session, config, call.url, body, headers, request)
+            response = await _exchange(session, config, call.url, body, headers)
         except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
             raise unusable_url(call, exc) from None
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
@@ -92,7 +87,6 @@ async def _exchange(
     url: str,
     body: bytes,
     headers: list[tuple[str, str]],
-    request: httpx.Request,
 ) -> httpx.Response:
     # Each phase bounded as httpx bounds it: a connection not made in time sent nothing
     # (ConnectionTimeoutError); an answer not read in time may follow a sent message.
@@ -107,6 +101,5 @@ async def _exchange(
             answer.status,
             headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in answer.raw_headers],
             content=content,
-            request=request,
             extensions={"reason_phrase": (answer.reason or "").encode("latin-1")},
         )

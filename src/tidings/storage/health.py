@@ -170,18 +170,14 @@ def day_counts(
         return {}
     ids = sorted(connection_ids)
     of_connections = (
-        messages.c.connection_id == ids[0]
-        if len(ids) == 1
-        else messages.c.connection_id.in_(ids)
+        messages.c.connection_id == ids[0] if len(ids) == 1 else messages.c.connection_id.in_(ids)
     )
     rows = conn.execute(
         select(
             messages.c.connection_id,
             _count(_within(messages.c.delivered_at, start, end)),
             _count(_within(messages.c.read_at, start, end)),
-            _count(
-                and_(messages.c.state.in_(_FAILED), _within(messages.c.failed_at, start, end))
-            ),
+            _count(and_(messages.c.state.in_(_FAILED), _within(messages.c.failed_at, start, end))),
         )
         .where(of_connections, messages.c.id >= first)
         .group_by(messages.c.connection_id)
