@@ -40,10 +40,13 @@ class SendLoop:
             target=self._loop.run_forever, name="tidings-send-loop", daemon=True
         )
         self._thread.start()
-        self._session = self._run(self._open())
+        self._session, self._gate = self._run(self._open())
 
-    async def _open(self) -> aiohttp.ClientSession:
-        return new_session(self._concurrency)
+    async def _open(self) -> tuple[aiohttp.ClientSession, asyncio.Semaphore]:
+        # One gate for every batch: with two batches out at once their requests wait here,
+        # not for a pooled connection, where the wait would count against the connect
+        # time-out of a slow provider.
+        return new_session(self._concurrency), asyncio.Semaphore(self._concurrency)
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
@@ -65,12 +68,10 @@ class SendLoop:
     async def _all(
         self, sender: HttpSender, requests: Sequence[SendRequest | SendError]
     ) -> list[Answer]:
-        gate = asyncio.Semaphore(self._concurrency)
-
         async def one(request: SendRequest | SendError) -> Answer:
             if isinstance(request, SendError):
                 return request, None
-            async with gate:
+            async with self._gate:
                 try:
                     result = await send_async(sender, self._session, request)
                 except Exception as error:
