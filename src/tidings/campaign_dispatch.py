@@ -165,7 +165,29 @@ def _turn(
     deadline = time.monotonic() + budget
     sends = send_loop.shared(settings.dispatch_concurrency)
     lanes = [_Lane.open(db, settings, v, sends, health, report) for v in running]
-    active = [lane for lane in lanes if lane is not None]
+    try:
+        _run_lanes([lane for lane in lanes if lane is not None], deadline, sleep, report)
+    finally:  # whatever stopped the turn, the answers of the batches out are recorded
+        for opened in lanes:
+            if opened is not None:
+                opened.land_all(report)
+    for view in running:
+        with db.read() as conn:
+            busy = dispatches.has_work(conn, view.campaign_id)
+        if busy:
+            continue  # most turns: no write (each one would make the worker plan again)
+        with db.write() as conn:
+            if dispatches.finish_if_done(conn, view.campaign_id, datetime.now(UTC)):
+                report.done += 1
+                log.info("campaign %s: every contact has an outcome", view.key)
+    return report
+
+
+def _run_lanes(
+    active: list[_Lane], deadline: float, sleep: Callable[[float], None], report: TurnReport
+) -> None:
+    """Step the campaign whose next slot comes first until none has anything to do in this
+    turn or its time is up."""
     while active and time.monotonic() < deadline:
         lane = min(active, key=lambda one: one.next_at)
         wait = (lane.next_at - datetime.now(UTC)).total_seconds()
@@ -180,19 +202,6 @@ def _turn(
             going = False
         if not going:
             active.remove(lane)
-    for opened in lanes:
-        if opened is not None:
-            opened.land_all(report)
-    for view in running:
-        with db.read() as conn:
-            busy = dispatches.has_work(conn, view.campaign_id)
-        if busy:
-            continue  # most turns: no write (each one would make the worker plan again)
-        with db.write() as conn:
-            if dispatches.finish_if_done(conn, view.campaign_id, datetime.now(UTC)):
-                report.done += 1
-                log.info("campaign %s: every contact has an outcome", view.key)
-    return report
 
 
 @dataclass
@@ -264,10 +273,11 @@ class _Lane:
         """Send the contacts whose slots have come; False when this campaign has nothing more
         to do in this turn (no contact waits, it was paused, it must wait). A campaign with a
         rate sends one contact at a time; one without claims `BATCH` at once and sends them
-        `dispatch_concurrency` at a time (over aiohttp, `send_loop`). While its sends keep
-        succeeding, a campaign without a rate records a batch's answers while the next batch
-        is out (the store's work and the provider's overlap); any error, and the end of a
-        turn, lands every batch out before anything more is claimed."""
+        `dispatch_concurrency` at a time (over aiohttp, `send_loop`). While its batches get
+        answers (a refused contact included), a campaign without a rate records a batch's
+        answers while the next batch is out (the store's work and the provider's overlap);
+        a batch with a send unanswered or deferred, a pause, and the end of a turn land every
+        batch out before anything more is claimed."""
         now = datetime.now(UTC)
         limit = 1 if self.interval else BATCH
         with self.db.write() as conn:
@@ -280,21 +290,26 @@ class _Lane:
             self.flights.append((claimed, self.sends.submit(self.sender, requests)))
         elif following is not None:
             self.next_at = following
-        overlap = bool(claimed) and not self.interval and self.clean
+        overlap = bool(claimed) and not self.interval
         going = True
-        while len(self.flights) > (1 if overlap and going else 0):
+        # `clean` as it stands after each landing: a batch with trouble in it gets the batch
+        # already out after it recorded before anything more is claimed.
+        while len(self.flights) > (1 if overlap and going and self.clean else 0):
             # A batch out after one that stopped the campaign is recorded, not acted on
             # again (one pause, one reason).
             going = self._land(report, act=going) and going
         return going and (bool(claimed) or following is not None)
 
     def land_all(self, report: TurnReport) -> None:
-        """Record every batch still out (the end of a turn): each answer is kept."""
+        """Record every batch still out (the end of a turn): each answer is kept, and the
+        campaign is acted on once at most."""
+        going = True
         while self.flights:
             try:
-                self._land(report, act=True)
+                going = self._land(report, act=going) and going
             except Exception:  # logged; its sends stay unanswered, never resent
                 log.exception("campaign %s: recording a batch failed", self.view.key)
+                going = False
 
     def _land(self, report: TurnReport, act: bool) -> bool:
         """Wait for the oldest batch's answers and record them; False when the campaign stops
@@ -332,7 +347,12 @@ class _Lane:
             return False
         refused = any(o.status is SendStatus.FAILED for o in outcomes)
         going = self._keep_going(refused, report)
-        self.clean = going and not errors
+        # Refusals of single contacts (a number not on WhatsApp) are everyday and leave the
+        # overlap on: a provider that refuses everything pauses the campaign within a batch.
+        # No answer, or a provider that asks to slow down, turns it off.
+        self.clean = going and all(
+            o.status in (SendStatus.SENT, SendStatus.FAILED) for o in outcomes
+        )
         return going
 
     def _count(self, outcomes: list[SendOutcome]) -> None:

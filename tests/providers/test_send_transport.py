@@ -285,7 +285,9 @@ def test_a_503_with_retry_after_is_retried_only_where_meta_says_it_did_nothing(
     assert (waits.asked, len(fake.requests)) == ([], 1)
 
 
-@pytest.mark.parametrize("api_url", ["127.0.0.1:9/evolution", "ftp://127.0.0.1:9", "http://"])
+@pytest.mark.parametrize(
+    "api_url", ["127.0.0.1:9/evolution", "ftp://127.0.0.1:9", "http://", "http://127.0.0.1:9/a\tb"]
+)
 def test_an_api_url_no_client_can_use_is_a_config_error_and_nothing_is_sent(
     http: httpx.Client | None, api_url: str
 ) -> None:
@@ -295,6 +297,19 @@ def test_an_api_url_no_client_can_use_is_a_config_error_and_nothing_is_sent(
     assert caught.value.kind is SendFailure.CONFIG
     assert not caught.value.outcome_unknown
     assert "nothing was sent" in str(caught.value)
+
+
+def test_a_key_that_is_not_ascii_is_a_config_error_and_nothing_is_sent(
+    http: httpx.Client | None,
+) -> None:
+    """A header can carry ASCII only: a pasted key with an accented letter is said so."""
+    with SETUPS["evolution"].fake() as fake:
+        sender = _make("evolution", config({"api_url": fake.url, "api_key": "clé"}), http)
+        with pytest.raises(SendError) as caught:
+            sender.send(SendRequest(recipient="+5531999990000", text="hi"))
+        arrived = len(fake.requests)
+    assert caught.value.kind is SendFailure.CONFIG and not caught.value.outcome_unknown
+    assert arrived == 0
 
 
 def test_a_compressed_answer_is_read(http: httpx.Client | None) -> None:

@@ -273,6 +273,39 @@ def test_while_sends_succeed_a_batch_goes_out_before_the_one_before_is_recorded(
     assert len(failed.json()["items"]) == arrived - 2 * BATCH
 
 
+@pytest.mark.parametrize(("trouble", "outcome"), [("drop", "unknown"), ("refuse", "failed")])
+def test_after_sends_unanswered_the_batch_out_lands_before_the_next_is_claimed(
+    app: RunningApp, fake: FakeEvolution, trouble: str, outcome: str
+) -> None:
+    """Three sends get no answer (too few to pause): the batch already out is recorded before
+    the next is claimed, so trouble at the provider never has two batches riding on it. Three
+    numbers refused (everyday in a campaign) leave the overlap on."""
+    fake.accept(2 * BATCH)
+    for _ in range(3):
+        if trouble == "drop":
+            fake.drop()
+        else:
+            fake.refuse("not_on_whatsapp")
+    create(app, "troubled", 6 * BATCH)
+    app.api("POST", "/v1/campaigns/troubled/start")
+    wait_for(lambda: dispatch(app, "troubled")["state"] == "done", 30)
+    contacts = dispatch(app, "troubled")["contacts"]
+    assert (contacts[outcome], contacts["sent"]) == (3, 6 * BATCH - 3)
+    assert len(fake.requests) == 6 * BATCH  # none sent again
+    with app.db.read() as conn:
+        rows = conn.execute(
+            sends.select()
+            .order_by(sends.c.id)
+            .with_only_columns(sends.c.status, sends.c.created_at, sends.c.finished_at)
+        ).all()
+    batches = [rows[i : i + BATCH] for i in range(0, len(rows), BATCH)]
+    troubled = next(i for i, b in enumerate(batches) if any(r.status == outcome for r in b))
+    assert troubled + 2 < len(batches)
+    out, after = batches[troubled + 1], batches[troubled + 2]
+    landed_first = after[0].created_at >= max(r.finished_at for r in out)
+    assert landed_first is (trouble == "drop")
+
+
 def test_credentials_the_provider_refuses_pause_the_campaign_and_fail_no_contact(
     app: RunningApp, fake: FakeEvolution
 ) -> None:

@@ -15,6 +15,7 @@ outcome unknown and is never retried here: `SendError(outcome_unknown=True)`.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -83,10 +84,14 @@ class Call:
         Content-Length), for another transport to send. A JSON body, what most providers
         take, is encoded here exactly as httpx encodes it, without the cost of an
         httpx.Request (its URL parsing was a twentieth of a campaign's time); a form or
-        multipart body is left to httpx. Raises httpx.InvalidURL or UnicodeError for a URL
-        httpx cannot send to."""
+        multipart body is left to httpx. Raises httpx.InvalidURL or UnicodeError where httpx
+        would: a URL it cannot send to, a header that is not ASCII."""
         if self.data is None and self.files is None:
+            _check_url(self.url)
             headers = list(self.headers.items())
+            for name, value in headers:
+                name.encode("ascii")
+                value.encode("ascii")
             if self.json is None:
                 return b"", headers
             if not any(name.lower() == "content-type" for name, _ in headers):
@@ -347,6 +352,15 @@ _HINTS = {
     SendFailure.AUTH: " (check the connection's api_key / secret)",
     SendFailure.CONFIG: " (check the connection's api_url and account options)",
 }
+
+
+@functools.lru_cache(maxsize=256)
+def _check_url(url: str) -> None:
+    """Refuse what httpx refuses (a control character, no host, another scheme); a
+    campaign's URL is checked once, not for each of its messages."""
+    parsed = httpx.URL(url)
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise httpx.InvalidURL(f"not an http(s) URL with a host: {url!r}")
 
 
 def _origin(url: str) -> str:
