@@ -16,6 +16,7 @@ from standardwebhooks.webhooks import Webhook
 from tests.outbound.conftest import START, Outbound
 from tests.outbound.receiver import Receiver
 from tidings import subscription_admin
+from tidings.outbound.dispatcher import LEASE_SECONDS
 from tidings.storage import deliveries as delivery_store
 from tidings.storage.db import Database
 from tidings.storage.subscriptions import get_subscription
@@ -390,6 +391,48 @@ def test_an_attempt_the_store_could_not_record_is_recorded_later_not_sent_again(
         impatient.dispose()
     assert held.is_set()
     assert len(receiver.received) == 1
+    [delivery] = outbound.deliveries()
+    assert delivery.status == "delivered" and delivery.attempts == 1
+    assert len(outbound.attempts()) == 1
+
+
+@pytest.mark.sqlite_only  # the store is made unavailable by holding SQLite's file lock
+def test_an_attempt_whose_record_comes_too_late_is_left_to_its_lease(
+    outbound: Outbound, receiver: Receiver, db_url: str
+):
+    """The store refused the record of an attempt made more than half a lease ago: it is not
+    recorded later (its delivery may be taken again meanwhile, and the stale record would undo
+    the newer one's). The delivery is made again when its lease ends, with the same webhook id,
+    which is how a subscriber drops it, and recorded once."""
+    sub = outbound.subscribe(receiver.url)
+    receiver.secrets.append(sub.secret)
+    outbound.event("m1", "delivered")
+    receiver.behaviour.delay = 0.3
+    impatient = Database(outbound.db.url, timeout=0.2)
+
+    def hold_the_lock_and_let_time_pass() -> None:
+        while not receiver.arrived:
+            time.sleep(0.005)
+        blocker = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        outbound.clock.advance(LEASE_SECONDS / 2 + 1)  # before the answer comes, at 0.3 s
+        time.sleep(0.8)
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+    holder = threading.Thread(target=hold_the_lock_and_let_time_pass)
+    holder.start()
+    try:
+        Outbound(impatient, outbound.settings, outbound.clock, outbound.connection).drain()
+    finally:
+        holder.join()
+        impatient.dispose()
+    assert len(receiver.received) == 1
+    assert outbound.attempts() == []  # left unrecorded
+    outbound.clock.advance(LEASE_SECONDS)
+    outbound.drain()
+    first, again = receiver.received
+    assert again.webhook_id == first.webhook_id
     [delivery] = outbound.deliveries()
     assert delivery.status == "delivered" and delivery.attempts == 1
     assert len(outbound.attempts()) == 1
