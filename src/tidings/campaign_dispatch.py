@@ -133,25 +133,20 @@ def dispatch_turn(
     health: Health | None = None,
     sleep: Callable[[float], None] = time.sleep,
     started_at: datetime | None = None,
-    records: Database | None = None,
 ) -> TurnReport:
     """Send what is due in the next `budget` seconds for every running campaign (nothing when
     another process's turn is running). A campaign started meanwhile waits for the next turn;
-    one paused or cancelled meanwhile stops after the contacts being sent. `records` is where
-    a batch's answers are recorded, when not in `db`: a store whose commits need not be
-    synced one by one (the claims in `db` must be, before each call)."""
+    one paused or cancelled meanwhile stops after the contacts being sent."""
     with dispatches.one_turn_at_a_time(db) as mine:
         if not mine:
             return TurnReport()
         # Under the lock: no turn elsewhere has a live send this could take for interrupted.
         recover_interrupted(db, settings, started_at)
-        checks = health or connection_health(settings)
-        return _turn(db, records or db, settings, budget, checks, sleep)
+        return _turn(db, settings, budget, health or connection_health(settings), sleep)
 
 
 def _turn(
     db: Database,
-    records: Database,
     settings: Settings,
     budget: float,
     health: Health,
@@ -169,7 +164,7 @@ def _turn(
         return report
     deadline = time.monotonic() + budget
     sends = send_loop.shared(settings.dispatch_concurrency)
-    lanes = [_Lane.open(db, records, settings, v, sends, health, report) for v in running]
+    lanes = [_Lane.open(db, settings, v, sends, health, report) for v in running]
     try:
         _run_lanes([lane for lane in lanes if lane is not None], deadline, sleep, report)
     finally:  # whatever stopped the turn, the answers of the batches out are recorded
@@ -223,7 +218,6 @@ class _Lane:
     pause_after: int
     sends: SendLoop
     next_at: datetime
-    records: Database
     unanswered: int = 0
     # Batches out at the provider, oldest first, with their answers to come; whether the last
     # batch recorded had no error (only then is the next one sent before it is recorded).
@@ -234,7 +228,6 @@ class _Lane:
     def open(
         cls,
         db: Database,
-        records: Database,
         settings: Settings,
         view: DispatchView,
         sends: SendLoop,
@@ -274,7 +267,6 @@ class _Lane:
             settings.pause_after_errors,
             sends,
             start,
-            records,
         )
 
     def step(self, report: TurnReport) -> bool:
@@ -330,7 +322,7 @@ class _Lane:
         now = datetime.now(UTC)
         finished = [(c.send_id, o) for c, o in zip(claimed, outcomes, strict=True)]
         try:
-            sends.finish_many(self.records, self.connection, finished, now)
+            sends.finish_many(self.db, self.connection, finished, now)
         except Exception:  # the answers are lost: the sends stay unanswered, never resent
             log.exception("campaign %s: recording %d answers failed", self.view.key, len(claimed))
             return False

@@ -207,9 +207,7 @@ def dispatch_campaigns(ctx: JobContext) -> int:
     due in the next seconds for every running campaign. Returns the messages sent."""
     from tidings import campaign_dispatch  # only what dispatches loads the send clients
 
-    report = campaign_dispatch.dispatch_turn(
-        _durable(ctx), ctx.settings, started_at=_STARTED_AT, records=ctx.db
-    )
+    report = campaign_dispatch.dispatch_turn(_durable(ctx), ctx.settings, started_at=_STARTED_AT)
     return report.sent
 
 
