@@ -407,16 +407,18 @@ def test_an_attempt_whose_record_comes_too_late_is_left_to_its_lease(
     sub = outbound.subscribe(receiver.url)
     receiver.secrets.append(sub.secret)
     outbound.event("m1", "delivered")
-    receiver.behaviour.delay = 0.3
+    receiver.behaviour.delay = 1.0
     impatient = Database(outbound.db.url, timeout=0.2)
+    held = threading.Event()
 
     def hold_the_lock_and_let_time_pass() -> None:
         while not receiver.arrived:
             time.sleep(0.005)
         blocker = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")
-        outbound.clock.advance(LEASE_SECONDS / 2 + 1)  # before the answer comes, at 0.3 s
-        time.sleep(0.8)
+        outbound.clock.advance(LEASE_SECONDS / 2 + 1)  # before the answer comes, at 1 s
+        held.set()
+        time.sleep(2.5)  # the record waits 0.2 s from 1 s and fails; it is not tried again
         blocker.execute("ROLLBACK")
         blocker.close()
 
@@ -427,6 +429,7 @@ def test_an_attempt_whose_record_comes_too_late_is_left_to_its_lease(
     finally:
         holder.join()
         impatient.dispose()
+    assert held.is_set()
     assert len(receiver.received) == 1
     assert outbound.attempts() == []  # left unrecorded
     outbound.clock.advance(LEASE_SECONDS)
