@@ -8,6 +8,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -358,17 +359,21 @@ def test_the_retention_purge_keeps_what_is_still_being_delivered(
     assert {a.delivery_id for a in outbound.attempts()} == {left.id}
 
 
-@pytest.mark.sqlite_only  # the store is made unavailable by holding SQLite's file lock
-def test_an_attempt_the_store_could_not_record_is_recorded_later_not_sent_again(
-    outbound: Outbound, receiver: Receiver, db_url: str
-):
-    """The subscriber got the delivery, then the store refused the attempt's record (locked
-    past its time-out): the record is tried again, so the delivery is not made a second time
-    when its lease ends."""
+def _drain_while_the_store_is_locked(
+    outbound: Outbound,
+    receiver: Receiver,
+    db_url: str,
+    answer_after: float,
+    locked_for: float,
+    meanwhile: Callable[[], None] = lambda: None,
+) -> None:
+    """Drain with a store that gives up after 0.2 s, while SQLite's lock is held from the
+    moment the delivery arrives (then `meanwhile` runs) for `locked_for` seconds; the
+    receiver answers after `answer_after`, so the attempt's record meets the lock."""
     sub = outbound.subscribe(receiver.url)
     receiver.secrets.append(sub.secret)
     outbound.event("m1", "delivered")
-    receiver.behaviour.delay = 0.3
+    receiver.behaviour.delay = answer_after
     impatient = Database(outbound.db.url, timeout=0.2)
     held = threading.Event()
 
@@ -377,8 +382,9 @@ def test_an_attempt_the_store_could_not_record_is_recorded_later_not_sent_again(
             time.sleep(0.005)
         blocker = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")
+        meanwhile()
         held.set()
-        time.sleep(0.8)  # the answer comes at 0.3 s: its record waits 0.2 s and fails
+        time.sleep(locked_for)
         blocker.execute("ROLLBACK")
         blocker.close()
 
@@ -390,6 +396,17 @@ def test_an_attempt_the_store_could_not_record_is_recorded_later_not_sent_again(
         holder.join()
         impatient.dispose()
     assert held.is_set()
+
+
+@pytest.mark.sqlite_only  # the store is made unavailable by holding SQLite's file lock
+def test_an_attempt_the_store_could_not_record_is_recorded_later_not_sent_again(
+    outbound: Outbound, receiver: Receiver, db_url: str
+):
+    """The subscriber got the delivery, then the store refused the attempt's record (locked
+    past its time-out): the record is tried again, so the delivery is not made a second time
+    when its lease ends."""
+    # The answer comes at 0.3 s: its record waits 0.2 s and fails, and is made after 0.8 s.
+    _drain_while_the_store_is_locked(outbound, receiver, db_url, answer_after=0.3, locked_for=0.8)
     assert len(receiver.received) == 1
     [delivery] = outbound.deliveries()
     assert delivery.status == "delivered" and delivery.attempts == 1
@@ -404,32 +421,11 @@ def test_an_attempt_whose_record_comes_too_late_is_left_to_its_lease(
     recorded later (its delivery may be taken again meanwhile, and the stale record would undo
     the newer one's). The delivery is made again when its lease ends, with the same webhook id,
     which is how a subscriber drops it, and recorded once."""
-    sub = outbound.subscribe(receiver.url)
-    receiver.secrets.append(sub.secret)
-    outbound.event("m1", "delivered")
-    receiver.behaviour.delay = 1.0
-    impatient = Database(outbound.db.url, timeout=0.2)
-    held = threading.Event()
-
-    def hold_the_lock_and_let_time_pass() -> None:
-        while not receiver.arrived:
-            time.sleep(0.005)
-        blocker = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
-        blocker.execute("BEGIN IMMEDIATE")
-        outbound.clock.advance(LEASE_SECONDS / 2 + 1)  # before the answer comes, at 1 s
-        held.set()
-        time.sleep(2.5)  # the record waits 0.2 s from 1 s and fails; it is not tried again
-        blocker.execute("ROLLBACK")
-        blocker.close()
-
-    holder = threading.Thread(target=hold_the_lock_and_let_time_pass)
-    holder.start()
-    try:
-        Outbound(impatient, outbound.settings, outbound.clock, outbound.connection).drain()
-    finally:
-        holder.join()
-        impatient.dispose()
-    assert held.is_set()
+    # Half a lease passes before the answer comes at 1 s; its record waits 0.2 s and fails.
+    _drain_while_the_store_is_locked(
+        outbound, receiver, db_url, answer_after=1.0, locked_for=2.5,
+        meanwhile=lambda: outbound.clock.advance(LEASE_SECONDS / 2 + 1),
+    )  # fmt: skip
     assert len(receiver.received) == 1
     assert outbound.attempts() == []  # left unrecorded
     outbound.clock.advance(LEASE_SECONDS)
