@@ -1,0 +1,45 @@
+"""One dispatch turn, driven directly (no scheduler): whatever ends it, every batch it sent
+has its answers recorded before it returns."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from tests.fakes.provider_apis import FakeEvolution
+from tidings import campaign_admin
+from tidings.campaign_dispatch import BATCH, dispatch_turn
+from tidings.config import Settings
+from tidings.domain.sending import Action
+from tidings.storage import connections, dispatches
+from tidings.storage.db import Database
+
+
+def test_a_turn_whose_time_is_up_records_the_batch_still_out(
+    db: Database, settings: Settings
+) -> None:
+    """A campaign too large for one turn: the turn stops at its deadline with a batch out
+    (while sends succeed, one is always out after the first) and records its answers, so no
+    contact is left `sending` and every request that reached the provider is a send recorded
+    `sent`."""
+    now = datetime.now(UTC)
+    with FakeEvolution() as fake:
+        with db.write() as conn:
+            connections.add_connection(
+                conn, "evolution", "evo", "s", {"api_url": fake.url, "api_key": fake.api_key}, now
+            )
+        campaign_admin.create(db, key="big", connection="evo", text="Hi", template=None,
+                              rate_per_minute=None, start_at=None, name=None, now=now)  # fmt: skip
+        rows = [
+            {"contact_ref": f"c{i}", "recipient": f"+1555{1_000_000 + i}"}
+            for i in range(40 * BATCH)
+        ]
+        campaign_admin.add_contacts(db, "big", rows, None, now)
+        campaign_admin.act(db, "big", Action.START, now)
+        report = dispatch_turn(db, settings, budget=2.0)
+        arrived = len(fake.requests)
+    with db.read() as conn:
+        view = dispatches.get(conn, "big")
+    assert view is not None
+    assert 2 * BATCH <= arrived < 40 * BATCH, "the turn ended on its deadline, not sooner"
+    assert view.contacts["sending"] == 0, "a batch out when the turn ended was not recorded"
+    assert view.contacts["sent"] == arrived == report.sent
