@@ -220,7 +220,8 @@ class _Lane:
     next_at: datetime
     unanswered: int = 0
     # Batches out at the provider, oldest first, with their answers to come; whether the last
-    # batch recorded had no error (only then is the next one sent before it is recorded).
+    # batch recorded got an answer to every send (refusals included) and did not stop the
+    # campaign: only then is the next one sent before the one out is recorded.
     flights: deque[tuple[list[Claim], Future[list[Answer]]]] = field(default_factory=deque)
     clean: bool = False
 

@@ -232,7 +232,7 @@ def test_while_sends_succeed_a_batch_goes_out_before_the_one_before_is_recorded(
     app: RunningApp, fake: FakeEvolution
 ) -> None:
     """The store's work overlaps the provider's; and once the provider starts refusing, at
-    most the one batch already out follows the refused one: it is recorded, never resent, and
+    most the one batch already out follows the one that pauses: it is recorded, never resent, and
     the campaign pauses once, saying why."""
     fake.accept(2 * BATCH)
     for _ in range(6 * BATCH):
