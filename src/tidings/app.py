@@ -21,6 +21,8 @@ from tidings.api.docs_pages import add_docs_pages
 from tidings.api.routes import router
 from tidings.api.support import ApiError, error_response
 from tidings.config import Settings
+from tidings.dashboard import add_dashboard
+from tidings.dashboard.rendering import error_page, is_page
 from tidings.domain.errors import StorageUnavailable
 from tidings.intake.app import Intake
 from tidings.intake.writer import ReceiptWriter, RejectionWriter
@@ -125,16 +127,23 @@ def create_app(
     app.include_router(outbound.router)
     app.include_router(campaigns.router)
     add_docs_pages(app)
+    add_dashboard(app)
 
     intake = Intake(db, writer, rejection_writer, settings)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, error: ApiError) -> Response:
+        if is_page(request):
+            return error_page(request, error.status, error.message)
         return error_response(error.status, error.code, error.message)
 
     @app.exception_handler(StorageUnavailable)
     async def _store_down(request: Request, error: StorageUnavailable) -> Response:
-        response = error_response(503, "store_unavailable", str(error))
+        response = (
+            error_page(request, 503, f"The store is not answering ({error}); try again shortly.")
+            if is_page(request)
+            else error_response(503, "store_unavailable", str(error))
+        )
         response.headers["Retry-After"] = "5"
         return response
 
@@ -147,6 +156,8 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> Response:
+        if is_page(request):
+            return error_page(request, error.status_code, str(error.detail))
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
         return error_response(error.status_code, code, str(error.detail))
 

@@ -16,10 +16,10 @@ from tidings import connection_admin
 from tidings.api.models import ConnectionOut, ErrorOut, Page
 from tidings.api.routes import (
     _ERRORS,
-    _base,
-    _connection_out,
-    _connections_health,
+    connection_out,
+    connections_health,
     intake_url,
+    public_base,
 )
 from tidings.api.support import ApiError, Db, require_token
 from tidings.domain.errors import Conflict, NotFound
@@ -81,10 +81,10 @@ def add_connection(body: NewConnection, db: Db, request: Request) -> CreatedConn
         raise _invalid(error) from None
     except Conflict as error:
         raise ApiError(409, "conflict", str(error)) from None
-    c, base = added.connection, _base(request)
+    c, base = added.connection, public_base(request)
     with db.read() as conn:
-        found_health = _connections_health(conn, request, [c]).get(c.id)
-    out = _connection_out(c, base, found_health=found_health).model_dump()
+        found_health = connections_health(conn, request, [c]).get(c.id)
+    out = connection_out(c, base, found_health=found_health).model_dump()
     out["intake_url"] = intake_url(base, c, with_secret=True)
     return CreatedConnection(**out, secret=c.secret if added.secret_generated else None)
 
@@ -102,8 +102,8 @@ def change_connection(name: str, body: ConnectionChange, db: Db, request: Reques
         raise _invalid(error) from None
     with db.read() as conn:
         last_run = backfill_runs.latest_runs(conn, [changed.id]).get(changed.id)
-        found_health = _connections_health(conn, request, [changed]).get(changed.id)
-    return _connection_out(changed, _base(request), last_run, found_health)
+        found_health = connections_health(conn, request, [changed]).get(changed.id)
+    return connection_out(changed, public_base(request), last_run, found_health)
 
 
 @router.delete("/connections/{name}", status_code=204, response_class=Response)

@@ -293,7 +293,7 @@ def list_deliveries(
         found, next_cursor = page(rows, limit)
         attempts = deliveries.attempts_of(conn, [row.id for row in found])
     return {
-        "items": [_delivery_out(row, attempts.get(row.id, [])) for row in found],
+        "items": [delivery_out(row, attempts.get(row.id, [])) for row in found],
         "next_cursor": next_cursor,
     }
 
@@ -305,7 +305,7 @@ def get_delivery(delivery_id: Id, db: Db) -> dict[str, Any]:
         if row is None:
             raise ApiError(404, "not_found", f"no delivery with id {delivery_id}")
         attempts = deliveries.attempts_of(conn, [delivery_id])
-    return _delivery_out(row, attempts.get(delivery_id, []))
+    return delivery_out(row, attempts.get(delivery_id, []))
 
 
 @router.post("/deliveries/{delivery_id}/replay", status_code=202, response_model=DeliveryOut)
@@ -319,7 +319,7 @@ def replay_delivery(delivery_id: Id, db: Db, request: Request) -> dict[str, Any]
     return get_delivery(delivery_id, db)
 
 
-def _delivery_out(row: Any, attempts: list[Any]) -> dict[str, Any]:
+def delivery_out(row: Any, attempts: list[Any]) -> dict[str, Any]:
     return {
         "id": row.id,
         "subscription": row.subscription_id,

@@ -92,7 +92,7 @@ def _recipient(value: str | None, request: Request, where: str) -> str | None:
     return found
 
 
-def _message_out(row: Row[Any]) -> dict[str, Any]:
+def message_out(row: Row[Any]) -> dict[str, Any]:
     failure = None
     if row.failure_at is not None:
         failure = FailureOut(
@@ -126,7 +126,7 @@ def _message_out(row: Row[Any]) -> dict[str, Any]:
     }
 
 
-def _message_detail(db: Database, message_id: int) -> MessageDetail:
+def message_detail(db: Database, message_id: int) -> MessageDetail:
     with db.read() as conn:
         row = message_lists.get_message(conn, message_id)
         if row is None:
@@ -144,7 +144,7 @@ def _message_detail(db: Database, message_id: int) -> MessageDetail:
             for e in message_lists.list_events(conn, message_id)
         ]
     send = send_out(made_by) if made_by is not None else None
-    return MessageDetail(**_message_out(row), events=events, send=send)
+    return MessageDetail(**message_out(row), events=events, send=send)
 
 
 @router.post(
@@ -178,7 +178,7 @@ def register(
                 f"answered yet (status {report.send.status.value}); try again shortly",
             )
         response.status_code = status_code(report)
-        return _message_detail(db, report.send.message_id)
+        return message_detail(db, report.send.message_id)
     now = datetime.now(UTC)
     try:
         with db.read() as conn:
@@ -196,7 +196,7 @@ def register(
     except Invalid as error:
         raise ApiError(422, "invalid_request", str(error)) from None
     response.status_code = 201 if first else 200
-    return _message_detail(db, message_id)
+    return message_detail(db, message_id)
 
 
 @router.get("/messages", response_model=Page[MessageOut])
@@ -233,7 +233,7 @@ def list_messages(
         found, next_cursor = page(rows, limit)
         made_by = sends.by_message(conn, [r.id for r in found])
     items = [
-        {**_message_out(r), "send": send_out(made_by[r.id]) if r.id in made_by else None}
+        {**message_out(r), "send": send_out(made_by[r.id]) if r.id in made_by else None}
         for r in found
     ]
     return {"items": items, "next_cursor": next_cursor}
@@ -241,7 +241,7 @@ def list_messages(
 
 @router.get("/messages/{message_id}", response_model=MessageDetail)
 def get_message(message_id: Id, db: Db) -> MessageDetail:
-    return _message_detail(db, message_id)
+    return message_detail(db, message_id)
 
 
 @router.get("/campaigns", response_model=Page[CampaignOut])
@@ -260,12 +260,12 @@ def get_campaign(key: str, db: Db) -> CampaignOut:
     return campaign_out(db, key)
 
 
-def _connection_names(db: Database) -> dict[int, str]:
+def connection_names(db: Database) -> dict[int, str]:
     with db.read() as conn:
         return {c.id: c.name for c in connections.list_connections(conn)}
 
 
-def _receipt_out(row: Row[Any], names: dict[int, str]) -> dict[str, Any]:
+def receipt_out(row: Row[Any], names: dict[int, str]) -> dict[str, Any]:
     return {
         "id": row.id,
         "connection": names.get(row.connection_id),
@@ -292,7 +292,7 @@ def list_receipts(
     cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Receipts, newest first; `since`/`until` bound when they were received."""
-    names = _connection_names(db)
+    names = connection_names(db)
     connection_id = None
     if connection is not None:
         ids = [i for i, n in names.items() if n == connection]
@@ -304,7 +304,7 @@ def list_receipts(
             conn, status, connection_id, decode_cursor(cursor), fetch_size(limit), since, until
         )
     found, next_cursor = page(rows, limit)
-    return {"items": [_receipt_out(r, names) for r in found], "next_cursor": next_cursor}
+    return {"items": [receipt_out(r, names) for r in found], "next_cursor": next_cursor}
 
 
 @router.get("/receipts/{receipt_id}", response_model=ReceiptDetail)
@@ -314,7 +314,7 @@ def get_receipt(receipt_id: Id, db: Db) -> dict[str, Any]:
     if row is None:
         raise ApiError(404, "not_found", f"no receipt with id {receipt_id}")
     return {
-        **_receipt_out(row, _connection_names(db)),
+        **receipt_out(row, connection_names(db)),
         "content_type": row.content_type,
         "headers": row.headers or {},
         "body": bytes(row.body).decode("utf-8", errors="replace"),
@@ -331,7 +331,7 @@ def replay_receipt(receipt_id: Id, db: Db, request: Request) -> dict[str, Any]:
         row = inbox.get_receipt(conn, receipt_id)
     request.app.state.wake_worker()
     assert row is not None
-    return _receipt_out(row, _connection_names(db))
+    return receipt_out(row, connection_names(db))
 
 
 _SECRET_OPTIONS = ("api_key", "secret", "token", "password")
@@ -358,7 +358,7 @@ def _backfill_out(c: StoredConnection, last_run: Row[Any] | None) -> BackfillSta
     )
 
 
-def _connections_health(
+def connections_health(
     conn: Connection, request: Request, found: Sequence[StoredConnection]
 ) -> dict[int, ConnectionHealth]:
     """The health of those of `found` that send (every provider but callyzer), as of now."""
@@ -369,7 +369,7 @@ def _connections_health(
     )
 
 
-def _connection_out(
+def connection_out(
     c: StoredConnection,
     base: str,
     last_run: Row[Any] | None = None,
@@ -391,7 +391,7 @@ def _connection_out(
     )
 
 
-def _base(request: Request) -> str:
+def public_base(request: Request) -> str:
     public: str | None = request.app.state.settings.public_url
     return public or str(request.base_url)
 
@@ -401,9 +401,9 @@ def list_connections(db: Db, request: Request) -> dict[str, Any]:
     with db.read() as conn:
         found = connections.active_connections(conn)
         runs = backfill_runs.latest_runs(conn, [c.id for c in found])
-        healths = _connections_health(conn, request, found)
-    base = _base(request)
-    items = [_connection_out(c, base, runs.get(c.id), healths.get(c.id)) for c in found]
+        healths = connections_health(conn, request, found)
+    base = public_base(request)
+    items = [connection_out(c, base, runs.get(c.id), healths.get(c.id)) for c in found]
     return {"items": items, "next_cursor": None}
 
 
@@ -413,10 +413,10 @@ def get_connection(name: str, db: Db, request: Request) -> ConnectionOut:
         with db.read() as conn:
             found = connections.get_connection(conn, name)
             runs = backfill_runs.latest_runs(conn, [found.id])
-            healths = _connections_health(conn, request, [found])
+            healths = connections_health(conn, request, [found])
     except NotFound as error:
         raise ApiError(404, "not_found", str(error)) from None
-    return _connection_out(found, _base(request), runs.get(found.id), healths.get(found.id))
+    return connection_out(found, public_base(request), runs.get(found.id), healths.get(found.id))
 
 
 @router.get("/connections/{name}/backfill-runs", response_model=Page[BackfillRunOut])

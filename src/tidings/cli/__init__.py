@@ -18,6 +18,7 @@ from tidings.cli.outbound import deliveries_group, subscription
 from tidings.cli.server import beat, serve, worker
 from tidings.cli.store import migrate, migrate_data, recount, replay, vacuum
 from tidings.cli.tokens import token
+from tidings.cli.users import user
 from tidings.logging import configure_logging
 
 __all__ = ["main"]
@@ -54,3 +55,4 @@ main.add_command(import_)
 main.add_command(subscription)
 main.add_command(deliveries_group)
 main.add_command(campaign)
+main.add_command(user)

@@ -15,6 +15,8 @@ from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from tidings.dashboard.live import LIVE_PATH
+
 __all__ = ["CoalescingHttpToolsProtocol", "CoalescingTransport"]
 
 
@@ -84,3 +86,17 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         real = cast(asyncio.Transport, transport)
         super().connection_made(cast(asyncio.Transport, CoalescingTransport(real, self.loop)))
+
+    def shutdown(self) -> None:
+        """A dashboard's live stream (server-sent events) never ends by itself, and uvicorn's
+        graceful shutdown waits for every open response: close it, and the browser reconnects
+        to whichever server is up."""
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and self._live_stream():
+            self.transport.close()
+            return
+        super().shutdown()
+
+    def _live_stream(self) -> bool:
+        scope = getattr(self, "scope", None)
+        return scope is not None and scope.get("path") == LIVE_PATH

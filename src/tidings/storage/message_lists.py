@@ -35,6 +35,7 @@ class MessageFilter:
     provider_message_id: str | None = None
     since: datetime | None = None  # created at or after (aware)
     until: datetime | None = None  # created before (aware)
+    failure_reason: str | None = None  # the dashboard's drill-down from a failure group
 
 
 def _message_query() -> Any:
@@ -57,6 +58,7 @@ _EQUALS = (
     ("channel", messages.c.channel),
     ("recipient", messages.c.recipient),
     ("provider_message_id", messages.c.provider_message_id),
+    ("failure_reason", messages.c.failure_reason),
 )
 
 # A time range matching fewer messages than this is read through the created_at index and

@@ -552,3 +552,37 @@ campaign_contacts = Table(
     Index("ix_campaign_contacts_campaign_id_status", "campaign_id", "status", "id"),
     Index("ix_campaign_contacts_campaign_id_id", "campaign_id", "id"),  # the list, in order
 )
+
+# Dashboard logins (migration 0011): people, their browser sessions and failed attempts. A
+# session is found by the SHA-256 of its cookie, so a leaked database opens no session; failed
+# logins are kept per email to slow guessing down on every web node alike.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_login_at", UTCDateTime),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_web_sessions_expires_at", "expires_at"),
+)
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_login_failures_email_at", "email", "at"),
+)

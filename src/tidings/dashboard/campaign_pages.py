@@ -1,0 +1,188 @@
+"""Campaign pages: the list (`/`), one campaign with its chart, dispatch and messages, its CSV
+export, one message's timeline, and failures grouped by reason."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+
+from tidings import campaign_admin
+from tidings.api.campaigns import campaign_out, campaign_out_of
+from tidings.api.routes import message_detail
+from tidings.api.support import ApiError, decode_cursor
+from tidings.dashboard.auth import Viewer, checked_form
+from tidings.dashboard.charts import rate_chart
+from tidings.dashboard.rendering import PageError, render
+from tidings.domain.errors import Conflict, Invalid, NotFound
+from tidings.domain.events import Status
+from tidings.domain.recipients import InvalidRecipient, normalise_recipient
+from tidings.domain.sending import Action
+from tidings.logging import mask_text
+from tidings.storage import campaigns, dispatches, message_lists, message_summaries
+from tidings.storage.db import Database
+from tidings.storage.message_lists import MessageFilter
+
+__all__ = ["router"]
+
+router = APIRouter()
+PAGE = 50
+CSV_CHUNK = 1000
+STATES = [s.value for s in Status]
+ACTIONS = {a.value: a for a in Action}
+
+
+def _cursor(request: Request) -> int | None:
+    try:
+        return decode_cursor(request.query_params.get("cursor"))
+    except ApiError:
+        raise PageError(400, "That page link is broken; start from the first page.") from None
+
+
+def _next(rows: list[Any], limit: int) -> tuple[list[Any], int | None]:
+    return rows[:limit], rows[limit - 1].id if len(rows) > limit else None
+
+
+@router.get("/")
+def campaign_list(request: Request, viewer: Viewer) -> Response:
+    db: Database = request.app.state.db
+    with db.read() as conn:
+        rows = campaigns.list_campaigns(conn, _cursor(request), PAGE + 1)
+        found, after = _next(rows, PAGE)
+        sent = dispatches.for_campaigns(conn, [v.id for v in found])
+    items = [campaign_out_of(v, sent.get(v.id)) for v in found]
+    return render(request, "campaigns.html", {"section": "campaigns", "campaigns": items,
+                                              "after": after})  # fmt: skip
+
+
+def _filter(request: Request, key: str) -> MessageFilter:
+    q = request.query_params
+    state = q.get("state") or None
+    if state is not None and state not in STATES:
+        raise PageError(400, f"There is no state {state!r}; pick one from the list.")
+    recipient = (q.get("recipient") or "").strip() or None
+    if recipient is not None:
+        try:
+            recipient = normalise_recipient(recipient, request.app.state.settings.default_region)
+        except InvalidRecipient as error:
+            raise PageError(400, f"Recipient: {error}") from None
+    return MessageFilter(campaign=key, status=state, recipient=recipient,
+                         failure_reason=q.get("reason") or None)  # fmt: skip
+
+
+@router.get("/campaigns/{key}")
+def campaign_page(key: str, request: Request, viewer: Viewer) -> Response:
+    db: Database = request.app.state.db
+    try:
+        campaign = campaign_out(db, key)
+    except ApiError:
+        raise PageError(404, f"There is no campaign {key!r}.") from None
+    where = _filter(request, key)
+    with db.read() as conn:
+        view = campaigns.get_campaign(conn, key)
+        assert view is not None
+        rows = message_lists.list_messages(conn, where, _cursor(request), PAGE + 1)
+        by_minute = message_summaries.outcomes_by_minute(conn, view.id)
+        groups = message_summaries.failure_groups(conn, view.id, None, limit=10)
+    found, after = _next(rows, PAGE)
+    return render(
+        request,
+        "campaign.html",
+        {
+            "section": "campaigns",
+            "campaign": campaign,
+            "messages": found,
+            "after": after,
+            "chart": rate_chart(by_minute),
+            "failures": groups,
+            "states": STATES,
+            "filters": request.query_params,
+        },
+    )
+
+
+@router.post("/campaigns/{key}/{action}")
+async def campaign_action(key: str, action: str, request: Request, viewer: Viewer) -> Response:
+    await checked_form(request, viewer)
+    if action not in ACTIONS:
+        raise PageError(404, f"Campaigns cannot {action!r}.")
+    try:
+        campaign_admin.act(request.app.state.db, key, ACTIONS[action], datetime.now(UTC))
+    except (NotFound, Conflict, Invalid) as error:
+        raise PageError(409 if not isinstance(error, NotFound) else 404, str(error)) from None
+    return RedirectResponse(f"/campaigns/{key}?done={action}", status_code=303)
+
+
+def _csv_rows(db: Database, where: MessageFilter, full: bool) -> Iterator[str]:
+    """The CSV a chunk at a time: each chunk is one short read, so 100,000 rows never sit in
+    memory together and no read holds the store for the whole download."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    columns = ["id", "recipient", "contact_ref", "state", "sent_at", "delivered_at", "read_at",
+               "failed_at", "failure_code", "failure_reason", "provider_message_id"]  # fmt: skip
+    writer.writerow(columns)
+    after: int | None = None
+    while True:
+        with db.read() as conn:
+            rows = message_lists.list_messages(conn, where, after, CSV_CHUNK)
+        for r in rows:
+            recipient = r.recipient if full or r.recipient is None else mask_text(r.recipient)
+            writer.writerow([
+                r.id, recipient, r.contact_ref, r.state,
+                *(getattr(r, c).isoformat() if getattr(r, c) else ""
+                  for c in ("sent_at", "delivered_at", "read_at", "failed_at")),
+                r.failure_code or "", r.failure_reason or "", r.provider_message_id,
+            ])  # fmt: skip
+        yield out.getvalue()
+        out.seek(0)
+        out.truncate()
+        if len(rows) < CSV_CHUNK:
+            return
+        after = rows[-1].id
+
+
+@router.get("/campaigns/{key}/messages.csv")
+def campaign_csv(key: str, request: Request, viewer: Viewer) -> Response:
+    db: Database = request.app.state.db
+    with db.read() as conn:
+        if campaigns.get_campaign(conn, key) is None:
+            raise PageError(404, f"There is no campaign {key!r}.")
+    full = request.query_params.get("full") == "1"
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in key)[:80]
+    return StreamingResponse(
+        _csv_rows(db, _filter(request, key), full),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{safe}-messages.csv"',
+                 "Cache-Control": "no-store"},
+    )
+
+
+@router.get("/messages/{message_id}")
+def message_page(message_id: int, request: Request, viewer: Viewer) -> Response:
+    try:
+        found = message_detail(request.app.state.db, message_id)
+    except ApiError:
+        raise PageError(404, f"There is no message {message_id}.") from None
+    return render(request, "message.html", {"section": "campaigns", "message": found})
+
+
+@router.get("/failures")
+def failures_page(request: Request, viewer: Viewer) -> Response:
+    db: Database = request.app.state.db
+    key = request.query_params.get("campaign") or None
+    connection = request.query_params.get("connection") or None
+    campaign_id = None
+    with db.read() as conn:
+        if key is not None:
+            view = campaigns.get_campaign(conn, key)
+            if view is None:
+                raise PageError(404, f"There is no campaign {key!r}.")
+            campaign_id = view.id
+        groups = message_summaries.failure_groups(conn, campaign_id, connection)
+    context = {"section": "failures", "groups": groups, "campaign": key, "connection": connection}
+    return render(request, "failures.html", context)
