@@ -21,6 +21,7 @@ run: $(STAMP)
 # The whole suite twice: on SQLite (the embedded default) and on PostgreSQL (scale-out).
 test: $(STAMP)
 	@scripts/ensure-services || echo "a service is down; the tests that need it will say so"
+	@scripts/ensure-chromium || echo "no Chromium; the dashboard's browser tests will fail and say why"
 	$(BIN)/python -m pytest --db sqlite
 	$(BIN)/python -m pytest --db postgresql
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 __all__ = ["RateChart", "rate_chart"]
 
 MAX_POINTS = 48
-WIDTH, HEIGHT = 600, 200
+WIDTH, HEIGHT = 1000, 240
 LEFT, RIGHT, TOP, BOTTOM = 40, 10, 10, 24  # room for the axis labels
 
 

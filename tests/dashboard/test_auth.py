@@ -1,0 +1,180 @@
+"""Logging in to the dashboard: sessions, CSRF, rate limiting, and what a page never shows."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from tests.conftest import RunningApp
+from tests.dashboard.conftest import EMAIL, PASSWORD, Dashboard, csrf_of, log_in
+from tidings import user_admin
+from tidings.cli import main
+
+PAGES = ["/", "/campaigns/any", "/messages/1", "/failures", "/receipts", "/receipts/1",
+         "/deliveries", "/connections", "/connections/any", "/calls", "/team"]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_no_session_sends_the_browser_to_login(running_app: RunningApp, path: str) -> None:
+    answer = running_app.client.get(path)
+    assert answer.status_code == 303
+    assert answer.headers["location"].startswith("/login?next=")
+
+
+def test_login_returns_to_the_page_asked_for(running_app: RunningApp) -> None:
+    from datetime import UTC, datetime
+
+    user_admin.create(running_app.db, EMAIL, PASSWORD, datetime.now(UTC))
+    with httpx.Client(base_url=running_app.base_url) as client:
+        asked = client.get("/failures?campaign=x")
+        target = asked.headers["location"]
+        form = client.get(target)
+        answer = client.post("/login", data={"csrf": csrf_of(form.text), "email": EMAIL,
+                                             "password": PASSWORD, "next": "/failures?campaign=x"})
+        assert answer.status_code == 303
+        assert answer.headers["location"] == "/failures?campaign=x"
+
+
+def test_the_session_cookie_is_httponly_and_lax(running_app: RunningApp) -> None:
+    from datetime import UTC, datetime
+
+    user_admin.create(running_app.db, EMAIL, PASSWORD, datetime.now(UTC))
+    with httpx.Client(base_url=running_app.base_url) as client:
+        answer = log_in(client)
+    cookie = next(v for k, v in answer.headers.multi_items() if k == "set-cookie"
+                  and v.startswith("tidings_session="))  # fmt: skip
+    assert "HttpOnly" in cookie
+    assert "SameSite=lax" in cookie
+    assert "Secure" not in cookie  # plain HTTP on loopback; HTTPS gets Secure
+
+
+def test_the_cookies_are_secure_behind_https(running_app: RunningApp) -> None:
+    """Behind a proxy that says the browser came over HTTPS, both cookies are Secure (so a
+    browser never sends them over plain HTTP)."""
+    from datetime import UTC, datetime
+
+    user_admin.create(running_app.db, EMAIL, PASSWORD, datetime.now(UTC))
+    https = {"x-forwarded-proto": "https"}
+    with httpx.Client(base_url=running_app.base_url, headers=https) as client:
+        form = client.get("/login")
+        assert "Secure" in form.headers["set-cookie"]
+        token = csrf_of(form.text)
+        answer = client.post(
+            "/login",
+            data={"csrf": token, "email": EMAIL, "password": PASSWORD},
+            headers={"cookie": f"tidings_login_csrf={token}"},
+        )
+    assert answer.status_code == 303
+    assert "Secure" in answer.headers["set-cookie"]
+
+
+def test_a_wrong_password_gets_no_session(running_app: RunningApp) -> None:
+    from datetime import UTC, datetime
+
+    user_admin.create(running_app.db, EMAIL, PASSWORD, datetime.now(UTC))
+    with httpx.Client(base_url=running_app.base_url) as client:
+        answer = log_in(client, password="not the password")
+        assert answer.status_code == 401
+        assert "Wrong email or password" in answer.text
+        assert "tidings_session" not in client.cookies
+        assert client.get("/").status_code == 303
+
+
+def test_an_unknown_email_is_answered_like_a_wrong_password(running_app: RunningApp) -> None:
+    with httpx.Client(base_url=running_app.base_url) as client:
+        answer = log_in(client, email="nobody@example.com")
+    assert answer.status_code == 401
+    assert "Wrong email or password" in answer.text
+
+
+def test_login_without_its_csrf_token_is_refused(running_app: RunningApp) -> None:
+    from datetime import UTC, datetime
+
+    user_admin.create(running_app.db, EMAIL, PASSWORD, datetime.now(UTC))
+    with httpx.Client(base_url=running_app.base_url) as client:
+        answer = client.post("/login", data={"email": EMAIL, "password": PASSWORD})
+    assert answer.status_code == 403
+    assert "tidings_session" not in answer.headers.get("set-cookie", "")
+
+
+def test_repeated_failures_lock_the_email_for_a_while(running_app: RunningApp) -> None:
+    from datetime import UTC, datetime
+
+    user_admin.create(running_app.db, EMAIL, PASSWORD, datetime.now(UTC))
+    with httpx.Client(base_url=running_app.base_url) as client:
+        for _ in range(user_admin.MAX_FAILURES):
+            assert log_in(client, password="guess-guess").status_code == 401
+        locked = log_in(client)  # even the right password, while the window lasts
+    assert locked.status_code == 429
+    assert "try again in 15 minutes" in locked.text
+
+
+def test_a_post_without_the_session_csrf_token_is_refused(dashboard: Dashboard) -> None:
+    answer = dashboard.client.post("/logout", data={})
+    assert answer.status_code == 403
+    wrong = dashboard.client.post("/logout", data={"csrf": "forged"})
+    assert wrong.status_code == 403
+    assert dashboard.client.get("/").status_code == 200  # still logged in
+
+
+def test_logout_ends_the_session_on_the_server(dashboard: Dashboard) -> None:
+    token = dashboard.client.cookies["tidings_session"]
+    answer = dashboard.post("/logout")
+    assert answer.status_code == 303
+    with httpx.Client(base_url=dashboard.app.base_url, cookies={"tidings_session": token}) as c:
+        assert c.get("/").status_code == 303  # the old cookie opens nothing any more
+
+
+def test_api_tokens_still_work_and_pages_do_not_take_them(dashboard: Dashboard) -> None:
+    assert dashboard.app.api("GET", "/v1/campaigns").status_code == 200
+    bearer = {"authorization": f"Bearer {dashboard.app.token}"}
+    assert dashboard.app.client.get("/", headers=bearer).status_code == 303
+
+
+def test_an_open_redirect_is_not_followed(running_app: RunningApp) -> None:
+    from datetime import UTC, datetime
+
+    user_admin.create(running_app.db, EMAIL, PASSWORD, datetime.now(UTC))
+    with httpx.Client(base_url=running_app.base_url) as client:
+        form = client.get("/login")
+        answer = client.post("/login", data={"csrf": csrf_of(form.text), "email": EMAIL,
+                                             "password": PASSWORD, "next": "//evil.example"})
+    assert answer.headers["location"] == "/"
+
+
+def test_user_create_from_the_command_line(migrated: CliRunner) -> None:
+    made = migrated.invoke(main, ["user", "create", "Bo@Example.com", "--password", "long enough"])
+    assert made.exit_code == 0, made.output
+    again = migrated.invoke(main, ["user", "create", "bo@example.com", "--password", "x" * 9])
+    assert again.exit_code == 1
+    assert "already exists" in again.output
+    short = migrated.invoke(main, ["user", "create", "cy@example.com", "--password", "short"])
+    assert short.exit_code == 1
+    assert "at least 8 characters" in short.output
+    listed = migrated.invoke(main, ["user", "list"])
+    assert "bo@example.com" in listed.output
+
+
+def test_user_create_prompts_for_the_password(migrated: CliRunner) -> None:
+    made = migrated.invoke(main, ["user", "create", "dee@example.com"],
+                           input="long enough\nlong enough\n")  # fmt: skip
+    assert made.exit_code == 0, made.output
+    changed = migrated.invoke(main, ["user", "password", "dee@example.com"],
+                              input="another one\nanother one\n")  # fmt: skip
+    assert changed.exit_code == 0, changed.output
+    missing = migrated.invoke(main, ["user", "password", "nobody@example.com", "--password",
+                                     "long enough"])  # fmt: skip
+    assert missing.exit_code == 1
+    assert "no user" in missing.output
+
+
+def test_user_create_without_a_store_says_so(cli: CliRunner) -> None:
+    answer = cli.invoke(main, ["user", "create", "e@example.com", "--password", "long enough"])
+    assert answer.exit_code == 1
+    assert "tidings migrate" in answer.output
+
+
+def test_the_login_page_says_how_to_make_the_first_user(running_app: RunningApp) -> None:
+    page = running_app.client.get("/login")
+    assert "tidings user create" in page.text

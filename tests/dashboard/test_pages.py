@@ -1,0 +1,195 @@
+"""Dashboard pages as the server renders them: what they show, what they never show (a phone
+number in full), filters and pages in the URL, forms that change things, the live stream."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+
+import httpx
+
+from tests.conftest import wait_for
+from tests.dashboard.conftest import Dashboard
+from tests.e2e.payloads import evolution_update
+
+NUMBER = "+48601234567"
+
+
+def register(d: Dashboard, campaign: str, count: int, first: int = 0) -> None:
+    items = [{"connection": "main", "provider_message_id": f"{campaign}-{i}", "campaign": campaign,
+              "recipient": f"+48601{i:06d}"} for i in range(first, first + count)]  # fmt: skip
+    answer = d.app.api("POST", "/v1/messages/bulk", json={"items": items})
+    assert answer.status_code == 200, answer.text
+
+
+def hook(d: Dashboard, body: str | dict[str, object]) -> int:
+    answer = d.app.hook("evolution", "main", body if isinstance(body, str) else json.dumps(body))
+    assert answer.status_code == 202, answer.text
+    receipt: int = answer.json()["receipt"]
+    return receipt
+
+
+def setup(d: Dashboard) -> None:
+    d.app.add_connection("evolution", "main")
+
+
+def test_a_phone_number_stays_masked_in_every_page(dashboard: Dashboard) -> None:
+    setup(dashboard)
+    made = dashboard.app.api("POST", "/v1/messages", json={
+        "connection": "main", "provider_message_id": "p1", "campaign": "spring",
+        "recipient": NUMBER})  # fmt: skip
+    receipt = hook(dashboard, {"event": "messages.update", "instance": "main", "data": {
+        "keyId": "p1", "fromMe": True, "status": "DELIVERY_ACK",
+        "remoteJid": "48601234567@s.whatsapp.net"}})  # fmt: skip
+    dashboard.app.wait_idle()
+    message_id = made.json()["id"]
+    for path in ("/campaigns/spring", f"/messages/{message_id}", f"/receipts/{receipt}",
+                 "/campaigns/spring/messages.csv"):  # fmt: skip
+        html = dashboard.page(path).text
+        assert "48601234567" not in html, path
+        assert "601234567" not in html, path
+    assert "+48*******67" in dashboard.page("/campaigns/spring").text
+    revealed = dashboard.client.get(f"/reveal/message/{message_id}")
+    assert revealed.json() == {"value": NUMBER}
+
+
+def test_reveal_needs_a_login(dashboard: Dashboard) -> None:
+    with httpx.Client(base_url=dashboard.app.base_url) as stranger:
+        assert stranger.get("/reveal/message/1").status_code == 401
+        assert stranger.get("/live").status_code == 401
+
+
+def test_the_campaign_page_filters_and_pages_through_the_url(dashboard: Dashboard) -> None:
+    setup(dashboard)
+    register(dashboard, "big", 60)
+    for i in range(3):
+        hook(dashboard, evolution_update(f"big-{i}", "ERROR"))
+    dashboard.app.wait_idle()
+    first = dashboard.page("/campaigns/big").text
+    assert first.count('href="/messages/') == 50
+    cursor = first.split('rel="next"')[0].rsplit('href="', 1)[1].split('"')[0]
+    second = dashboard.page(cursor.replace("&amp;", "&")).text
+    assert second.count('href="/messages/') == 10
+    failed = dashboard.page("/campaigns/big?state=failed").text
+    assert failed.count('href="/messages/') == 3
+    assert "Failures by reason" in failed and "WhatsApp reported ERROR" in failed
+    one = dashboard.page(f"/campaigns/big?recipient={'%2B48601000001'}").text
+    assert one.count('href="/messages/') == 1
+
+
+def test_wrong_filters_and_unknown_things_get_a_page_that_says_so(dashboard: Dashboard) -> None:
+    setup(dashboard)
+    register(dashboard, "x", 1)
+    wrong_state = dashboard.page("/campaigns/x?state=lost")
+    assert wrong_state.status_code == 400 and "There is no state" in wrong_state.text
+    wrong_number = dashboard.page("/campaigns/x?recipient=hello")
+    assert wrong_number.status_code == 400 and "Recipient" in wrong_number.text
+    assert dashboard.page("/campaigns/nope").status_code == 404
+    assert "There is no campaign" in dashboard.page("/campaigns/nope").text
+    assert dashboard.page("/messages/999999").status_code == 404
+    assert dashboard.page("/messages/abc").headers["content-type"].startswith("text/html")
+    broken = dashboard.page("/campaigns/x?cursor=%%%")
+    assert broken.status_code == 400 and "page link is broken" in broken.text
+    assert dashboard.page("/receipts?status=lost").status_code == 400
+    # The JSON API keeps answering JSON.
+    assert dashboard.app.api("GET", "/v1/campaigns/nope").json()["error"]["code"] == "not_found"
+
+
+def test_every_page_carries_its_security_headers(dashboard: Dashboard) -> None:
+    page = dashboard.page("/")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["cache-control"] == "no-store"
+
+
+def test_the_csv_export_streams_every_filtered_row(dashboard: Dashboard) -> None:
+    setup(dashboard)
+    register(dashboard, "export", 2500)
+    with dashboard.client.stream("GET", "/campaigns/export/messages.csv") as answer:
+        assert answer.status_code == 200
+        assert "content-length" not in answer.headers  # streamed, not built whole
+        text = answer.read().decode()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == 2500
+    assert len({r["id"] for r in rows}) == 2500
+    assert all("*" in r["recipient"] for r in rows)
+    full = dashboard.client.get("/campaigns/export/messages.csv?full=1&state=sent")
+    numbers = {r["recipient"] for r in csv.DictReader(io.StringIO(full.text))}
+    assert "+48601000007" in numbers
+
+
+def test_failures_are_grouped_by_reason(dashboard: Dashboard) -> None:
+    setup(dashboard)
+    register(dashboard, "f", 5)
+    for i in range(3):
+        hook(dashboard, evolution_update(f"f-{i}", "ERROR"))
+    dashboard.app.wait_idle()
+    page = dashboard.page("/failures?campaign=f").text
+    assert "WhatsApp reported ERROR" in page
+    assert '<td class="num">3</td>' in page
+    assert "No failed messages" in dashboard.page("/failures?connection=other").text
+
+
+def test_replay_needs_the_csrf_token_and_then_applies_the_receipt(dashboard: Dashboard) -> None:
+    setup(dashboard)
+    dead = hook(dashboard, '{"no_event": true}')
+
+    def receipt() -> dict[str, object]:
+        found: dict[str, object] = dashboard.app.api("GET", f"/v1/receipts/{dead}").json()
+        return found
+
+    wait_for(lambda: receipt()["status"] == "dead", 15)
+    listed = dashboard.page("/receipts?status=dead").text
+    assert f"#{dead}" in listed
+    forged = dashboard.client.post(f"/receipts/{dead}/replay", data={"csrf": "nope"})
+    assert forged.status_code == 403
+    assert receipt()["status"] == "dead"
+    replayed = dashboard.post(f"/receipts/{dead}/replay")
+    assert replayed.status_code == 303
+    assert replayed.headers["location"] == f"/receipts/{dead}?replayed=1"
+    wait_for(lambda: receipt()["status"] == "dead" and receipt()["attempts"] == 1, 15)
+    assert dashboard.post("/receipts/999999/replay").status_code == 404
+
+
+def test_the_connection_page_shows_the_qr_image_evolution_sent(dashboard: Dashboard) -> None:
+    setup(dashboard)
+    image = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
+    hook(dashboard, {"event": "qrcode.updated", "instance": "main",
+                     "data": {"qrcode": {"base64": image, "code": "2@x"}}})  # fmt: skip
+    dashboard.app.wait_idle()
+    page = dashboard.page("/connections/main").text
+    assert f'src="{image}"' in page
+
+
+def test_a_qr_code_that_is_not_an_image_is_drawn_never_run(dashboard: Dashboard) -> None:
+    setup(dashboard)
+    hook(dashboard, {"event": "qrcode.updated", "instance": "main",
+                     "data": {"qrcode": {"code": '"><script>alert(1)</script>'}}})  # fmt: skip
+    dashboard.app.wait_idle()
+    page = dashboard.page("/connections/main").text
+    assert "<script>alert" not in page
+    assert "<svg" in page
+
+
+def test_empty_pages_say_what_to_do_next(dashboard: Dashboard) -> None:
+    assert "tidings campaign create" in dashboard.page("/").text
+    assert "tidings connection add" in dashboard.page("/connections").text
+    assert "tidings subscription add" in dashboard.page("/deliveries").text
+
+
+def test_the_live_stream_says_change_after_a_webhook_is_applied(dashboard: Dashboard) -> None:
+    setup(dashboard)
+    register(dashboard, "live", 1)
+    with dashboard.client.stream("GET", "/live", timeout=10) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.iter_lines()
+        assert next(lines).startswith("retry:")
+        time.sleep(1.5)  # the watcher's first look at the store
+        hook(dashboard, evolution_update("live-0", "DELIVERY_ACK"))
+        deadline = time.monotonic() + 10
+        for line in lines:
+            if line == "event: change":
+                break
+            assert time.monotonic() < deadline, "no change event"
