@@ -12,7 +12,7 @@ from tidings import __version__
 from tidings.cli.common import listen_url, now, settings, store
 from tidings.config import Settings
 from tidings.serve_lock import ServeLock
-from tidings.storage import store_settings
+from tidings.storage import store_settings, users
 from tidings.storage.db import Database
 from tidings.storage.migrate import upgrade
 from tidings.storage.readiness import open_ready, safe_url, sqlite_file
@@ -61,6 +61,10 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
         with db.write() as conn:  # so other commands print intake URLs that reach this server
             store_settings.remember(conn, store_settings.SERVE_URL, url, now())
         click.echo(f"tidings {__version__} on {url} (store: {safe_url(config.database_url)})")
+        with db.read() as conn:
+            nobody = users.count_users(conn) == 0
+        hint = " (no users yet: tidings user create EMAIL)" if nobody else ""
+        click.echo(f"dashboard: {url}/{hint}")
         app = create_app(config, run_worker=run_worker, worker_process=config.worker_process, db=db)
         uvicorn.run(
             app,
