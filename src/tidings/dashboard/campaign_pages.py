@@ -17,7 +17,7 @@ from tidings.api.campaigns import campaign_out, campaign_out_of
 from tidings.api.routes import message_detail
 from tidings.api.support import ApiError, decode_cursor
 from tidings.dashboard.auth import Viewer, checked_form
-from tidings.dashboard.charts import rate_chart
+from tidings.dashboard.chart_cache import ChartCache
 from tidings.dashboard.rendering import PageError, render
 from tidings.domain.errors import Conflict, Invalid, NotFound
 from tidings.domain.events import Status
@@ -42,6 +42,14 @@ def _cursor(request: Request) -> int | None:
         return decode_cursor(request.query_params.get("cursor"))
     except ApiError:
         raise PageError(400, "That page link is broken; start from the first page.") from None
+
+
+def _charts(request: Request) -> ChartCache:
+    state = request.app.state
+    if getattr(state, "chart_cache", None) is None:
+        state.chart_cache = ChartCache(state.db)
+    found: ChartCache = state.chart_cache
+    return found
 
 
 def _next(rows: list[Any], limit: int) -> tuple[list[Any], int | None]:
@@ -87,7 +95,6 @@ def campaign_page(key: str, request: Request, viewer: Viewer) -> Response:
         view = campaigns.get_campaign(conn, key)
         assert view is not None
         rows = message_lists.list_messages(conn, where, _cursor(request), PAGE + 1)
-        by_minute = message_summaries.outcomes_by_minute(conn, view.id)
         groups = message_summaries.failure_groups(conn, view.id, None, limit=10)
     found, after = _next(rows, PAGE)
     return render(
@@ -98,7 +105,7 @@ def campaign_page(key: str, request: Request, viewer: Viewer) -> Response:
             "campaign": campaign,
             "messages": found,
             "after": after,
-            "chart": rate_chart(by_minute),
+            "chart": _charts(request).chart(view.id),
             "failures": groups,
             "states": STATES,
             "filters": request.query_params,

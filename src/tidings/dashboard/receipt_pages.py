@@ -15,7 +15,7 @@ from tidings.api.support import ApiError, decode_cursor
 from tidings.dashboard.auth import Viewer, checked_form
 from tidings.dashboard.rendering import PageError, render
 from tidings.logging import mask_text, mask_value
-from tidings.storage import deliveries, inbox
+from tidings.storage import deliveries, inbox, subscriptions
 from tidings.storage.db import Database
 from tidings.storage.deliveries import DeliveryStatus
 from tidings.storage.inbox import ReceiptStatus
@@ -24,6 +24,10 @@ __all__ = ["router"]
 
 router = APIRouter()
 PAGE = 50
+# Counted on each page view: the few in each of these states. Done receipts and delivered
+# deliveries are most of their tables, so they are listed, never counted.
+_RECEIPTS_COUNTED = [s for s in ReceiptStatus if s is not ReceiptStatus.DONE]
+_DELIVERIES_COUNTED = [s for s in DeliveryStatus if s is not DeliveryStatus.DELIVERED]
 
 
 def _cursor(request: Request) -> int | None:
@@ -57,7 +61,7 @@ def receipts_page(request: Request, viewer: Viewer) -> Response:
             rows = inbox.list_receipts(conn, status, connection_id, _cursor(request), PAGE + 1)
     after = rows[PAGE - 1].id if len(rows) > PAGE else None
     with db.read() as conn:
-        counts = inbox.count_by_status(conn)
+        counts = inbox.count_with(conn, _RECEIPTS_COUNTED)
     return render(request, "receipts.html", {
         "section": "receipts",
         "receipts": [receipt_out(r, names) for r in rows[:PAGE]],
@@ -105,7 +109,8 @@ def deliveries_page(request: Request, viewer: Viewer) -> Response:
         rows = deliveries.list_deliveries(conn, where, _cursor(request), PAGE + 1)
         found = rows[:PAGE]
         attempts = deliveries.attempts_of(conn, [r.id for r in found])
-        counts = deliveries.count_by_status(conn)
+        counts = deliveries.count_with(conn, _DELIVERIES_COUNTED)
+        has_subscriptions = bool(subscriptions.list_subscriptions(conn))
     after = rows[PAGE - 1].id if len(rows) > PAGE else None
     return render(request, "deliveries.html", {
         "section": "deliveries",
@@ -114,6 +119,7 @@ def deliveries_page(request: Request, viewer: Viewer) -> Response:
         "status": status.value if status else "",
         "statuses": [s.value for s in DeliveryStatus],
         "counts": counts,
+        "has_subscriptions": has_subscriptions,
     })  # fmt: skip
 
 

@@ -14,7 +14,7 @@ batch twice. Disabling a subscription changes what the outbox wants, so that wri
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -37,6 +37,7 @@ __all__ = [
     "attempts_of",
     "claim",
     "count_by_status",
+    "count_with",
     "fan_out",
     "get_delivery",
     "list_deliveries",
@@ -510,6 +511,19 @@ def count_by_status(conn: Connection) -> dict[str, int]:
     for status, count in conn.execute(query):
         counts[status] = int(count)
     return counts
+
+
+def count_with(conn: Connection, statuses: Iterable[DeliveryStatus]) -> dict[str, int]:
+    """How many deliveries have each of `statuses`, each counted on the (status,
+    next_attempt_at) index: it costs what they hold (leave `delivered` out)."""
+    return {
+        s.value: int(
+            conn.execute(
+                select(func.count()).select_from(deliveries).where(deliveries.c.status == s.value)
+            ).scalar_one()
+        )
+        for s in statuses
+    }
 
 
 def purge_finished(db: Database, cutoff: datetime, limit: int) -> int:
