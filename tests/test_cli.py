@@ -146,6 +146,9 @@ def test_doctor_reports_each_check(
     healthy = cli.invoke(main, ["doctor"])
     assert healthy.exit_code == 0, healthy.output
     assert "[ok] counters: no drift" in healthy.output
+    assert "[ok] dashboard: no users yet: tidings user create EMAIL" in healthy.output
+    run(cli, "user", "create", "ana@example.com", "--password", "long enough")
+    assert "[ok] dashboard: 1 user can log in" in cli.invoke(main, ["doctor"]).output
     monkeypatch.setenv("TIDINGS_BROKER_URL", "redis://127.0.0.1:1/0")
     no_broker = cli.invoke(main, ["doctor"])
     assert no_broker.exit_code == 1 and "[FAIL] broker" in no_broker.output

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from tidings.cli.common import problems as setting_problems
 from tidings.config import load_settings
 from tidings.domain.errors import TidingsError
+from tidings.storage import users
 from tidings.storage.db import Database
 from tidings.storage.message_lists import message_count_estimate
 from tidings.storage.readiness import StoreNotReady, open_ready, safe_url
@@ -63,6 +64,7 @@ def _check_store(url: str, timeout: float, report: Report) -> None:
         report(True, "store", "reachable, schema at the newest version")
         report(*_counters(db))
         report(*_disk(db))
+        report(*_users(db))
     except TidingsError as error:
         report(False, "store", str(error))
     finally:
@@ -104,6 +106,15 @@ def _disk(db: Database) -> tuple[bool, str, str]:
     if db.reclaims_space():
         return True, "disk", f"{size}; space the retention purge frees is returned"
     return True, "disk", f"{size}; freed space is reused but never returned: run tidings vacuum"
+
+
+def _users(db: Database) -> tuple[bool, str, str]:
+    """Not a failure: a deployment may use only the API. Says how to open the dashboard."""
+    with db.read() as conn:
+        count = users.count_users(conn)
+    if not count:
+        return True, "dashboard", "no users yet: tidings user create EMAIL"
+    return True, "dashboard", f"{count} user{'s' if count > 1 else ''} can log in"
 
 
 def _mib(size: int) -> str:
