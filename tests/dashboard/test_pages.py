@@ -193,3 +193,29 @@ def test_the_live_stream_says_change_after_a_webhook_is_applied(dashboard: Dashb
             if line == "event: change":
                 break
             assert time.monotonic() < deadline, "no change event"
+
+
+def test_a_dispatch_is_paused_and_resumed_from_the_campaign_list(dashboard: Dashboard) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tests.fakes.provider_apis import FakeEvolution
+
+    with FakeEvolution() as fake:
+        dashboard.app.add_connection("evolution", "evo", api_url=fake.url, api_key=fake.api_key)
+        later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+        made = dashboard.app.api("POST", "/v1/campaigns", json={
+            "key": "later", "connection": "evo", "text": "Hi", "start_at": later,
+            "contacts": [{"contact_ref": "c1", "recipient": "+5531980000001"}]})  # fmt: skip
+        assert made.status_code == 201, made.text
+        assert dashboard.app.api("POST", "/v1/campaigns/later/start").status_code == 200
+        listed = dashboard.page("/").text
+        assert "0/1 sent" in listed and 'action="/campaigns/later/pause"' in listed
+        paused = dashboard.post("/campaigns/later/pause")
+        assert paused.status_code == 303
+        state = dashboard.app.api("GET", "/v1/campaigns/later").json()["dispatch"]
+        assert state["state"] == "paused"
+        assert 'action="/campaigns/later/resume"' in dashboard.page("/").text
+        refused = dashboard.post("/campaigns/later/pause")  # paused already
+        assert refused.status_code == 409 and "paused" in refused.text
+        assert dashboard.post("/campaigns/later/explode").status_code == 404
+        assert fake.requests == []
