@@ -33,7 +33,12 @@
     var source = new EventSource(stream);
     var state = document.getElementById("live-state");
     source.addEventListener("change", refresh);
-    source.onopen = function () { if (state) { state.hidden = false; state.textContent = "live"; } };
+    var opened = false;
+    source.onopen = function () {
+      if (state) { state.hidden = false; state.textContent = "live"; }
+      if (opened) refresh();  // back after a restart: catch up on what was missed meanwhile
+      opened = true;
+    };
     source.onerror = function () { if (state) { state.textContent = "reconnecting…"; } };
   }
 
