@@ -3,7 +3,8 @@ storage calls and back; the rules live in `domain/` (leads, call statistics, lab
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -27,7 +28,7 @@ from tidings.api.paging import Cursor, Limit, Since, Until, fetch_size, page
 from tidings.api.routes import _ERRORS
 from tidings.api.support import ApiError, Db, decode_cursor, require_token
 from tidings.domain.call_numbers import e164
-from tidings.domain.call_stats import CallFact, Stats, stats
+from tidings.domain.call_stats import CallFact, DayStats, Stats, stats
 from tidings.domain.call_times import zone_named
 from tidings.domain.calls import CallType, Employee, label, labels, locale_of
 from tidings.domain.errors import Invalid
@@ -38,7 +39,16 @@ from tidings.storage.employees import StoredEmployee
 from tidings.storage.leads import StoredLead
 from tidings.storage.schema import connections
 
-__all__ = ["router"]
+__all__ = [
+    "TeamFigures",
+    "call_out",
+    "chosen_locale",
+    "figures_out",
+    "lead_out",
+    "router",
+    "stats_zone",
+    "team_figures",
+]
 
 router = APIRouter(
     prefix="/v1", dependencies=[Depends(require_token)], responses=_ERRORS, tags=["calls"]
@@ -52,7 +62,8 @@ LocaleParam = Annotated[
 ]
 
 
-def _locale(request: Request, value: str | None) -> str:
+def chosen_locale(request: Request, value: str | None) -> str:
+    """The labels' language: the one asked for, else TIDINGS_LOCALE (422 for one unknown)."""
     if value is None:
         default: str = request.app.state.settings.locale
         return default
@@ -128,7 +139,8 @@ def list_employees(
     return {"items": [_employee_out(e, names) for e in items], "next_cursor": next_cursor}
 
 
-def _figures(figures: Stats) -> dict[str, Any]:
+def figures_out(figures: Stats) -> dict[str, Any]:
+    """Figures as the API answers them; the team page shows these same numbers."""
     return {
         "calls": figures.calls,
         "by_type": dict(figures.by_type),
@@ -139,7 +151,8 @@ def _figures(figures: Stats) -> dict[str, Any]:
     }
 
 
-def _zone(request: Request) -> Any:
+def stats_zone(request: Request) -> tzinfo:
+    """The zone days are counted in: TIDINGS_TIMEZONE, else UTC."""
     return zone_named(request.app.state.settings.timezone) or UTC
 
 
@@ -154,21 +167,21 @@ def employee_stats(
 ) -> EmployeeStatsOut:
     """One employee's calls that started in the window: by type, total and average duration,
     the answered share, and the same per day (days in TIDINGS_TIMEZONE)."""
-    chosen = _locale(request, locale)
+    chosen = chosen_locale(request, locale)
     with db.read() as conn:
         found = employees.get_employee(conn, code)
         if found is None:
             raise ApiError(404, "not_found", f"no employee with code {code!r}")
         facts = [fact for _, fact in call_lists.call_facts(conn, found.id, since, until)]
-    total, days = stats(facts, _zone(request))
+    total, days = stats(facts, stats_zone(request))
     return EmployeeStatsOut(
         employee=found.code,
         name=found.name,
         since=since,
         until=until,
         labels=labels(chosen),
-        **_figures(total),
-        per_day=[DayOut(date=d.day, **_figures(d)) for d in days if d.day is not None],
+        **figures_out(total),
+        per_day=[DayOut(date=d.day, **figures_out(d)) for d in days if d.day is not None],
     )
 
 
@@ -181,37 +194,54 @@ def team_stats(
     locale: LocaleParam = None,
 ) -> TeamStatsOut:
     """The team's calls that started in the window, per employee (by code) and in total."""
-    chosen = _locale(request, locale)
+    chosen = chosen_locale(request, locale)
+    team = team_figures(db, since, until, stats_zone(request))
+    members = [
+        TeamMemberOut(
+            employee=member.code if member else None,
+            name=member.name if member else None,
+            **figures_out(figures),
+        )
+        for member, figures in team.members
+    ]
+    return TeamStatsOut(
+        since=since,
+        until=until,
+        labels=labels(chosen),
+        total=FiguresOut(**figures_out(team.total)),
+        employees=members,
+    )
+
+
+@dataclass(frozen=True)
+class TeamFigures:
+    total: Stats
+    per_day: list[DayStats]
+    members: list[tuple[StoredEmployee | None, Stats]]  # by code; calls of no employee last
+
+
+def team_figures(
+    db: Database, since: datetime | None, until: datetime | None, zone: tzinfo
+) -> TeamFigures:
+    """The team's figures in a window, per employee, per day and in total, from one read:
+    the API and the dashboard's team page show the same numbers."""
     with db.read() as conn:
         facts = call_lists.call_facts(conn, None, since, until)
         staff = {e.id: e for e in employees.list_employees(conn, None, 1_000_000)}
     by_employee: dict[int | None, list[CallFact]] = {}
     for employee_id, fact in facts:
         by_employee.setdefault(employee_id, []).append(fact)
-    zone = _zone(request)
     members = []
     for employee_id, own in by_employee.items():
         member = staff.get(employee_id) if employee_id is not None else None
         figures, _ = stats(own, zone)
-        members.append(
-            TeamMemberOut(
-                employee=member.code if member else None,
-                name=member.name if member else None,
-                **_figures(figures),
-            )
-        )
-    members.sort(key=lambda m: (m.employee is None, m.employee or ""))
-    total, _ = stats((fact for _, fact in facts), zone)
-    return TeamStatsOut(
-        since=since,
-        until=until,
-        labels=labels(chosen),
-        total=FiguresOut(**_figures(total)),
-        employees=members,
-    )
+        members.append((member, figures))
+    members.sort(key=lambda m: (m[0] is None, m[0].code if m[0] else ""))
+    total, days = stats((fact for _, fact in facts), zone)
+    return TeamFigures(total, days, members)
 
 
-def _call_out(row: Row[Any], locale: str) -> dict[str, Any]:
+def call_out(row: Row[Any], locale: str) -> dict[str, Any]:
     return {
         "id": row.id,
         "connection": row.connection_name,
@@ -241,10 +271,10 @@ def _call_out(row: Row[Any], locale: str) -> dict[str, Any]:
 def _lead_detail(db: Database, found: StoredLead, locale: str) -> dict[str, Any]:
     with db.read() as conn:
         latest = call_lists.latest_calls(conn, found.id, _LATEST)
-    return {**_lead_out(found), "latest_calls": [_call_out(row, locale) for row in latest]}
+    return {**lead_out(found), "latest_calls": [call_out(row, locale) for row in latest]}
 
 
-def _lead_out(found: StoredLead) -> dict[str, Any]:
+def lead_out(found: StoredLead) -> dict[str, Any]:
     return {
         "external_id": found.external_id,
         "name": found.name,
@@ -271,7 +301,7 @@ def save_lead(body: LeadIn, db: Db, request: Request, response: Response) -> dic
     with db.read() as conn:
         found = leads.get_lead(conn, given.external_id)
     assert found is not None
-    return {**_lead_out(found), "matched_calls": saved.matched_calls}
+    return {**lead_out(found), "matched_calls": saved.matched_calls}
 
 
 def _get_lead(db: Database, external_id: str) -> StoredLead:
@@ -287,7 +317,7 @@ def get_lead(
     external_id: str, db: Db, request: Request, locale: LocaleParam = None
 ) -> dict[str, Any]:
     """A lead, its phones and its latest calls (by when they started)."""
-    return _lead_detail(db, _get_lead(db, external_id), _locale(request, locale))
+    return _lead_detail(db, _get_lead(db, external_id), chosen_locale(request, locale))
 
 
 @router.get("/leads/{external_id}/calls", response_model=Page[CallOut])
@@ -300,7 +330,7 @@ def lead_calls(
     locale: LocaleParam = None,
 ) -> dict[str, Any]:
     """A lead's call register, newest first."""
-    chosen = _locale(request, locale)
+    chosen = chosen_locale(request, locale)
     found = _get_lead(db, external_id)
     return _call_page(db, call_lists.CallFilter(lead=found.external_id), limit, cursor, chosen)
 
@@ -311,7 +341,7 @@ def _call_page(
     with db.read() as conn:
         rows = call_lists.list_calls(conn, where, decode_cursor(cursor), fetch_size(limit))
     found, next_cursor = page(rows, limit)
-    return {"items": [_call_out(r, locale) for r in found], "next_cursor": next_cursor}
+    return {"items": [call_out(r, locale) for r in found], "next_cursor": next_cursor}
 
 
 @router.get("/calls", response_model=Page[CallOut])
@@ -335,7 +365,7 @@ def list_calls(
         since=since,
         until=until,
     )
-    return _call_page(db, where, limit, cursor, _locale(request, locale))
+    return _call_page(db, where, limit, cursor, chosen_locale(request, locale))
 
 
 @router.get("/calls/unmatched", response_model=Page[CallOut])
@@ -350,4 +380,4 @@ def unmatched_calls(
     had (`match_attempts`) and when the last was; past TIDINGS_CALL_MATCH_MAX_ATTEMPTS they
     wait for a person (adding the lead with the number attaches them at once)."""
     where = call_lists.CallFilter(waiting=True)
-    return _call_page(db, where, limit, cursor, _locale(request, locale))
+    return _call_page(db, where, limit, cursor, chosen_locale(request, locale))
