@@ -21,7 +21,7 @@ from sqlalchemy import event
 from tests.conftest import RunningApp, fixture_json
 from tests.dashboard.conftest import Dashboard
 from tidings.config import Settings
-from tidings.dashboard import call_pages
+from tidings.dashboard import call_pages, csv_export
 from tidings.storage import connections, lead_messages
 from tidings.storage.db import Database
 from tidings.storage.messages import blank_row
@@ -183,7 +183,7 @@ def test_csv_export_streams_the_filtered_calls_masked_unless_full(
     seeded.app.wait_idle()
     # Chunks of 2 make the export read 4 times for Asha's 6 outgoing and missed calls: every
     # call once, none lost or repeated at a chunk's edge.
-    monkeypatch.setattr(call_pages, "CSV_CHUNK", 2)
+    monkeypatch.setattr(csv_export, "CHUNK", 2)
     answer = seeded.client.get("/calls.csv?employee=EMP-001")
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/csv")

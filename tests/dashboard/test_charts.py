@@ -45,3 +45,4 @@ def test_rates_never_leave_the_frame() -> None:
                         "read": {}, "failed": {}})  # fmt: skip
     assert chart is not None
     assert all(y >= 0 for _, y in _points(chart.delivery))
+

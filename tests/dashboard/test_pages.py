@@ -89,6 +89,11 @@ def test_wrong_filters_and_unknown_things_get_a_page_that_says_so(dashboard: Das
     assert dashboard.page("/campaigns/nope").status_code == 404
     assert "There is no campaign" in dashboard.page("/campaigns/nope").text
     assert dashboard.page("/messages/999999").status_code == 404
+    huge = "99999999999999999999"  # no 64-bit id: not found, never a store error
+    for path in (f"/messages/{huge}", f"/receipts/{huge}"):
+        assert dashboard.page(path).status_code == 404, path
+    assert dashboard.client.get(f"/reveal/message/{huge}").status_code == 422
+    assert dashboard.client.get(f"/reveal/call/{2**63 - 1}").status_code == 404
     assert dashboard.page("/messages/abc").headers["content-type"].startswith("text/html")
     broken = dashboard.page("/campaigns/x?cursor=%%%")
     assert broken.status_code == 400 and "page link is broken" in broken.text

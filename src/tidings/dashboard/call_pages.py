@@ -9,16 +9,13 @@ TIDINGS_TIMEZONE, as the pages show them; the figures are the ones `/v1/calls/st
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from tidings.api.calls import (
     call_out,
@@ -28,8 +25,10 @@ from tidings.api.calls import (
     stats_zone,
     team_figures,
 )
-from tidings.api.support import ApiError, decode_cursor
+from tidings.api.routes import Id
 from tidings.dashboard.auth import Viewer
+from tidings.dashboard.csv_export import csv_download
+from tidings.dashboard.paging import PAGE, cursor_of, page_of
 from tidings.dashboard.rendering import PageError, render
 from tidings.dashboard.reveal import revealed
 from tidings.domain.calls import CallType, labels
@@ -41,23 +40,10 @@ from tidings.storage.db import Database
 __all__ = ["router"]
 
 router = APIRouter()
-PAGE = 50
-CSV_CHUNK = 1000
 TEAM_DAYS = 7  # the team page's window when the URL names none
 ADVISERS = 500  # codes offered in the adviser filter's suggestions
 TYPES = [t.value for t in CallType]
 FILTERS = ("employee", "type", "since", "until")
-
-
-def _cursor(request: Request) -> int | None:
-    try:
-        return decode_cursor(request.query_params.get("cursor"))
-    except ApiError:
-        raise PageError(400, "That page link is broken; start from the first page.") from None
-
-
-def _next(rows: list[Any], limit: int) -> tuple[list[Any], int | None]:
-    return rows[:limit], rows[limit - 1].id if len(rows) > limit else None
 
 
 def _moment(request: Request, name: str) -> datetime | None:
@@ -120,8 +106,8 @@ def calls_page(request: Request, viewer: Viewer) -> Response:
     where = _filter(request)
     locale = chosen_locale(request, None)
     with db.read() as conn:
-        rows = call_lists.list_calls(conn, where, _cursor(request), PAGE + 1)
-    found, after = _next(rows, PAGE)
+        rows = call_lists.list_calls(conn, where, cursor_of(request), PAGE + 1)
+    found, after = page_of(rows)
     filters = _filters(request)
     return render(request, "calls.html", {
         **_common(request, db, locale),
@@ -137,45 +123,31 @@ CSV_COLUMNS = ["id", "started_at", "employee", "employee_name", "type", "type_la
                "connection", "provider_call_id", "crm_status", "note"]  # fmt: skip
 
 
-def _csv_rows(db: Database, where: CallFilter, full: bool, locale: str) -> Iterator[str]:
-    """The CSV a chunk at a time: each chunk is one short read, so 100,000 calls never sit in
-    memory together and no read holds the store for the whole download."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
+def _csv_row(row: Any, full: bool, locale: str) -> list[object]:
+    c = call_out(row, locale)
     shown = (lambda v: v) if full else mask_text
-    after: int | None = None
-    while True:
-        with db.read() as conn:
-            rows = call_lists.list_calls(conn, where, after, CSV_CHUNK)
-        for r in rows:
-            c = call_out(r, locale)
-            writer.writerow([
-                c["id"], c["started_at"].isoformat() if c["started_at"] else "",
-                *(shown(c[k]) if c[k] else "" for k in ("employee", "employee_name")),
-                c["type"], c["type_label"], c["duration_seconds"],
-                *(shown(c[k]) if c[k] else "" for k in ("client_name", "client_number")),
-                c["lead"] or "", c["match_attempts"], c["connection"], c["provider_call_id"],
-                c["crm_status"] or "", shown(c["note"]) if c["note"] else "",
-            ])  # fmt: skip
-        yield out.getvalue()
-        out.seek(0)
-        out.truncate()
-        if len(rows) < CSV_CHUNK:
-            return
-        after = rows[-1].id
+    return [
+        c["id"], c["started_at"].isoformat() if c["started_at"] else "",
+        *(shown(c[k]) if c[k] else "" for k in ("employee", "employee_name")),
+        c["type"], c["type_label"], c["duration_seconds"],
+        *(shown(c[k]) if c[k] else "" for k in ("client_name", "client_number")),
+        c["lead"] or "", c["match_attempts"], c["connection"], c["provider_call_id"],
+        c["crm_status"] or "", shown(c["note"]) if c["note"] else "",
+    ]  # fmt: skip
 
 
 @router.get("/calls.csv")
 def calls_csv(request: Request, viewer: Viewer) -> Response:
     """The calls the same filters show, every page of them; numbers masked unless `full=1`."""
     full = request.query_params.get("full") == "1"
-    return StreamingResponse(
-        _csv_rows(request.app.state.db, _filter(request), full, chosen_locale(request, None)),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="calls.csv"',
-                 "Cache-Control": "no-store"},
-    )  # fmt: skip
+    where, locale = _filter(request), chosen_locale(request, None)
+    return csv_download(
+        request.app.state.db,
+        "calls.csv",
+        CSV_COLUMNS,
+        lambda conn, after, limit: call_lists.list_calls(conn, where, after, limit),
+        lambda row: _csv_row(row, full, locale),
+    )
 
 
 @router.get("/calls/unmatched")
@@ -184,8 +156,8 @@ def unmatched_page(request: Request, viewer: Viewer) -> Response:
     where = replace(_filter(request), waiting=True)
     locale = chosen_locale(request, None)
     with db.read() as conn:
-        rows = call_lists.list_calls(conn, where, _cursor(request), PAGE + 1)
-    found, after = _next(rows, PAGE)
+        rows = call_lists.list_calls(conn, where, cursor_of(request), PAGE + 1)
+    found, after = page_of(rows)
     return render(request, "unmatched.html", {
         **_common(request, db, locale),
         "section": "calls",
@@ -204,9 +176,9 @@ def lead_page(external_id: str, request: Request, viewer: Viewer) -> Response:
         found = leads.get_lead(conn, external_id)
         if found is None:
             raise PageError(404, f"There is no lead {mask_text(external_id)!r}.")
-        rows = call_lists.list_calls(conn, where, _cursor(request), PAGE + 1)
+        rows = call_lists.list_calls(conn, where, cursor_of(request), PAGE + 1)
         sent = lead_messages.messages_to(conn, found.phones)
-    calls, after = _next(rows, PAGE)
+    calls, after = page_of(rows)
     return render(request, "lead.html", {
         **_common(request, db, locale),
         "section": "calls",
@@ -260,9 +232,9 @@ def team_page(request: Request, viewer: Viewer) -> Response:
 
 
 @router.get("/reveal/call/{call_id}")
-def reveal_call(call_id: int, request: Request, viewer: Viewer) -> Response:
+def reveal_call(call_id: Id, request: Request, viewer: Viewer) -> Response:
     rows = []
-    if 0 < call_id < 2**62:  # an id the store could hold: a larger one is no call, not a 500
+    if call_id < 2**63 - 1:  # the largest id has no id above it to read below from
         with request.app.state.db.read() as conn:
             # The newest call at or below this id is this call, when it exists (a key lookup).
             rows = call_lists.list_calls(conn, CallFilter(), call_id + 1, 1)

@@ -3,21 +3,20 @@ export, one message's timeline, and failures grouped by reason."""
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import RedirectResponse, Response
 
 from tidings import campaign_admin
 from tidings.api.campaigns import campaign_out, campaign_out_of
-from tidings.api.routes import message_detail
-from tidings.api.support import ApiError, decode_cursor
+from tidings.api.routes import Id, message_detail
+from tidings.api.support import ApiError
 from tidings.dashboard.auth import Viewer, checked_form
 from tidings.dashboard.chart_cache import ChartCache
+from tidings.dashboard.csv_export import csv_download
+from tidings.dashboard.paging import PAGE, cursor_of, kept, page_of
 from tidings.dashboard.rendering import PageError, render
 from tidings.domain.errors import Conflict, Invalid, NotFound
 from tidings.domain.events import Status
@@ -31,37 +30,16 @@ from tidings.storage.message_lists import MessageFilter
 __all__ = ["router"]
 
 router = APIRouter()
-PAGE = 50
-CSV_CHUNK = 1000
 STATES = [s.value for s in Status]
 ACTIONS = {a.value: a for a in Action}
-
-
-def _cursor(request: Request) -> int | None:
-    try:
-        return decode_cursor(request.query_params.get("cursor"))
-    except ApiError:
-        raise PageError(400, "That page link is broken; start from the first page.") from None
-
-
-def _charts(request: Request) -> ChartCache:
-    state = request.app.state
-    if getattr(state, "chart_cache", None) is None:
-        state.chart_cache = ChartCache(state.db)
-    found: ChartCache = state.chart_cache
-    return found
-
-
-def _next(rows: list[Any], limit: int) -> tuple[list[Any], int | None]:
-    return rows[:limit], rows[limit - 1].id if len(rows) > limit else None
 
 
 @router.get("/")
 def campaign_list(request: Request, viewer: Viewer) -> Response:
     db: Database = request.app.state.db
     with db.read() as conn:
-        rows = campaigns.list_campaigns(conn, _cursor(request), PAGE + 1)
-        found, after = _next(rows, PAGE)
+        rows = campaigns.list_campaigns(conn, cursor_of(request), PAGE + 1)
+        found, after = page_of(rows)
         sent = dispatches.for_campaigns(conn, [v.id for v in found])
     items = [campaign_out_of(v, sent.get(v.id)) for v in found]
     return render(request, "campaigns.html", {"section": "campaigns", "campaigns": items,
@@ -94,9 +72,9 @@ def campaign_page(key: str, request: Request, viewer: Viewer) -> Response:
     with db.read() as conn:
         view = campaigns.get_campaign(conn, key)
         assert view is not None
-        rows = message_lists.list_messages(conn, where, _cursor(request), PAGE + 1)
+        rows = message_lists.list_messages(conn, where, cursor_of(request), PAGE + 1)
         groups = message_summaries.failure_groups(conn, view.id, None, limit=10)
-    found, after = _next(rows, PAGE)
+    found, after = page_of(rows)
     return render(
         request,
         "campaign.html",
@@ -105,7 +83,7 @@ def campaign_page(key: str, request: Request, viewer: Viewer) -> Response:
             "campaign": campaign,
             "messages": found,
             "after": after,
-            "chart": _charts(request).chart(view.id),
+            "chart": kept(request, "chart_cache", lambda: ChartCache(db)).chart(view.id),
             "failures": groups,
             "states": STATES,
             "filters": request.query_params,
@@ -125,32 +103,16 @@ async def campaign_action(key: str, action: str, request: Request, viewer: Viewe
     return RedirectResponse(f"/campaigns/{key}?done={action}", status_code=303)
 
 
-def _csv_rows(db: Database, where: MessageFilter, full: bool) -> Iterator[str]:
-    """The CSV a chunk at a time: each chunk is one short read, so 100,000 rows never sit in
-    memory together and no read holds the store for the whole download."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    columns = ["id", "recipient", "contact_ref", "state", "sent_at", "delivered_at", "read_at",
+CSV_COLUMNS = ["id", "recipient", "contact_ref", "state", "sent_at", "delivered_at", "read_at",
                "failed_at", "failure_code", "failure_reason", "provider_message_id"]  # fmt: skip
-    writer.writerow(columns)
-    after: int | None = None
-    while True:
-        with db.read() as conn:
-            rows = message_lists.list_messages(conn, where, after, CSV_CHUNK)
-        for r in rows:
-            recipient = r.recipient if full or r.recipient is None else mask_text(r.recipient)
-            writer.writerow([
-                r.id, recipient, r.contact_ref, r.state,
-                *(getattr(r, c).isoformat() if getattr(r, c) else ""
-                  for c in ("sent_at", "delivered_at", "read_at", "failed_at")),
-                r.failure_code or "", r.failure_reason or "", r.provider_message_id,
-            ])  # fmt: skip
-        yield out.getvalue()
-        out.seek(0)
-        out.truncate()
-        if len(rows) < CSV_CHUNK:
-            return
-        after = rows[-1].id
+TIMES = ("sent_at", "delivered_at", "read_at", "failed_at")
+
+
+def _csv_row(row: Any, full: bool) -> list[object]:
+    recipient = row.recipient if full or row.recipient is None else mask_text(row.recipient)
+    times = [getattr(row, c).isoformat() if getattr(row, c) else "" for c in TIMES]
+    return [row.id, recipient, row.contact_ref, row.state, *times, row.failure_code,
+            row.failure_reason, row.provider_message_id]  # fmt: skip
 
 
 @router.get("/campaigns/{key}/messages.csv")
@@ -161,16 +123,18 @@ def campaign_csv(key: str, request: Request, viewer: Viewer) -> Response:
             raise PageError(404, f"There is no campaign {key!r}.")
     full = request.query_params.get("full") == "1"
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in key)[:80]
-    return StreamingResponse(
-        _csv_rows(db, _filter(request, key), full),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{safe}-messages.csv"',
-                 "Cache-Control": "no-store"},
+    where = _filter(request, key)
+    return csv_download(
+        db,
+        f"{safe}-messages.csv",
+        CSV_COLUMNS,
+        lambda conn, after, limit: message_lists.list_messages(conn, where, after, limit),
+        lambda row: _csv_row(row, full),
     )
 
 
 @router.get("/messages/{message_id}")
-def message_page(message_id: int, request: Request, viewer: Viewer) -> Response:
+def message_page(message_id: Id, request: Request, viewer: Viewer) -> Response:
     try:
         found = message_detail(request.app.state.db, message_id)
     except ApiError:

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from starlette.responses import Response, StreamingResponse
 
 from tidings.dashboard.auth import Viewer
+from tidings.dashboard.paging import kept
 from tidings.storage.db import Database
 from tidings.storage.schema import (
     calls,
@@ -110,21 +111,15 @@ class ChangeWatcher:
             self._listeners -= 1
 
 
-def watcher_of(request: Request) -> ChangeWatcher:
-    state = request.app.state
-    if getattr(state, "change_watcher", None) is None:
-        state.change_watcher = ChangeWatcher(state.db)
-    found: ChangeWatcher = state.change_watcher
-    return found
-
-
 @router.get(LIVE_PATH)
 async def live(request: Request, viewer: Viewer) -> Response:
     """`change` whenever what the pages show has changed (at most once a second)."""
 
+    watcher = kept(request, "change_watcher", lambda: ChangeWatcher(request.app.state.db))
+
     async def stream() -> AsyncIterator[bytes]:
         yield b"retry: 3000\n\n"
-        async for version in watcher_of(request).changes():
+        async for version in watcher.changes():
             if version < 0:
                 yield b": keep-alive\n\n"
             else:

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from tidings.api.outbound import delivery_out
-from tidings.api.routes import connection_names, receipt_out
-from tidings.api.support import ApiError, decode_cursor
+from tidings.api.routes import Id, connection_names, receipt_out
 from tidings.dashboard.auth import Viewer, checked_form
+from tidings.dashboard.paging import PAGE, cursor_of
 from tidings.dashboard.rendering import PageError, render
 from tidings.logging import mask_text, mask_value
 from tidings.storage import deliveries, inbox, subscriptions
@@ -23,18 +23,10 @@ from tidings.storage.inbox import ReceiptStatus
 __all__ = ["router"]
 
 router = APIRouter()
-PAGE = 50
 # Counted on each page view: the few in each of these states. Done receipts and delivered
 # deliveries are most of their tables, so they are listed, never counted.
 _RECEIPTS_COUNTED = [s for s in ReceiptStatus if s is not ReceiptStatus.DONE]
 _DELIVERIES_COUNTED = [s for s in DeliveryStatus if s is not DeliveryStatus.DELIVERED]
-
-
-def _cursor(request: Request) -> int | None:
-    try:
-        return decode_cursor(request.query_params.get("cursor"))
-    except ApiError:
-        raise PageError(400, "That page link is broken; start from the first page.") from None
 
 
 def _choice(request: Request, name: str, kinds: type[Any]) -> Any:
@@ -58,7 +50,7 @@ def receipts_page(request: Request, viewer: Viewer) -> Response:
     rows: list[Any] = []
     if connection is None or connection_id is not None:
         with db.read() as conn:
-            rows = inbox.list_receipts(conn, status, connection_id, _cursor(request), PAGE + 1)
+            rows = inbox.list_receipts(conn, status, connection_id, cursor_of(request), PAGE + 1)
     after = rows[PAGE - 1].id if len(rows) > PAGE else None
     with db.read() as conn:
         counts = inbox.count_with(conn, _RECEIPTS_COUNTED)
@@ -75,7 +67,7 @@ def receipts_page(request: Request, viewer: Viewer) -> Response:
 
 
 @router.get("/receipts/{receipt_id}")
-def receipt_page(receipt_id: int, request: Request, viewer: Viewer) -> Response:
+def receipt_page(receipt_id: Id, request: Request, viewer: Viewer) -> Response:
     db: Database = request.app.state.db
     with db.read() as conn:
         row = inbox.get_receipt(conn, receipt_id)
@@ -89,7 +81,7 @@ def receipt_page(receipt_id: int, request: Request, viewer: Viewer) -> Response:
 
 
 @router.post("/receipts/{receipt_id}/replay")
-async def replay_receipt(receipt_id: int, request: Request, viewer: Viewer) -> Response:
+async def replay_receipt(receipt_id: Id, request: Request, viewer: Viewer) -> Response:
     await checked_form(request, viewer)
     db: Database = request.app.state.db
     with db.write() as conn:
@@ -106,7 +98,7 @@ def deliveries_page(request: Request, viewer: Viewer) -> Response:
     status = _choice(request, "status", DeliveryStatus)
     where = deliveries.DeliveryFilter(None, status, None, None)
     with db.read() as conn:
-        rows = deliveries.list_deliveries(conn, where, _cursor(request), PAGE + 1)
+        rows = deliveries.list_deliveries(conn, where, cursor_of(request), PAGE + 1)
         found = rows[:PAGE]
         attempts = deliveries.attempts_of(conn, [r.id for r in found])
         counts = deliveries.count_with(conn, _DELIVERIES_COUNTED)
@@ -124,7 +116,7 @@ def deliveries_page(request: Request, viewer: Viewer) -> Response:
 
 
 @router.post("/deliveries/{delivery_id}/replay")
-async def replay_delivery(delivery_id: int, request: Request, viewer: Viewer) -> Response:
+async def replay_delivery(delivery_id: Id, request: Request, viewer: Viewer) -> Response:
     await checked_form(request, viewer)
     if not deliveries.replay(request.app.state.db, [delivery_id], datetime.now(UTC)):
         raise PageError(404, f"There is no delivery {delivery_id}.")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
+from tidings.api.routes import Id
 from tidings.dashboard.auth import Viewer
 from tidings.logging import get_logger
 from tidings.storage import message_lists
@@ -24,7 +25,7 @@ def revealed(value: str | None, what: str, viewer_email: str) -> Response:
 
 
 @router.get("/reveal/message/{message_id}")
-def reveal_message(message_id: int, request: Request, viewer: Viewer) -> Response:
+def reveal_message(message_id: Id, request: Request, viewer: Viewer) -> Response:
     with request.app.state.db.read() as conn:
         row = message_lists.get_message(conn, message_id)
     return revealed(row.recipient if row else None, f"recipient of message {message_id}",
