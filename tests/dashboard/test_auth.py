@@ -10,6 +10,7 @@ from tests.conftest import RunningApp
 from tests.dashboard.conftest import EMAIL, PASSWORD, Dashboard, csrf_of, log_in
 from tidings import user_admin
 from tidings.cli import main
+from tidings.storage.db import Database
 
 PAGES = ["/", "/campaigns/any", "/messages/1", "/failures", "/receipts", "/receipts/1",
          "/deliveries", "/connections", "/connections/any", "/calls", "/team"]  # fmt: skip
@@ -178,3 +179,70 @@ def test_user_create_without_a_store_says_so(cli: CliRunner) -> None:
 def test_the_login_page_says_how_to_make_the_first_user(running_app: RunningApp) -> None:
     page = running_app.client.get("/login")
     assert "tidings user create" in page.text
+
+
+def test_a_failed_login_keeps_the_page_it_was_going_to(running_app: RunningApp) -> None:
+    from datetime import UTC, datetime
+
+    user_admin.create(running_app.db, EMAIL, PASSWORD, datetime.now(UTC))
+    with httpx.Client(base_url=running_app.base_url) as client:
+        form = client.get(client.get("/failures?campaign=x").headers["location"])
+        assert 'name="next" value="/failures?campaign=x"' in form.text
+        target = "/failures?campaign=x"
+        wrong = client.post("/login", data={"csrf": csrf_of(form.text), "email": EMAIL,
+                                            "password": "nope-nope", "next": target})
+        assert 'name="next" value="/failures?campaign=x"' in wrong.text
+        right = client.post("/login", data={"csrf": csrf_of(wrong.text), "email": EMAIL,
+                                            "password": PASSWORD, "next": target})
+    assert right.headers["location"] == "/failures?campaign=x"
+
+
+def test_guesses_sent_side_by_side_each_count(running_app: RunningApp) -> None:
+    """Every attempt is written down before its password is checked, so parallel guesses
+    cannot all slip under the limit."""
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import UTC, datetime
+
+    user_admin.create(running_app.db, EMAIL, PASSWORD, datetime.now(UTC))
+
+    def guess(n: int) -> int:
+        with httpx.Client(base_url=running_app.base_url) as client:
+            return log_in(client, password=f"guess-{n:04d}").status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(guess, range(16)))
+    assert answers.count(401) <= user_admin.MAX_FAILURES
+    assert answers.count(429) >= 16 - user_admin.MAX_FAILURES
+
+
+def test_the_limit_is_per_client_so_nobody_locks_out_someone_else(db: Database) -> None:
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    user_admin.create(db, EMAIL, PASSWORD, now)
+    for _ in range(user_admin.MAX_FAILURES):
+        assert user_admin.log_in(db, EMAIL, "guess-guess", "203.0.113.9", now) is None
+    with pytest.raises(user_admin.TooManyAttempts):
+        user_admin.log_in(db, EMAIL, PASSWORD, "203.0.113.9", now)
+    assert user_admin.log_in(db, EMAIL, PASSWORD, "198.51.100.7", now) is not None
+    # One client guessing many accounts is slowed down too.
+    for n in range(user_admin.MAX_CLIENT_FAILURES):
+        user_admin.log_in(db, f"u{n}@example.com", "guess-guess", "192.0.2.1", now)
+    with pytest.raises(user_admin.TooManyAttempts):
+        user_admin.log_in(db, EMAIL, PASSWORD, "192.0.2.1", now)
+
+
+def test_a_new_password_or_removing_the_user_ends_their_sessions(
+    dashboard: Dashboard, cli: CliRunner
+) -> None:
+    assert dashboard.client.get("/").status_code == 200
+    changed = cli.invoke(main, ["user", "password", EMAIL, "--password",
+                                             "another long one"])  # fmt: skip
+    assert changed.exit_code == 0, changed.output
+    assert dashboard.client.get("/").status_code == 303
+    assert log_in(dashboard.client, password="another long one").status_code == 303
+    assert dashboard.client.get("/").status_code == 200
+    removed = cli.invoke(main, ["user", "remove", EMAIL])
+    assert removed.exit_code == 0, removed.output
+    assert dashboard.client.get("/").status_code == 303
+    assert cli.invoke(main, ["user", "remove", EMAIL]).exit_code == 1

@@ -125,6 +125,11 @@ def test_a_message_leads_to_its_timeline_and_its_receipt(page: Page, app: Runnin
     assert "+48601000000" not in page.content()  # masked until revealed
     page.click("[data-reveal]")
     expect(page.locator(".revealed")).to_have_text("+48601000000")
+    stay_marker(page)
+    hook(app, evolution_update("autumn-0", "READ"))
+    expect(page.locator("#message-facts .state")).to_have_text("read")  # arrived live
+    expect(page.locator(".revealed")).to_have_text("+48601000000")  # and stayed revealed
+    assert_not_reloaded(page)
     shoot(page, "message")
     page.click(f"#timeline a[href='/receipts/{receipt}']")
     expect(page.locator("h1")).to_have_text(f"Receipt #{receipt}")

@@ -224,3 +224,73 @@ def test_a_dispatch_is_paused_and_resumed_from_the_campaign_list(dashboard: Dash
         assert refused.status_code == 409 and "paused" in refused.text
         assert dashboard.post("/campaigns/later/explode").status_code == 404
         assert fake.requests == []
+
+
+def test_numbers_and_emails_anywhere_in_a_message_stay_masked(dashboard: Dashboard) -> None:
+    """Not only the recipient: a failure reason, a contact reference, an email with a
+    non-ASCII domain can hold one too."""
+    from datetime import UTC, datetime
+
+    from tidings.domain.events import EventKind, Incoming, NormalizedEvent
+    from tidings.storage import connections
+    from tidings.unit_of_work import apply_events
+
+    setup(dashboard)
+    made = dashboard.app.api("POST", "/v1/messages", json={
+        "connection": "main", "provider_message_id": "p1", "campaign": "masks",
+        "recipient": "jürgen@müller.de", "contact_ref": "jane.doe@example.com"})  # fmt: skip
+    assert made.status_code == 201, made.text
+    with dashboard.app.db.read() as conn:
+        source = connections.get_connection(conn, "main")
+    now = datetime.now(UTC)
+    failed = NormalizedEvent(provider_message_id="p1", kind=EventKind.FAILED, raw_status="x",
+                             failure_reason="number +4915112345111 is not on WhatsApp")
+    apply_events(dashboard.app.db, [Incoming(source, failed, None, now)], now)
+    message_id = made.json()["id"]
+    for path in ("/campaigns/masks", f"/messages/{message_id}", "/failures",
+                 "/failures?campaign=masks", "/campaigns/masks?state=failed",
+                 "/campaigns/masks/messages.csv"):  # fmt: skip
+        html = dashboard.page(path).text
+        for secret in ("4915112345111", "jürgen@", "jane.doe@", "rgen@m"):
+            assert secret not in html, (path, secret)
+    assert "j***@müller.de" in dashboard.page("/campaigns/masks").text
+    full = dashboard.client.get("/campaigns/masks/messages.csv?full=1").text
+    assert "jürgen@müller.de" in full and "+4915112345111" in full
+
+
+def test_a_nul_byte_in_a_link_or_a_form_is_a_clear_400(dashboard: Dashboard) -> None:
+    setup(dashboard)
+    register(dashboard, "n", 1)
+    for path in ("/campaigns/spr%00ing", "/campaigns/n?reason=a%00b",
+                 "/campaigns/n?recipient=a%00b@x.com", "/failures?campaign=%00",
+                 "/failures?connection=%00", "/connections/%00", "/leads/%00",
+                 "/calls?employee=%00", "/calls/unmatched?employee=%00",
+                 "/campaigns/n/messages.csv?reason=%00", "/calls.csv?employee=%00"):  # fmt: skip
+        answer = dashboard.page(path)
+        assert answer.status_code == 400, (path, answer.status_code)
+        assert "cannot be stored" in answer.text
+    assert dashboard.client.get("/reveal/lead/%00/0").status_code == 400
+    forged = dashboard.client.post("/campaigns/n/pause", data={"csrf": dashboard.csrf,
+                                                                "x": "a\x00b"})  # fmt: skip
+    assert forged.status_code == 400
+    with httpx.Client(base_url=dashboard.app.base_url) as stranger:
+        form = stranger.get("/login")
+        token = form.text.split('name="csrf" value="')[1].split('"')[0]
+        login = stranger.post("/login", data={"csrf": token, "email": "r@b.co\x00",
+                                              "password": "whatever"})  # fmt: skip
+    assert login.status_code == 400
+
+
+def test_a_campaign_key_with_a_slash_has_a_page_its_csv_and_its_actions(
+    dashboard: Dashboard,
+) -> None:
+    setup(dashboard)
+    register(dashboard, "q4/promo #1", 2)
+    listed = dashboard.page("/").text
+    assert 'href="/campaigns/q4%2Fpromo%20%231"' in listed
+    page = dashboard.page("/campaigns/q4%2Fpromo%20%231")
+    assert page.status_code == 200 and "q4/promo #1" in page.text
+    csv_rows = dashboard.client.get("/campaigns/q4%2Fpromo%20%231/messages.csv").text
+    assert len(csv_rows.strip().splitlines()) == 3
+    refused = dashboard.post("/campaigns/q4%2Fpromo%20%231/pause")  # tracked, not sent by us
+    assert refused.status_code in (404, 409)

@@ -37,10 +37,19 @@ def user_create(email: str, password: str | None) -> None:
 @click.argument("email")
 @click.option("--password", help="The new password (at least 8 characters)  [default: prompt]")
 def user_password(email: str, password: str | None) -> None:
-    """Give a dashboard user a new password."""
+    """Give a dashboard user a new password; their open sessions end."""
     with store(settings()) as db:
         changed = user_admin.set_password(db, email, _password(password))
     click.echo(f"password of {changed.email!r} changed")
+
+
+@user.command("remove")
+@click.argument("email")
+def user_remove(email: str) -> None:
+    """Remove a dashboard user; their open sessions end at once."""
+    with store(settings()) as db:
+        gone = user_admin.remove(db, email)
+    click.echo(f"user {gone.email!r} removed")
 
 
 @user.command("list")

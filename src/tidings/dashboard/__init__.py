@@ -6,7 +6,7 @@ change (pause, resume, replay), after a login and a CSRF check.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.staticfiles import StaticFiles
 
 from tidings.dashboard import (
@@ -18,9 +18,11 @@ from tidings.dashboard import (
     receipt_pages,
     reveal,
 )
-from tidings.dashboard.rendering import STATIC, install_error_pages
+from tidings.dashboard.rendering import STATIC, install_error_pages, refuse_nul
 
 __all__ = ["add_dashboard"]
+
+NO_NUL = Depends(refuse_nul)
 
 
 def add_dashboard(app: FastAPI) -> None:
@@ -34,6 +36,6 @@ def add_dashboard(app: FastAPI) -> None:
         live,
         reveal,
     ):
-        app.include_router(module.router, include_in_schema=False)
+        app.include_router(module.router, include_in_schema=False, dependencies=[NO_NUL])
     install_error_pages(app)
     auth.install(app)

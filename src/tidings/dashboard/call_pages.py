@@ -131,7 +131,8 @@ def _csv_row(row: Any, full: bool, locale: str) -> list[object]:
         *(shown(c[k]) if c[k] else "" for k in ("employee", "employee_name")),
         c["type"], c["type_label"], c["duration_seconds"],
         *(shown(c[k]) if c[k] else "" for k in ("client_name", "client_number")),
-        c["lead"] or "", c["match_attempts"], c["connection"], c["provider_call_id"],
+        shown(c["lead"]) if c["lead"] else "", c["match_attempts"], c["connection"],
+        c["provider_call_id"],
         c["crm_status"] or "", shown(c["note"]) if c["note"] else "",
     ]  # fmt: skip
 
@@ -167,7 +168,7 @@ def unmatched_page(request: Request, viewer: Viewer) -> Response:
     })  # fmt: skip
 
 
-@router.get("/leads/{external_id}")
+@router.get("/leads/{external_id:path}")
 def lead_page(external_id: str, request: Request, viewer: Viewer) -> Response:
     db: Database = request.app.state.db
     where = replace(_filter(request), lead=external_id)
@@ -242,7 +243,7 @@ def reveal_call(call_id: Id, request: Request, viewer: Viewer) -> Response:
     return revealed(number, f"client number of call {call_id}", viewer.email)
 
 
-@router.get("/reveal/lead/{external_id}/{index}")
+@router.get("/reveal/lead/{external_id:path}/{index}")
 def reveal_lead_phone(external_id: str, index: int, request: Request, viewer: Viewer) -> Response:
     with request.app.state.db.read() as conn:
         found = leads.get_lead(conn, external_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
@@ -13,8 +14,9 @@ from tidings import campaign_admin
 from tidings.api.campaigns import campaign_out, campaign_out_of
 from tidings.api.routes import Id, message_detail
 from tidings.api.support import ApiError
-from tidings.dashboard.auth import Viewer, checked_form
-from tidings.dashboard.chart_cache import ChartCache
+from tidings.dashboard.auth import Posted, Viewer
+from tidings.dashboard.charts import rate_chart
+from tidings.dashboard.costly import Costly
 from tidings.dashboard.csv_export import csv_download
 from tidings.dashboard.paging import PAGE, cursor_of, kept, page_of
 from tidings.dashboard.rendering import PageError, render
@@ -23,9 +25,10 @@ from tidings.domain.events import Status
 from tidings.domain.recipients import InvalidRecipient, normalise_recipient
 from tidings.domain.sending import Action
 from tidings.logging import mask_text
-from tidings.storage import campaigns, dispatches, message_lists, message_summaries
+from tidings.storage import campaigns, dispatches, message_lists
 from tidings.storage.db import Database
 from tidings.storage.message_lists import MessageFilter
+from tidings.storage.message_summaries import GROUPS, failure_groups, outcomes_by_minute
 
 __all__ = ["router"]
 
@@ -46,6 +49,10 @@ def campaign_list(request: Request, viewer: Viewer) -> Response:
                                               "after": after})  # fmt: skip
 
 
+def _costly(request: Request) -> Costly:
+    return kept(request, "costly", lambda: Costly(request.app.state.db))
+
+
 def _filter(request: Request, key: str) -> MessageFilter:
     q = request.query_params
     state = q.get("state") or None
@@ -61,61 +68,7 @@ def _filter(request: Request, key: str) -> MessageFilter:
                          failure_reason=q.get("reason") or None)  # fmt: skip
 
 
-@router.get("/campaigns/{key}")
-def campaign_page(key: str, request: Request, viewer: Viewer) -> Response:
-    db: Database = request.app.state.db
-    try:
-        campaign = campaign_out(db, key)
-    except ApiError:
-        raise PageError(404, f"There is no campaign {key!r}.") from None
-    where = _filter(request, key)
-    with db.read() as conn:
-        view = campaigns.get_campaign(conn, key)
-        assert view is not None
-        rows = message_lists.list_messages(conn, where, cursor_of(request), PAGE + 1)
-        groups = message_summaries.failure_groups(conn, view.id, None, limit=10)
-    found, after = page_of(rows)
-    return render(
-        request,
-        "campaign.html",
-        {
-            "section": "campaigns",
-            "campaign": campaign,
-            "messages": found,
-            "after": after,
-            "chart": kept(request, "chart_cache", lambda: ChartCache(db)).chart(view.id),
-            "failures": groups,
-            "states": STATES,
-            "filters": request.query_params,
-        },
-    )
-
-
-@router.post("/campaigns/{key}/{action}")
-async def campaign_action(key: str, action: str, request: Request, viewer: Viewer) -> Response:
-    await checked_form(request, viewer)
-    if action not in ACTIONS:
-        raise PageError(404, f"Campaigns cannot {action!r}.")
-    try:
-        campaign_admin.act(request.app.state.db, key, ACTIONS[action], datetime.now(UTC))
-    except (NotFound, Conflict, Invalid) as error:
-        raise PageError(409 if not isinstance(error, NotFound) else 404, str(error)) from None
-    return RedirectResponse(f"/campaigns/{key}?done={action}", status_code=303)
-
-
-CSV_COLUMNS = ["id", "recipient", "contact_ref", "state", "sent_at", "delivered_at", "read_at",
-               "failed_at", "failure_code", "failure_reason", "provider_message_id"]  # fmt: skip
-TIMES = ("sent_at", "delivered_at", "read_at", "failed_at")
-
-
-def _csv_row(row: Any, full: bool) -> list[object]:
-    recipient = row.recipient if full or row.recipient is None else mask_text(row.recipient)
-    times = [getattr(row, c).isoformat() if getattr(row, c) else "" for c in TIMES]
-    return [row.id, recipient, row.contact_ref, row.state, *times, row.failure_code,
-            row.failure_reason, row.provider_message_id]  # fmt: skip
-
-
-@router.get("/campaigns/{key}/messages.csv")
+@router.get("/campaigns/{key:path}/messages.csv")
 def campaign_csv(key: str, request: Request, viewer: Viewer) -> Response:
     db: Database = request.app.state.db
     with db.read() as conn:
@@ -131,6 +84,67 @@ def campaign_csv(key: str, request: Request, viewer: Viewer) -> Response:
         lambda conn, after, limit: message_lists.list_messages(conn, where, after, limit),
         lambda row: _csv_row(row, full),
     )
+
+
+@router.get("/campaigns/{key:path}")
+def campaign_page(key: str, request: Request, viewer: Viewer) -> Response:
+    db: Database = request.app.state.db
+    try:
+        campaign = campaign_out(db, key)
+    except ApiError:
+        raise PageError(404, f"There is no campaign {key!r}.") from None
+    where = _filter(request, key)
+    with db.read() as conn:
+        view = campaigns.get_campaign(conn, key)
+        assert view is not None
+        rows = message_lists.list_messages(conn, where, cursor_of(request), PAGE + 1)
+    found, after = page_of(rows)
+    costly, campaign_id = _costly(request), view.id
+    chart = costly.get(
+        ("chart", campaign_id), lambda conn: rate_chart(outcomes_by_minute(conn, campaign_id))
+    )
+    groups = costly.get(
+        ("failures", campaign_id, None), lambda conn: failure_groups(conn, campaign_id, None)
+    )
+    return render(
+        request,
+        "campaign.html",
+        {
+            "section": "campaigns",
+            "campaign": campaign,
+            "messages": found,
+            "after": after,
+            "chart": chart,
+            "failures": groups[:10],
+            "states": STATES,
+            "filters": request.query_params,
+        },
+    )
+
+
+@router.post("/campaigns/{key:path}/{action}")
+def campaign_action(key: str, action: str, request: Request, form: Posted) -> Response:
+    if action not in ACTIONS:
+        raise PageError(404, f"Campaigns cannot {action!r}.")
+    try:
+        campaign_admin.act(request.app.state.db, key, ACTIONS[action], datetime.now(UTC))
+    except (NotFound, Conflict, Invalid) as error:
+        raise PageError(409 if not isinstance(error, NotFound) else 404, str(error)) from None
+    return RedirectResponse(f"/campaigns/{quote(key, safe='')}?done={action}", status_code=303)
+
+
+CSV_COLUMNS = ["id", "recipient", "contact_ref", "state", "sent_at", "delivered_at", "read_at",
+               "failed_at", "failure_code", "failure_reason", "provider_message_id"]  # fmt: skip
+TIMES = ("sent_at", "delivered_at", "read_at", "failed_at")
+
+
+def _csv_row(row: Any, full: bool) -> list[object]:
+    """Numbers and emails masked unless asked for in full, wherever they are (a failure reason
+    or a contact reference can hold one too)."""
+    shown = (lambda v: v) if full else (lambda v: None if v is None else mask_text(v))
+    times = [getattr(row, c).isoformat() if getattr(row, c) else "" for c in TIMES]
+    return [row.id, shown(row.recipient), shown(row.contact_ref), row.state, *times,
+            row.failure_code, shown(row.failure_reason), row.provider_message_id]  # fmt: skip
 
 
 @router.get("/messages/{message_id}")
@@ -154,6 +168,8 @@ def failures_page(request: Request, viewer: Viewer) -> Response:
             if view is None:
                 raise PageError(404, f"There is no campaign {key!r}.")
             campaign_id = view.id
-        groups = message_summaries.failure_groups(conn, campaign_id, connection)
-    context = {"section": "failures", "groups": groups, "campaign": key, "connection": connection}
+    groups = _costly(request).get(("failures", campaign_id, connection),
+                                  lambda conn: failure_groups(conn, campaign_id, connection))
+    context = {"section": "failures", "groups": groups, "campaign": key,
+               "connection": connection, "most": GROUPS}  # fmt: skip
     return render(request, "failures.html", context)

@@ -11,7 +11,7 @@ from starlette.responses import RedirectResponse, Response
 
 from tidings.api.outbound import delivery_out
 from tidings.api.routes import Id, connection_names, receipt_out
-from tidings.dashboard.auth import Viewer, checked_form
+from tidings.dashboard.auth import Posted, Viewer
 from tidings.dashboard.paging import PAGE, cursor_of
 from tidings.dashboard.rendering import PageError, render
 from tidings.logging import mask_text, mask_value
@@ -81,8 +81,7 @@ def receipt_page(receipt_id: Id, request: Request, viewer: Viewer) -> Response:
 
 
 @router.post("/receipts/{receipt_id}/replay")
-async def replay_receipt(receipt_id: Id, request: Request, viewer: Viewer) -> Response:
-    await checked_form(request, viewer)
+def replay_receipt(receipt_id: Id, request: Request, form: Posted) -> Response:
     db: Database = request.app.state.db
     with db.write() as conn:
         if inbox.get_receipt(conn, receipt_id) is None:
@@ -116,8 +115,7 @@ def deliveries_page(request: Request, viewer: Viewer) -> Response:
 
 
 @router.post("/deliveries/{delivery_id}/replay")
-async def replay_delivery(delivery_id: Id, request: Request, viewer: Viewer) -> Response:
-    await checked_form(request, viewer)
+def replay_delivery(delivery_id: Id, request: Request, form: Posted) -> Response:
     if not deliveries.replay(request.app.state.db, [delivery_id], datetime.now(UTC)):
         raise PageError(404, f"There is no delivery {delivery_id}.")
     request.app.state.wake_worker()

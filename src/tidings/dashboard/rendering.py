@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
@@ -26,6 +26,7 @@ __all__ = [
     "error_page",
     "install_error_pages",
     "is_page",
+    "refuse_nul",
     "render",
     "with_query",
 ]
@@ -67,10 +68,19 @@ def _seconds(value: float | int | None) -> str:
 
 
 templates.env.filters["masked"] = _masked
+templates.env.filters["segment"] = lambda value: quote(str(value), safe="")  # one path part
 templates.env.filters["percent"] = _percent
 templates.env.filters["when"] = _when
 templates.env.filters["duration"] = _seconds
 templates.env.globals["cursor_for"] = encode_cursor
+
+
+def refuse_nul(request: Request) -> None:
+    """A NUL byte in a dashboard URL is a clear 400: no store keeps one (PostgreSQL refuses it
+    outright), so it can name nothing."""
+    path: str = request.scope.get("path", "")
+    if "\x00" in path or any("\x00" in v for v in request.query_params.values()):
+        raise PageError(400, "The link holds a character that cannot be stored (NUL); check it.")
 
 
 def with_query(request: Request, **changes: object) -> str:

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, case, func, select
 
 from tidings.storage.schema import connections, messages
 
-__all__ = ["FailureGroup", "failure_groups", "outcomes_by_minute"]
+__all__ = ["GROUPS", "FailureGroup", "failure_groups", "outcomes_by_minute"]
 
 # The outcome columns the chart follows, in the order the lifecycle reaches them.
 OUTCOMES = ("sent", "delivered", "read", "failed")
@@ -50,8 +50,11 @@ class FailureGroup:
     permanent: bool  # at least one of the group's failures is permanent
 
 
+GROUPS = 200  # the largest groups shown; the page says when there are more
+
+
 def failure_groups(
-    conn: Connection, campaign_id: int | None, connection_name: str | None, limit: int = 200
+    conn: Connection, campaign_id: int | None, connection_name: str | None, limit: int = GROUPS
 ) -> list[FailureGroup]:
     """Failed messages counted by (code, reason), largest group first."""
     query = (

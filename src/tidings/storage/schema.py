@@ -583,6 +583,8 @@ login_failures = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("email", String(320), nullable=False),
+    Column("client", String(64), nullable=False),  # the address the attempt came from
     Column("at", UTCDateTime, nullable=False),
-    Index("ix_login_failures_email_at", "email", "at"),
+    Index("ix_login_failures_email_client_at", "email", "client", "at"),
+    Index("ix_login_failures_client_at", "client", "at"),
 )

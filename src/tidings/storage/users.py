@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, delete, func, select, update
 
 from tidings.domain.errors import Conflict, NotFound
-from tidings.storage.schema import login_failures, users
+from tidings.storage.schema import login_failures, users, web_sessions
 
 __all__ = [
     "StoredUser",
@@ -20,6 +21,7 @@ __all__ = [
     "forget_failures",
     "list_users",
     "note_failure",
+    "remove_user",
     "set_password",
     "touch_login",
 ]
@@ -34,19 +36,20 @@ class StoredUser:
     last_login_at: datetime | None
 
 
-def _user(row: object) -> StoredUser:
-    return StoredUser(
-        row.id,  # type: ignore[attr-defined]
-        row.email,  # type: ignore[attr-defined]
-        row.password_hash,  # type: ignore[attr-defined]
-        row.created_at,  # type: ignore[attr-defined]
-        row.last_login_at,  # type: ignore[attr-defined]
-    )
+def _user(row: Any) -> StoredUser:
+    return StoredUser(row.id, row.email, row.password_hash, row.created_at, row.last_login_at)
 
 
 def find_user(conn: Connection, email: str) -> StoredUser | None:
     row = conn.execute(select(users).where(users.c.email == email.lower())).first()
     return _user(row) if row is not None else None
+
+
+def _require(conn: Connection, email: str) -> StoredUser:
+    found = find_user(conn, email)
+    if found is None:
+        raise NotFound(f"no user {email.lower()!r} (tidings user list)")
+    return found
 
 
 def add_user(conn: Connection, email: str, password_hash: str, now: datetime) -> StoredUser:
@@ -58,20 +61,23 @@ def add_user(conn: Connection, email: str, password_hash: str, now: datetime) ->
     conn.execute(
         users.insert().values(email=email.lower(), password_hash=password_hash, created_at=now)
     )
-    found = find_user(conn, email)
-    assert found is not None
-    return found
+    return _require(conn, email)
 
 
 def set_password(conn: Connection, email: str, password_hash: str) -> StoredUser:
-    """Replace a user's password hash; NotFound when there is no such user."""
-    done = conn.execute(
-        update(users).where(users.c.email == email.lower()).values(password_hash=password_hash)
-    )
-    if done.rowcount == 0:
-        raise NotFound(f"no user {email.lower()!r} (tidings user list)")
-    found = find_user(conn, email)
-    assert found is not None
+    """Replace a user's password hash and end every session of theirs (a stolen cookie stops
+    working with the old password); NotFound when there is no such user."""
+    found = _require(conn, email)
+    conn.execute(update(users).where(users.c.id == found.id).values(password_hash=password_hash))
+    conn.execute(delete(web_sessions).where(web_sessions.c.user_id == found.id))
+    return found
+
+
+def remove_user(conn: Connection, email: str) -> StoredUser:
+    """Remove a user and their sessions; NotFound when there is no such user."""
+    found = _require(conn, email)
+    conn.execute(delete(web_sessions).where(web_sessions.c.user_id == found.id))
+    conn.execute(delete(users).where(users.c.id == found.id))
     return found
 
 
@@ -87,25 +93,37 @@ def touch_login(conn: Connection, user_id: int, now: datetime) -> None:
     conn.execute(update(users).where(users.c.id == user_id).values(last_login_at=now))
 
 
-def note_failure(conn: Connection, email: str, now: datetime) -> None:
-    conn.execute(login_failures.insert().values(email=email.lower()[:320], at=now))
+def note_failure(conn: Connection, email: str, client: str, now: datetime) -> None:
+    conn.execute(
+        login_failures.insert().values(email=email.lower()[:320], client=client[:64], at=now)
+    )
 
 
-def failures_since(conn: Connection, email: str, since: datetime) -> int:
-    """Failed logins for `email` since `since` (by the (email, at) index)."""
+def failures_since(
+    conn: Connection, since: datetime, client: str, email: str | None = None
+) -> int:
+    """Failed (or not yet judged) logins from `client` since `since`, for `email` only when
+    one is given (each by its index)."""
     query = (
         select(func.count())
         .select_from(login_failures)
-        .where(login_failures.c.email == email.lower()[:320], login_failures.c.at >= since)
+        .where(login_failures.c.client == client[:64], login_failures.c.at >= since)
     )
+    if email is not None:
+        query = query.where(login_failures.c.email == email.lower()[:320])
     return int(conn.execute(query).scalar_one())
 
 
-def forget_failures(conn: Connection, email: str | None, before: datetime | None = None) -> None:
-    """Drop the failures of `email` (after a good login), or all older than `before`."""
+def forget_failures(
+    conn: Connection, before: datetime, email: str | None = None, client: str | None = None
+) -> None:
+    """Drop failures older than `before`; with `email` and `client`, all of theirs (a good
+    login clears its own slate, not anyone else's)."""
     query = delete(login_failures)
-    if email is not None:
-        query = query.where(login_failures.c.email == email.lower()[:320])
-    if before is not None:
+    if email is not None and client is not None:
+        query = query.where(
+            login_failures.c.email == email.lower()[:320], login_failures.c.client == client[:64]
+        )
+    else:
         query = query.where(login_failures.c.at < before)
     conn.execute(query)

@@ -1,11 +1,26 @@
 // Live pages without a polling loop: the server says when something changed (server-sent
 // events on /live); the page then fetches itself once and swaps its [data-region] parts.
-// Masked values a person revealed, and forms being filled in, are left as they are.
+// Values a person revealed stay revealed, and a region holding a form being filled in is left
+// as it is. A hidden tab closes its stream (browsers allow few connections per server) and
+// catches up when it is shown again.
 (function () {
   "use strict";
   var body = document.body;
   var stream = body.getAttribute("data-live");
-  var busy = false, again = false;
+  var state = document.getElementById("live-state");
+  var revealed = {};  // reveal URL -> the value the server gave
+  var busy = false, again = false, source = null, opened = false;
+
+  function showRevealed(root) {
+    root.querySelectorAll("[data-reveal]").forEach(function (button) {
+      var value = revealed[button.getAttribute("data-reveal")];
+      if (value === undefined) return;
+      var shown = document.createElement("span");
+      shown.className = "revealed";
+      shown.textContent = value;
+      button.replaceWith(shown);
+    });
+  }
 
   function refresh() {
     if (busy) { again = true; return; }
@@ -17,7 +32,9 @@
         var fresh = new DOMParser().parseFromString(html, "text/html");
         fresh.querySelectorAll("[data-region]").forEach(function (part) {
           var here = document.getElementById(part.id);
-          if (!here || here.contains(document.activeElement) && document.activeElement.form) return;
+          var typing = document.activeElement && document.activeElement.form;
+          if (!here || (typing && here.contains(document.activeElement))) return;
+          showRevealed(part);
           here.replaceWith(part);
         });
         body.dispatchEvent(new CustomEvent("tidings:updated"));
@@ -29,32 +46,42 @@
       });
   }
 
-  if (stream && window.EventSource) {
-    var source = new EventSource(stream);
-    var state = document.getElementById("live-state");
+  function connect() {
+    if (source || !stream || !window.EventSource) return;
+    source = new EventSource(stream);
     source.addEventListener("change", refresh);
-    var opened = false;
     source.onopen = function () {
       if (state) { state.hidden = false; state.textContent = "live"; }
-      if (opened) refresh();  // back after a restart: catch up on what was missed meanwhile
+      if (opened) refresh();  // back after a restart or a hidden spell: catch up
       opened = true;
     };
     source.onerror = function () { if (state) { state.textContent = "reconnecting…"; } };
   }
+
+  function disconnect() {
+    if (!source) return;
+    source.close();
+    source = null;
+    if (state) { state.textContent = "paused"; }
+  }
+
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden) disconnect(); else connect();
+  });
+  if (!document.hidden) connect();
 
   // Reveal one masked phone number or email: asked of the server, one at a time.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-reveal]");
     if (!button) return;
     event.preventDefault();
-    fetch(button.getAttribute("data-reveal"), { credentials: "same-origin" })
+    var url = button.getAttribute("data-reveal");
+    fetch(url, { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (found) {
         if (!found) return;
-        var shown = document.createElement("span");
-        shown.className = "revealed";
-        shown.textContent = found.value;
-        button.replaceWith(shown);
+        revealed[url] = found.value;
+        showRevealed(document);
       });
   });
 })();

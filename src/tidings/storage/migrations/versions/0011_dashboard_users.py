@@ -59,14 +59,19 @@ def upgrade() -> None:
         "login_failures",
         sa.Column("id", _ID, autoincrement=True, nullable=False),
         sa.Column("email", sa.String(length=320), nullable=False),
+        sa.Column("client", sa.String(length=64), nullable=False),
         _time("at", nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_login_failures")),
     )
-    op.create_index("ix_login_failures_email_at", "login_failures", ["email", "at"])
+    op.create_index(
+        "ix_login_failures_email_client_at", "login_failures", ["email", "client", "at"]
+    )
+    op.create_index("ix_login_failures_client_at", "login_failures", ["client", "at"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_login_failures_email_at", table_name="login_failures")
+    op.drop_index("ix_login_failures_client_at", table_name="login_failures")
+    op.drop_index("ix_login_failures_email_client_at", table_name="login_failures")
     op.drop_table("login_failures")
     op.drop_index("ix_web_sessions_expires_at", table_name="web_sessions")
     op.drop_table("web_sessions")
