@@ -125,6 +125,7 @@ def test_a_message_leads_to_its_timeline_and_its_receipt(page: Page, app: Runnin
     assert "+48601000000" not in page.content()  # masked until revealed
     page.click("[data-reveal]")
     expect(page.locator(".revealed")).to_have_text("+48601000000")
+    expect(page.locator("#message-facts")).not_to_contain_text("+48*******00")  # in its place
     stay_marker(page)
     hook(app, evolution_update("autumn-0", "READ"))
     expect(page.locator("#message-facts .state")).to_have_text("read")  # arrived live

@@ -9,6 +9,7 @@ import json
 import time
 
 import httpx
+import pytest
 
 from tests.conftest import wait_for
 from tests.dashboard.conftest import Dashboard
@@ -294,3 +295,27 @@ def test_a_campaign_key_with_a_slash_has_a_page_its_csv_and_its_actions(
     assert len(csv_rows.strip().splitlines()) == 3
     refused = dashboard.post("/campaigns/q4%2Fpromo%20%231/pause")  # tracked, not sent by us
     assert refused.status_code in (404, 409)
+
+
+def test_a_change_between_the_page_and_its_stream_is_not_missed(dashboard: Dashboard) -> None:
+    setup(dashboard)
+    register(dashboard, "gap", 1)
+    page = dashboard.page("/campaigns/gap").text
+    live_url = page.split('data-live="')[1].split('"')[0].replace("&amp;", "&")
+    assert live_url.startswith("/live?seen=")
+    hook(dashboard, evolution_update("gap-0", "DELIVERY_ACK"))  # applied before the stream opens
+    dashboard.app.wait_idle()
+    with dashboard.client.stream("GET", live_url, timeout=10) as stream:
+        lines = stream.iter_lines()
+        assert next(lines).startswith("retry:")
+        assert next(lines) == ""
+        assert next(lines) == "event: change"  # at once, not at the next change
+    same = dashboard.page("/campaigns/gap").text.split('data-live="')[1].split('"')[0]
+    quiet = httpx.Timeout(10, read=2.5)
+    with dashboard.client.stream("GET", same.replace("&amp;", "&"), timeout=quiet) as stream:
+        lines = stream.iter_lines()
+        assert next(lines).startswith("retry:")
+        assert next(lines) == ""
+        # Nothing changed since this page was drawn: nothing more is said for a while.
+        with pytest.raises(httpx.ReadTimeout):
+            next(lines)

@@ -11,6 +11,7 @@ works the same on SQLite and on PostgreSQL, on every web node of a scale-out (de
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -30,7 +31,7 @@ from tidings.storage.schema import (
     receipts,
 )
 
-__all__ = ["LIVE_PATH", "ChangeWatcher", "router"]
+__all__ = ["LIVE_PATH", "ChangeWatcher", "page_tag", "router"]
 
 LIVE_PATH = "/live"
 TICK_SECONDS = 1.0
@@ -56,6 +57,13 @@ def fingerprint(db: Database) -> tuple[Any, ...]:
     """What changes whenever something a page shows changes."""
     with db.read() as conn:
         return tuple(conn.execute(_FINGERPRINT).one())
+
+
+def page_tag(db: Database) -> str:
+    """The fingerprint as a page carries it (`/live?seen=`): a stream that opens on another
+    one says `change` at once, so nothing applied between the page's render and the stream's
+    start is missed."""
+    return hashlib.sha256(repr(fingerprint(db)).encode()).hexdigest()[:16]
 
 
 class ChangeWatcher:
@@ -115,10 +123,14 @@ class ChangeWatcher:
 async def live(request: Request, viewer: Viewer) -> Response:
     """`change` whenever what the pages show has changed (at most once a second)."""
 
-    watcher = kept(request, "change_watcher", lambda: ChangeWatcher(request.app.state.db))
+    db: Database = request.app.state.db
+    watcher = kept(request, "change_watcher", lambda: ChangeWatcher(db))
+    seen = request.query_params.get("seen")
 
     async def stream() -> AsyncIterator[bytes]:
         yield b"retry: 3000\n\n"
+        if seen is not None and await asyncio.to_thread(page_tag, db) != seen:
+            yield b"event: change\ndata: 0\n\n"
         async for version in watcher.changes():
             if version < 0:
                 yield b": keep-alive\n\n"

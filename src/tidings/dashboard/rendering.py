@@ -97,13 +97,25 @@ def with_query(request: Request, **changes: object) -> str:
 
 
 def render(
-    request: Request, template: str, context: Mapping[str, Any], status: int = 200
+    request: Request,
+    template: str,
+    context: Mapping[str, Any],
+    status: int = 200,
+    live: bool = True,
 ) -> Response:
+    """A page. With a viewer and `live`, it opens the live stream, telling it what the store
+    looked like as the page was drawn (one cheap read)."""
     viewer = getattr(request.state, "viewer", None)
     settings = request.app.state.settings
+    live_url = None
+    if viewer is not None:
+        from tidings.dashboard.live import LIVE_PATH, page_tag  # live imports this module
+
+        live_url = f"{LIVE_PATH}?seen={page_tag(request.app.state.db)}" if live else LIVE_PATH
     full = {
         "request": request,
         "viewer": viewer,
+        "live_url": live_url,
         "zone": settings.timezone,
         "with_query": lambda **changes: with_query(request, **changes),
         **context,
@@ -132,7 +144,8 @@ def is_page(request: Request) -> bool:
 
 
 def error_page(request: Request, status: int, message: str) -> Response:
-    return render(request, "error.html", {"message": message}, status=status)
+    """Also drawn on the event loop (exception handlers): no store read for the live tag."""
+    return render(request, "error.html", {"message": message}, status=status, live=False)
 
 
 def install_error_pages(app: FastAPI) -> None:

@@ -18,7 +18,7 @@
       var shown = document.createElement("span");
       shown.className = "revealed";
       shown.textContent = value;
-      button.replaceWith(shown);
+      (button.closest(".contact") || button).replaceWith(shown);
     });
   }
 
