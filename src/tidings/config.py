@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     worker_linger_seconds: float = Field(default=0.05, ge=0)
     worker_process: bool = True
     public_url: str | None = None
+    # Proxies whose X-Forwarded-For/-Proto are believed (comma-separated addresses, or "*"):
+    # the dashboard counts failed logins per client address, which behind a proxy is its.
+    trusted_proxies: str = "127.0.0.1"
     # Where `tidings serve` listens unless --host/--port say otherwise.
     host: str = "127.0.0.1"
     port: int = Field(default=8000, gt=0, lt=65536)

@@ -89,7 +89,7 @@ _JID: Final = rf"""
 """
 _EMAIL: Final = r"""
     (?<![\w.%+\-])
-    (?P<local>[\w.%+\-]+)(?P<at>@|%40)(?P<domain>(?:[\w\-]+\.)+[^\W\d_]{2,})\b
+    (?P<local>[\w.%+\-]+)(?P<at>@|%40)(?P<domain>(?:(?:[^\W_]|-)+\.)+[^\W\d_]{2,})\b
 """
 _PHONE: Final = rf"""
     (?=[+%(\d])

@@ -8,11 +8,13 @@ further attempts are refused until the window has passed, whichever web node the
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Connection
 
 from tidings.domain.errors import Invalid, TidingsError
 from tidings.storage import users, web_sessions
@@ -33,6 +35,7 @@ __all__ = [
 
 MAX_FAILURES = 5  # for one email from one client
 MAX_CLIENT_FAILURES = 50  # from one client over every email (guessing many accounts)
+MAX_EMAIL_FAILURES = 100  # for one email from anywhere (guessing from many addresses)
 FAILURE_WINDOW = timedelta(minutes=15)
 SESSION_LIFETIME = timedelta(days=7)
 MIN_PASSWORD = 8
@@ -81,33 +84,58 @@ def _matches(hashed: str, password: str) -> bool:
         return False
 
 
+def _refuse_when_over(
+    conn: Connection, email: str, client: str, since: datetime
+) -> None:
+    mine = users.failures_since(conn, since, client=client, email=email)
+    address = users.failures_since(conn, since, client=client)
+    anywhere = users.failures_since(conn, since, email=email)
+    if mine > MAX_FAILURES or address > MAX_CLIENT_FAILURES or anywhere > MAX_EMAIL_FAILURES:
+        minutes = int(FAILURE_WINDOW.total_seconds() // 60)
+        raise TooManyAttempts(f"too many failed logins; try again in {minutes} minutes")
+
+
+def client_key(address: str) -> str:
+    """Whom an attempt is counted against: the address, or its /64 for IPv6 (one machine
+    usually holds a whole /64)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 def log_in(
     db: Database, email: str, password: str, client: str, now: datetime
 ) -> LoggedIn | None:
-    """A new session when the password is right, None when not; TooManyAttempts once this
-    email has failed `MAX_FAILURES` times from this client, or the client `MAX_CLIENT_FAILURES`
-    times over any emails, within `FAILURE_WINDOW` (the password is then not even checked).
+    """A new session when the password is right, None when not; TooManyAttempts past the
+    limits within `FAILURE_WINDOW`: `MAX_FAILURES` for this email from this client,
+    `MAX_CLIENT_FAILURES` from this client over any emails, `MAX_EMAIL_FAILURES` for this email
+    from anywhere (the password is then not even checked, and nothing is written).
 
-    Each attempt is written down before its password is checked, so guesses sent side by side
-    count each other; a right password clears that email's failures from that client. Keyed by
-    client, one person's mistyping elsewhere never locks another out. Slow (Argon2): call it
-    off the event loop."""
+    Each attempt is committed before it is counted, so guesses sent side by side count each
+    other; a right password clears that email's failures from that client. Slow (Argon2):
+    call it off the event loop."""
     email = email.strip().lower()
+    client = client_key(client)
     since = now - FAILURE_WINDOW
-    with db.write() as conn:  # committed before counting, so side-by-side attempts see it
+    with db.read() as conn:
+        _refuse_when_over(conn, email, client, since)  # a blocked attempt writes nothing
+    with db.write() as conn:
+        users.forget_failures(conn, since)  # past the window: nobody's count any more
         users.note_failure(conn, email, client, now)
     with db.read() as conn:
-        mine = users.failures_since(conn, since, client, email)
-        everyone = users.failures_since(conn, since, client)
+        _refuse_when_over(conn, email, client, since)
         found = users.find_user(conn, email)
-    if mine > MAX_FAILURES or everyone > MAX_CLIENT_FAILURES:
-        minutes = int(FAILURE_WINDOW.total_seconds() // 60)
-        raise TooManyAttempts(f"too many failed logins from here; try again in {minutes} minutes")
     good = _matches(found.password_hash if found else _UNKNOWN, password) and found is not None
+    if found is None or not good:
+        return None
     with db.write() as conn:
-        users.forget_failures(conn, since)  # the window's past: nobody's count any more
-        if found is None or not good:
-            return None
+        now_found = users.find_user(conn, email)
+        if now_found is None or now_found.password_hash != found.password_hash:
+            return None  # removed, or given a new password, while this one was checked
         users.forget_failures(conn, now, email=email, client=client)
         users.touch_login(conn, found.id, now)
         web_sessions.purge_expired(conn, now)

@@ -246,3 +246,48 @@ def test_a_new_password_or_removing_the_user_ends_their_sessions(
     assert removed.exit_code == 0, removed.output
     assert dashboard.client.get("/").status_code == 303
     assert cli.invoke(main, ["user", "remove", EMAIL]).exit_code == 1
+
+
+def test_a_blocked_attempt_writes_nothing_and_old_failures_are_purged(db: Database) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import func, select
+
+    from tidings.storage.schema import login_failures
+
+    def rows() -> int:
+        with db.read() as conn:
+            return int(conn.execute(select(func.count()).select_from(login_failures)).scalar_one())
+
+    now = datetime.now(UTC)
+    user_admin.create(db, EMAIL, PASSWORD, now)
+    for _ in range(user_admin.MAX_FAILURES):
+        assert user_admin.log_in(db, EMAIL, "guess-guess", "203.0.113.9", now) is None
+    with pytest.raises(user_admin.TooManyAttempts):  # counted, then refused
+        user_admin.log_in(db, EMAIL, "guess-guess", "203.0.113.9", now)
+    before = rows()
+    for _ in range(20):
+        with pytest.raises(user_admin.TooManyAttempts):
+            user_admin.log_in(db, EMAIL, "guess-guess", "203.0.113.9", now)
+    assert rows() == before  # refused before anything was written
+    later = now + user_admin.FAILURE_WINDOW + timedelta(seconds=1)
+    assert user_admin.log_in(db, EMAIL, PASSWORD, "203.0.113.9", later) is not None
+    assert rows() == 0  # the window's past is gone, and the good login cleared its own
+
+
+def test_one_email_guessed_from_many_addresses_is_refused_too(db: Database) -> None:
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    user_admin.create(db, EMAIL, PASSWORD, now)
+    for n in range(user_admin.MAX_EMAIL_FAILURES):
+        user_admin.log_in(db, EMAIL, "guess-guess", f"198.51.{n // 250}.{n % 250}", now)
+    with pytest.raises(user_admin.TooManyAttempts):
+        user_admin.log_in(db, EMAIL, PASSWORD, "192.0.2.200", now)
+
+
+def test_an_ipv6_network_counts_as_one_address() -> None:
+    assert user_admin.client_key("2001:db8:1:2::a") == user_admin.client_key("2001:db8:1:2::b")
+    assert user_admin.client_key("2001:db8:1:2::a") != user_admin.client_key("2001:db8:1:3::a")
+    assert user_admin.client_key("203.0.113.9") == "203.0.113.9"
+    assert user_admin.client_key("unknown") == "unknown"

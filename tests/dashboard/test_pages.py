@@ -270,7 +270,7 @@ def test_a_nul_byte_in_a_link_or_a_form_is_a_clear_400(dashboard: Dashboard) -> 
         answer = dashboard.page(path)
         assert answer.status_code == 400, (path, answer.status_code)
         assert "cannot be stored" in answer.text
-    assert dashboard.client.get("/reveal/lead/%00/0").status_code == 400
+    assert dashboard.client.get("/reveal/message/1?x=%00").status_code == 400
     forged = dashboard.client.post("/campaigns/n/pause", data={"csrf": dashboard.csrf,
                                                                 "x": "a\x00b"})  # fmt: skip
     assert forged.status_code == 400

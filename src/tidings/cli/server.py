@@ -71,6 +71,8 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
             host=host,
             port=port,
             http=CoalescingHttpToolsProtocol,
+            proxy_headers=True,
+            forwarded_allow_ips=config.trusted_proxies,
             log_config=None,
             # uvicorn formats each access line before logging filters it: only when it is kept.
             access_log=logging.getLogger("uvicorn.access").isEnabledFor(logging.INFO),

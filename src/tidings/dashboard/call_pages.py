@@ -133,7 +133,7 @@ def _csv_row(row: Any, full: bool, locale: str) -> list[object]:
         *(shown(c[k]) if c[k] else "" for k in ("client_name", "client_number")),
         shown(c["lead"]) if c["lead"] else "", c["match_attempts"], c["connection"],
         c["provider_call_id"],
-        c["crm_status"] or "", shown(c["note"]) if c["note"] else "",
+        shown(c["crm_status"]) if c["crm_status"] else "", shown(c["note"]) if c["note"] else "",
     ]  # fmt: skip
 
 
@@ -184,6 +184,7 @@ def lead_page(external_id: str, request: Request, viewer: Viewer) -> Response:
         **_common(request, db, locale),
         "section": "calls",
         "lead": lead_out(found),
+        "lead_id": found.id,
         "calls": [call_out(r, locale) for r in calls],
         "after": after,
         "messages": sent,
@@ -243,10 +244,11 @@ def reveal_call(call_id: Id, request: Request, viewer: Viewer) -> Response:
     return revealed(number, f"client number of call {call_id}", viewer.email)
 
 
-@router.get("/reveal/lead/{external_id:path}/{index}")
-def reveal_lead_phone(external_id: str, index: int, request: Request, viewer: Viewer) -> Response:
+@router.get("/reveal/lead/{lead_id}/{index}")
+def reveal_lead_phone(lead_id: Id, index: int, request: Request, viewer: Viewer) -> Response:
+    """By the lead's id in the store: its external id may itself be a number."""
     with request.app.state.db.read() as conn:
-        found = leads.get_lead(conn, external_id)
+        found = leads.get_lead_by_id(conn, lead_id)
     phones = found.phones if found else ()
     number = phones[index] if 0 <= index < len(phones) else None
-    return revealed(number, f"phone {index} of lead {mask_text(external_id)}", viewer.email)
+    return revealed(number, f"phone {index} of lead {lead_id}", viewer.email)

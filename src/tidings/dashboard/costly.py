@@ -31,21 +31,27 @@ class Costly:
         self.db = db
         self._kept: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
         self._lock = threading.Lock()
+        self._turns: dict[Hashable, threading.Lock] = {}  # one worker-out at a time per key
 
     def get(self, key: Hashable, work_out: Callable[[Connection], T]) -> T:
-        """`work_out(conn)`, or what it gave last time for `key` while that is fresh enough."""
-        now = time.monotonic()
+        """`work_out(conn)`, or what it gave last time for `key` while that is fresh enough.
+        Pages that ask together while it is stale wait for one of them to work it out."""
         with self._lock:
-            kept = self._kept.get(key)
-        if kept is not None and now < kept[0]:
-            found: T = kept[1]
-            return found
-        with self.db.read() as conn:
-            value = work_out(conn)
-        done = time.monotonic()
-        with self._lock:
-            self._kept[key] = (done + (done - now) * COST_FACTOR, value)
-            self._kept.move_to_end(key)
-            while len(self._kept) > KEPT:
-                self._kept.popitem(last=False)
+            turn = self._turns.setdefault(key, threading.Lock())
+        with turn:
+            now = time.monotonic()
+            with self._lock:
+                kept = self._kept.get(key)
+            if kept is not None and now < kept[0]:
+                found: T = kept[1]
+                return found
+            with self.db.read() as conn:
+                value = work_out(conn)
+            done = time.monotonic()
+            with self._lock:
+                self._kept[key] = (done + (done - now) * COST_FACTOR, value)
+                self._kept.move_to_end(key)
+                while len(self._kept) > KEPT:
+                    gone, _ = self._kept.popitem(last=False)
+                    self._turns.pop(gone, None)
         return value

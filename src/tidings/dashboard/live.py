@@ -59,11 +59,15 @@ def fingerprint(db: Database) -> tuple[Any, ...]:
         return tuple(conn.execute(_FINGERPRINT).one())
 
 
+def tag_of(found: tuple[Any, ...]) -> str:
+    return hashlib.sha256(repr(found).encode()).hexdigest()[:16]
+
+
 def page_tag(db: Database) -> str:
     """The fingerprint as a page carries it (`/live?seen=`): a stream that opens on another
     one says `change` at once, so nothing applied between the page's render and the stream's
     start is missed."""
-    return hashlib.sha256(repr(fingerprint(db)).encode()).hexdigest()[:16]
+    return tag_of(fingerprint(db))
 
 
 class ChangeWatcher:
@@ -76,8 +80,7 @@ class ChangeWatcher:
         self._listeners = 0
         self._task: asyncio.Task[None] | None = None
 
-    async def _watch(self) -> None:
-        last: tuple[Any, ...] | None = None
+    async def _watch(self, last: tuple[Any, ...] | None) -> None:
         while self._listeners:
             now: tuple[Any, ...] | None
             try:
@@ -102,12 +105,13 @@ class ChangeWatcher:
                 return False
         return True
 
-    async def changes(self) -> AsyncIterator[int]:
-        """Each new version as it comes; a slow reader skips to the latest."""
+    async def changes(self, seen: int, baseline: tuple[Any, ...]) -> AsyncIterator[int]:
+        """Each version after `seen` as it comes; a slow reader skips to the latest. A watcher
+        started here starts from `baseline`, the fingerprint the caller last read, so nothing
+        applied after that reading goes unsaid."""
         self._listeners += 1
         if self._task is None:
-            self._task = asyncio.create_task(self._watch())
-        seen = self.version
+            self._task = asyncio.create_task(self._watch(baseline))
         try:
             while True:
                 if not await self._newer_than(seen):
@@ -129,9 +133,11 @@ async def live(request: Request, viewer: Viewer) -> Response:
 
     async def stream() -> AsyncIterator[bytes]:
         yield b"retry: 3000\n\n"
-        if seen is not None and await asyncio.to_thread(page_tag, db) != seen:
+        heard = watcher.version  # before the reading: a change after it is still heard
+        now = await asyncio.to_thread(fingerprint, db)
+        if seen is not None and tag_of(now) != seen:
             yield b"event: change\ndata: 0\n\n"
-        async for version in watcher.changes():
+        async for version in watcher.changes(heard, now):
             if version < 0:
                 yield b": keep-alive\n\n"
             else:

@@ -152,3 +152,10 @@ def _stored(conn: Connection, row: Row[Any]) -> StoredLead:
 def get_lead(conn: Connection, external_id: str) -> StoredLead | None:
     row = conn.execute(select(leads).where(leads.c.external_id == external_id)).first()
     return _stored(conn, row) if row else None
+
+
+def get_lead_by_id(conn: Connection, lead_id: int) -> StoredLead | None:
+    """By the store's own id: for links that must not carry an external id (it may be a
+    phone number)."""
+    row = conn.execute(select(leads).where(leads.c.id == lead_id)).first()
+    return _stored(conn, row) if row else None

@@ -587,4 +587,5 @@ login_failures = Table(
     Column("at", UTCDateTime, nullable=False),
     Index("ix_login_failures_email_client_at", "email", "client", "at"),
     Index("ix_login_failures_client_at", "client", "at"),
+    Index("ix_login_failures_at", "at"),  # the purge of what the window has left behind
 )

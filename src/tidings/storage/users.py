@@ -100,15 +100,13 @@ def note_failure(conn: Connection, email: str, client: str, now: datetime) -> No
 
 
 def failures_since(
-    conn: Connection, since: datetime, client: str, email: str | None = None
+    conn: Connection, since: datetime, client: str | None = None, email: str | None = None
 ) -> int:
-    """Failed (or not yet judged) logins from `client` since `since`, for `email` only when
-    one is given (each by its index)."""
-    query = (
-        select(func.count())
-        .select_from(login_failures)
-        .where(login_failures.c.client == client[:64], login_failures.c.at >= since)
-    )
+    """Failed (or not yet judged) logins since `since`, from `client` and/or for `email`
+    (each combination read by an index)."""
+    query = select(func.count()).select_from(login_failures).where(login_failures.c.at >= since)
+    if client is not None:
+        query = query.where(login_failures.c.client == client[:64])
     if email is not None:
         query = query.where(login_failures.c.email == email.lower()[:320])
     return int(conn.execute(query).scalar_one())

@@ -9,7 +9,7 @@
   var stream = body.getAttribute("data-live");
   var state = document.getElementById("live-state");
   var revealed = {};  // reveal URL -> the value the server gave
-  var busy = false, again = false, source = null, opened = false;
+  var busy = false, again = false, source = null;
 
   function showRevealed(root) {
     root.querySelectorAll("[data-reveal]").forEach(function (button) {
@@ -50,10 +50,10 @@
     if (source || !stream || !window.EventSource) return;
     source = new EventSource(stream);
     source.addEventListener("change", refresh);
+    // Back after a restart or a hidden spell, the stream says `change` itself when the store
+    // moved since the page was drawn (it carries what the page saw).
     source.onopen = function () {
       if (state) { state.hidden = false; state.textContent = "live"; }
-      if (opened) refresh();  // back after a restart or a hidden spell: catch up
-      opened = true;
     };
     source.onerror = function () { if (state) { state.textContent = "reconnecting…"; } };
   }

@@ -67,9 +67,11 @@ def upgrade() -> None:
         "ix_login_failures_email_client_at", "login_failures", ["email", "client", "at"]
     )
     op.create_index("ix_login_failures_client_at", "login_failures", ["client", "at"])
+    op.create_index("ix_login_failures_at", "login_failures", ["at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_login_failures_at", table_name="login_failures")
     op.drop_index("ix_login_failures_client_at", table_name="login_failures")
     op.drop_index("ix_login_failures_email_client_at", table_name="login_failures")
     op.drop_table("login_failures")
