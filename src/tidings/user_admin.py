@@ -124,7 +124,7 @@ def log_in(
     with db.read() as conn:
         _refuse_when_over(conn, email, client, since)  # a blocked attempt writes nothing
     with db.write() as conn:
-        users.forget_failures(conn, since)  # past the window: nobody's count any more
+        users.purge_failures(conn, since)
         users.note_failure(conn, email, client, now)
     with db.read() as conn:
         _refuse_when_over(conn, email, client, since)
@@ -136,7 +136,7 @@ def log_in(
         now_found = users.find_user(conn, email)
         if now_found is None or now_found.password_hash != found.password_hash:
             return None  # removed, or given a new password, while this one was checked
-        users.forget_failures(conn, now, email=email, client=client)
+        users.clear_failures(conn, email, client)
         users.touch_login(conn, found.id, now)
         web_sessions.purge_expired(conn, now)
         session = web_sessions.start(conn, found.id, now, now + SESSION_LIFETIME)

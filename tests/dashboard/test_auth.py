@@ -153,6 +153,9 @@ def test_user_create_from_the_command_line(migrated: CliRunner) -> None:
     short = migrated.invoke(main, ["user", "create", "cy@example.com", "--password", "short"])
     assert short.exit_code == 1
     assert "at least 8 characters" in short.output
+    typo = migrated.invoke(main, ["user", "create", "cy.example.com", "--password", "x" * 9])
+    assert typo.exit_code == 1
+    assert "is not an email address" in typo.output and "Traceback" not in typo.output
     listed = migrated.invoke(main, ["user", "list"])
     assert "bo@example.com" in listed.output
 

@@ -37,18 +37,12 @@ NUMBERS = [LEAD_NUMBER, MISSED_NUMBER, POLISH_NUMBER, ASHA_NUMBER, SECOND_NUMBER
 
 
 @pytest.fixture
-def settings(db_url: str, request: pytest.FixtureRequest) -> Settings:
-    """As the shared fixture, with pages in Kolkata time (TIDINGS_TIMEZONE) and the labels in
+def settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    """The shared fixture's, with pages in Kolkata time (TIDINGS_TIMEZONE) and the labels in
     the language a test's `locale` mark names (TIDINGS_LOCALE)."""
     marked = request.node.get_closest_marker("locale")
-    return Settings(
-        locale=marked.args[0] if marked else "en",
-        database_url=db_url,
-        store_timeout_seconds=1.0,
-        receipt_retry_schedule="0.2,0.2",
-        worker_idle_seconds=0.2,
-        max_body_bytes=64 * 1024,
-        timezone=KOLKATA,
+    return settings.model_copy(
+        update={"locale": marked.args[0] if marked else "en", "timezone": KOLKATA}
     )
 
 

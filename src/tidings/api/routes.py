@@ -396,15 +396,19 @@ def public_base(request: Request) -> str:
     return public or str(request.base_url)
 
 
-@router.get("/connections", response_model=Page[ConnectionOut])
-def list_connections(db: Db, request: Request) -> dict[str, Any]:
+def connections_out(db: Database, request: Request) -> list[ConnectionOut]:
+    """Every connection in use, as the API and the dashboard show it."""
     with db.read() as conn:
         found = connections.active_connections(conn)
         runs = backfill_runs.latest_runs(conn, [c.id for c in found])
         healths = connections_health(conn, request, found)
     base = public_base(request)
-    items = [connection_out(c, base, runs.get(c.id), healths.get(c.id)) for c in found]
-    return {"items": items, "next_cursor": None}
+    return [connection_out(c, base, runs.get(c.id), healths.get(c.id)) for c in found]
+
+
+@router.get("/connections", response_model=Page[ConnectionOut])
+def list_connections(db: Db, request: Request) -> dict[str, Any]:
+    return {"items": connections_out(db, request), "next_cursor": None}
 
 
 @router.get("/connections/{name}", response_model=ConnectionOut)

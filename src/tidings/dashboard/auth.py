@@ -36,11 +36,10 @@ class LoginRequired(Exception):
 
 
 def _secure(request: Request) -> bool:
+    """HTTPS as the browser sees it: uvicorn sets the scheme from X-Forwarded-Proto when a
+    trusted proxy (TIDINGS_TRUSTED_PROXIES) sends it, or TIDINGS_PUBLIC_URL says so."""
     public: str | None = request.app.state.settings.public_url
-    forwarded = request.headers.get("x-forwarded-proto", "")
-    return request.url.scheme == "https" or forwarded == "https" or bool(
-        public and public.startswith("https:")
-    )
+    return request.url.scheme == "https" or bool(public and public.startswith("https:"))
 
 
 def _session(request: Request) -> SessionView:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from tidings import campaign_admin
-from tidings.api.campaigns import campaign_out, campaign_out_of
+from tidings.api.campaigns import campaign_out_of
 from tidings.api.routes import Id, message_detail
 from tidings.api.support import ApiError
 from tidings.dashboard.auth import Posted, Viewer
@@ -89,14 +89,12 @@ def campaign_csv(key: str, request: Request, viewer: Viewer) -> Response:
 @router.get("/campaigns/{key:path}")
 def campaign_page(key: str, request: Request, viewer: Viewer) -> Response:
     db: Database = request.app.state.db
-    try:
-        campaign = campaign_out(db, key)
-    except ApiError:
-        raise PageError(404, f"There is no campaign {key!r}.") from None
     where = _filter(request, key)
-    with db.read() as conn:
+    with db.read() as conn:  # one snapshot: the counters agree with the messages listed
         view = campaigns.get_campaign(conn, key)
-        assert view is not None
+        if view is None:
+            raise PageError(404, f"There is no campaign {key!r}.")
+        campaign = campaign_out_of(view, dispatches.get(conn, key))
         rows = message_lists.list_messages(conn, where, cursor_of(request), PAGE + 1)
     found, after = page_of(rows)
     costly, campaign_id = _costly(request), view.id

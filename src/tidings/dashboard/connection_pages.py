@@ -10,7 +10,12 @@ from fastapi import APIRouter, Request
 from markupsafe import Markup
 from starlette.responses import Response
 
-from tidings.api.routes import connection_out, connections_health, public_base
+from tidings.api.routes import (
+    connection_out,
+    connections_health,
+    connections_out,
+    public_base,
+)
 from tidings.dashboard.auth import Viewer
 from tidings.dashboard.rendering import PageError, render
 from tidings.domain.errors import NotFound
@@ -38,13 +43,7 @@ def qr_markup(code: str | None) -> Markup | None:
 
 @router.get("/connections")
 def connections_page(request: Request, viewer: Viewer) -> Response:
-    db: Database = request.app.state.db
-    with db.read() as conn:
-        found = connections.active_connections(conn)
-        runs = backfill_runs.latest_runs(conn, [c.id for c in found])
-        healths = connections_health(conn, request, found)
-    base = public_base(request)
-    items = [connection_out(c, base, runs.get(c.id), healths.get(c.id)) for c in found]
+    items = connections_out(request.app.state.db, request)
     return render(request, "connections.html", {"section": "connections", "connections": items})
 
 

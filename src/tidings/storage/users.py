@@ -15,12 +15,13 @@ from tidings.storage.schema import login_failures, users, web_sessions
 __all__ = [
     "StoredUser",
     "add_user",
+    "clear_failures",
     "count_users",
     "failures_since",
     "find_user",
-    "forget_failures",
     "list_users",
     "note_failure",
+    "purge_failures",
     "remove_user",
     "set_password",
     "touch_login",
@@ -112,16 +113,15 @@ def failures_since(
     return int(conn.execute(query).scalar_one())
 
 
-def forget_failures(
-    conn: Connection, before: datetime, email: str | None = None, client: str | None = None
-) -> None:
-    """Drop failures older than `before`; with `email` and `client`, all of theirs (a good
-    login clears its own slate, not anyone else's)."""
-    query = delete(login_failures)
-    if email is not None and client is not None:
-        query = query.where(
+def purge_failures(conn: Connection, before: datetime) -> None:
+    """Drop failures older than `before` (the window's past: nobody's count any more)."""
+    conn.execute(delete(login_failures).where(login_failures.c.at < before))
+
+
+def clear_failures(conn: Connection, email: str, client: str) -> None:
+    """A good login clears its own slate: this email's failures from this client."""
+    conn.execute(
+        delete(login_failures).where(
             login_failures.c.email == email.lower()[:320], login_failures.c.client == client[:64]
         )
-    else:
-        query = query.where(login_failures.c.at < before)
-    conn.execute(query)
+    )
