@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-import orjson
 from starlette.types import Receive, Scope, Send
 
+from tidings import json_text
 from tidings.config import Settings
 from tidings.domain.errors import NotFound, SignatureError, StorageUnavailable
 from tidings.intake.writer import ReceiptWriter, RejectionWriter
@@ -86,19 +86,30 @@ class KnownConnection:
 
 class ConnectionCache:
     """Connections looked up at most every `ttl` seconds, so intake reads the store rarely; a
-    connection changed or removed (by any process) is seen within `ttl`."""
+    connection changed or removed (by any process) is seen within `ttl`. When an entry runs
+    out under load, the requests that find it gone wait for one read of the store together
+    (64 connections used to make 64 reads, each on a thread, every `ttl`)."""
 
     def __init__(self, db: Database, ttl: float = 1.0) -> None:
         self._db = db
         self._ttl = ttl
         self._entries: dict[tuple[str, str], tuple[float, KnownConnection]] = {}
+        self._loading: dict[tuple[str, str], asyncio.Task[KnownConnection | None]] = {}
 
     async def get(self, provider: str, name: str) -> KnownConnection | None:
         key = (provider, name)
         hit = self._entries.get(key)
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
-        found = await asyncio.to_thread(self._load, provider, name)
+        loading = self._loading.get(key)
+        if loading is None:
+            loading = self._loading[key] = asyncio.create_task(self._refresh(key))
+            loading.add_done_callback(lambda _: self._loading.pop(key, None))
+        # Shielded: a request that goes away (its client hung up) leaves the read to the others.
+        return await asyncio.shield(loading)
+
+    async def _refresh(self, key: tuple[str, str]) -> KnownConnection | None:
+        found = await asyncio.to_thread(self._load, *key)
         if found is None:  # misses are not kept: made-up names must not grow memory
             return None
         known = KnownConnection.of(found)
@@ -110,25 +121,12 @@ class ConnectionCache:
             return connections.find_connection(conn, provider, name)
 
 
-# orjson says "well-formed" in a fraction of json's time, and it is the stricter of the two
-# (it refuses NaN, a byte-order mark, lone surrogates, which json takes): so it may only say
-# yes, and json, which the adapters parse with, decides everything else, its message included.
-# Nesting is where the two limits differ (json's is the recursion limit): a body with this many
-# brackets or more is always judged by json alone.
-_ORJSON_MAX_OPENINGS = 400
-
-
 def check_well_formed(body_format: str, body: bytes) -> str | None:
-    """What is wrong with the body for its format, or None when it is well-formed."""
+    """What is wrong with the body for its format, or None when it is well-formed (as the
+    adapters will read it: `json_text.loads`)."""
     if body_format == "json":
-        if body.count(b"[") + body.count(b"{") < _ORJSON_MAX_OPENINGS:
-            try:
-                orjson.loads(body)
-                return None
-            except orjson.JSONDecodeError:
-                pass
         try:
-            json.loads(body)
+            json_text.loads(body)
         except (ValueError, UnicodeDecodeError) as error:
             return f"body is not valid JSON: {error}"
         except RecursionError:

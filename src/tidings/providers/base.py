@@ -7,11 +7,11 @@ tested with plain data and can run anywhere (intake, worker, replay).
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from tidings import json_text
 from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import ParsedItem
 
@@ -105,7 +105,7 @@ def load_json(body: bytes, provider: str, hint: str = "") -> Any:
     what the provider's bodies look like)."""
     suffix = f"; {hint}" if hint else ""
     try:
-        return json.loads(body)
+        return json_text.loads(body)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise PayloadError(f"{provider}: body is not JSON: {exc}{suffix}") from None
     except RecursionError:

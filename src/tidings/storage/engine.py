@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 
+from tidings import json_text
 from tidings.domain.errors import StorageUnavailable
 from tidings.storage import write_turns
 
@@ -27,6 +28,7 @@ def make_engine(url: str, timeout: float, pool_size: int, durable_commits: bool)
         engine = create_engine(
             url,
             connect_args={"timeout": timeout, "check_same_thread": False},
+            json_deserializer=json_text.loads,
             pool_size=pool_size,
             max_overflow=10,
             pool_timeout=timeout,
@@ -35,6 +37,7 @@ def make_engine(url: str, timeout: float, pool_size: int, durable_commits: bool)
         return engine
     return create_engine(
         url,
+        json_deserializer=json_text.loads,
         pool_size=pool_size,
         max_overflow=10,
         pool_timeout=timeout,
