@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, event
 
-from tidings.storage import connections, inbox, message_lists, sends
+from tidings.storage import call_lists, connections, inbox, message_lists, sends
+from tidings.storage.call_lists import CallFilter
 from tidings.storage.db import Database
 from tidings.storage.inbox import NewReceipt, ReceiptStatus
 from tidings.storage.message_lists import MessageFilter
 from tidings.storage.messages import blank_row
 from tidings.storage.recount import actual_counts
-from tidings.storage.schema import campaigns, messages
+from tidings.storage.schema import calls, campaigns, employees, leads, messages
 from tidings.storage.schema import sends as sends_table
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -187,3 +188,92 @@ def test_the_sends_waiting_for_an_answer_are_found_without_reading_the_others(
     [plan] = plans(db, find)
     assert "ix_sends_waiting" in plan, plan
     assert "SCAN sends" not in plan and "Seq Scan on sends" not in plan
+
+
+@pytest.fixture(params=[True, False], ids=["statistics", "no statistics"])
+def call_store(db: Database, request: pytest.FixtureRequest) -> Database:
+    """6,000 calls by 30 employees, one of whom made only 10, mostly outgoing, most matched to
+    one of 100 leads; with statistics gathered, and without (as a SQLite store runs: tidings
+    never analyzes it)."""
+    with db.write() as conn:
+        main = connections.add_connection(conn, "callyzer", "team", "s", {}, NOW)
+        conn.execute(
+            employees.insert(),
+            [
+                {"code": f"e{i}", "tags": [], "active": True, "created_at": NOW, "updated_at": NOW}
+                for i in range(30)
+            ],
+        )
+        conn.execute(
+            leads.insert(),
+            [{"external_id": f"L{i}", "created_at": NOW, "updated_at": NOW} for i in range(1, 101)],
+        )
+        conn.execute(
+            calls.insert(),
+            [
+                {
+                    "connection_id": main.id,
+                    "provider_call_id": f"c{i}",
+                    "employee_id": 30 if i % 600 == 0 else 1 + i % 29,
+                    "type": "missed" if i % 300 == 0 else "outgoing",
+                    "raw_type": "",
+                    "duration_seconds": 60,
+                    "started_at": NOW - timedelta(minutes=i),
+                    "lead_id": None if i % 200 == 0 else 1 + i % 100,
+                    "match_attempts": 0,
+                    "created_at": NOW,
+                    "updated_at": NOW,
+                }
+                for i in range(COUNT)
+            ],
+        )
+        if request.param:
+            conn.exec_driver_sql("ANALYZE")
+    return db
+
+
+@pytest.mark.sqlite_only  # PostgreSQL picks by its statistics, and sorts what it expects is few
+@pytest.mark.parametrize(
+    ("where", "index", "matches"),
+    [
+        (CallFilter(employee="e29"), "ix_calls_employee_id_id", COUNT // 600),
+        (CallFilter(type="missed"), "ix_calls_type_id", COUNT // 300),
+        (CallFilter(waiting=True), "ix_calls_unmatched", COUNT // 200),
+    ],
+)
+def test_every_call_list_filter_walks_its_index_in_the_lists_order(
+    call_store: Database, where: CallFilter, index: str, matches: int
+) -> None:
+    """The calls list (API and dashboard) is newest first by id: an employee's calls, a
+    type's and the unmatched ones come in that order from their index, so a page stops
+    after its rows however many calls the store holds."""
+
+    def page(conn: Connection) -> None:
+        found = call_lists.list_calls(conn, where, None, 5)
+        assert len(found) == min(matches, 5)
+        assert [r.id for r in found] == sorted((r.id for r in found), reverse=True)
+
+    [plan] = plans(call_store, page)
+    assert index in plan, plan
+    whole = [
+        step for step in plan.split(" / ") if step.startswith("SCAN calls") and index not in step
+    ]
+    assert not whole and "Seq Scan on calls" not in plan, plan
+    if call_store.is_sqlite:
+        assert "TEMP B-TREE" not in plan, plan
+    else:
+        assert "Sort" not in plan, plan
+
+
+def test_a_leads_calls_still_walk_the_lead_index(call_store: Database) -> None:
+    """The lead index holds only matched calls; a lead's calls (the API's lead page, the
+    dashboard's lead page) still find theirs through it."""
+
+    def lead(conn: Connection) -> None:
+        assert len(call_lists.list_calls(conn, CallFilter(lead="L1"), None, 5)) == 5
+        assert len(call_lists.latest_calls(conn, 1, 5)) == 5
+
+    for plan in plans(call_store, lead)[-2:]:
+        assert "SCAN calls" not in plan and "Seq Scan on calls" not in plan, plan
+        if call_store.is_sqlite:
+            assert "ix_calls_lead_id_started_at" in plan, plan

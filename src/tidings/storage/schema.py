@@ -349,8 +349,18 @@ calls = Table(
     UniqueConstraint("connection_id", "provider_call_id"),
     # A lead's calls and an employee's, newest first; a new lead's numbers find their
     # waiting calls; the unmatched list and its retries read only the calls still waiting.
-    Index("ix_calls_lead_id_started_at", "lead_id", "started_at"),
+    # The calls list (newest first by id) filtered by employee or type, and a lead's index
+    # only for matched calls, so the unmatched list cannot take it and sort (migration 0012).
+    Index(
+        "ix_calls_lead_id_started_at",
+        "lead_id",
+        "started_at",
+        sqlite_where=text("lead_id IS NOT NULL"),
+        postgresql_where=text("lead_id IS NOT NULL"),
+    ),
     Index("ix_calls_employee_id_started_at", "employee_id", "started_at"),
+    Index("ix_calls_employee_id_id", "employee_id", "id"),
+    Index("ix_calls_type_id", "type", "id"),
     Index("ix_calls_client_number", "client_number"),
     Index("ix_calls_started_at", "started_at"),
     Index(
