@@ -26,6 +26,7 @@ from tidings.domain.sending import (
     DispatchState,
     SendOutcome,
     SendStatus,
+    next_step_at,
     render,
     slot_interval,
     template_variables,
@@ -286,7 +287,12 @@ class _Lane:
                 conn, self.view.campaign_id, self.interval, now, self.registration, limit
             )
         if claimed:
-            self.next_at = following or now
+            if following is None:
+                self.next_at = now
+            elif self.interval:
+                self.next_at = next_step_at(following, now, self.interval)
+            else:
+                self.next_at = following
             requests = [self._request(c) for c in claimed]
             self.flights.append((claimed, self.sends.submit(self.sender, requests)))
         elif following is not None:

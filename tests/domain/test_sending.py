@@ -13,6 +13,7 @@ from tidings.domain.sending import (
     DispatchState,
     act,
     contact_from_mapping,
+    next_step_at,
     placeholders,
     provisional_id,
     render,
@@ -64,6 +65,16 @@ def test_the_pace_halves_while_unhealthy_and_no_rate_means_no_wait() -> None:
     assert slot_interval(600, healthy=True) == timedelta(seconds=0.1)
     assert slot_interval(600, healthy=False) == timedelta(seconds=0.2)
     assert slot_interval(None, healthy=False) == timedelta(0)
+
+
+def test_a_campaign_behind_its_clock_sends_the_missed_slots_at_twice_its_rate() -> None:
+    interval = timedelta(seconds=0.1)
+    on_time = NOW + timedelta(seconds=0.08)  # its next slot is still to come
+    assert next_step_at(on_time, NOW, interval) == on_time
+    behind = NOW - timedelta(seconds=3)  # a stall of three seconds: 30 slots missed
+    assert next_step_at(behind, NOW, interval) == NOW + timedelta(seconds=0.05)
+    nearly = NOW + timedelta(seconds=0.01)
+    assert next_step_at(nearly, NOW, interval) == NOW + timedelta(seconds=0.05)
 
 
 def test_the_text_uses_each_contacts_values() -> None:

@@ -3,6 +3,7 @@ has its answers recorded before it returns."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 from tests.fakes.provider_apis import FakeEvolution
@@ -43,3 +44,33 @@ def test_a_turn_whose_time_is_up_records_the_batch_still_out(
     assert 2 * BATCH <= arrived < 40 * BATCH, "the turn ended on its deadline, not sooner"
     assert view.contacts["sending"] == 0, "a batch out when the turn ended was not recorded"
     assert view.contacts["sent"] == arrived == report.sent
+
+
+def test_a_stall_costs_a_paced_campaign_no_slots_and_makes_no_burst(
+    db: Database, settings: Settings
+) -> None:
+    """At 600 a minute, three seconds without a turn (the process or the store stalled): the
+    next turn sends the 30 slots missed at twice the rate until the campaign is on time
+    again, so over the whole run it keeps 600 a minute, and no second sees more than twice
+    the rate."""
+    now = datetime.now(UTC)
+    with FakeEvolution() as fake:
+        with db.write() as conn:
+            connections.add_connection(
+                conn, "evolution", "evo", "s", {"api_url": fake.url, "api_key": fake.api_key}, now
+            )
+        campaign_admin.create(db, key="paced", connection="evo", text="Hi", template=None,
+                              rate_per_minute=600, start_at=None, name=None, now=now)  # fmt: skip
+        rows = [{"contact_ref": f"c{i}", "recipient": f"+1555{1_000_000 + i}"} for i in range(200)]
+        campaign_admin.add_contacts(db, "paced", rows, None, now)
+        campaign_admin.act(db, "paced", Action.START, now)
+        started = time.monotonic()
+        dispatch_turn(db, settings, budget=1.0)
+        time.sleep(3.0)  # no turn: a stall
+        dispatch_turn(db, settings, budget=5.0 - (time.monotonic() - started - 3.0))
+        times = sorted(r.at for r in fake.requests)
+    span = times[-1] - times[0]
+    achieved = (len(times) - 1) / span * 60
+    assert abs(achieved / 600 - 1) <= 0.05, (achieved, len(times), span)
+    busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
+    assert busiest <= 2 * 10 + 2, busiest

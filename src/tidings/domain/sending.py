@@ -35,6 +35,7 @@ __all__ = [
     "act",
     "check_contact",
     "contact_from_mapping",
+    "next_step_at",
     "placeholders",
     "provisional_id",
     "refused_event",
@@ -178,6 +179,14 @@ def slot_interval(rate_per_minute: int | None, healthy: bool) -> timedelta:
         return timedelta(0)
     seconds = 60.0 / rate_per_minute
     return timedelta(seconds=seconds * (1 if healthy else 2))
+
+
+def next_step_at(following: datetime, now: datetime, interval: timedelta) -> datetime:
+    """When a paced campaign claims its next contact: at its next slot, or, while it is
+    behind its clock (the process stalled, the store was slow), half an interval from now, so
+    the slots it missed are sent at twice its rate until it is on time again, never in a
+    burst."""
+    return max(following, now + interval / 2)
 
 
 _VAR = re.compile(r"var(\d+)")

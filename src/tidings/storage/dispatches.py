@@ -45,9 +45,11 @@ __all__ = [
     "state_of",
 ]
 
-# How far behind its clock a campaign may be and still catch up at full speed; beyond it
-# (after a pause, a stop, a long poll) the clock restarts from now instead of bursting.
-CATCH_UP = timedelta(seconds=2)
+# How far behind its clock a campaign may be and still send the slots it missed (at twice its
+# rate: `domain.sending.next_step_at`), so a stall of the process or the store does not cost
+# the campaign its pace; beyond it (tidings was stopped, say) the clock restarts from now.
+# Starting and resuming restart it too.
+CATCH_UP = timedelta(seconds=30)
 
 _OPEN = (DispatchState.SCHEDULED.value, DispatchState.RUNNING.value)
 
