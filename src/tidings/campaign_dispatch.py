@@ -142,8 +142,25 @@ def dispatch_turn(
         if not mine:
             return TurnReport()
         # Under the lock: no turn elsewhere has a live send this could take for interrupted.
-        recover_interrupted(db, settings, started_at)
+        if _recovery_due(db.url):
+            recover_interrupted(db, settings, started_at)
         return _turn(db, settings, budget, health or connection_health(settings), sleep)
+
+
+# Interrupted sends are those unanswered for minutes, or left by an earlier process: looked for
+# on a process's first turn, then every few seconds rather than on every turn (ten a second,
+# most of what an idle tidings did).
+_RECOVERY_SECONDS = 5.0
+_recovered_at: dict[str, float] = {}
+
+
+def _recovery_due(store: str) -> bool:
+    now = time.monotonic()
+    last = _recovered_at.get(store)
+    if last is not None and now - last < _RECOVERY_SECONDS:
+        return False
+    _recovered_at[store] = now
+    return True
 
 
 def _turn(
