@@ -13,7 +13,7 @@ from sqlalchemy import Connection, event
 
 from tidings.storage import call_lists, connections, inbox, message_lists, sends
 from tidings.storage.call_lists import CallFilter
-from tidings.storage.db import Database
+from tidings.storage.db import Database, Reader
 from tidings.storage.inbox import NewReceipt, ReceiptStatus
 from tidings.storage.message_lists import MessageFilter
 from tidings.storage.messages import blank_row
@@ -277,3 +277,30 @@ def test_a_leads_calls_still_walk_the_lead_index(call_store: Database) -> None:
         assert "SCAN calls" not in plan and "Seq Scan on calls" not in plan, plan
         if call_store.is_sqlite:
             assert "ix_calls_lead_id_started_at" in plan, plan
+
+
+@pytest.mark.parametrize("analyzed", [True, False], ids=["statistics", "no statistics"])
+def test_the_messages_a_batch_touches_are_found_by_their_key_not_by_the_connection(
+    db: Database, analyzed: bool
+) -> None:
+    """Every batch the worker applies looks up the messages its events name by (connection,
+    provider id). That lookup walks the unique index, 50 probes for 50 ids; walking the
+    connection's own index in id order instead read every message of the connection, so each
+    batch cost what the store held (it did, on SQLite, from migration 0009 until this test)."""
+    with db.write() as conn:
+        main = connections.add_connection(conn, "infobip", "main", "s", {}, NOW)
+        conn.execute(messages.insert(), [blank_row(main.id, f"P{i}", NOW) for i in range(COUNT)])
+        if analyzed or not db.is_sqlite:  # PostgreSQL's autovacuum gathers them by itself
+            conn.exec_driver_sql("ANALYZE")
+    wanted = {(main.id, f"P{i}") for i in range(0, COUNT, COUNT // 50)} | {(main.id, "new")}
+
+    def lookup(conn: Connection) -> None:
+        found = Reader(conn, locking=False).rows_by_key(
+            messages, ("connection_id", "provider_message_id"), wanted
+        )
+        assert set(found) == wanted - {(main.id, "new")}
+
+    [plan] = plans(db, lookup)
+    assert "provider_message_id" in plan, plan  # the index probed on both columns
+    assert "ix_messages_connection_id" not in plan, plan
+    assert "SCAN messages" not in plan and "Seq Scan on messages" not in plan, plan

@@ -281,7 +281,9 @@ class Reader:
             statement = insert_ignoring_duplicates(self.conn, table)
             self.conn.execute(statement, [dict(blank(key)) for key in ordered])
         # Grouped by all but the last column, which goes in an IN list: both stores walk the
-        # unique index that way.
+        # unique index that way. Ordered by the key too (rows are locked in that order): an
+        # order by id let SQLite walk another index in id order instead, every row of the
+        # connection (ix_messages_connection_id), so each batch cost what the store held.
         groups: dict[Key, list[Any]] = {}
         for key in ordered:
             groups.setdefault(key[:-1], []).append(key[-1])
@@ -293,7 +295,7 @@ class Reader:
                 query = (
                     select(table)
                     .where(*match, last.in_(values[start : start + _CHUNK]))
-                    .order_by(table.c.id)
+                    .order_by(*fixed, last)
                 )
                 for row in self.rows(query, "wait" if lock else None):
                     found[tuple(getattr(row, name) for name in columns)] = row
