@@ -236,6 +236,7 @@ class _Lane:
     pause_after: int
     sends: SendLoop
     next_at: datetime
+    healthy: bool = True
     unanswered: int = 0
     # Batches out at the provider, oldest first, with their answers to come; whether the last
     # batch recorded got an answer to every send (refusals included) and did not stop the
@@ -286,6 +287,7 @@ class _Lane:
             settings.pause_after_errors,
             sends,
             start,
+            healthy,
         )
 
     def step(self, report: TurnReport) -> bool:
@@ -307,7 +309,7 @@ class _Lane:
             if following is None:
                 self.next_at = now
             elif self.interval:
-                self.next_at = next_step_at(following, now, self.interval)
+                self.next_at = next_step_at(following, now, self.interval, self.healthy)
             else:
                 self.next_at = following
             requests = [self._request(c) for c in claimed]

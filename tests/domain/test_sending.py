@@ -77,6 +77,12 @@ def test_a_campaign_behind_its_clock_sends_the_missed_slots_at_twice_its_rate() 
     assert next_step_at(nearly, NOW, interval) == NOW + timedelta(seconds=0.05)
 
 
+def test_a_campaign_on_an_unhealthy_connection_makes_up_nothing() -> None:
+    halved = timedelta(seconds=0.2)  # 600 a minute, halved
+    behind = NOW - timedelta(seconds=3)
+    assert next_step_at(behind, NOW, halved, healthy=False) == NOW + halved
+
+
 def test_the_text_uses_each_contacts_values() -> None:
     text = "Hi {{ name }}, order {{var1}} ({{var1}})"
     assert placeholders(text) == ["name", "var1"]

@@ -304,3 +304,29 @@ def test_the_messages_a_batch_touches_are_found_by_their_key_not_by_the_connecti
     assert "provider_message_id" in plan, plan  # the index probed on both columns
     assert "ix_messages_connection_id" not in plan, plan
     assert "SCAN messages" not in plan and "Seq Scan on messages" not in plan, plan
+
+
+@pytest.mark.sqlite_only  # PostgreSQL picks by its statistics
+@pytest.mark.parametrize(
+    "where",
+    [
+        CallFilter(lead="L7", type="outgoing"),
+        CallFilter(lead="L7", employee="e3"),
+        CallFilter(lead="L7", employee="e3", type="outgoing", waiting=False),
+    ],
+)
+def test_with_a_lead_named_the_calls_list_walks_the_lead_index(
+    call_store: Database, where: CallFilter
+) -> None:
+    """A lead's calls are few: naming one with an employee or a type must not walk every call
+    of that employee or type in id order (SQLite has no statistics to tell which is fewer)."""
+
+    def page(conn: Connection) -> None:
+        found = call_lists.list_calls(conn, where, None, 5)
+        assert all(r.lead_external_id == "L7" for r in found)
+        assert all(where.type is None or r.type == where.type for r in found)
+        assert all(where.employee is None or r.employee_code == where.employee for r in found)
+
+    [plan] = plans(call_store, page)
+    assert "ix_calls_lead_id_started_at" in plan, plan
+    assert "ix_calls_type_id" not in plan and "ix_calls_employee_id_id" not in plan, plan

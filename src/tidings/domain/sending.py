@@ -181,12 +181,15 @@ def slot_interval(rate_per_minute: int | None, healthy: bool) -> timedelta:
     return timedelta(seconds=seconds * (1 if healthy else 2))
 
 
-def next_step_at(following: datetime, now: datetime, interval: timedelta) -> datetime:
+def next_step_at(
+    following: datetime, now: datetime, interval: timedelta, healthy: bool = True
+) -> datetime:
     """When a paced campaign claims its next contact: at its next slot, or, while it is
     behind its clock (the process stalled, the store was slow), half an interval from now, so
     the slots it missed are sent at twice its rate until it is on time again, never in a
-    burst."""
-    return max(following, now + interval / 2)
+    burst. Not while its connection is unhealthy: then it keeps its halved rate and makes up
+    nothing (the clock restarts once it is `CATCH_UP` behind)."""
+    return max(following, now + (interval / 2 if healthy else interval))
 
 
 _VAR = re.compile(r"var(\d+)")

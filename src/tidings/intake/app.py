@@ -104,7 +104,7 @@ class ConnectionCache:
         loading = self._loading.get(key)
         if loading is None:
             loading = self._loading[key] = asyncio.create_task(self._refresh(key))
-            loading.add_done_callback(lambda _: self._loading.pop(key, None))
+            loading.add_done_callback(lambda done: self._forget(key, done))
         # Shielded: a request that goes away (its client hung up) leaves the read to the others.
         return await asyncio.shield(loading)
 
@@ -115,6 +115,15 @@ class ConnectionCache:
         known = KnownConnection.of(found)
         self._entries[key] = (time.monotonic() + self._ttl, known)
         return known
+
+    def _forget(self, key: tuple[str, str], done: asyncio.Task[KnownConnection | None]) -> None:
+        """The read is over: the next request after a miss reads again. Its failure is taken
+        here too: when every request waiting for it went away (on Python 3.12 and later a
+        shield then leaves it unread), asyncio would log it as an error nobody retrieved;
+        each request still waiting got it."""
+        self._loading.pop(key, None)
+        if not done.cancelled():
+            done.exception()
 
     def _load(self, provider: str, name: str) -> StoredConnection | None:
         with self._db.read() as conn:

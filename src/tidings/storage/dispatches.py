@@ -48,8 +48,9 @@ __all__ = [
 # How far behind its clock a campaign may be and still send the slots it missed (at twice its
 # rate: `domain.sending.next_step_at`), so a stall of the process or the store does not cost
 # the campaign its pace; beyond it (tidings was stopped, say) the clock restarts from now.
-# Starting and resuming restart it too.
-CATCH_UP = timedelta(seconds=30)
+# Starting and resuming restart it too. Kept short: a minute around a stall sends at most
+# this much more than the rate.
+CATCH_UP = timedelta(seconds=10)
 
 _OPEN = (DispatchState.SCHEDULED.value, DispatchState.RUNNING.value)
 
