@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.json_values import json_values
 from tidings import json_text
 
 
@@ -47,20 +48,8 @@ def test_reads_as_json_reads(text: bytes | str) -> None:
     assert _outcome(json_text.loads, text) == _outcome(json.loads, text)
 
 
-_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.integers(min_value=2**60, max_value=2**70)
-    | st.floats()
-    | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=20,
-)
-
-
 @settings(max_examples=300, deadline=None)
-@given(value=_values, cut=st.integers(min_value=0, max_value=200), junk=st.binary(max_size=3))
+@given(value=json_values, cut=st.integers(min_value=0, max_value=200), junk=st.binary(max_size=3))
 def test_any_text_reads_as_json_reads(value: object, cut: int, junk: bytes) -> None:
     whole = json.dumps(value).encode()
     for text in (whole, whole[:cut] + junk, junk + whole, whole.decode()):

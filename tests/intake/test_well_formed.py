@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.json_values import json_values
 from tidings.intake.app import check_well_formed
 
 
@@ -41,15 +42,8 @@ def test_the_verdict_is_jsons(body: bytes) -> None:
     assert (check_well_formed("json", body) is None) == _json_accepts(body)
 
 
-_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=20,
-)
-
-
 @settings(max_examples=300, deadline=None)
-@given(value=_values, cut=st.integers(min_value=0, max_value=200), junk=st.binary(max_size=3))
+@given(value=json_values, cut=st.integers(min_value=0, max_value=200), junk=st.binary(max_size=3))
 def test_any_body_gets_jsons_verdict(value: object, cut: int, junk: bytes) -> None:
     whole = json.dumps(value).encode()
     for body in (whole, whole[:cut] + junk, junk + whole):

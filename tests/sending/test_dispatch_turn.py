@@ -15,6 +15,20 @@ from tidings.storage import connections, dispatches
 from tidings.storage.db import Database
 
 
+def _started(db: Database, fake: FakeEvolution, key: str, contacts: int, rate: int | None) -> None:
+    """A campaign of `contacts` through a connection to `fake`, started."""
+    now = datetime.now(UTC)
+    with db.write() as conn:
+        connections.add_connection(
+            conn, "evolution", "evo", "s", {"api_url": fake.url, "api_key": fake.api_key}, now
+        )
+    campaign_admin.create(db, key=key, connection="evo", text="Hi", template=None,
+                          rate_per_minute=rate, start_at=None, name=None, now=now)  # fmt: skip
+    rows = [{"contact_ref": f"c{i}", "recipient": f"+1555{1_000_000 + i}"} for i in range(contacts)]
+    campaign_admin.add_contacts(db, key, rows, None, now)
+    campaign_admin.act(db, key, Action.START, now)
+
+
 def test_a_turn_whose_time_is_up_records_the_batch_still_out(
     db: Database, settings: Settings
 ) -> None:
@@ -22,20 +36,8 @@ def test_a_turn_whose_time_is_up_records_the_batch_still_out(
     (while sends succeed, one is always out after the first) and records its answers, so no
     contact is left `sending` and every request that reached the provider is a send recorded
     `sent`."""
-    now = datetime.now(UTC)
     with FakeEvolution() as fake:
-        with db.write() as conn:
-            connections.add_connection(
-                conn, "evolution", "evo", "s", {"api_url": fake.url, "api_key": fake.api_key}, now
-            )
-        campaign_admin.create(db, key="big", connection="evo", text="Hi", template=None,
-                              rate_per_minute=None, start_at=None, name=None, now=now)  # fmt: skip
-        rows = [
-            {"contact_ref": f"c{i}", "recipient": f"+1555{1_000_000 + i}"}
-            for i in range(40 * BATCH)
-        ]
-        campaign_admin.add_contacts(db, "big", rows, None, now)
-        campaign_admin.act(db, "big", Action.START, now)
+        _started(db, fake, "big", 40 * BATCH, None)
         report = dispatch_turn(db, settings, budget=2.0)
         arrived = len(fake.requests)
     with db.read() as conn:
@@ -53,17 +55,8 @@ def test_a_stall_costs_a_paced_campaign_no_slots_and_makes_no_burst(
     next turn sends the 30 slots missed at twice the rate until the campaign is on time
     again, so over the whole run it keeps 600 a minute, and no second sees more than twice
     the rate."""
-    now = datetime.now(UTC)
     with FakeEvolution() as fake:
-        with db.write() as conn:
-            connections.add_connection(
-                conn, "evolution", "evo", "s", {"api_url": fake.url, "api_key": fake.api_key}, now
-            )
-        campaign_admin.create(db, key="paced", connection="evo", text="Hi", template=None,
-                              rate_per_minute=600, start_at=None, name=None, now=now)  # fmt: skip
-        rows = [{"contact_ref": f"c{i}", "recipient": f"+1555{1_000_000 + i}"} for i in range(200)]
-        campaign_admin.add_contacts(db, "paced", rows, None, now)
-        campaign_admin.act(db, "paced", Action.START, now)
+        _started(db, fake, "paced", 200, 600)
         started = time.monotonic()
         dispatch_turn(db, settings, budget=1.0)
         time.sleep(3.0)  # no turn: a stall
