@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from tidings.dashboard.charts import MAX_POINTS, rate_chart
 
 
@@ -46,3 +48,13 @@ def test_rates_never_leave_the_frame() -> None:
     assert chart is not None
     assert all(y >= 0 for _, y in _points(chart.delivery))
 
+
+def test_the_times_are_shown_in_the_deployments_zone() -> None:
+    sent = {"2026-12-01 23:30": 1, "2026-12-02 00:10": 1}  # UTC, across midnight
+    utc = rate_chart({"sent": sent, "delivered": {}, "read": {}, "failed": {}})
+    sao_paulo = rate_chart(
+        {"sent": sent, "delivered": {}, "read": {}, "failed": {}}, ZoneInfo("America/Sao_Paulo")
+    )
+    assert utc is not None and sao_paulo is not None
+    assert [label for _, label in utc.x_labels] == ["12-01 23:30", "12-01 23:50", "12-02 00:10"]
+    assert [label for _, label in sao_paulo.x_labels] == ["20:30", "20:50", "21:10"]  # UTC-3

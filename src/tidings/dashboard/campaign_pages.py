@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
@@ -98,8 +99,10 @@ def campaign_page(key: str, request: Request, viewer: Viewer) -> Response:
         rows = message_lists.list_messages(conn, where, cursor_of(request), PAGE + 1)
     found, after = page_of(rows)
     costly, campaign_id = _costly(request), view.id
+    zone = ZoneInfo(request.app.state.settings.timezone)
     chart = costly.get(
-        ("chart", campaign_id), lambda conn: rate_chart(outcomes_by_minute(conn, campaign_id))
+        ("chart", campaign_id),
+        lambda conn: rate_chart(outcomes_by_minute(conn, campaign_id), zone),
     )
     groups = costly.get(
         ("failures", campaign_id, None), lambda conn: failure_groups(conn, campaign_id, None)

@@ -3,13 +3,14 @@
 No chart library and nothing fetched by the browser: the page carries the drawing. Minutes
 are merged into at most `MAX_POINTS` steps; at each step the rates are those of everything
 that happened up to it (delivered ÷ sent, read ÷ delivered), so the last point is the
-campaign's rate as its counters say.
+campaign's rate as its counters say. The times on its axis are in the deployment's zone
+(TIDINGS_TIMEZONE), as every other time on the pages.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 __all__ = ["RateChart", "rate_chart"]
 
@@ -38,8 +39,9 @@ def _ratio(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
 
 
-def rate_chart(by_minute: dict[str, dict[str, int]]) -> RateChart | None:
-    """The chart of `outcomes_by_minute`'s counts; None when nothing was sent yet."""
+def rate_chart(by_minute: dict[str, dict[str, int]], zone: tzinfo = UTC) -> RateChart | None:
+    """The chart of `outcomes_by_minute`'s counts (minutes in UTC), its times shown in `zone`;
+    None when nothing was sent yet."""
     minutes = sorted({m for counts in by_minute.values() for m in counts})
     if not by_minute.get("sent"):
         return None
@@ -63,7 +65,7 @@ def rate_chart(by_minute: dict[str, dict[str, int]]) -> RateChart | None:
     return RateChart(
         delivery=_polyline(delivery),
         read=_polyline(reading),
-        x_labels=_x_labels(first, step, points),
+        x_labels=_x_labels(first, step, points, zone),
         y_labels=tuple((_y(v), f"{int(v * 100)}%") for v in (0.0, 0.5, 1.0)),
         last_delivery=delivery[-1],
         last_read=reading[-1],
@@ -83,9 +85,11 @@ def _polyline(values: list[float]) -> str:
     return " ".join(f"{_x(i, len(values)):.1f},{_y(v):.1f}" for i, v in enumerate(values))
 
 
-def _x_labels(first: datetime, step: int, points: int) -> tuple[tuple[float, str], ...]:
+def _x_labels(
+    first: datetime, step: int, points: int, zone: tzinfo
+) -> tuple[tuple[float, str], ...]:
     marks = sorted({0, points // 2, points - 1})
-    same_day = (first + timedelta(minutes=step * (points - 1))).date() == first.date()
+    times = {i: (first + timedelta(minutes=step * i)).astimezone(zone) for i in marks}
+    same_day = times[marks[-1]].date() == times[0].date()
     shape = "%H:%M" if same_day else "%m-%d %H:%M"
-    return tuple((_x(i, points), (first + timedelta(minutes=step * i)).strftime(shape))
-                 for i in marks)  # fmt: skip
+    return tuple((_x(i, points), times[i].strftime(shape)) for i in marks)
