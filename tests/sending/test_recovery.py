@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from tidings import campaign_admin
-from tidings.campaign_dispatch import recover_interrupted
+from tidings import campaign_admin, campaign_dispatch
+from tidings.campaign_dispatch import dispatch_turn, recover_interrupted
 from tidings.config import Settings
 from tidings.domain.message_changes import Registration
 from tidings.domain.sending import Action
@@ -84,3 +84,19 @@ def test_in_scale_out_only_the_window_closes_sends(db: Database, settings: Setti
     campaign = _campaign_send(db, now - timedelta(seconds=10))
     assert recover_interrupted(db, scale_out, started_at=now) == 0
     assert _status(db, campaign) == "queued"  # another worker may be sending it right now
+
+
+def test_a_turn_looks_for_interrupted_sends_on_the_first_turn_then_every_few_seconds(
+    db: Database, settings: Settings
+) -> None:
+    """Ten turns a second each looking for sends unanswered for minutes was most of an idle
+    tidings' CPU: a process looks on its first turn, then at most every five seconds."""
+    dispatch_turn(db, settings, budget=0.1)  # the first turn looks (nothing to close yet)
+    send_id = _campaign_send(
+        db, datetime.now(UTC) - timedelta(seconds=settings.send_stale_seconds + 60)
+    )
+    dispatch_turn(db, settings, budget=0.1)
+    assert _status(db, send_id) == "queued"  # the last look was under five seconds ago
+    campaign_dispatch._recovered_at[db.url] -= 6  # as if five seconds had passed
+    dispatch_turn(db, settings, budget=0.1)
+    assert _status(db, send_id) == "unknown"
