@@ -97,11 +97,14 @@ def _refuse_when_over(
 
 def client_key(address: str) -> str:
     """Whom an attempt is counted against: the address, or its /64 for IPv6 (one machine
-    usually holds a whole /64)."""
+    usually holds a whole /64). An IPv4 address a proxy passes on as IPv6 (`::ffff:1.2.3.4`)
+    is that IPv4 address: as a /64 it would be every IPv4 client at once."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return address[:64]
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
     if ip.version == 6:
         return str(ipaddress.ip_network(f"{ip}/64", strict=False))
     return str(ip)

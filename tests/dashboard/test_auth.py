@@ -293,4 +293,7 @@ def test_an_ipv6_network_counts_as_one_address() -> None:
     assert user_admin.client_key("2001:db8:1:2::a") == user_admin.client_key("2001:db8:1:2::b")
     assert user_admin.client_key("2001:db8:1:2::a") != user_admin.client_key("2001:db8:1:3::a")
     assert user_admin.client_key("203.0.113.9") == "203.0.113.9"
+    # IPv4 passed on as IPv6 by a proxy: each address its own, not all of IPv4 in one /64
+    assert user_admin.client_key("::ffff:203.0.113.9") == "203.0.113.9"
+    assert user_admin.client_key("::ffff:198.51.100.7") != user_admin.client_key("::ffff:1.2.3.4")
     assert user_admin.client_key("unknown") == "unknown"

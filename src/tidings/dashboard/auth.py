@@ -55,8 +55,15 @@ def _session(request: Request) -> SessionView:
 
 
 def viewer(request: Request) -> SessionView:
-    """The logged-in person; without one, the page redirects to /login."""
-    return _session(request)
+    """The logged-in person; without one, the page redirects to /login. A page's live tag
+    (what the store looked like) is read here, before the page reads what it shows: a change
+    in between then makes its stream refresh it once instead of leaving it stale."""
+    found = _session(request)
+    if request.method == "GET":
+        from tidings.dashboard.live import page_tag  # live imports this module
+
+        request.state.seen = page_tag(request.app.state.db)
+    return found
 
 
 Viewer = Annotated[SessionView, Depends(viewer)]

@@ -104,14 +104,15 @@ def render(
     live: bool = True,
 ) -> Response:
     """A page. With a viewer and `live`, it opens the live stream, telling it what the store
-    looked like as the page was drawn (one cheap read)."""
+    looked like before the page read it (`auth.viewer`; one cheap read)."""
     viewer = getattr(request.state, "viewer", None)
     settings = request.app.state.settings
     live_url = None
     if viewer is not None:
         from tidings.dashboard.live import LIVE_PATH, page_tag  # live imports this module
 
-        live_url = f"{LIVE_PATH}?seen={page_tag(request.app.state.db)}" if live else LIVE_PATH
+        seen = getattr(request.state, "seen", None) or page_tag(request.app.state.db)
+        live_url = f"{LIVE_PATH}?seen={seen}" if live else LIVE_PATH
     full = {
         "request": request,
         "viewer": viewer,
