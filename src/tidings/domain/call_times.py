@@ -107,8 +107,11 @@ def read_stamp(value: object, where: Zones) -> tuple[datetime | None, str | None
         return None, None
     if isinstance(value, bool | list | dict):
         return None, f"{str(value)[:40]!r} is not a time tidings can read"
-    if isinstance(value, int | float) or (isinstance(value, str) and _ascii_digits(value.strip())):
+    if isinstance(value, int | float):
         return _epoch(value)
+    if isinstance(value, str) and _ascii_digits(value.strip()):
+        # Stripped as it was judged: str.strip takes \x1c-\x1f too, which float() refuses.
+        return _epoch(value.strip())
     text = str(value)
     found = _STAMP.fullmatch(text)
     if found is None:
