@@ -12,6 +12,7 @@ json_values = st.recursive(
     | st.booleans()
     | st.integers()
     | st.integers(min_value=2**60, max_value=2**70)
+    | st.integers(min_value=-(2**70), max_value=-(2**60))
     | st.floats()
     | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),

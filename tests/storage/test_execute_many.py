@@ -186,6 +186,19 @@ def test_datetimes_are_stored_in_sqlalchemys_sqlite_format(db: Database, moment:
         ours(moment.replace(tzinfo=None))
 
 
+@pytest.mark.sqlite_only
+def test_recent_times_kept_as_text_convert_as_the_first_time(db: Database) -> None:
+    """Texts of recent times are kept: the same instant in another zone reads the same, and
+    more times than are kept (the keeping starts over) still convert right."""
+    stock = sqlite_dialect.DATETIME().bind_processor(db.engine.dialect)
+    assert stock is not None
+    ours = UTCDateTime().dialect_impl(db.engine.dialect).bind_processor(db.engine.dialect)
+    assert ours is not None
+    moments = [NOW + timedelta(seconds=7 * i, microseconds=i) for i in range(10_000)]
+    for moment in [*moments, *(m.astimezone(SAO_PAULO) for m in reversed(moments))]:
+        assert ours(moment) == stock(moment.astimezone(UTC).replace(tzinfo=None))
+
+
 @pytest.mark.sqlite_only  # on PostgreSQL SQLAlchemy's own path runs and fills the defaults
 def test_rows_leaving_out_a_column_with_a_python_default_are_refused(db: Database) -> None:
     with pytest.raises(ValueError, match="attempts"):

@@ -28,6 +28,7 @@ def make_engine(url: str, timeout: float, pool_size: int, durable_commits: bool)
         engine = create_engine(
             url,
             connect_args={"timeout": timeout, "check_same_thread": False},
+            json_serializer=json_text.dumps,
             json_deserializer=json_text.loads,
             pool_size=pool_size,
             max_overflow=10,
@@ -37,6 +38,7 @@ def make_engine(url: str, timeout: float, pool_size: int, durable_commits: bool)
         return engine
     return create_engine(
         url,
+        json_serializer=json_text.dumps,
         json_deserializer=json_text.loads,
         pool_size=pool_size,
         max_overflow=10,

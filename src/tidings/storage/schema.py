@@ -55,6 +55,28 @@ __all__ = [
 ]
 
 
+# The SQLite texts of recent times. A batch's rows share a few times (the batch's `now`, a
+# receipt's arrival), and formatting one costs as much as forty dictionary lookups. Aware
+# datetimes are equal only for the same instant, whose text is the same whatever its zone; a
+# naive one is never equal to a key, so it still reaches the check.
+_TEXTS: dict[datetime, str] = {}
+_TEXTS_KEPT = 4096
+
+
+def _sqlite_text(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    text = _TEXTS.get(value)
+    if text is None:
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use an aware UTC datetime")
+        text = value.astimezone(UTC).isoformat(" ", "microseconds")[:26]  # no "+00:00"
+        if len(_TEXTS) >= _TEXTS_KEPT:
+            _TEXTS.clear()
+        _TEXTS[value] = text
+    return text
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in and out, whatever the database keeps (SQLite keeps naive text)."""
 
@@ -75,15 +97,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         SQLAlchemy's SQLite DATETIME storage format (tests/storage/test_execute_many.py)."""
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
-
-        def process(value: datetime | None) -> str | None:
-            if value is None:
-                return None
-            if value.tzinfo is None:
-                raise ValueError("naive datetime given to the store; use an aware UTC datetime")
-            return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]  # no "+00:00"
-
-        return process
+        return _sqlite_text
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
