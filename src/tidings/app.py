@@ -3,7 +3,6 @@ scheduler when this process runs them. The composition root: everything is wired
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
@@ -15,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tidings import __version__
+from tidings import __version__, collector
 from tidings.api import admin, bulk, calls, campaigns, intake_docs, outbound
 from tidings.api.docs_pages import add_docs_pages
 from tidings.api.routes import router
@@ -94,11 +93,7 @@ def create_app(
         await rejection_writer.start()
         if worker:
             worker.start()
-        # Everything built so far lives as long as the process. Frozen, it is left out of the
-        # garbage collector's full passes, which otherwise stalled every request for ~90 ms a
-        # few times a minute under load (the p99 of acknowledgements).
-        gc.collect()
-        gc.freeze()
+        collector.settle()  # everything built so far lives as long as the process
         try:
             yield
         finally:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import gc
 import multiprocessing
 import os
 import signal
@@ -22,6 +21,7 @@ import threading
 from multiprocessing.connection import Connection
 from typing import Any
 
+from tidings import collector
 from tidings.config import Settings
 from tidings.logging import configure_logging, get_logger
 from tidings.storage import write_turns
@@ -92,8 +92,7 @@ def _run(settings_json: str, parent_pid: int, reader: Connection, waiting: Any) 
     db = worker_database(settings)
     threads = WorkerAndSchedulerThreads(db, settings, wake=PipeWakeEvent(reader, None))
     threads.start()
-    gc.collect()  # as in `serve`: long-lived objects out of the collector's full passes
-    gc.freeze()
+    collector.settle()
     while not stop.wait(1.0):
         if os.getppid() != parent_pid:
             break

@@ -3,13 +3,13 @@ process, logging through tidings' masked handler."""
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 from typing import Any, Final, cast
 
 from celery import signals
 
+from tidings import collector
 from tidings.config import Settings
 from tidings.logging import configure_logging, get_logger
 from tidings.worker.celery.beat import beat_schedule
@@ -62,8 +62,7 @@ def run_worker(
             tasks.close()
 
     def process_init(**_: Any) -> None:
-        gc.collect()  # as in `serve`: long-lived objects out of the collector's full passes
-        gc.freeze()
+        collector.settle()
 
     signals.worker_ready.connect(ready, weak=False)
     signals.worker_process_init.connect(process_init, weak=False)
