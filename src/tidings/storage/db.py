@@ -310,7 +310,7 @@ class Reader:
         if not self._locking and self.conn.dialect.name == "sqlite":
             first = self._next_ids.get(table.name)
             if first is None:
-                first = int(self.conn.execute(select(func.max(table.c.id))).scalar() or 0) + 1
+                first = int(self.conn.execute(_largest_id(table)).scalar() or 0) + 1
             self._next_ids[table.name] = first + count
             return list(range(first, first + count))
         sequence = func.nextval(func.pg_get_serial_sequence(table.name, "id"))
@@ -341,6 +341,12 @@ def _insert_ignoring(dialect: str, table: Table) -> Insert:
     if dialect == "sqlite":
         return sqlite.insert(table).on_conflict_do_nothing()
     return postgresql.insert(table).on_conflict_do_nothing()
+
+
+@lru_cache(maxsize=32)
+def _largest_id(table: Table) -> Select[tuple[Any]]:
+    """Built once per table: building a statement costs more than SQLite's answer."""
+    return select(func.max(table.c.id))
 
 
 @lru_cache(maxsize=32)
