@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tidings.domain.errors import Invalid, NotFound
+from tidings.domain.errors import Invalid
 from tidings.domain.recipients import InvalidRecipient, normalise_recipient
 from tidings.domain.sending import (
     Action,
@@ -145,8 +145,8 @@ def add_contacts(
     """Check every contact alone and add those that pass: one result per item, in order."""
     with db.read() as conn:
         view = dispatches.get(conn, key)
-    if view is None:
-        raise NotFound(f"tidings does not send a campaign {key!r} (create it first)")
+        if view is None:
+            raise dispatches.not_sent(conn, key)
     needed = placeholders(view.text) if view.text else []
     results: list[RowResult | None] = []
     good: list[tuple[int, Contact]] = []

@@ -1,5 +1,7 @@
 """One `tidings serve` per SQLite file: a second one would fight the first for the write lock
-and run a second worker on the same inbox, so it is refused with the holder's pid.
+and run a second worker on the same inbox, so it is refused with the holder's pid. Commands
+that must have the file to themselves (`vacuum`, `migrate-data`'s source) take the same lock:
+they are refused while `serve` runs, and `serve` is refused while they do.
 
 The lock is an fcntl lock on `<database>.serve.lock`, held for the life of the process: the
 kernel releases it when the process dies, however it dies, so a stale file never blocks.
@@ -22,8 +24,9 @@ class AlreadyServing(TidingsError):
 
 
 class ServeLock:
-    def __init__(self, database: Path) -> None:
+    def __init__(self, database: Path, holder: str = "serve") -> None:
         self.database = database
+        self.holder = holder  # the command that takes it, named to whoever is refused
         self.path = database.with_name(database.name + ".serve.lock")
         self._file: IO[str] | None = None
 
@@ -34,15 +37,16 @@ class ServeLock:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             handle.seek(0)
-            holder = handle.read().strip() or "unknown"
+            pid, _, command = handle.read().strip().partition(" ")
             handle.close()
             raise AlreadyServing(
-                f"another tidings serve (pid {holder}) already serves {self.database} "
+                f"another tidings {command or 'serve'} (pid {pid or 'unknown'}) already "
+                f"{'serves' if command in ('', 'serve') else 'uses'} {self.database} "
                 f"(lock {self.path}); stop it first, or point TIDINGS_DATABASE_URL elsewhere"
             ) from None
         handle.seek(0)
         handle.truncate()
-        handle.write(f"{os.getpid()}\n")
+        handle.write(f"{os.getpid()} {self.holder}\n")
         handle.flush()
         self._file = handle
 

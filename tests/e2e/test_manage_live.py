@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import TIDINGS, free_port, serving
 from tests.e2e.payloads import evolution_update
+from tidings.serve_lock import ServeLock
 
 
 def _tidings(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -68,3 +69,31 @@ def test_a_second_serve_on_the_same_file_is_refused(tmp_path: Path, db_url: str)
         assert second.returncode == 1
         assert f"another tidings serve (pid {first.pid}) already serves" in second.stderr
         assert "Traceback" not in second.stderr
+
+
+@pytest.mark.sqlite_only
+def test_vacuum_and_migrate_data_are_refused_while_serve_runs(tmp_path: Path, db_url: str) -> None:
+    env, port = _env(db_url), free_port()
+    target = f"sqlite:///{tmp_path / 'copy.db'}"
+    with serving(env, port, tmp_path / "serve.log") as first:
+        for command in (["vacuum"], ["migrate-data", "--from", db_url, "--to", target]):
+            refused = _tidings(env, *command)
+            assert refused.returncode == 1, command
+            assert f"another tidings serve (pid {first.pid}) already serves" in refused.stderr
+            assert "Traceback" not in refused.stderr
+    assert _tidings(env, "vacuum").returncode == 0  # serve stopped: it runs
+
+
+@pytest.mark.sqlite_only
+def test_serve_is_refused_while_a_vacuum_holds_the_file(tmp_path: Path, db_url: str) -> None:
+    env = _env(db_url)
+    assert _tidings(env, "migrate").returncode == 0
+    database = Path(db_url.removeprefix("sqlite:///"))
+    held = ServeLock(database, "vacuum")
+    held.acquire()
+    try:
+        refused = _tidings(env, "serve", "--port", str(free_port()))
+    finally:
+        held.release()
+    assert refused.returncode == 1
+    assert f"another tidings vacuum (pid {os.getpid()}) already uses" in refused.stderr

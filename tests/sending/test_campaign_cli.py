@@ -4,12 +4,16 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 from click.testing import CliRunner
+from sqlalchemy import insert
 
 from tests.test_cli_manage import ok, refused
 from tidings.cli import main
+from tidings.storage.db import Database
+from tidings.storage.schema import campaigns
 
 CSV = (
     "contact_ref,recipient,name,var1\n"
@@ -76,4 +80,21 @@ def test_mistakes_end_in_one_line(migrated: CliRunner, tmp_path: Path) -> None:
     bad.write_text("phone,name\n+5531980000001,Ana\n")
     assert "must name contact_ref, recipient" in refused(
         cli, "campaign", "add-contacts", "t", str(bad)
+    )
+
+
+def test_a_key_that_tracks_messages_sent_elsewhere_says_so(
+    migrated: CliRunner, db: Database
+) -> None:
+    """A campaign named by registrations or webhooks is tracked, not sent: creating one to send
+    under its key, or starting it, says why not."""
+    cli = migrated
+    ok(cli, "connection", "add", "callbell", "cb", "--secret", "s")
+    with db.write() as conn:
+        conn.execute(insert(campaigns).values(key="tracked", created_at=datetime.now(UTC)))
+    assert "'tracked' already tracks messages sent elsewhere" in refused(
+        cli, "campaign", "create", "tracked", "--connection", "cb", "--text", "x"
+    )
+    assert "'tracked' only tracks messages sent elsewhere" in refused(
+        cli, "campaign", "start", "tracked"
     )

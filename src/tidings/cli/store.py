@@ -3,20 +3,38 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import click
 
 from tidings.cli.common import now, settings, store
 from tidings.domain.errors import Conflict, NotFound, StorageUnavailable
+from tidings.serve_lock import ServeLock
 from tidings.storage import connections, inbox
 from tidings.storage.db import Database
 from tidings.storage.inbox import ReceiptStatus
 from tidings.storage.migrate import current_revision, head_revision, upgrade
-from tidings.storage.readiness import checked_url, open_ready
+from tidings.storage.readiness import checked_url, open_ready, sqlite_file
 from tidings.storage.recount import recount as recount_counters
 
 __all__ = ["migrate", "migrate_data", "recount", "replay", "vacuum"]
+
+
+@contextmanager
+def _alone(url: str, command: str) -> Iterator[None]:
+    """The SQLite file to this command alone: refused while `tidings serve` runs on it (whose
+    writes it would block, or miss), and `serve` refused until it is done."""
+    path = sqlite_file(url)
+    lock = ServeLock(path, command) if path is not None and path.is_file() else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 @click.command()
@@ -51,9 +69,10 @@ def migrate_data(source_url: str, target_url: str) -> None:
     checked_url(target_url)
     target = Database(target_url, config.store_timeout_seconds)
     try:
-        total = sum(count_rows(source).values())
-        with click.progressbar(length=total, label="copying rows", show_pos=True) as bar:
-            counts = copy_store(source, target, lambda _table, n: bar.update(n))
+        with _alone(source_url, "migrate-data"):
+            total = sum(count_rows(source).values())
+            with click.progressbar(length=total, label="copying rows", show_pos=True) as bar:
+                counts = copy_store(source, target, lambda _table, n: bar.update(n))
     except (Conflict, StorageUnavailable) as error:
         raise click.ClickException(str(error)) from None
     finally:
@@ -134,8 +153,10 @@ def vacuum() -> None:
     disk from then on (a SQLite store created by an earlier tidings needs it once).
 
     On SQLite this holds the write lock throughout and needs free disk about the size of the
-    store: minutes for gigabytes. Stop tidings serve first (webhooks meanwhile would get 503)."""
-    with store(settings()) as db:
+    store: minutes for gigabytes. Refused while tidings serve runs on the file (webhooks
+    meanwhile would get 503)."""
+    config = settings()
+    with store(config) as db, _alone(config.database_url, "vacuum"):
         before = sum(db.disk_usage())
         click.echo(f"vacuuming {before / 2**20:.1f} MiB; this can take minutes")
         shown = [0]

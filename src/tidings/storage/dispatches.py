@@ -37,6 +37,7 @@ __all__ = [
     "get",
     "has_work",
     "list_contacts",
+    "not_sent",
     "one_turn_at_a_time",
     "pause",
     "running",
@@ -159,8 +160,23 @@ def _lock(conn: Connection, campaign_id: int) -> None:
 def _require(conn: Connection, key: str) -> DispatchView:
     found = get(conn, key)
     if found is None:
-        raise NotFound(f"tidings does not send a campaign {key!r} (create it first)")
+        raise not_sent(conn, key)
     return found
+
+
+def not_sent(conn: Connection, key: str) -> NotFound:
+    """The error for a campaign tidings does not send: none by that key, or one that only
+    tracks messages sent elsewhere (registered, or named in webhooks)."""
+    if _taken(conn, key):
+        return NotFound(
+            f"campaign {key!r} only tracks messages sent elsewhere; tidings sends campaigns "
+            "made with `campaign create` (POST /v1/campaigns), under a key of their own"
+        )
+    return NotFound(f"tidings does not send a campaign {key!r} (create it first)")
+
+
+def _taken(conn: Connection, key: str) -> bool:
+    return conn.execute(select(campaigns.c.id).where(campaigns.c.key == key)).first() is not None
 
 
 def create(
@@ -177,7 +193,12 @@ def create(
 ) -> DispatchView:
     """A new campaign to send, in `draft`. Conflict when the key is taken: by a campaign
     tidings sends, or by one whose messages were registered (its counters would mix)."""
-    if conn.execute(select(campaigns.c.id).where(campaigns.c.key == key)).first() is not None:
+    if _taken(conn, key):
+        if get(conn, key) is None:
+            raise Conflict(
+                f"campaign {key!r} already tracks messages sent elsewhere (its counters would "
+                "mix); a campaign tidings sends needs a key of its own"
+            )
         raise Conflict(f"a campaign {key!r} already exists; choose another key")
     campaign_id = conn.execute(
         insert(campaigns).values(key=key, created_at=now).returning(campaigns.c.id)
