@@ -186,8 +186,8 @@ def deliveries_replay(
 ) -> None:
     """Send deliveries again with the same webhook ids: those named, or every event since a
     date (of one subscription, or of all), optionally only those in a status (e.g. dead)."""
-    if not (delivery_ids or subscription_id or since):
-        raise click.UsageError("name deliveries or give --subscription and/or --since")
+    if not (delivery_ids or subscription_id or since or status):
+        raise click.UsageError("name deliveries or give --subscription, --since or --status")
     since_at = _since(since) or datetime(1970, 1, 1, tzinfo=UTC)
     at = now()
     with store(settings()) as db:
@@ -207,7 +207,8 @@ def deliveries_replay(
                     raise NotFound(f"no subscription with id {subscription_id}")
             wanted = DeliveryStatus(status) if status else None
             count = sum(deliveries.replay_range(db, s.id, since_at, at, at, wanted) for s in subs)
-    click.echo(f"{count} deliveries queued to be sent again (a running sender picks them up)")
+    noun = "delivery" if count == 1 else "deliveries"
+    click.echo(f"{count} {noun} queued to be sent again (a running sender picks them up)")
 
 
 @deliveries_group.command("list")
