@@ -22,6 +22,7 @@ from tidings.domain.sending import (
     check_contact,
     contact_from_mapping,
     placeholders,
+    unknown_placeholders,
 )
 from tidings.providers.senders import SENDERS, SENDS_TEMPLATES
 from tidings.storage import connections, dispatches
@@ -66,10 +67,12 @@ def create(
     start_at: datetime | None,
     name: str | None,
     now: datetime,
+    contacts: Sequence[Any] = (),
 ) -> DispatchView:
-    """A campaign to send, in draft. Invalid for a missing or doubled text/template, a rate out
-    of range, a connection that cannot send; NotFound for an unknown connection; Conflict
-    for a key already used."""
+    """A campaign to send, in draft. Invalid for a missing or doubled text/template, a text
+    using a variable none of the `contacts` about to be added has, a rate out of range, a
+    connection that cannot send; NotFound for an unknown connection; Conflict for a key
+    already used."""
     key = key.strip()
     if not key or len(key) > _LIMITS["key"]:
         raise Invalid(f"the campaign key must have 1 to {_LIMITS['key']} characters")
@@ -79,6 +82,10 @@ def create(
         raise Invalid("a campaign sends either a text or a template (not both)")
     if text is not None and not text.strip():
         raise Invalid("the campaign's text is empty")
+    unknown = unknown_placeholders(text, contacts) if text is not None and contacts else []
+    if unknown:
+        used = ", ".join(f"{{{{{n}}}}}" for n in unknown)
+        raise Invalid(f"the text uses {used}, which none of the contacts has (a typo?)")
     if template is not None and not str(template.get("name") or "").strip():
         raise Invalid("the template needs a name")
     if rate_per_minute is not None and not 1 <= rate_per_minute <= MAX_RATE:

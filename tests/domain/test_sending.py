@@ -19,6 +19,7 @@ from tidings.domain.sending import (
     render,
     slot_interval,
     template_variables,
+    unknown_placeholders,
 )
 
 NOW = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
@@ -106,3 +107,14 @@ def test_a_contact_value_that_is_not_text_is_refused() -> None:
 def test_the_provisional_id_is_the_same_for_the_same_key() -> None:
     assert provisional_id("k") == provisional_id("k") != provisional_id("k2")
     assert provisional_id("k").startswith("tidings-send-") and len(provisional_id("k")) < 200
+
+
+def test_unknown_placeholders_are_those_no_contact_names() -> None:
+    items = [
+        {"contact_ref": "a", "recipient": "+1", "name": "Ana"},
+        {"contact_ref": "b", "recipient": "+2", "variables": {"order": "7"}},
+        "not a contact",
+    ]
+    text = "Hi {{name}}, {{order}} {{nmae}} {{nmae}} {{var1}}"
+    assert unknown_placeholders(text, items) == ["nmae", "var1"]
+    assert unknown_placeholders("Hi {{name}}", items) == []

@@ -98,3 +98,16 @@ def test_a_key_that_tracks_messages_sent_elsewhere_says_so(
     assert "'tracked' only tracks messages sent elsewhere" in refused(
         cli, "campaign", "start", "tracked"
     )
+
+
+def test_a_variable_no_contact_has_is_refused_before_the_campaign_exists(
+    migrated: CliRunner, tmp_path: Path
+) -> None:
+    cli = migrated
+    ok(cli, "connection", "add", "callbell", "cb", "--secret", "s")
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text(CSV)
+    line = refused(cli, "campaign", "create", "typo", "--connection", "cb",
+                   "--text", "Hi {{nmae}}, {{var1}}", "--contacts", str(contacts))  # fmt: skip
+    assert "the text uses {{nmae}}, which none of the contacts has" in line
+    assert "no campaign with key 'typo'" in refused(cli, "campaign", "status", "typo")

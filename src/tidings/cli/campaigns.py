@@ -99,6 +99,7 @@ def campaign_create(
             start_at=moment(start_at, config.timezone, "--start-at"),
             name=name,
             now=now(),
+            contacts=rows[0] if rows is not None else (),
         )
         click.echo(f"created campaign {key!r} (draft) on connection {connection!r}")
         failed = _add(db, key, rows, config.default_region) if rows is not None else 0

@@ -43,6 +43,7 @@ __all__ = [
     "slot_interval",
     "template_variables",
     "unknown_event",
+    "unknown_placeholders",
 ]
 
 
@@ -212,6 +213,18 @@ def placeholders(text: str) -> list[str]:
         if name not in seen:
             seen.append(name)
     return seen
+
+
+def unknown_placeholders(text: str, items: Sequence[Any]) -> list[str]:
+    """The variables the text uses that no contact has at all: a typo in the text or in the
+    CSV's header, to refuse before the campaign exists rather than on every row after."""
+    named: set[str] = set()
+    for item in items:
+        if isinstance(item, Mapping):
+            nested = item.get("variables")
+            inner = nested.keys() if isinstance(nested, Mapping) else ()
+            named.update(str(key).strip() for key in [*item.keys(), *inner])
+    return [name for name in placeholders(text) if name not in named]
 
 
 def render(text: str, variables: Mapping[str, str]) -> str:
