@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tidings import __version__, collector
 from tidings.api import admin, bulk, calls, campaigns, intake_docs, outbound
+from tidings.api.body_limit import BodyLimit
 from tidings.api.docs_pages import add_docs_pages
 from tidings.api.routes import router
 from tidings.api.support import ApiError, error_response
@@ -43,12 +44,13 @@ class _Front:
     def __init__(self, intake: Intake, api: FastAPI) -> None:
         self.intake = intake
         self.api = api
+        self._capped = BodyLimit(api)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/hooks/"):
             await self.intake(scope, receive, send)
         else:
-            await self.api(scope, receive, send)
+            await self._capped(scope, receive, send)
 
 
 class _Background(Wakeable, Protocol):

@@ -2,7 +2,8 @@
 
 A campaign of 50,000 messages is registered in a few calls instead of 50,000: items are
 checked one by one (a bad item is that item's error, never the request's), then applied through
-the same unit of work as a single registration, one transaction per chunk.
+the same unit of work as a single registration, one transaction per chunk. Bulk never sends: a
+send goes through POST /v1/messages, one message and one provider call at a time.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from tidings.api.models import RegisterMessage
 from tidings.api.support import Db, require_token
@@ -29,12 +30,21 @@ MAX_ITEMS = 10_000
 # Registrations per transaction: large enough to cost little per item, small enough that a
 # transaction never holds SQLite's write lock for long.
 _CHUNK = 1_000
+# What only a send carries: an item with one would be sent by POST /v1/messages, not registered.
+_SEND_ONLY = ("text", "template", "subject")
+_NOT_A_SEND = (
+    'bulk registers messages sent elsewhere; send one message with POST /v1/messages and "send": '
+    "true (a registration has a provider_message_id and no send, text, template or subject)"
+)
+_BOOL = TypeAdapter(bool)
 
 
 class BulkRegister(BaseModel):
     items: list[Any] = Field(
         max_length=MAX_ITEMS,
-        description="Registrations, each shaped like the body of POST /v1/messages.",
+        description="Registrations of messages sent elsewhere, each shaped like the body of "
+        'POST /v1/messages but with a provider_message_id and without "send", text, template '
+        "or subject (an item that sends is that item's error).",
     )
 
 
@@ -60,7 +70,10 @@ def _error(index: int, code: str, message: str) -> BulkItem:
 
 @router.post("/messages/bulk", response_model=BulkResult)
 def register_bulk(body: BulkRegister, db: Db, request: Request) -> BulkResult:
-    """Register up to 10,000 messages sent elsewhere: one result per item, in order."""
+    """Register up to 10,000 messages sent elsewhere: one result per item, in order.
+
+    Nothing is sent: an item with `"send": true`, `text`, `template` or `subject`, or without
+    a `provider_message_id`, is that item's `invalid_request` error."""
     now = datetime.now(UTC)
     region = request.app.state.settings.default_region
     with db.read() as conn:
@@ -96,6 +109,8 @@ def _check(
     now: datetime,
 ) -> Registering | BulkItem:
     """The item as a registration, or its error."""
+    if _asks_to_send(raw):
+        return _error(index, "invalid_request", f"items.{index}: {_NOT_A_SEND}")
     try:
         item = RegisterMessage.model_validate(raw)
     except ValidationError as error:
@@ -104,6 +119,10 @@ def _check(
             for e in error.errors()
         )
         return _error(index, "invalid_request", problems)
+    if item.send or item.provider_message_id is None:
+        # Never reached past _asks_to_send, but a registration without the provider's id
+        # would be stored under "" and collide with the next one.
+        return _error(index, "invalid_request", f"items.{index}: {_NOT_A_SEND}")
     connection = known.get(item.connection)
     if connection is None:
         return _error(index, "unknown_connection", f"no connection named {item.connection!r}")
@@ -114,3 +133,19 @@ def _check(
         except InvalidRecipient as error:
             return _error(index, "invalid_recipient", f"items.{index}.recipient: {error}")
     return Registering(connection, item.registration(recipient, connection.provider), now)
+
+
+def _asks_to_send(raw: Any) -> bool:
+    """Whether the item is a send, or lacks the id only a send may lack: it is refused with why
+    bulk does not send, not with the single route's advice to add `"send": true`."""
+    if not isinstance(raw, dict):
+        return False  # the model says what it should be
+    try:
+        send = _BOOL.validate_python(raw.get("send", False))
+    except ValidationError:
+        send = False  # the model names the bad value
+    return (
+        send
+        or raw.get("provider_message_id") is None
+        or any(raw.get(field) is not None for field in _SEND_ONLY)
+    )

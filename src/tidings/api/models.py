@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from tidings.domain.message_changes import Registration
 from tidings.providers.registry import get_provider
@@ -116,6 +123,18 @@ class RegisterMessage(BaseModel):
     subject: str | None = Field(
         default=None, max_length=998, pattern=NO_NUL, description="Email only."
     )
+
+    @field_validator("sent_at")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        """Stored in UTC: a time with no UTC equivalent (year 1 ahead of UTC, year 9999 behind
+        it) is refused by name here, not failed with a 500 when it is converted."""
+        if value is None:
+            return None
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("out of range once converted to UTC") from None
 
     @model_validator(mode="after")
     def _send_or_register(self) -> RegisterMessage:
