@@ -122,7 +122,7 @@ def test_replay_by_status_and_connection(cli: CliRunner, db_url: str) -> None:
         )
     assert cli.invoke(main, ["replay"]).exit_code == 2
     result = run(cli, "replay", "--status", "dead", "--connection", "main")
-    assert result.output.startswith("1 receipts queued")
+    assert result.output.startswith("1 receipt queued")
     with db.read() as conn:
         statuses = dict(
             conn.execute(

@@ -152,7 +152,7 @@ def _add(db: Database, key: str, found: Rows, region: str | None) -> int:
                 else:
                     problems.append(f"line {lines[start + result.row - 1]}: {result.error}")
             bar.update(len(chunk))
-    click.echo(f"{added} contacts added to {key!r}")
+    click.echo(f"{added} {'contact' if added == 1 else 'contacts'} added to {key!r}")
     for problem in problems:
         click.echo(problem, err=True)
     if problems:

@@ -126,7 +126,8 @@ def replay(
             connection_id=connection_id,
             since=since_at,
         )
-    click.echo(f"{count} receipts queued for replay (a running worker picks them up)")
+    noun = "receipt" if count == 1 else "receipts"
+    click.echo(f"{count} {noun} queued for replay (a running worker picks them up)")
 
 
 @click.command()
