@@ -5,6 +5,7 @@ Environment variables win over the file, so one setting can be overridden withou
 
 from __future__ import annotations
 
+import logging  # the standard library's
 import math
 import os
 from pathlib import Path
@@ -21,6 +22,7 @@ from tidings.domain.addresses import AddressPolicy
 from tidings.domain.call_times import zone_named
 from tidings.domain.calls import LOCALES, locale_of
 from tidings.domain.recipients import REGIONS
+from tidings.storage.engine import sqlite_url_problem
 
 __all__ = ["Settings", "load_settings"]
 
@@ -123,6 +125,26 @@ class Settings(BaseSettings):
         if not delays or any(d < 0 for d in delays):
             raise ValueError("must list at least one non-negative delay in seconds")
         return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _sqlite_store_is_a_file(cls, value: str) -> str:
+        """Refused here, at start, rather than as a traceback from the first connection."""
+        problem = sqlite_url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level_is_known(cls, value: str) -> str:
+        """The name `configure_logging` and Celery take; refused at start, not on first use."""
+        level = logging.getLevelNamesMapping().get(value.strip().upper())
+        if level is None:
+            raise ValueError(
+                f"{value!r} is not a log level: use DEBUG, INFO, WARNING, ERROR or CRITICAL"
+            )
+        return str(logging.getLevelName(level))
 
     @field_validator("default_region")
     @classmethod

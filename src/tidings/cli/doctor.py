@@ -17,7 +17,7 @@ from tidings.domain.errors import TidingsError
 from tidings.storage import users
 from tidings.storage.db import Database
 from tidings.storage.message_lists import message_count_estimate
-from tidings.storage.readiness import StoreNotReady, open_ready, safe_url
+from tidings.storage.readiness import open_ready, safe_url
 from tidings.storage.recount import last_recount
 from tidings.storage.recount import recount as recount_counters
 
@@ -57,7 +57,7 @@ def doctor() -> None:
 def _check_store(url: str, timeout: float, report: Report) -> None:
     try:
         db = open_ready(url, timeout)
-    except StoreNotReady as error:
+    except TidingsError as error:  # not ready, or no store at all (a file of something else)
         report(False, "store", str(error))
         return
     try:

@@ -2,7 +2,8 @@
 
 Half of `storage.db`, kept apart for size: SQLite in WAL mode with explicit BEGINs and a
 polling wait for its one write lock, incremental auto-vacuum and a bounded WAL; PostgreSQL with
-pool pre-ping and a lock timeout. Nothing else outside `storage.db` imports it.
+pool pre-ping and a lock timeout. Only `storage.db` imports it, and `config`, which refuses
+a SQLite URL naming no file (`sqlite_url_problem`) up front.
 """
 
 from __future__ import annotations
@@ -17,14 +18,52 @@ from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 
 from tidings import json_text
-from tidings.domain.errors import StorageUnavailable
+from tidings.domain.errors import StorageUnavailable, TidingsError
 from tidings.storage import write_turns
 
-__all__ = ["make_engine", "safe_url", "unavailable_on_failure"]
+__all__ = [
+    "NotAStore",
+    "make_engine",
+    "safe_url",
+    "sqlite_url_problem",
+    "unavailable_on_failure",
+]
+
+
+class NotAStore(TidingsError):
+    """The URL or the file it names cannot hold a tidings store. No retry helps, so unlike
+    StorageUnavailable it ends a command with its one-line message."""
+
+
+def sqlite_url_problem(url: str) -> str | None:
+    """Why a SQLite URL cannot be a tidings store (None when it can, or is not SQLite).
+
+    Several processes share the store, so it must be a file: an in-memory database would be
+    one per connection, and SQLAlchemy's pool for it refuses the pool settings besides.
+    """
+    try:
+        parsed = make_url(url)
+    except exc.ArgumentError:
+        return None  # not a URL at all: readiness.checked_url says so
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    shown = url if parsed.password is None else safe_url(url)
+    if parsed.host:
+        return (
+            f"{shown} names a host, not a file: write sqlite:///{parsed.host}"
+            f"{'/' + parsed.database if parsed.database else ''} for a path relative to the "
+            "working directory, or sqlite:////path/to/tidings.db for an absolute one"
+        )
+    if parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory":
+        return f"{shown} names no file; use sqlite:////path/to/tidings.db"
+    return None
 
 
 def make_engine(url: str, timeout: float, pool_size: int, durable_commits: bool) -> Engine:
     if url.startswith("sqlite"):
+        problem = sqlite_url_problem(url)
+        if problem is not None:
+            raise NotAStore(f"database URL {problem}")
         engine = create_engine(
             url,
             connect_args={"timeout": timeout, "check_same_thread": False},
@@ -97,7 +136,8 @@ def _configure_sqlite(engine: Engine, timeout: float, durable_commits: bool) -> 
 @contextmanager
 def unavailable_on_failure(url: str) -> Iterator[None]:
     """Every failure that means "cannot commit right now" leaves as StorageUnavailable, so the
-    intake can answer 503 and the provider retries."""
+    intake can answer 503 and the provider retries; a file that is no SQLite database, which
+    no retry mends, as NotAStore."""
     try:
         yield
     except exc.OperationalError as error:
@@ -109,6 +149,12 @@ def unavailable_on_failure(url: str) -> Iterator[None]:
     except exc.DBAPIError as error:
         if error.connection_invalidated:
             raise StorageUnavailable(f"store {safe_url(url)} dropped the connection") from error
+        if getattr(error.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:
+            where = make_url(url).database
+            raise NotAStore(
+                f"the store at {where} is not an SQLite database: set TIDINGS_DATABASE_URL "
+                "to the store's file, or move this file away and run tidings migrate"
+            ) from error
         raise
 
 
