@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from tidings import connection_admin
 from tidings.api.models import ConnectionOut, ErrorOut, Page
@@ -31,7 +31,14 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], responses=_ERRORS)
 
 
+# A misspelt field ("secrt") must not be dropped silently (a 200 that changed nothing): it
+# is refused by name, as a registration's is.
+_FORBID = ConfigDict(extra="forbid")
+
+
 class NewConnection(BaseModel):
+    model_config = _FORBID
+
     provider: str = Field(description="evolution, callbell, meta, infobip, twilio or callyzer.")
     name: str = Field(description="Unique among connections in use; a segment of the URL.")
     secret: str | None = Field(
@@ -43,6 +50,8 @@ class NewConnection(BaseModel):
 
 
 class ConnectionChange(BaseModel):
+    model_config = _FORBID
+
     secret: str | None = Field(default=None, description="The new secret, when it changes.")
     options: dict[str, str | None] = Field(
         default_factory=dict,

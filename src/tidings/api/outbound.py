@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
-from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from tidings import subscription_admin
 from tidings.api.models import ErrorOut, Page
@@ -38,7 +38,14 @@ _TYPES = (
 )
 
 
+# A misspelt field ("enabld") must not be dropped silently (a 200 that changed nothing): it
+# is refused by name, as a registration's is.
+_FORBID = ConfigDict(extra="forbid")
+
+
 class NewSubscription(BaseModel):
+    model_config = _FORBID
+
     url: str = Field(description="Where to POST events: an http(s) URL on a public address.")
     event_types: list[str] = Field(default_factory=list, description=_TYPES)
     connection: str | None = Field(default=None, description="Only this connection's events.")
@@ -53,6 +60,8 @@ class NewSubscription(BaseModel):
 class SubscriptionChange(BaseModel):
     """Fields given are changed (null clears connection, campaign or description); others
     stay. Enabling a disabled subscription sends its waiting deliveries again."""
+
+    model_config = _FORBID
 
     url: str | None = None
     event_types: list[str] | None = None
@@ -86,6 +95,8 @@ class SubscriptionWithSecret(SubscriptionOut):
 
 
 class Rotation(BaseModel):
+    model_config = _FORBID
+
     overlap_seconds: float | None = Field(
         default=None,
         ge=0,
@@ -97,6 +108,8 @@ class Rotation(BaseModel):
 
 
 class ReplayRange(BaseModel):
+    model_config = _FORBID
+
     since: Annotated[AwareDatetime, AfterValidator(as_utc)] = Field(
         description="Events recorded from this time on (inclusive)."
     )

@@ -13,6 +13,7 @@ from tidings.config import Settings
 from tidings.domain.errors import NotFound
 from tidings.domain.sending import SendStatus
 from tidings.providers.send import SendError, SendRequest
+from tidings.providers.senders import SENDS_TEMPLATES
 from tidings.sending import SendReport, send_message, sender_for
 from tidings.storage import connections
 from tidings.storage.db import Database
@@ -34,7 +35,8 @@ def send(
 ) -> SendReport:
     """Send the body's message once per idempotency key (a fresh one when none is given).
     422 when the connection cannot send (saying which option to set) or the request is
-    incomplete for its provider; 404 for an unknown connection."""
+    incomplete for its provider (a template where it sends text only); 404 for an unknown
+    connection."""
     key = (idempotency_key or "").strip() or f"api:{uuid.uuid4()}"
     if len(key) > _KEY_LIMIT:
         raise ApiError(422, "invalid_request", f"Idempotency-Key: at most {_KEY_LIMIT} characters")
@@ -62,6 +64,14 @@ def send(
         # Straight to the provider, as a campaign's sends go (`providers/send_async.py`).
         with httpx.Client(follow_redirects=False, trust_env=False) as http:
             sender = sender_for(settings, db, connection, http)
+            # As `campaign create` refuses it: a template the client cannot send is the
+            # request's fault, not a failed message counted against the connection.
+            if template is not None and connection.provider not in SENDS_TEMPLATES:
+                raise ApiError(
+                    422,
+                    "cannot_send",
+                    f"{connection.provider} sends text only: give text instead of a template",
+                )
             return send_message(
                 db,
                 connection,

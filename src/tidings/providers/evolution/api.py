@@ -3,10 +3,11 @@
 `POST {api_url}/message/sendText/{instance}` with the header `apikey: {api_key}`; the body is
 v2's `{"number", "text"}` or v1's `{"number", "textMessage": {"text"}}` (connection option
 `api_version`, default v2). The 201 answer names the message in `key.id`, with status
-`PENDING`. Evolution is self-hosted, so `api_url` has no default; `instance` defaults to the
-connection name. Sources: doc.evolution-api.com v1/v2 "Send Text"; the error bodies below
-from EvolutionAPI/evolution-api's exceptions and its issue tracker (#241, #978, #1247, #2111,
-#2308, #2570), where users posted what the API answered.
+`PENDING`. Evolution is self-hosted, so `api_url` has no default; `api_key` is required (a
+send without it is a 401, so it is refused before anything is recorded); `instance` defaults
+to the connection name. Sources: doc.evolution-api.com v1/v2 "Send Text"; the error bodies
+below from EvolutionAPI/evolution-api's exceptions and its issue tracker (#241, #978, #1247,
+#2111, #2308, #2570), where users posted what the API answered.
 
 Errors come as `{"status", "error", "response": {"message": ...}}`, the message a string or a
 list:
@@ -70,9 +71,17 @@ class EvolutionSender(HttpSender):
                 provider=PROVIDER,
                 kind=SendFailure.CONFIG,
             )
+        api_key = config.option("api_key")
+        if not api_key:  # Evolution answers 401 to every send without it
+            raise SendError(
+                f"connection {config.connection!r} needs the option api_key (the apikey of "
+                "your Evolution API server or of its instance) to send",
+                provider=PROVIDER,
+                kind=SendFailure.CONFIG,
+            )
         super().__init__(config, http)
         self._v1 = version == "v1"
-        self._api_key = config.option("api_key")
+        self._headers = {"apikey": api_key}
         instance = config.option("instance") or config.connection
         segment = quote(instance, safe="")
         self._url = f"{api_url.rstrip('/')}/message/sendText/{segment}"
@@ -92,8 +101,7 @@ class EvolutionSender(HttpSender):
             if self._v1
             else {"number": number, "text": request.text}
         )
-        headers = {"apikey": self._api_key} if self._api_key else {}
-        return Call(self._endpoint, self._url, request.recipient, json=body, headers=headers)
+        return Call(self._endpoint, self._url, request.recipient, json=body, headers=self._headers)
 
     def read(self, call: Call, response: httpx.Response) -> SendResult:
         answer = json_body(response)
