@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -115,3 +116,30 @@ def require_token(
     values = [*request.query_params.values(), *map(str, request.path_params.values())]
     if any("\x00" in value for value in values):
         raise ApiError(400, "invalid_parameter", "parameters cannot contain NUL characters")
+    _refuse_unknown_query(request)
+
+
+def _refuse_unknown_query(request: Request) -> None:
+    """A misspelled filter (`?campain=spring`) is a 422 naming it, not a silently unfiltered
+    list: the query may hold only the names the route declares."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    known = _query_names(dependant)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        takes = ", ".join(sorted(known)) or "none"
+        raise ApiError(
+            422,
+            "unknown_parameter",
+            f"unknown query parameter {unknown[0]!r}; this route takes: {takes}",
+        )
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    """The query parameters a route and its dependencies declare."""
+    names = {field.alias for field in dependant.query_params}
+    for inner in dependant.dependencies:
+        names |= _query_names(inner)
+    return names
