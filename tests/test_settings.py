@@ -33,3 +33,14 @@ def test_the_command_line_says_which_setting_is_wrong_in_one_line(
         "Error: configuration: TIDINGS_TIMEZONE (timezone): 'Mars/Olympus' is not an IANA "
         "time zone (e.g. UTC, America/Sao_Paulo, Asia/Kolkata)"
     )
+
+
+def test_a_public_url_providers_cannot_reach_is_refused() -> None:
+    """It is printed into every intake URL given to a provider."""
+    assert Settings(public_url=" https://hooks.example.com/ ").public_url == (
+        "https://hooks.example.com/"
+    )
+    assert Settings(public_url="").public_url is None
+    for wrong in ("notaurl", "hooks.example.com", "ftp://hooks.example.com", "https://"):
+        with pytest.raises(ValueError, match="is not a URL providers can reach"):
+            Settings(public_url=wrong)

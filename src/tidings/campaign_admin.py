@@ -76,6 +76,8 @@ def create(
     key = key.strip()
     if not key or len(key) > _LIMITS["key"]:
         raise Invalid(f"the campaign key must have 1 to {_LIMITS['key']} characters")
+    if "/" in key:  # even as %2F, a slash splits the path of /v1/campaigns/{key}/start
+        raise Invalid("the campaign key cannot contain '/': it is a segment of the API's URLs")
     if name is not None and len(name) > _LIMITS["campaign_name"]:
         raise Invalid(f"the name must have at most {_LIMITS['campaign_name']} characters")
     if (text is None) == (template is None):

@@ -9,6 +9,7 @@ import logging  # the standard library's
 import math
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
@@ -134,6 +135,20 @@ class Settings(BaseSettings):
         if problem is not None:
             raise ValueError(problem)
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_a_url(cls, value: str | None) -> str | None:
+        """Printed into every intake URL a provider is given: a typo would be copied there."""
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"{value!r} is not a URL providers can reach: give the scheme and host, "
+                "e.g. https://tidings.example.com"
+            )
+        return value.strip()
 
     @field_validator("log_level")
     @classmethod

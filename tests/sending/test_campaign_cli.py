@@ -63,6 +63,9 @@ def test_mistakes_end_in_one_line(migrated: CliRunner, tmp_path: Path) -> None:
         ).output
     )
     assert "does not send a campaign 'ghost'" in refused(cli, "campaign", "start", "ghost")
+    assert "cannot contain '/'" in refused(
+        cli, "campaign", "create", "2026/june", "--connection", "evo", "--text", "x"
+    )
     assert "no campaign with key 'ghost'" in refused(cli, "campaign", "status", "ghost")
     template = tmp_path / "template.json"
     template.write_text(json.dumps({"name": "order_update", "language": "en"}))

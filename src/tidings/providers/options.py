@@ -84,6 +84,11 @@ def check_connection(provider: str, secret: str | None, options: Mapping[str, st
             f"region {options['region']!r} is not a region code phone numbers use "
             "(two letters, e.g. IN, PL, BR)"
         )
+    version = options.get("api_version", "v2").strip().lower()
+    if provider == "evolution" and version not in ("v1", "v2"):
+        raise InvalidConnection(
+            f"api_version {options['api_version']!r} is not one Evolution has: use v1 or v2"
+        )
     if provider == "meta" and not secret:
         raise InvalidConnection(
             "a meta connection needs --secret: the App Secret Meta signs every webhook with"
