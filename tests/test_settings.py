@@ -44,3 +44,10 @@ def test_a_public_url_providers_cannot_reach_is_refused() -> None:
     for wrong in ("notaurl", "hooks.example.com", "ftp://hooks.example.com", "https://"):
         with pytest.raises(ValueError, match="is not a URL providers can reach"):
             Settings(public_url=wrong)
+
+
+def test_a_public_url_keeps_its_scheme_in_lower_case() -> None:
+    """The dashboard marks cookies Secure when the public URL starts with "https:"."""
+    assert Settings(public_url="HTTPS://Hooks.example.com").public_url == (
+        "https://Hooks.example.com"
+    )

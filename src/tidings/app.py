@@ -100,6 +100,7 @@ def create_app(
         try:
             yield
         finally:
+            intake.flush_counts()  # the last second's answers, before this process's files close
             if worker:
                 worker.stop()
             await writer.stop()

@@ -148,7 +148,8 @@ class Settings(BaseSettings):
                 f"{value!r} is not a URL providers can reach: give the scheme and host, "
                 "e.g. https://tidings.example.com"
             )
-        return value.strip()
+        scheme, rest = value.strip().split(":", 1)
+        return f"{scheme.lower()}:{rest}"  # the dashboard's Secure cookies look for "https:"
 
     @field_validator("log_level")
     @classmethod

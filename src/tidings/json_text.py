@@ -10,8 +10,9 @@ limits differ; json's is the recursion limit), so text with `MAX_OPENINGS` brack
 Writing, orjson's text (without spaces, other than ASCII as UTF-8) reads back as json's does
 for every value json writes. What orjson refuses (integers beyond 64 bits, keys that are not
 text, lone surrogates, dates and dataclasses, which json refuses too) goes to json, whose
-verdict stands. Two differences are kept: JSON has no NaN or infinity, which json writes as
-bare words PostgreSQL refuses and orjson as null; and orjson writes a UUID as its text.
+verdict stands. Differences kept: JSON has no NaN or infinity, which json writes as bare
+words PostgreSQL refuses and orjson (and the fallback) as null; orjson writes a UUID as its
+text and an Enum member as its value, where json refuses both.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import bindparam, exc, select, update
@@ -197,6 +198,10 @@ def test_recent_times_kept_as_text_convert_as_the_first_time(db: Database) -> No
     moments = [NOW + timedelta(seconds=7 * i, microseconds=i) for i in range(10_000)]
     for moment in [*moments, *(m.astimezone(SAO_PAULO) for m in reversed(moments))]:
         assert ours(moment) == stock(moment.astimezone(UTC).replace(tzinfo=None))
+    # The hour New York repeats when clocks go back: equal as datetimes, an hour apart.
+    first = datetime(2026, 11, 1, 1, 30, tzinfo=ZoneInfo("America/New_York"))
+    assert ours(first) == "2026-11-01 05:30:00.000000"
+    assert ours(first.replace(fold=1)) == "2026-11-01 06:30:00.000000"
 
 
 @pytest.mark.sqlite_only  # on PostgreSQL SQLAlchemy's own path runs and fills the defaults

@@ -55,10 +55,11 @@ __all__ = [
 ]
 
 
-# The SQLite texts of recent times. A batch's rows share a few times (the batch's `now`, a
-# receipt's arrival), and formatting one costs as much as forty dictionary lookups. Aware
-# datetimes are equal only for the same instant, whose text is the same whatever its zone; a
-# naive one is never equal to a key, so it still reaches the check.
+# The SQLite texts of recent UTC times. A batch's rows share a few times (the batch's `now`, a
+# receipt's arrival), and formatting one costs as much as forty dictionary lookups. Only times
+# in UTC itself are kept: two times in one zone that differ only in `fold` (the repeated hour
+# when clocks go back) compare equal and hash alike, yet are different instants. A naive time
+# is never kept, so it still reaches the check.
 _TEXTS: dict[datetime, str] = {}
 _TEXTS_KEPT = 4096
 
@@ -66,11 +67,13 @@ _TEXTS_KEPT = 4096
 def _sqlite_text(value: datetime | None) -> str | None:
     if value is None:
         return None
-    text = _TEXTS.get(value)
-    if text is None:
+    if value.tzinfo is not UTC:
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the store; use an aware UTC datetime")
-        text = value.astimezone(UTC).isoformat(" ", "microseconds")[:26]  # no "+00:00"
+        return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]  # no "+00:00"
+    text = _TEXTS.get(value)
+    if text is None:
+        text = value.isoformat(" ", "microseconds")[:26]
         if len(_TEXTS) >= _TEXTS_KEPT:
             _TEXTS.clear()
         _TEXTS[value] = text
