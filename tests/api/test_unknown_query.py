@@ -21,3 +21,12 @@ def test_every_declared_parameter_is_still_taken(running_app: RunningApp) -> Non
     params = {"campaign": "spring", "status": "delivered", "limit": "5"}
     assert running_app.api("GET", "/v1/messages", params=params).status_code == 200
     assert running_app.api("GET", "/v1/calls", params={"limit": "5"}).status_code == 200
+
+
+def test_a_short_list_takes_the_paging_every_list_takes(running_app: RunningApp) -> None:
+    """Connections, tokens and subscriptions come in one page; `limit` and `cursor` are still
+    taken, as by every list, so one paging client works on all of them."""
+    for path in ("/v1/connections", "/v1/tokens", "/v1/subscriptions"):
+        answer = running_app.api("GET", path, params={"limit": "1000"})
+        assert answer.status_code == 200, (path, answer.text)
+        assert answer.json()["next_cursor"] is None

@@ -119,6 +119,11 @@ def require_token(
     _refuse_unknown_query(request)
 
 
+# Every list takes these (a short one answers all it has, with no next cursor): a client that
+# pages every list alike must not be refused on the short ones.
+_EVERY_LIST = frozenset({"limit", "cursor"})
+
+
 def _refuse_unknown_query(request: Request) -> None:
     """A misspelled filter (`?campain=spring`) is a 422 naming it, not a silently unfiltered
     list: the query may hold only the names the route declares."""
@@ -126,7 +131,7 @@ def _refuse_unknown_query(request: Request) -> None:
     dependant = getattr(route, "dependant", None)
     if dependant is None:
         return
-    known = _query_names(dependant)
+    known = _query_names(dependant) | _EVERY_LIST
     unknown = sorted(set(request.query_params) - known)
     if unknown:
         takes = ", ".join(sorted(known)) or "none"
