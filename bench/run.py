@@ -408,6 +408,9 @@ def measure_tidings(args: argparse.Namespace, work: Path, procs: Processes) -> M
     port = free_port()
     procs.start("tidings", [tidings, "serve", "--host", HOST, "--port", str(port)], env)
     wait_http(procs, "tidings", port, "/healthz")
+    # A service that has started: its worker child too, as the scale-out run waits for its
+    # workers. Otherwise the child's start (imports, about a second) counts as applying time.
+    wait_log(procs, "tidings", "worker process ready")
 
     ids, bodies = evolution_bodies(args.requests)
     _say(f"tidings: sending {len(bodies):,} webhooks on {args.concurrency} connections")

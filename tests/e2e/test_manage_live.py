@@ -97,3 +97,15 @@ def test_serve_is_refused_while_a_vacuum_holds_the_file(tmp_path: Path, db_url: 
         held.release()
     assert refused.returncode == 1
     assert f"another tidings vacuum (pid {os.getpid()}) already uses" in refused.stderr
+
+
+def test_serve_says_when_its_worker_process_is_up(tmp_path: Path, db_url: str) -> None:
+    """At the default log level: whoever watches the log (or a benchmark) knows receipts are
+    being applied, not only taken."""
+    env, log = {**_env(db_url), "TIDINGS_LOG_LEVEL": "INFO"}, tmp_path / "serve.log"
+    assert _tidings(env, "migrate").returncode == 0
+    with serving(env, free_port(), log, "--no-worker"):
+        pass
+    assert "worker process ready" not in log.read_text()
+    with serving(env, free_port(), log):
+        _eventually(lambda: "worker process ready" in log.read_text(), 20)

@@ -4,7 +4,10 @@ together get back their own ids in order."""
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -12,8 +15,10 @@ import pytest
 from sqlalchemy import bindparam, exc, select, update
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
+from tidings.domain.errors import StorageUnavailable
 from tidings.storage import connections, inbox
 from tidings.storage.db import Database, Reader
+from tidings.storage.engine import NotAStore
 from tidings.storage.inbox import NewReceipt
 from tidings.storage.schema import UTCDateTime, messages, receipts
 from tidings.storage.sqlite_fast import sparse
@@ -301,3 +306,50 @@ def test_receipts_appended_are_stored_as_the_plain_path_stores_them(db: Database
         }
     for a, p in zip(ahead, plain, strict=True):
         assert {**stored[a], "id": 0} == {**stored[p], "id": 0}
+
+
+def test_an_append_that_fails_stores_nothing_and_the_next_one_works(db: Database) -> None:
+    """A receipt naming no connection breaks the foreign key half-way through a batch: the
+    whole batch is undone, and the connection goes back to the pool fit for the next one."""
+    connection_id = _connection(db)
+    good = [_receipt(connection_id, b'{"n":1}'), _receipt(connection_id, b'{"n":2}')]
+    with pytest.raises((exc.IntegrityError, sqlite3.IntegrityError)):
+        inbox.append(db, [*good, _receipt(connection_id + 999, b'{"n":3}')])
+    with db.read() as conn:
+        assert conn.execute(select(receipts.c.id)).all() == []
+    for _ in range(3):  # more appends than one pooled connection would take
+        assert len(inbox.append(db, good)) == 2
+    with db.read() as conn:
+        assert len(conn.execute(select(receipts.c.id)).all()) == 6
+
+
+@pytest.mark.sqlite_only
+def test_an_append_to_a_locked_store_is_unavailable_within_its_timeout(db: Database) -> None:
+    """The intake's append waits for SQLite's lock at most the store's timeout, then says the
+    store is unavailable (the intake answers 503), and holds nothing after."""
+    connection_id = _connection(db)
+    db = Database(db.url, timeout=0.3)
+    blocker = sqlite3.connect(db.url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        with pytest.raises(StorageUnavailable, match="cannot commit"):
+            inbox.append(db, [_receipt(connection_id, b"{}")])
+        assert time.monotonic() - started < 1.5
+        blocker.execute("ROLLBACK")
+        assert len(inbox.append(db, [_receipt(connection_id, b"{}")])) == 1
+    finally:
+        blocker.close()
+        db.dispose()
+
+
+@pytest.mark.sqlite_only
+def test_an_append_to_a_file_that_is_no_store_says_so(tmp_path: Path) -> None:
+    garbage = tmp_path / "notes.db"
+    garbage.write_bytes(b"these are my notes, not a database" * 200)
+    db = Database(f"sqlite:///{garbage}")
+    try:
+        with pytest.raises(NotAStore, match="is not an SQLite database"):
+            inbox.append(db, [_receipt(1, b"{}")])
+    finally:
+        db.dispose()

@@ -150,12 +150,19 @@ def unavailable_on_failure(url: str) -> Iterator[None]:
         if error.connection_invalidated:
             raise StorageUnavailable(f"store {safe_url(url)} dropped the connection") from error
         if getattr(error.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:
-            where = make_url(url).database
-            raise NotAStore(
-                f"the store at {where} is not an SQLite database: set TIDINGS_DATABASE_URL "
-                "to the store's file, or move this file away and run tidings migrate"
-            ) from error
+            raise _not_a_store(url) from error
         raise
+    except sqlite3.DatabaseError as error:  # the driver's own, on the intake's raw append
+        if error.sqlite_errorcode == sqlite3.SQLITE_NOTADB:
+            raise _not_a_store(url) from error
+        raise
+
+
+def _not_a_store(url: str) -> NotAStore:
+    return NotAStore(
+        f"the store at {make_url(url).database} is not an SQLite database: set "
+        "TIDINGS_DATABASE_URL to the store's file, or move this file away and run tidings migrate"
+    )
 
 
 def safe_url(url: str) -> str:

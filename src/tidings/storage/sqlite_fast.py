@@ -60,16 +60,17 @@ def run_prepared(conn: Connection, prepared: Prepared) -> None:
         cursor.close()
 
 
-def insert_prepared(conn: Connection, table: Table, prepared: Prepared) -> list[int]:
-    """Run a prepared insert of rows without ids; their new ids, in order."""
+def insert_prepared(raw: Any, table: Table, prepared: Prepared) -> list[int]:
+    """Run a prepared insert of rows without ids on the driver's connection `raw`, in its
+    open write transaction; their new ids, in order."""
     if not prepared.params:
         return []
     # SQLite gives a new row the largest rowid plus one (unless the largest is the maximum
     # rowid, when it picks at random), and no one else inserts while this transaction holds
     # the write lock: so the rows get before+1 .. before+n, which last_insert_rowid() confirms.
-    before = conn.exec_driver_sql(f"SELECT max(rowid) FROM {table.name}").scalar() or 0  # noqa: S608
-    run_prepared(conn, prepared)
-    last = conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
+    before = raw.execute(f"SELECT max(rowid) FROM {table.name}").fetchone()[0] or 0  # noqa: S608
+    raw.executemany(prepared.sql, prepared.params)
+    last = raw.execute("SELECT last_insert_rowid()").fetchone()[0]
     if last != before + len(prepared.params):
         raise RuntimeError(f"ids of rows just inserted into {table.name} are not consecutive")
     return list(range(before + 1, last + 1))

@@ -93,6 +93,7 @@ def _run(settings_json: str, parent_pid: int, reader: Connection, waiting: Any) 
     threads = WorkerAndSchedulerThreads(db, settings, wake=PipeWakeEvent(reader, None))
     threads.start()
     collector.settle()
+    log.info("worker process ready (pid %d)", os.getpid())
     while not stop.wait(1.0):
         if os.getppid() != parent_pid:
             break
