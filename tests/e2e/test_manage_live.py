@@ -105,7 +105,7 @@ def test_serve_says_when_its_worker_process_is_up(tmp_path: Path, db_url: str) -
     env, log = {**_env(db_url), "TIDINGS_LOG_LEVEL": "INFO"}, tmp_path / "serve.log"
     assert _tidings(env, "migrate").returncode == 0
     with serving(env, free_port(), log, "--no-worker"):
-        pass
+        time.sleep(3)  # a worker process would be up by now (it takes about a second)
     assert "worker process ready" not in log.read_text()
     with serving(env, free_port(), log):
         _eventually(lambda: "worker process ready" in log.read_text(), 20)

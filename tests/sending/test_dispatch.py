@@ -154,6 +154,12 @@ def test_contacts_from_csv_report_each_bad_row_and_refuse_duplicates(app: Runnin
     again = app.api("POST", "/v1/campaigns/csv/contacts", content="a1,+5531980000001\n",
                     headers={"content-type": "text/csv"})  # fmt: skip
     assert again.status_code == 422 and "contact_ref" in again.json()["error"]["message"]
+    pending = app.api("GET", "/v1/campaigns/csv/contacts?status=pending").json()["items"]
+    assert [c["contact_ref"] for c in pending] == ["a1"]
+    assert app.api("GET", "/v1/campaigns/csv/contacts?status=sent").json()["items"] == []
+    misspelled = app.api("GET", "/v1/campaigns/csv/contacts?status=pendng")
+    assert misspelled.status_code == 422  # not an empty list that looks like "none pending"
+    assert "pending" in misspelled.json()["error"]["message"]
 
 
 @pytest.mark.parametrize(

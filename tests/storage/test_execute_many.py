@@ -18,7 +18,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from tidings.domain.errors import StorageUnavailable
 from tidings.storage import connections, inbox
 from tidings.storage.db import Database, Reader
-from tidings.storage.engine import NotAStore
+from tidings.storage.engine import NotAStore, unavailable_on_failure
 from tidings.storage.inbox import NewReceipt
 from tidings.storage.schema import UTCDateTime, messages, receipts
 from tidings.storage.sqlite_fast import sparse
@@ -353,3 +353,12 @@ def test_an_append_to_a_file_that_is_no_store_says_so(tmp_path: Path) -> None:
             inbox.append(db, [_receipt(1, b"{}")])
     finally:
         db.dispose()
+
+
+def test_driver_errors_without_an_sqlite_code_pass_through_unchanged(db: Database) -> None:
+    """The driver makes some errors up itself (a value it cannot bind); they carry no SQLite
+    code and leave as they are, not as a confusing AttributeError."""
+    with pytest.raises(sqlite3.ProgrammingError, match="cannot bind"), unavailable_on_failure(
+        db.url
+    ):
+        raise sqlite3.ProgrammingError("cannot bind this value")

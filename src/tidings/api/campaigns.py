@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -24,7 +24,7 @@ from tidings.api.paging import Cursor, Limit, fetch_size, page
 from tidings.api.support import ApiError, Db, decode_cursor, require_token
 from tidings.campaign_admin import RowResult
 from tidings.domain.errors import Conflict, Invalid, NotFound
-from tidings.domain.sending import Action
+from tidings.domain.sending import Action, ContactStatus
 from tidings.storage import campaigns, dispatches
 from tidings.storage.campaigns import CampaignView
 from tidings.storage.db import Database
@@ -219,9 +219,9 @@ def cancel(key: str, db: Db) -> CampaignOut:
 def list_contacts(
     key: str,
     db: Db,
-    status: str | None = Query(
-        default=None, description="pending, sending, sent, failed or unknown"
-    ),
+    status: Annotated[
+        ContactStatus | None, Query(description="pending, sending, sent, failed or unknown")
+    ] = None,
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> dict[str, Any]:

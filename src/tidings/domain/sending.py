@@ -28,6 +28,7 @@ from tidings.domain.events import EventKind, NormalizedEvent
 __all__ = [
     "Action",
     "Contact",
+    "ContactStatus",
     "DispatchState",
     "SendOutcome",
     "SendStatus",
@@ -45,6 +46,17 @@ __all__ = [
     "unknown_event",
     "unknown_placeholders",
 ]
+
+
+class ContactStatus(StrEnum):
+    """Where a campaign's contact stands: waiting, being sent, or closed with its send's
+    outcome (a deferred send puts it back to pending)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
 
 
 class SendStatus(StrEnum):

@@ -12,6 +12,7 @@ State changes go through `Database.apply(plan)`: the plan reads what it needs th
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
@@ -180,8 +181,7 @@ class Database:
                     ids = sqlite_fast.insert_prepared(raw, table, prepared)
                     raw.execute("COMMIT")
                 except BaseException:
-                    if raw.in_transaction:
-                        raw.execute("ROLLBACK")
+                    _roll_back(pooled, raw)
                     raise
                 return ids
             finally:
@@ -262,6 +262,16 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _roll_back(pooled: Any, raw: Any) -> None:
+    """Undo a failed append; a connection that cannot roll back is dropped from the pool, and
+    the failure that led here is the one that is raised."""
+    try:
+        if raw.in_transaction:
+            raw.execute("ROLLBACK")
+    except sqlite3.Error:
+        pooled.invalidate()
 
 
 class Reader:

@@ -152,8 +152,9 @@ def unavailable_on_failure(url: str) -> Iterator[None]:
         if getattr(error.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:
             raise _not_a_store(url) from error
         raise
-    except sqlite3.DatabaseError as error:  # the driver's own, on the intake's raw append
-        if error.sqlite_errorcode == sqlite3.SQLITE_NOTADB:
+    except sqlite3.Error as error:  # the driver's own, on the intake's raw append
+        # Errors the driver makes up itself (a value it cannot bind) carry no SQLite code.
+        if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:
             raise _not_a_store(url) from error
         raise
 
