@@ -176,3 +176,26 @@ def test_toml_config_file_is_read(
     assert Settings().database_url.endswith("from-toml.db")
     run(cli, "migrate")
     assert (tmp_path / "from-toml.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('log_levle = "DEBUG"\n', ["'log_levle' (did you mean 'log_level'?)", "lower case"]),
+        ('TIDINGS_LOG_LEVEL = "DEBUG"\n', ["did you mean 'log_level'?"]),
+        ("log_level = DEBUG\n", ["is not valid TOML", "line 1"]),
+    ],
+)
+def test_a_config_file_with_a_misspelled_key_or_bad_toml_names_the_file(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, text: str, words: list[str]
+) -> None:
+    """Not silently ignored (the default would be used without a word), and never a
+    traceback: one line naming the file and the key."""
+    config = tmp_path / "tidings.toml"
+    config.write_text(text)
+    monkeypatch.setenv("TIDINGS_CONFIG", str(config))
+    result = cli.invoke(main, ["doctor"])
+    assert result.exit_code == 1
+    assert str(config) in result.output and len(result.output.strip().splitlines()) == 1
+    for word in words:
+        assert word in result.output

@@ -5,9 +5,11 @@ Environment variables win over the file, so one setting can be overridden withou
 
 from __future__ import annotations
 
+import difflib
 import logging  # the standard library's
 import math
 import os
+import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -266,6 +268,29 @@ def _parse_intervals(value: str) -> dict[str, float]:
 def load_settings() -> Settings:
     """Read the settings now (never at import time, so tests can set the environment first)."""
     config_file = os.environ.get("TIDINGS_CONFIG")
-    if config_file and not Path(config_file).is_file():
-        raise FileNotFoundError(f"TIDINGS_CONFIG names {config_file!r}, which is not a file")
+    if config_file:
+        if not Path(config_file).is_file():
+            raise FileNotFoundError(f"TIDINGS_CONFIG names {config_file!r}, which is not a file")
+        check_config_file(Path(config_file))
     return Settings()
+
+
+def check_config_file(path: Path) -> None:
+    """ValueError naming the file when it is not TOML or names a setting that does not exist:
+    a misspelled key would otherwise be ignored and its default used without a word."""
+    try:
+        keys = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"TIDINGS_CONFIG file {path} is not valid TOML: {error}") from None
+    known = {name.lower() for name in Settings.model_fields}
+    unknown = [key for key in keys if key.lower() not in known]
+    if not unknown:
+        return
+    said = []
+    for key in unknown:
+        guess = difflib.get_close_matches(key.lower().removeprefix("tidings_"), known, 1)
+        said.append(f"{key!r}" + (f" (did you mean {guess[0]!r}?)" if guess else ""))
+    raise ValueError(
+        f"TIDINGS_CONFIG file {path} names no such setting: {', '.join(said)}; its keys are "
+        "the TIDINGS_* names without the prefix, in lower case"
+    )
