@@ -149,6 +149,12 @@ def test_doctor_reports_each_check(
     assert "[ok] dashboard: no users yet: tidings user create EMAIL" in healthy.output
     run(cli, "user", "create", "ana@example.com", "--password", "long enough")
     assert "[ok] dashboard: 1 user can log in" in cli.invoke(main, ["doctor"]).output
+    monkeypatch.setenv("TIDINGS_JOB_INTERVALS", "retry_due_receipt=5")  # the s missing
+    typo = cli.invoke(main, ["doctor"])
+    assert typo.exit_code == 1, "serve would refuse to start with it"
+    assert "[FAIL] configuration: TIDINGS_JOB_INTERVALS names unknown jobs" in typo.output
+    assert "retry_due_receipts" in typo.output
+    monkeypatch.delenv("TIDINGS_JOB_INTERVALS")
     monkeypatch.setenv("TIDINGS_BROKER_URL", "redis://127.0.0.1:1/0")
     no_broker = cli.invoke(main, ["doctor"])
     assert no_broker.exit_code == 1 and "[FAIL] broker" in no_broker.output

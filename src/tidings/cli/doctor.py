@@ -44,6 +44,13 @@ def doctor() -> None:
     except (FileNotFoundError, ValueError) as error:
         report(False, "configuration", str(error))
         sys.exit(1)
+    from tidings.scheduler.jobs import scheduled_jobs  # only here: it imports the worker
+
+    try:  # what `serve`, `worker` and `beat` refuse to start with
+        scheduled_jobs(settings)
+    except ValueError as error:
+        report(False, "configuration", str(error))
+        sys.exit(1)
     mode = "embedded" if settings.embedded else "scale-out"
     report(True, "configuration", f"{mode} mode, store {safe_url(settings.database_url)}")
     _check_store(settings.database_url, settings.store_timeout_seconds, report)
