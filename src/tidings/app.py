@@ -20,7 +20,7 @@ from tidings.api import admin, bulk, calls, campaigns, intake_docs, outbound
 from tidings.api.body_limit import BodyLimit
 from tidings.api.docs_pages import add_docs_pages
 from tidings.api.routes import router
-from tidings.api.support import ApiError, error_response
+from tidings.api.support import ApiError, error_response, validation_problems
 from tidings.config import Settings
 from tidings.dashboard import add_dashboard
 from tidings.dashboard.rendering import error_page, is_page
@@ -150,10 +150,7 @@ def create_app(
     async def _invalid(request: Request, error: RequestValidationError) -> Response:
         if is_page(request):
             return error_page(request, 404, "There is no such page (check the link).")
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
-        )
-        return error_response(422, "invalid_request", problems)
+        return error_response(422, "invalid_request", validation_problems(error.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> Response:

@@ -118,3 +118,22 @@ def test_the_default_region_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("TIDINGS_DEFAULT_REGION", "Brazil")
     with pytest.raises(ValueError, match="region"):
         Settings()
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b'{"connection": "main", "provider_message_id": }', "Expecting value"),
+        (b'{"connection": "main",', "Expecting property name"),
+    ],
+)
+def test_a_body_that_is_not_json_says_so_and_where(
+    app: RunningApp, content: bytes, why: str
+) -> None:
+    answer = app.api(
+        "POST", "/v1/messages", content=content, headers={"content-type": "application/json"}
+    )
+    error = error_of(answer)
+    assert error["code"] == "invalid_request"
+    assert error["message"].startswith("body: not valid JSON at character ")
+    assert why in error["message"]

@@ -6,8 +6,9 @@ import base64
 import binascii
 import contextlib
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
@@ -18,7 +19,14 @@ from tidings.domain.errors import StorageUnavailable
 from tidings.storage import tokens
 from tidings.storage.db import Database
 
-__all__ = ["ApiError", "decode_cursor", "encode_cursor", "error_response", "require_token"]
+__all__ = [
+    "ApiError",
+    "decode_cursor",
+    "encode_cursor",
+    "error_response",
+    "require_token",
+    "validation_problems",
+]
 
 
 class ApiError(Exception):
@@ -36,6 +44,20 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
     if status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
     return response
+
+
+def validation_problems(errors: Sequence[Any]) -> str:
+    """FastAPI's validation errors on one line, each as `where: what`; a body that is not JSON
+    says so, where, and why (FastAPI's own words are "body.22: JSON decode error")."""
+    said = []
+    for error in errors:
+        if error.get("type") == "json_invalid":
+            where = error["loc"][-1] if len(error["loc"]) > 1 else "?"
+            why = (error.get("ctx") or {}).get("error", "")
+            said.append(f"body: not valid JSON at character {where}" + (f": {why}" if why else ""))
+        else:
+            said.append(f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}")
+    return "; ".join(said)
 
 
 _MAX_ID = 2**63 - 1  # ids are 64-bit in the store
