@@ -293,3 +293,20 @@ def test_a_campaign_contacts_key_cannot_be_taken_by_a_request(app: RunningApp) -
     answer = send(app, "campaign:1:contact:1:1", connection="evo",
                   recipient="+5531982968010", text="Hi")  # fmt: skip
     assert answer.status_code == 422 and "campaign:" in answer.json()["error"]["message"]
+
+
+def test_a_key_used_again_for_another_recipient_or_campaign_is_refused(
+    app: RunningApp, fakes: dict[str, FakeProviderApi]
+) -> None:
+    """A client that reuses a key for a new message must hear so: a 200 would look like
+    success while that message is never sent."""
+    body = {"connection": "wa", "recipient": "+16505551234", "text": "Hi", "campaign": "spring"}
+    assert send(app, "k-1", **body).status_code == 201
+    for change in ({"recipient": "+16505550000"}, {"campaign": "autumn"}):
+        reused = send(app, "k-1", **{**body, **change})
+        assert reused.status_code == 422, reused.text
+        error = reused.json()["error"]
+        assert error["code"] == "idempotency_key_reused"
+        assert f"another {next(iter(change))}" in error["message"]
+    assert send(app, "k-1", **body).status_code == 200  # the same message: its answer again
+    assert len(fakes["meta"].requests) == 1

@@ -10,7 +10,7 @@ import httpx
 from tidings.api.models import RegisterMessage, SendOut
 from tidings.api.support import ApiError
 from tidings.config import Settings
-from tidings.domain.errors import NotFound
+from tidings.domain.errors import Conflict, NotFound
 from tidings.domain.sending import SendStatus
 from tidings.providers.send import SendError, SendRequest
 from tidings.providers.senders import SENDS_TEMPLATES
@@ -82,6 +82,8 @@ def send(
             )
     except SendError as error:  # found before anything was sent: nothing is recorded
         raise ApiError(422, "cannot_send", str(error)) from None
+    except Conflict as error:  # the key was used for another message: nothing is sent
+        raise ApiError(422, "idempotency_key_reused", str(error)) from None
 
 
 def status_code(report: SendReport) -> int:

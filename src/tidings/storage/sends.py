@@ -153,6 +153,7 @@ def begin(
             with db.write() as conn:
                 existing = _find(conn, connection_id, key)
                 if existing is not None:
+                    _check_same_message(existing, key, registration)
                     return _record(existing), False
                 insert_queued(conn, connection_id, key, registration, now)
                 row = _find(conn, connection_id, key)
@@ -163,7 +164,21 @@ def begin(
     with db.read() as conn:
         row = _find(conn, connection_id, key)
     assert row is not None
+    _check_same_message(row, key, registration)
     return _record(row), False
+
+
+def _check_same_message(earlier: Row[Any], key: str, registration: Registration) -> None:
+    """Conflict when a key comes back for another recipient or campaign: the caller reused a
+    key for a new message, which would otherwise never be sent while the answer looks like
+    success (the text is not kept with the send, so only these are compared)."""
+    stored = earlier.registration or {}
+    for name in ("recipient", "campaign"):
+        if stored.get(name) != getattr(registration, name):
+            raise Conflict(
+                f"Idempotency-Key {key!r} was used for a send with another {name}; "
+                "use a new key for a new message"
+            )
 
 
 def finish(
