@@ -109,3 +109,26 @@ def test_serve_says_when_its_worker_process_is_up(tmp_path: Path, db_url: str) -
     assert "worker process ready" not in log.read_text()
     with serving(env, free_port(), log):
         _eventually(lambda: "worker process ready" in log.read_text(), 20)
+
+
+def test_serve_on_a_port_in_use_says_so_before_it_touches_the_store(
+    tmp_path: Path, db_url: str
+) -> None:
+    """One line, exit 1; the store keeps the URL of the server that really runs (other
+    commands print intake URLs from it), and no store is made for a server that never ran."""
+    env, port = _env(db_url), free_port()
+    with serving(env, port, tmp_path / "serve.log"):
+        taken = _tidings(env, "serve", "--no-worker", "--port", str(port))
+        assert taken.returncode == 1
+        assert taken.stderr.strip() == (
+            f"Error: port {port} on 127.0.0.1 is in use (another tidings serve, or another "
+            "program): stop it, or choose another port with --port or TIDINGS_PORT"
+        )
+        added = _tidings(env, "connection", "add", "evolution", "evo", "--secret", "s")
+        assert added.stdout.strip().endswith(f"http://127.0.0.1:{port}/hooks/evolution/evo?token=s")
+    if db_url.startswith("sqlite"):
+        elsewhere = tmp_path / "other.db"
+        other = {**env, "TIDINGS_DATABASE_URL": f"sqlite:///{elsewhere}"}
+        with serving(env, port, tmp_path / "serve.log"):
+            assert _tidings(other, "serve", "--port", str(port)).returncode == 1
+        assert not elsewhere.exists()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import sys
 
 import click
@@ -48,6 +50,8 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
     if not config.embedded:
         _broker_url(config)
     _check_job_intervals(config)
+    # Bound first: a port in use is said before the store is created or told this URL.
+    listening = _listen(host, port)
     if run_worker:
         lock = _lock_sqlite_file(config.database_url)
         db = Database(config.database_url, config.store_timeout_seconds)
@@ -66,20 +70,50 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
         hint = " (no users yet: tidings user create EMAIL)" if nobody else ""
         click.echo(f"dashboard: {url}/{hint}")
         app = create_app(config, run_worker=run_worker, worker_process=config.worker_process, db=db)
-        uvicorn.run(
-            app,
-            host=host,
-            port=port,
-            http=CoalescingHttpToolsProtocol,
-            proxy_headers=True,
-            forwarded_allow_ips=config.trusted_proxies,
-            log_config=None,
-            # uvicorn formats each access line before logging filters it: only when it is kept.
-            access_log=logging.getLogger("uvicorn.access").isEnabledFor(logging.INFO),
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                http=CoalescingHttpToolsProtocol,
+                proxy_headers=True,
+                forwarded_allow_ips=config.trusted_proxies,
+                log_config=None,
+                # uvicorn formats each access line before logging filters it: only when kept.
+                access_log=logging.getLogger("uvicorn.access").isEnabledFor(logging.INFO),
+            )
         )
+        server.run(sockets=[listening])
+        if not server.started:  # the app did not start; uvicorn logged why
+            sys.exit(_STARTUP_FAILED)
     finally:
+        listening.close()
         if lock:
             lock.release()
+
+
+# What `uvicorn.run` exits with when the app does not start.
+_STARTUP_FAILED = 3
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The server's listening socket, bound as uvicorn binds it; a one-line error when the
+    address is taken or cannot be had."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listening = socket.socket(family=family)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((host, port))
+    except OSError as error:
+        listening.close()
+        if error.errno == errno.EADDRINUSE:
+            raise click.ClickException(
+                f"port {port} on {host} is in use (another tidings serve, or another program): "
+                "stop it, or choose another port with --port or TIDINGS_PORT"
+            ) from None
+        raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    listening.set_inheritable(True)
+    return listening
 
 
 def _lock_sqlite_file(url: str) -> ServeLock | None:
