@@ -262,7 +262,10 @@ class _Lane:
                 raise NotFound(f"connection {view.connection!r} was removed")
             sender = sender_for(settings, db, connection, None)
         except Exception as error:  # removed connection, missing option: a person must act
-            _pause(db, view, f"connection {view.connection!r} cannot send: {error}", report)
+            reason = str(error)
+            if f"connection {view.connection!r}" not in reason:  # said once, not twice
+                reason = f"connection {view.connection!r} cannot send: {reason}"
+            _pause(db, view, reason, report)
             return None
         healthy, _errors = health(db, view.connection_id, now)
         registration = Registration(

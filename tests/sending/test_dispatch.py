@@ -234,6 +234,20 @@ def test_ten_refusals_in_a_row_pause_the_campaign_and_say_why(
     assert len(fake.requests) == 15
 
 
+def test_a_connection_that_can_no_longer_send_pauses_the_campaign_saying_what_to_set(
+    app: RunningApp, fake: FakeEvolution
+) -> None:
+    create(app, "keyless", 3)
+    changed = app.api("PATCH", "/v1/connections/evo", json={"options": {"api_key": None}})
+    assert changed.status_code == 200, changed.text
+    app.api("POST", "/v1/campaigns/keyless/start")
+    wait_for(lambda: dispatch(app, "keyless")["state"] == "paused", 30)
+    reason = dispatch(app, "keyless")["paused_reason"]
+    assert "needs the option api_key" in reason
+    assert reason.count("'evo'") == 1, reason  # the connection named once
+    assert fake.requests == [] and dispatch(app, "keyless")["contacts"]["pending"] == 3
+
+
 def test_while_sends_succeed_a_batch_goes_out_before_the_one_before_is_recorded(
     app: RunningApp, fake: FakeEvolution
 ) -> None:
