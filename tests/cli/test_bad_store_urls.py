@@ -5,6 +5,7 @@ is no database, an unknown log level."""
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from tidings.cli import main
 from tidings.config import Settings
 from tidings.domain.errors import TidingsError
 from tidings.storage.db import Database
+from tidings.storage.migrate import upgrade
 
 COMMANDS = [["migrate"], ["connection", "list"], ["doctor"], ["token", "list"]]
 NO_FILE = "names no file; use sqlite:////path/to/tidings.db"
@@ -152,3 +154,44 @@ def test_an_unknown_log_level_is_a_configuration_error(
 def test_a_log_level_is_read_in_any_case_under_its_standard_name() -> None:
     assert Settings(log_level=" debug ").log_level == "DEBUG"
     assert Settings(log_level="warn").log_level == "WARNING"
+
+
+@pytest.fixture
+def damaged(tmp_path: Path) -> Path:
+    """A store whose pages after the first were overwritten (a disk fault, a bad copy)."""
+    path = tmp_path / "damaged.db"
+    db = Database(f"sqlite:///{path}")
+    upgrade(db)
+    db.dispose()
+    size = path.stat().st_size
+    with path.open("r+b") as file:
+        file.seek(4096)
+        file.write(random.Random(7).randbytes(size - 4096))
+    return path
+
+
+DAMAGED = "is damaged (SQLite: database disk image is malformed): stop tidings, then restore"
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c != ["doctor"]], ids=" ".join)
+def test_a_damaged_store_is_one_line(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, damaged: Path, command: list[str]
+) -> None:
+    monkeypatch.setenv("TIDINGS_DATABASE_URL", f"sqlite:///{damaged}")
+    line = _one_line_error(runner.invoke(main, command))
+    assert line.startswith(f"Error: the store at {damaged} {DAMAGED}")
+
+
+@pytest.mark.sqlite_only
+def test_doctor_and_serve_say_a_store_is_damaged(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, damaged: Path
+) -> None:
+    monkeypatch.setenv("TIDINGS_DATABASE_URL", f"sqlite:///{damaged}")
+    checked = runner.invoke(main, ["doctor"])
+    assert checked.exit_code == 1 and "Traceback" not in checked.output
+    assert f"[FAIL] store: the store at {damaged} {DAMAGED}" in checked.output
+    served = _tidings({"TIDINGS_DATABASE_URL": f"sqlite:///{damaged}"}, "serve", "--port",
+                      str(free_port()))  # fmt: skip
+    assert served.returncode == 1 and "Traceback" not in served.stderr
+    assert f"the store at {damaged} {DAMAGED}" in served.stderr

@@ -149,21 +149,34 @@ def unavailable_on_failure(url: str) -> Iterator[None]:
     except exc.DBAPIError as error:
         if error.connection_invalidated:
             raise StorageUnavailable(f"store {safe_url(url)} dropped the connection") from error
-        if getattr(error.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:
-            raise _not_a_store(url) from error
+        unusable = _unusable_file(url, error.orig)
+        if unusable is not None:
+            raise unusable from error
         raise
     except sqlite3.Error as error:  # the driver's own, on the intake's raw append
-        # Errors the driver makes up itself (a value it cannot bind) carry no SQLite code.
-        if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:
-            raise _not_a_store(url) from error
+        unusable = _unusable_file(url, error)
+        if unusable is not None:
+            raise unusable from error
         raise
 
 
-def _not_a_store(url: str) -> NotAStore:
-    return NotAStore(
-        f"the store at {make_url(url).database} is not an SQLite database: set "
-        "TIDINGS_DATABASE_URL to the store's file, or move this file away and run tidings migrate"
-    )
+def _unusable_file(url: str, error: BaseException | None) -> NotAStore | None:
+    """What to tell a person when the file is no SQLite database, or a damaged one; None for
+    any other failure. Errors the driver makes up itself (a value it cannot bind) carry no
+    SQLite code."""
+    code = getattr(error, "sqlite_errorcode", None)
+    where = make_url(url).database
+    if code == sqlite3.SQLITE_NOTADB:
+        return NotAStore(
+            f"the store at {where} is not an SQLite database: set TIDINGS_DATABASE_URL to the "
+            "store's file, or move this file away and run tidings migrate"
+        )
+    if code == sqlite3.SQLITE_CORRUPT:
+        return NotAStore(
+            f"the store at {where} is damaged (SQLite: {error}): stop tidings, then restore "
+            "the file from a copy or salvage it with the sqlite3 shell's .recover"
+        )
+    return None
 
 
 def safe_url(url: str) -> str:
