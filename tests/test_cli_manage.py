@@ -76,6 +76,8 @@ def test_remove_keeps_the_row_and_frees_the_name(migrated: CliRunner, db_url: st
         (["evolution", ".."], "cannot be a connection name"),
         (["evolution", "x" * 101], "cannot be a connection name"),
         (["evolution", "e", "--option", "api_url="], "option api_url has no value"),
+        (["evolution", "e", "--secret", " "], "the secret is empty"),
+        (["evolution", "e", "--option", "auth_header=bad header"], "not an HTTP header name"),
     ],
 )
 def test_add_refuses_a_connection_that_cannot_work(
@@ -100,6 +102,11 @@ def test_update_applies_the_same_checks(migrated: CliRunner) -> None:
     )
     out = ok(cli, "connection", "update", "m", "--option", "phone_number_id=123")
     assert _last(out) == "http://127.0.0.1:8000/hooks/meta/m"  # Meta signs: no token in URL
+    assert "has no option phone_number_ld to drop (its options: phone_number_id, verify_token)" in (
+        refused(cli, "connection", "update", "m", "--unset-option", "phone_number_ld")
+    )
+    ok(cli, "connection", "add", "evolution", "e")
+    assert "the secret is empty" in refused(cli, "connection", "update", "e", "--secret", "")
 
 
 def test_tokens_are_listed_by_name_and_revoked(migrated: CliRunner) -> None:

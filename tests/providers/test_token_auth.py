@@ -61,3 +61,16 @@ def test_a_header_only_counts_when_configured(provider: str) -> None:
     bare = ConnectionAuth("main", provider, SECRET, {})
     with pytest.raises(SignatureError):
         PROVIDERS[provider].verify(request(headers={"x-tidings-token": SECRET}), bare)
+
+
+@pytest.mark.parametrize("provider", TOKEN_PROVIDERS)
+@pytest.mark.parametrize(
+    "given",
+    [request(query={"token": ""}), request(headers={"x-tidings-token": ""})],
+    ids=["query", "header"],
+)
+def test_a_connection_without_a_secret_lets_nothing_in(provider: str, given: RequestParts) -> None:
+    """An empty `?token=` equals an empty secret; it must not open the door."""
+    bare = ConnectionAuth("main", provider, "", {"auth_header": "x-tidings-token"})
+    with pytest.raises(SignatureError, match="has no secret"):
+        PROVIDERS[provider].verify(given, bare)

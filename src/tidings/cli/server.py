@@ -52,44 +52,46 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
     _check_job_intervals(config)
     # Bound first: a port in use is said before the store is created or told this URL.
     listening = _listen(host, port)
-    if run_worker:
-        lock = _lock_sqlite_file(config.database_url)
-        db = Database(config.database_url, config.store_timeout_seconds)
-    else:  # intake only: the store must exist and be migrated already
-        db = open_ready(config.database_url, config.store_timeout_seconds)
-        lock = _lock_sqlite_file(config.database_url)
-    try:
+    with listening:  # closed however serve ends
         if run_worker:
-            upgrade(db)
-        url = listen_url(host, port)
-        with db.write() as conn:  # so other commands print intake URLs that reach this server
-            store_settings.remember(conn, store_settings.SERVE_URL, url, now())
-        click.echo(f"tidings {__version__} on {url} (store: {safe_url(config.database_url)})")
-        with db.read() as conn:
-            nobody = users.count_users(conn) == 0
-        hint = " (no users yet: tidings user create EMAIL)" if nobody else ""
-        click.echo(f"dashboard: {url}/{hint}")
-        app = create_app(config, run_worker=run_worker, worker_process=config.worker_process, db=db)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host=host,
-                port=port,
-                http=CoalescingHttpToolsProtocol,
-                proxy_headers=True,
-                forwarded_allow_ips=config.trusted_proxies,
-                log_config=None,
-                # uvicorn formats each access line before logging filters it: only when kept.
-                access_log=logging.getLogger("uvicorn.access").isEnabledFor(logging.INFO),
+            lock = _lock_sqlite_file(config.database_url)
+            db = Database(config.database_url, config.store_timeout_seconds)
+        else:  # intake only: the store must exist and be migrated already
+            db = open_ready(config.database_url, config.store_timeout_seconds)
+            lock = _lock_sqlite_file(config.database_url)
+        try:
+            if run_worker:
+                upgrade(db)
+            url = listen_url(host, port)
+            with db.write() as conn:  # so other commands print intake URLs that reach this server
+                store_settings.remember(conn, store_settings.SERVE_URL, url, now())
+            click.echo(f"tidings {__version__} on {url} (store: {safe_url(config.database_url)})")
+            with db.read() as conn:
+                nobody = users.count_users(conn) == 0
+            hint = " (no users yet: tidings user create EMAIL)" if nobody else ""
+            click.echo(f"dashboard: {url}/{hint}")
+            app = create_app(
+                config, run_worker=run_worker, worker_process=config.worker_process, db=db
             )
-        )
-        server.run(sockets=[listening])
-        if not server.started:  # the app did not start; uvicorn logged why
-            sys.exit(_STARTUP_FAILED)
-    finally:
-        listening.close()
-        if lock:
-            lock.release()
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    app,
+                    host=host,
+                    port=port,
+                    http=CoalescingHttpToolsProtocol,
+                    proxy_headers=True,
+                    forwarded_allow_ips=config.trusted_proxies,
+                    log_config=None,
+                    # uvicorn formats each access line before logging filters it: only when kept.
+                    access_log=logging.getLogger("uvicorn.access").isEnabledFor(logging.INFO),
+                )
+            )
+            server.run(sockets=[listening])
+            if not server.started:  # the app did not start; uvicorn logged why
+                sys.exit(_STARTUP_FAILED)
+        finally:
+            if lock:
+                lock.release()
 
 
 # What `uvicorn.run` exits with when the app does not start.

@@ -131,6 +131,10 @@ def check_token(request: RequestParts, connection: ConnectionAuth) -> bool:
         given.append(request.headers[header])
     if not given:
         return False
+    if not connection.secret:  # nothing to match: an empty secret must not let "" in
+        raise SignatureError(
+            f"{connection.provider} connection {connection.name!r} has no secret; set one"
+        )
     if any(secrets_equal(value, connection.secret) for value in given):
         return True
     raise SignatureError(f"wrong secret for {connection.provider} connection {connection.name!r}")

@@ -51,6 +51,10 @@ def check_name(name: str) -> None:
         )
 
 
+# A header name as HTTP defines it (a "token": no spaces, no separators).
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
 def check_connection(provider: str, secret: str | None, options: Mapping[str, str]) -> None:
     """Raise InvalidConnection when a connection with this secret and these options (all of
     them, as they would be stored) cannot work for `provider`."""
@@ -83,6 +87,12 @@ def check_connection(provider: str, secret: str | None, options: Mapping[str, st
         raise InvalidConnection(
             f"region {options['region']!r} is not a region code phone numbers use "
             "(two letters, e.g. IN, PL, BR)"
+        )
+    header = options.get("auth_header", "")
+    if header and not _HEADER_NAME.fullmatch(header):
+        raise InvalidConnection(
+            f"auth_header {header!r} is not an HTTP header name (letters, digits and "
+            "-, e.g. X-Webhook-Token)"
         )
     version = options.get("api_version", "v2").strip().lower()
     if provider == "evolution" and version not in ("v1", "v2"):
