@@ -115,6 +115,7 @@ def test_tokens_are_listed_by_name_and_revoked(migrated: CliRunner) -> None:
     second = _last(ok(cli, "token", "create"))
     ok(cli, "token", "create", "--name", "ci")
     assert "already exists" in refused(cli, "token", "create", "--name", "ci")
+    assert "name cannot be empty" in refused(cli, "token", "create", "--name", " ")
     listed = ok(cli, "token", "list")
     assert [line.split("\t")[0] for line in listed.splitlines()] == ["ci", "default", "default-2"]
     assert "created 20" in listed and first not in listed and second not in listed

@@ -51,3 +51,12 @@ def test_a_public_url_keeps_its_scheme_in_lower_case() -> None:
     assert Settings(public_url="HTTPS://Hooks.example.com").public_url == (
         "https://Hooks.example.com"
     )
+
+
+def test_trusted_proxies_are_addresses_networks_or_a_star() -> None:
+    """A name uvicorn cannot match would trust no proxy, silently: every login would seem to
+    come from the proxy and share its limit."""
+    for value in ("127.0.0.1", "10.0.0.5, 10.1.0.0/16", "::1,fd00::/8", "*"):
+        assert Settings(trusted_proxies=value).trusted_proxies == value
+    with pytest.raises(ValueError, match=r"'proxy\.internal' is no address"):
+        Settings(trusted_proxies="10.0.0.5,proxy.internal")

@@ -6,6 +6,7 @@ Environment variables win over the file, so one setting can be overridden withou
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import logging  # the standard library's
 import math
 import os
@@ -152,6 +153,22 @@ class Settings(BaseSettings):
             )
         scheme, rest = value.strip().split(":", 1)
         return f"{scheme.lower()}:{rest}"  # the dashboard's Secure cookies look for "https:"
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        """Addresses or networks, or `*`: anything else would silently trust no one."""
+        for item in (part.strip() for part in value.split(",")):
+            if item == "*":
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is no address: give proxies' IP addresses or networks, comma "
+                    "separated (e.g. 10.0.0.5,10.1.0.0/16), or * when only proxies reach tidings"
+                ) from None
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -238,7 +238,7 @@ def test_infobip_names_its_message_before_the_answer_so_a_lost_answer_is_settled
 @pytest.mark.parametrize(
     ("body", "words"),
     [
-        ({"connection": "evo", "recipient": "+5531982968010"}, "text or template"),
+        ({"connection": "evo", "recipient": "+5531982968010"}, "needs text or a template"),
         ({"connection": "evo", "text": "x"}, "recipient"),
         (
             {

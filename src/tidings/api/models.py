@@ -143,8 +143,10 @@ class RegisterMessage(BaseModel):
                 raise ValueError(
                     "a send gets its provider_message_id from the provider: leave it out"
                 )
-            if (self.text is None) == (self.template is None):
-                raise ValueError("a send needs either text or template (not both)")
+            if self.text is None and self.template is None:
+                raise ValueError("a send needs text or a template")
+            if self.text is not None and self.template is not None:
+                raise ValueError("a send takes text or a template, not both")
             if self.recipient is None:
                 raise ValueError("a send needs a recipient")
         else:

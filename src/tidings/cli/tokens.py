@@ -19,6 +19,10 @@ def token() -> None:
 @click.option("--name", help="Unique name to list and revoke it by  [default: default, default-2…]")
 def token_create(name: str | None) -> None:
     """Create an API token; prints it alone on the last line (it is not shown again)."""
+    if name is not None and not name.strip():
+        raise click.ClickException(
+            "a token's name cannot be empty: give --name NAME, or leave it out for 'default'"
+        )
     with store(settings()) as db, db.write() as conn:
         name = name if name is not None else tokens.unused_name(conn, "default")
         new = tokens.create_token(conn, name, now())
