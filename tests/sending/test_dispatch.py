@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import RunningApp, wait_for
+from tests.conftest import RunningApp, free_port, wait_for
 from tests.e2e.payloads import evolution_update
 from tests.fakes.provider_apis import FakeEvolution
 from tidings.campaign_dispatch import BATCH
@@ -210,6 +210,22 @@ def test_a_rate_limited_provider_delays_the_campaign_and_fails_no_contact(
     assert len(numbers) == 7 and len(set(numbers)) == 3  # 4 turned away, 3 taken
     counts = app.api("GET", "/v1/campaigns/limited").json()["counts"]
     assert (counts["total"], counts["sent"], counts["failed"]) == (3, 3, 0)
+
+
+def test_a_campaign_whose_provider_is_unreachable_says_why_it_waits(app: RunningApp) -> None:
+    """It keeps running (the provider may come back), and its status says what it waits for
+    instead of showing contacts pending with no reason."""
+    app.add_connection("evolution", "down", api_url=f"http://127.0.0.1:{free_port()}",
+                       api_key="k")  # fmt: skip
+    create(app, "stranded", 2, connection="down")
+    app.api("POST", "/v1/campaigns/stranded/start")
+    wait_for(lambda: dispatch(app, "stranded")["waiting_reason"] is not None, 30)
+    state = dispatch(app, "stranded")
+    assert state["state"] == "running" and state["paused_reason"] is None
+    assert "connect" in state["waiting_reason"], state["waiting_reason"]
+    assert state["contacts"]["pending"] == 2 and state["contacts"]["failed"] == 0
+    app.api("POST", "/v1/campaigns/stranded/cancel")
+    assert dispatch(app, "stranded")["waiting_reason"] is None  # only while it runs
 
 
 def test_ten_refusals_in_a_row_pause_the_campaign_and_say_why(

@@ -59,6 +59,7 @@ def dispatch_out(view: DispatchView) -> DispatchOut:
         rate_per_minute=view.rate_per_minute,
         start_at=view.start_at,
         paused_reason=view.paused_reason,
+        waiting_reason=view.waiting_reason,
         contacts=dict(view.contacts),
         finished_at=view.finished_at,
     )

@@ -247,6 +247,11 @@ class DispatchOut(BaseModel):
     rate_per_minute: int | None
     start_at: datetime | None
     paused_reason: str | None
+    waiting_reason: str | None = Field(
+        default=None,
+        description="While running: why contacts wait to be tried again (the provider "
+        "unreachable or rate limiting), from the last one put back.",
+    )
     contacts: dict[str, int] = Field(
         description="Contacts by status: pending, sending, sent, failed, unknown "
         "(unknown: no answer came, never sent again blindly)."

@@ -197,6 +197,8 @@ def campaign_status(key: str) -> None:
         click.echo(f"campaign {key!r}: {view.state.value} on {view.connection!r} ({rate})")
         if view.paused_reason:
             click.echo(f"paused: {view.paused_reason}")
+        if view.waiting_reason:
+            click.echo(f"waiting to try again: {view.waiting_reason}")
         click.echo("contacts: " + ", ".join(f"{n} {s}" for s, n in view.contacts.items()))
     else:
         click.echo(f"campaign {key!r}: tracked (its messages are sent elsewhere)")

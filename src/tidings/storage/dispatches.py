@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -74,6 +74,9 @@ class DispatchView:
     updated_at: datetime
     finished_at: datetime | None
     contacts: Mapping[str, int]  # by status: pending, sending, sent, failed, unknown
+    # Why contacts wait to be tried again (the provider unreachable, rate limited): the last
+    # such error, on a running campaign's own view (`get`), not on lists.
+    waiting_reason: str | None = None
 
 
 def _query() -> Any:
@@ -143,7 +146,27 @@ def _view(conn: Connection, row: Row[Any], counts: dict[str, int] | None = None)
 def get(conn: Connection, key: str) -> DispatchView | None:
     """The dispatch of campaign `key`; None when tidings does not send that campaign."""
     row = conn.execute(_query().where(campaigns.c.key == key)).first()
-    return _view(conn, row) if row is not None else None
+    if row is None:
+        return None
+    view = _view(conn, row)
+    if view.state is DispatchState.RUNNING and view.contacts.get("pending"):
+        view = replace(view, waiting_reason=_waiting_reason(conn, view.campaign_id))
+    return view
+
+
+def _waiting_reason(conn: Connection, campaign_id: int) -> str | None:
+    """The error of the contact most recently put back to wait (its send was deferred)."""
+    found = conn.execute(
+        select(campaign_contacts.c.error)
+        .where(
+            campaign_contacts.c.campaign_id == campaign_id,
+            campaign_contacts.c.status == "pending",
+            campaign_contacts.c.error.is_not(None),
+        )
+        .order_by(campaign_contacts.c.updated_at.desc())
+        .limit(1)
+    ).scalar()
+    return str(found) if found else None
 
 
 def _lock(conn: Connection, campaign_id: int) -> None:
