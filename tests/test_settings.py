@@ -3,11 +3,16 @@ what it takes, never taken silently for something else."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import TIDINGS
 from tidings.cli import main
-from tidings.config import Settings
+from tidings.config import Settings, unknown_variables
 
 
 def test_an_unknown_time_zone_is_refused_not_read_as_utc() -> None:
@@ -60,3 +65,27 @@ def test_trusted_proxies_are_addresses_networks_or_a_star() -> None:
         assert Settings(trusted_proxies=value).trusted_proxies == value
     with pytest.raises(ValueError, match=r"'proxy\.internal' is no address"):
         Settings(trusted_proxies="10.0.0.5,proxy.internal")
+
+
+def test_a_misspelled_variable_is_named_not_ignored_in_silence(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    said = unknown_variables(
+        {"TIDINGS_DATABSE_URL": "x", "TIDINGS_CONFIG": "f", "TIDINGS_PORT": "1", "HOME": "/"}
+    )
+    assert said == [
+        "TIDINGS_DATABSE_URL is no tidings setting (did you mean TIDINGS_DATABASE_URL?); "
+        "it is ignored"
+    ]
+    assert unknown_variables({"TIDINGS_FOO": "1"}) == [
+        "TIDINGS_FOO is no tidings setting; it is ignored"
+    ]
+    monkeypatch.setenv("TIDINGS_DATABSE_URL", f"sqlite:///{tmp_path / 'meant.db'}")
+    checked = CliRunner().invoke(main, ["doctor"])
+    assert checked.exit_code == 1
+    assert "[FAIL] configuration: TIDINGS_DATABSE_URL is no tidings setting" in checked.output
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
+    env["TIDINGS_DATABSE_URL"] = "sqlite:///meant.db"
+    listed = subprocess.run([TIDINGS, "token", "list"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert listed.stderr.count("warning: TIDINGS_DATABSE_URL is no tidings setting") == 1

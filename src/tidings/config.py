@@ -11,7 +11,9 @@ import logging  # the standard library's
 import math
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Final
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
@@ -29,6 +31,10 @@ from tidings.domain.recipients import REGIONS
 from tidings.storage.engine import sqlite_url_problem
 
 __all__ = ["Settings", "load_settings"]
+
+
+# The brokers Celery is used with here: Redis and RabbitMQ.
+BROKER_SCHEMES: Final = ("redis", "rediss", "amqp", "amqps", "pyamqp")
 
 
 class Settings(BaseSettings):
@@ -153,6 +159,22 @@ class Settings(BaseSettings):
             )
         scheme, rest = value.strip().split(":", 1)
         return f"{scheme.lower()}:{rest}"  # the dashboard's Secure cookies look for "https:"
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_is_redis_or_rabbitmq(cls, value: str | None) -> str | None:
+        """Refused at start by every command (doctor too), not when a worker first connects."""
+        if value is None or not value.strip():
+            return None  # no broker: the embedded mode
+        scheme = urlsplit(value.strip()).scheme.lower()
+        if scheme not in BROKER_SCHEMES:
+            said = f"scheme {scheme!r}" if scheme else "no scheme"
+            raise ValueError(
+                f"the URL has {said} (not shown: it may hold a password); tidings supports "
+                "redis://, rediss:// (Redis) and amqp://, amqps:// (RabbitMQ), e.g. "
+                "redis://localhost:6379/0"
+            )
+        return value.strip()
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -290,6 +312,21 @@ def load_settings() -> Settings:
             raise FileNotFoundError(f"TIDINGS_CONFIG names {config_file!r}, which is not a file")
         check_config_file(Path(config_file))
     return Settings()
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A line for each TIDINGS_* variable that names no setting: it is ignored, and a
+    misspelled one leaves its setting at the default without a word."""
+    known = {f"TIDINGS_{name.upper()}" for name in Settings.model_fields} | {"TIDINGS_CONFIG"}
+    said = []
+    for name in sorted(environ):
+        if not name.upper().startswith("TIDINGS_") or name.upper() in known:
+            continue
+        bare = [setting.removeprefix("TIDINGS_") for setting in known]
+        guess = difflib.get_close_matches(name.upper().removeprefix("TIDINGS_"), bare, 1)
+        hint = f" (did you mean TIDINGS_{guess[0]}?)" if guess else ""
+        said.append(f"{name} is no tidings setting{hint}; it is ignored")
+    return said
 
 
 def check_config_file(path: Path) -> None:

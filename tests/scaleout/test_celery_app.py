@@ -16,6 +16,7 @@ import pytest
 import redis
 from celery.app.utils import find_app
 from click.testing import CliRunner
+from pydantic import ValidationError
 
 from tests.conftest import serve_in_thread, wait_for
 from tests.e2e.payloads import callbell_status
@@ -93,9 +94,15 @@ def test_job_intervals_override_both_runners() -> None:
 def test_broker_url_is_required_and_checked() -> None:
     with pytest.raises(BrokerNotConfigured, match="TIDINGS_BROKER_URL is not set"):
         broker_url(Settings())
-    with pytest.raises(BrokerNotConfigured, match="redis://"):
-        broker_url(Settings(broker_url="kafka://localhost:9092"))
+    with pytest.raises(ValueError, match=r"has scheme 'kafka'.*supports redis://"):
+        Settings(broker_url="kafka://localhost:9092")  # refused by every command, doctor too
+    with pytest.raises(ValueError, match="has no scheme"):
+        Settings(broker_url="redis-host")
+    with pytest.raises(ValidationError) as refused:
+        Settings(broker_url="http://:hunter2@broker.internal:6379/0")
+    assert "hunter2" not in refused.value.errors()[0]["msg"]  # what the CLI prints
     assert broker_url(Settings(broker_url="amqp://guest:guest@localhost:5672//"))
+    assert Settings(broker_url="  ").embedded
 
 
 def _pending_receipts(db: Database, count: int) -> None:

@@ -3,16 +3,18 @@ failures become one line on stderr (exit 1) instead of a traceback."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
 from pydantic import ValidationError
 
-from tidings.config import Settings, load_settings
+from tidings.config import Settings, load_settings, unknown_variables
 from tidings.domain.errors import TidingsError
 from tidings.intake_urls import intake_base, listen_url
 from tidings.storage.db import Database
@@ -42,12 +44,20 @@ class TidingsGroup(click.Group):
 
 
 def settings() -> Settings:
+    _warn_of_unknown_variables()
     try:
         return load_settings()
     except ValidationError as error:
         raise click.ClickException(f"configuration: {problems(error)}") from None
     except (FileNotFoundError, ValueError) as error:
         raise click.ClickException(f"configuration: {error}") from None
+
+
+@cache
+def _warn_of_unknown_variables() -> None:
+    """Once per command, however often it reads the settings."""
+    for line in unknown_variables(os.environ):
+        click.echo(f"warning: {line}", err=True)
 
 
 def problems(error: ValidationError) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from collections.abc import Callable
@@ -12,7 +13,7 @@ import click
 from pydantic import ValidationError
 
 from tidings.cli.common import problems as setting_problems
-from tidings.config import load_settings
+from tidings.config import load_settings, unknown_variables
 from tidings.domain.errors import TidingsError
 from tidings.storage import users
 from tidings.storage.db import Database
@@ -36,6 +37,8 @@ def doctor() -> None:
         problems += 0 if ok else 1
         click.echo(f"[{'ok' if ok else 'FAIL'}] {what}: {detail}")
 
+    for line in unknown_variables(os.environ):
+        report(False, "configuration", line)
     try:
         settings = load_settings()
     except ValidationError as error:

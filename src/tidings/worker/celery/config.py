@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from celery import Celery
 
-from tidings.config import Settings
+from tidings.config import BROKER_SCHEMES, Settings
 from tidings.worker.celery.beat import StartNowScheduler, beat_schedule
 from tidings.worker.celery.names import DELIVER, INBOX_QUEUE, JOBS_QUEUE, OUTBOUND_QUEUE, RUN_JOB
 from tidings.worker.celery.tasks import Tasks, register_tasks
@@ -17,7 +17,6 @@ from tidings.worker.celery.tasks import Tasks, register_tasks
 __all__ = ["BrokerNotConfigured", "broker_url", "close_celery", "create_celery"]
 
 APP_NAME: Final = "tidings.worker"
-BROKER_SCHEMES: Final = ("redis", "rediss", "amqp", "amqps", "pyamqp")
 
 
 class BrokerNotConfigured(ValueError):
