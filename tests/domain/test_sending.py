@@ -62,6 +62,21 @@ def test_an_action_the_state_does_not_allow_is_refused_by_name(
         act(state, action, NOW, None)
 
 
+@pytest.mark.parametrize(
+    ("state", "action", "hint"),
+    [
+        (DispatchState.PAUSED, Action.START, "resume it"),
+        (DispatchState.DRAFT, Action.RESUME, "start it"),
+        (DispatchState.RUNNING, Action.START, "it is being sent already"),
+    ],
+)
+def test_a_refused_action_says_what_was_likely_meant(
+    state: DispatchState, action: Action, hint: str
+) -> None:
+    with pytest.raises(Invalid, match=f"{state.value}: {hint}$"):
+        act(state, action, NOW, None)
+
+
 def test_the_pace_halves_while_unhealthy_and_no_rate_means_no_wait() -> None:
     assert slot_interval(600, healthy=True) == timedelta(seconds=0.1)
     assert slot_interval(600, healthy=False) == timedelta(seconds=0.2)

@@ -169,13 +169,23 @@ _ALLOWED: Mapping[Action, frozenset[DispatchState]] = {
 }
 
 
+# What a person most likely meant, where an action does not apply.
+_INSTEAD: Mapping[tuple[Action, DispatchState], str] = {
+    (Action.START, DispatchState.PAUSED): ": resume it",
+    (Action.RESUME, DispatchState.DRAFT): ": start it",
+    (Action.START, DispatchState.RUNNING): ": it is being sent already",
+    (Action.RESUME, DispatchState.RUNNING): ": it is being sent already",
+}
+
+
 def act(
     state: DispatchState, action: Action, now: datetime, start_at: datetime | None
 ) -> DispatchState:
     """The state a person's action leads to; Invalid naming the state when it cannot apply
     (e.g. resuming a campaign that is not paused)."""
     if state not in _ALLOWED[action]:
-        raise Invalid(f"cannot {action.value} a campaign that is {state.value}")
+        hint = _INSTEAD.get((action, state), "")
+        raise Invalid(f"cannot {action.value} a campaign that is {state.value}{hint}")
     if action is Action.PAUSE:
         return DispatchState.PAUSED
     if action is Action.CANCEL:
