@@ -425,3 +425,15 @@ def test_contacts_given_with_the_campaign_are_reported_row_by_row(app: RunningAp
     assert (report["added"], report["errors"]) == (1, 1)
     assert report["results"][1]["row"] == 2 and "recipient" in report["results"][1]["error"]
     assert made.json()["dispatch"]["contacts"]["pending"] == 1
+
+
+def test_a_text_whose_variable_no_contact_has_is_refused_before_the_campaign_exists(
+    app: RunningApp,
+) -> None:
+    """As `tidings campaign create` refuses it: a typo in the text, not 207 with every contact
+    refused and an empty draft left behind."""
+    body = {"key": "typo", "connection": "evo", "text": "Hi {{nmae}}", "contacts": contacts(2)}
+    answer = app.api("POST", "/v1/campaigns", json=body)
+    assert answer.status_code == 422, answer.text
+    assert "{{nmae}}, which none of the contacts has" in answer.json()["error"]["message"]
+    assert app.api("GET", "/v1/campaigns/typo").status_code == 404

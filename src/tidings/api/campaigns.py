@@ -107,6 +107,7 @@ def create_campaign(
             start_at=body.start_at.astimezone(UTC) if body.start_at else None,
             name=body.name,
             now=now,
+            contacts=body.contacts or (),  # a misspelled {{variable}}: refused, as by the CLI
         )
     except (NotFound, Conflict, Invalid) as error:
         raise _translate(error) from None
