@@ -12,6 +12,7 @@ import math
 import os
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
@@ -40,7 +41,10 @@ BROKER_SCHEMES: Final = ("redis", "rediss", "amqp", "amqps", "pyamqp")
 class Settings(BaseSettings):
     """Everything an operator can set. Defaults give the embedded mode on a SQLite file."""
 
-    model_config = SettingsConfigDict(env_prefix="TIDINGS_", extra="ignore")
+    # Errors never repeat a value: a URL may hold a password.
+    model_config = SettingsConfigDict(
+        env_prefix="TIDINGS_", extra="ignore", hide_input_in_errors=True
+    )
 
     database_url: str = "sqlite:///tidings.db"
     broker_url: str | None = None
@@ -166,7 +170,8 @@ class Settings(BaseSettings):
         """Refused at start by every command (doctor too), not when a worker first connects."""
         if value is None or not value.strip():
             return None  # no broker: the embedded mode
-        scheme = urlsplit(value.strip()).scheme.lower()
+        url = value.strip()
+        scheme = urlsplit(url).scheme.lower()
         if scheme not in BROKER_SCHEMES:
             said = f"scheme {scheme!r}" if scheme else "no scheme"
             raise ValueError(
@@ -174,20 +179,21 @@ class Settings(BaseSettings):
                 "redis://, rediss:// (Redis) and amqp://, amqps:// (RabbitMQ), e.g. "
                 "redis://localhost:6379/0"
             )
-        return value.strip()
+        return scheme + url[len(scheme) :]  # Celery looks for the scheme in lower case
 
     @field_validator("trusted_proxies")
     @classmethod
     def _proxies_are_addresses(cls, value: str) -> str:
         """Addresses or networks, or `*`: anything else would silently trust no one."""
         for item in (part.strip() for part in value.split(",")):
-            if item == "*":
+            if not item or item == "*":  # an empty list trusts no proxy
                 continue
             try:
-                ipaddress.ip_network(item, strict=False)
+                ipaddress.ip_network(item)  # strict, as uvicorn reads it: 10.1.0.0/16
             except ValueError:
                 raise ValueError(
-                    f"{item!r} is no address: give proxies' IP addresses or networks, comma "
+                    f"{item!r} is no address or network: give proxies' IP addresses or "
+                    "networks (host bits zero), comma "
                     "separated (e.g. 10.0.0.5,10.1.0.0/16), or * when only proxies reach tidings"
                 ) from None
         return value
@@ -314,19 +320,46 @@ def load_settings() -> Settings:
     return Settings()
 
 
-def unknown_variables(environ: Mapping[str, str]) -> list[str]:
-    """A line for each TIDINGS_* variable that names no setting: it is ignored, and a
-    misspelled one leaves its setting at the default without a word."""
-    known = {f"TIDINGS_{name.upper()}" for name in Settings.model_fields} | {"TIDINGS_CONFIG"}
-    said = []
+# TIDINGS_* names that are no setting but are ours: the config file's name, the Procfile's
+# worker concurrency, the test suite's browser, and the README's examples for subscribers.
+_OURS_BUT_NO_SETTING = frozenset(
+    {
+        "TIDINGS_CONFIG",
+        "TIDINGS_WORKER_CONCURRENCY",
+        "TIDINGS_CHROMIUM",
+        "TIDINGS_SCREENSHOTS",
+        "TIDINGS_WEBHOOK_SECRET",
+        "TIDINGS_OUTBOUND_SECRET",
+        "TIDINGS_TOKEN",
+    }
+)
+
+
+@dataclass(frozen=True)
+class UnknownVariable:
+    """A TIDINGS_* variable that names no setting, and the setting it is likely a typo of."""
+
+    name: str
+    meant: str | None
+
+    def __str__(self) -> str:
+        hint = f" (did you mean {self.meant}?)" if self.meant else ""
+        return f"{self.name} is no tidings setting{hint}; it is ignored"
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[UnknownVariable]:
+    """The TIDINGS_* variables that name no setting: ignored, so a misspelled one leaves its
+    setting at the default without a word."""
+    settings = {f"TIDINGS_{name.upper()}" for name in Settings.model_fields}
+    bare = [setting.removeprefix("TIDINGS_") for setting in settings]
+    found = []
     for name in sorted(environ):
-        if not name.upper().startswith("TIDINGS_") or name.upper() in known:
+        upper = name.upper()
+        if not upper.startswith("TIDINGS_") or upper in settings | _OURS_BUT_NO_SETTING:
             continue
-        bare = [setting.removeprefix("TIDINGS_") for setting in known]
-        guess = difflib.get_close_matches(name.upper().removeprefix("TIDINGS_"), bare, 1)
-        hint = f" (did you mean TIDINGS_{guess[0]}?)" if guess else ""
-        said.append(f"{name} is no tidings setting{hint}; it is ignored")
-    return said
+        guess = difflib.get_close_matches(upper.removeprefix("TIDINGS_"), bare, 1)
+        found.append(UnknownVariable(name, f"TIDINGS_{guess[0]}" if guess else None))
+    return found
 
 
 def check_config_file(path: Path) -> None:

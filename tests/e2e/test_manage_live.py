@@ -4,6 +4,7 @@ a second, tokens revoked at once; and the URLs the CLI prints reach it."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -132,3 +133,11 @@ def test_serve_on_a_port_in_use_says_so_before_it_touches_the_store(
         with serving(env, port, tmp_path / "serve.log"):
             assert _tidings(other, "serve", "--port", str(port)).returncode == 1
         assert not elsewhere.exists()
+
+
+def test_ctrl_c_stops_serve_quietly(tmp_path: Path, db_url: str) -> None:
+    env, log = _env(db_url), tmp_path / "serve.log"
+    with serving(env, free_port(), log) as server:
+        server.send_signal(signal.SIGINT)
+        assert server.wait(20) == 0
+    assert "Aborted" not in log.read_text() and "Traceback" not in log.read_text()

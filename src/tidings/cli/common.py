@@ -56,8 +56,8 @@ def settings() -> Settings:
 @cache
 def _warn_of_unknown_variables() -> None:
     """Once per command, however often it reads the settings."""
-    for line in unknown_variables(os.environ):
-        click.echo(f"warning: {line}", err=True)
+    for variable in unknown_variables(os.environ):
+        click.echo(f"warning: {variable}", err=True)
 
 
 def problems(error: ValidationError) -> str:

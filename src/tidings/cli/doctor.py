@@ -37,8 +37,9 @@ def doctor() -> None:
         problems += 0 if ok else 1
         click.echo(f"[{'ok' if ok else 'FAIL'}] {what}: {detail}")
 
-    for line in unknown_variables(os.environ):
-        report(False, "configuration", line)
+    for variable in unknown_variables(os.environ):
+        if variable.meant:  # a likely typo fails; any other stray name is only warned of
+            report(False, "configuration", str(variable))
     try:
         settings = load_settings()
     except ValidationError as error:

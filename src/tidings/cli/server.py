@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import socket
@@ -86,7 +87,8 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
                     access_log=logging.getLogger("uvicorn.access").isEnabledFor(logging.INFO),
                 )
             )
-            server.run(sockets=[listening])
+            with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: stopped, as uvicorn.run
+                server.run(sockets=[listening])
             if not server.started:  # the app did not start; uvicorn logged why
                 sys.exit(_STARTUP_FAILED)
         finally:
@@ -104,8 +106,11 @@ def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listening = socket.socket(family=family)
     listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:  # as asyncio binds it: IPv4 clients keep their addresses
+        listening.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     try:
         listening.bind((host, port))
+        listening.listen(2048)  # held from now on: a second serve cannot take it meanwhile
     except OSError as error:
         listening.close()
         if error.errno == errno.EADDRINUSE:

@@ -24,7 +24,7 @@ def token_create(name: str | None) -> None:
             "a token's name cannot be empty: give --name NAME, or leave it out for 'default'"
         )
     with store(settings()) as db, db.write() as conn:
-        name = name if name is not None else tokens.unused_name(conn, "default")
+        name = name.strip() if name is not None else tokens.unused_name(conn, "default")
         new = tokens.create_token(conn, name, now())
     click.echo(f"token {name!r} created; use it as 'Authorization: Bearer <token>':")
     click.echo(new)

@@ -113,8 +113,9 @@ def load_json(body: bytes, provider: str, hint: str = "") -> Any:
 
 
 def secrets_equal(given: str, expected: str) -> bool:
-    """Compare credentials in constant time so timing does not leak the secret."""
-    return hmac.compare_digest(given.encode(), expected.encode())
+    """Compare credentials in constant time so timing does not leak the secret. An empty
+    secret matches nothing: an empty password or `?token=` must not open a connection."""
+    return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
 
 
 def check_token(request: RequestParts, connection: ConnectionAuth) -> bool:

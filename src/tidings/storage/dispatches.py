@@ -154,16 +154,27 @@ def get(conn: Connection, key: str) -> DispatchView | None:
     return view
 
 
+# Pending contacts looked at for a waiting reason: deferred ones are claimed first (lowest
+# ids), so the first few hundred hold it, and a million pending cost no more than these.
+_WAITING_LOOK = 500
+
+
 def _waiting_reason(conn: Connection, campaign_id: int) -> str | None:
     """The error of the contact most recently put back to wait (its send was deferred)."""
-    found = conn.execute(
-        select(campaign_contacts.c.error)
+    first = (
+        select(campaign_contacts.c.error, campaign_contacts.c.updated_at)
         .where(
             campaign_contacts.c.campaign_id == campaign_id,
             campaign_contacts.c.status == "pending",
-            campaign_contacts.c.error.is_not(None),
         )
-        .order_by(campaign_contacts.c.updated_at.desc())
+        .order_by(campaign_contacts.c.id)
+        .limit(_WAITING_LOOK)
+        .subquery()
+    )
+    found = conn.execute(
+        select(first.c.error)
+        .where(first.c.error.is_not(None))
+        .order_by(first.c.updated_at.desc())
         .limit(1)
     ).scalar()
     return str(found) if found else None

@@ -164,7 +164,8 @@ def _unusable_file(url: str, error: BaseException | None) -> NotAStore | None:
     """What to tell a person when the file is no SQLite database, or a damaged one; None for
     any other failure. Errors the driver makes up itself (a value it cannot bind) carry no
     SQLite code."""
-    code = getattr(error, "sqlite_errorcode", None)
+    extended = getattr(error, "sqlite_errorcode", None)
+    code = extended & 0xFF if isinstance(extended, int) else None  # e.g. CORRUPT_INDEX: CORRUPT
     where = make_url(url).database
     if code == sqlite3.SQLITE_NOTADB:
         return NotAStore(

@@ -1025,3 +1025,10 @@ def test_arbitrary_report_items_raise_only_payload_error(items: list[object]) ->
 def test_arbitrary_callback_data_becomes_text_metadata(text: str) -> None:
     metadata = metadata_of(text)
     assert all(isinstance(key, str) and isinstance(value, str) for key, value in metadata.items())
+
+
+def test_an_empty_basic_password_never_matches_an_empty_secret() -> None:
+    """A connection left without a secret must not take anyone's empty password."""
+    bare = ConnectionAuth(CONNECTION.name, CONNECTION.provider, "", CONNECTION.options)
+    with pytest.raises(SignatureError, match="wrong Basic auth password"):
+        verify(request(headers=basic("anyone", "")), bare)
