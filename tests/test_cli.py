@@ -205,3 +205,21 @@ def test_a_config_file_with_a_misspelled_key_or_bad_toml_names_the_file(
     assert str(config) in result.output and len(result.output.strip().splitlines()) == 1
     for word in words:
         assert word in result.output
+
+
+def test_a_config_file_that_cannot_be_read_is_one_line(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A file this user may not read (the suite runs as root, who reads any file: so the
+    refusal is made by the filesystem call itself)."""
+    config = tmp_path / "tidings.toml"
+    config.write_text('log_level = "INFO"\n')
+    monkeypatch.setenv("TIDINGS_CONFIG", str(config))
+
+    def refused(self: Path, *args: object, **kwargs: object) -> str:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_text", refused)
+    result = cli.invoke(main, ["doctor"])
+    assert result.exit_code == 1
+    assert f"{config} cannot be read: Permission denied" in result.output

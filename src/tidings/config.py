@@ -11,7 +11,7 @@ import logging  # the standard library's
 import math
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -357,9 +357,15 @@ def unknown_variables(environ: Mapping[str, str]) -> list[UnknownVariable]:
         upper = name.upper()
         if not upper.startswith("TIDINGS_") or upper in settings | _OURS_BUT_NO_SETTING:
             continue
-        guess = difflib.get_close_matches(upper.removeprefix("TIDINGS_"), bare, 1)
-        found.append(UnknownVariable(name, f"TIDINGS_{guess[0]}" if guess else None))
+        guess = _closest(upper.removeprefix("TIDINGS_"), bare)
+        found.append(UnknownVariable(name, f"TIDINGS_{guess}" if guess else None))
     return found
+
+
+def _closest(name: str, known: Iterable[str]) -> str | None:
+    """The known name `name` is most likely a typo of, if any is close."""
+    found = difflib.get_close_matches(name, list(known), 1)
+    return found[0] if found else None
 
 
 def check_config_file(path: Path) -> None:
@@ -369,14 +375,16 @@ def check_config_file(path: Path) -> None:
         keys = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"TIDINGS_CONFIG file {path} is not valid TOML: {error}") from None
+    except OSError as error:  # a file this user may not read
+        raise ValueError(f"TIDINGS_CONFIG file {path} cannot be read: {error.strerror}") from None
     known = {name.lower() for name in Settings.model_fields}
     unknown = [key for key in keys if key.lower() not in known]
     if not unknown:
         return
     said = []
     for key in unknown:
-        guess = difflib.get_close_matches(key.lower().removeprefix("tidings_"), known, 1)
-        said.append(f"{key!r}" + (f" (did you mean {guess[0]!r}?)" if guess else ""))
+        guess = _closest(key.lower().removeprefix("tidings_"), known)
+        said.append(f"{key!r}" + (f" (did you mean {guess!r}?)" if guess else ""))
     raise ValueError(
         f"TIDINGS_CONFIG file {path} names no such setting: {', '.join(said)}; its keys are "
         "the TIDINGS_* names without the prefix, in lower case"
