@@ -5,6 +5,7 @@ and the provider's webhooks that follow keep the campaign's counters exact."""
 from __future__ import annotations
 
 import itertools
+import statistics
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -369,8 +370,10 @@ def test_an_unhealthy_connection_gets_half_the_rate(app: RunningApp, fake: FakeE
     app.api("POST", "/v1/campaigns/halved/start")
     wait_for(lambda: dispatch(app, "halved")["state"] == "done", 30)
     times = sorted(r.at for r in fake.requests)
-    achieved = (len(times) - 1) / (times[-1] - times[0]) * 60
-    assert 600 * 0.9 <= achieved <= 600 * 1.1, achieved
+    # The pace between sends, by the median gap: one stall of a loaded machine (the whole
+    # suite runs beside it) must not read as a wrong rate; 1,200/min would be 0.05 s.
+    gap = statistics.median(b - a for a, b in itertools.pairwise(times))
+    assert 0.1 * 0.9 <= gap <= 0.1 * 1.1, gap
     health = app.api("GET", "/v1/connections/evo").json()["health"]
     assert health["score"] < 0.8
 
