@@ -18,7 +18,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from tidings import send_loop
+from tidings import send_process
 from tidings.config import Settings
 from tidings.domain.errors import NotFound
 from tidings.domain.message_changes import Registration
@@ -35,7 +35,7 @@ from tidings.logging import get_logger, mask_text
 from tidings.providers.registry import get_provider
 from tidings.providers.send import SendError, SendFailure, SendRequest
 from tidings.providers.send_http import HttpSender
-from tidings.send_loop import SendLoop
+from tidings.send_process import SendProcess
 from tidings.sending import Answer, outcome_of, sender_for
 from tidings.storage import connections, dispatches, sends
 from tidings.storage import health as health_store
@@ -55,9 +55,10 @@ log = get_logger("dispatch")
 
 # Contacts a campaign without a rate claims in one transaction and sends before it records
 # their answers in one unit of work: the store's cost is per batch, so a larger batch sends
-# more per second; a crash may leave two batches (one out, one being recorded) with an unknown
-# outcome.
-BATCH = 64
+# more per second (measured on the store's work alone, claim and record: 128 about a third
+# cheaper a message than 64, 256 no cheaper than 128); a crash may leave two batches (one out,
+# one being recorded) with an unknown outcome.
+BATCH = 128
 
 # How long a campaign waits after its provider was unreachable or asked to slow down
 # without saying for how long.
@@ -181,7 +182,9 @@ def _turn(
     if not running:
         return report
     deadline = time.monotonic() + budget
-    sends = send_loop.shared(settings.dispatch_concurrency)
+    sends = send_process.shared(
+        settings.dispatch_concurrency, settings.log_level, settings.log_json
+    )
     lanes = [_Lane.open(db, settings, v, sends, health, report) for v in running]
     try:
         _run_lanes([lane for lane in lanes if lane is not None], deadline, sleep, report)
@@ -234,7 +237,7 @@ class _Lane:
     interval: timedelta
     health: Health
     pause_after: int
-    sends: SendLoop
+    sends: SendProcess
     next_at: datetime
     healthy: bool = True
     unanswered: int = 0
@@ -250,7 +253,7 @@ class _Lane:
         db: Database,
         settings: Settings,
         view: DispatchView,
-        sends: SendLoop,
+        sends: SendProcess,
         health: Health,
         report: TurnReport,
     ) -> _Lane | None:

@@ -1,17 +1,13 @@
 """Where a campaign's messages go out: an event loop on a thread of its own, with one aiohttp
 session, sending each batch `concurrency` requests at a time (`providers.send_async`).
 
-One per process and concurrency, started on first use and kept, so the connections to a
-provider outlive a batch and a turn. The dispatch thread (embedded) or the Celery task hands
-it a batch and collects every answer, recording the batch before meanwhile; the loop never
-touches the store.
+It runs in the send process (`send_process`), one per concurrency, kept there so the
+connections to a provider outlive a batch and a turn; the loop never touches the store.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
-import os
 import threading
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import Future
@@ -25,7 +21,7 @@ from tidings.providers.send_async import new_session, send_async
 from tidings.providers.send_http import HttpSender
 from tidings.sending import Answer, answer_to_error
 
-__all__ = ["SendLoop", "shared"]
+__all__ = ["SendLoop"]
 
 T = TypeVar("T")
 
@@ -89,38 +85,3 @@ class SendLoop:
             self._thread.join(5)
         if not self._loop.is_running():
             self._loop.close()
-
-
-_loops: dict[int, SendLoop] = {}
-_loops_guard = threading.Lock()
-_orphans: list[SendLoop] = []  # a parent's loops in a forked child: kept, never used
-
-
-def shared(concurrency: int) -> SendLoop:
-    """This process's send loop for `concurrency` (started now if it is the first call)."""
-    with _loops_guard:
-        found = _loops.get(concurrency)
-        if found is None:
-            found = _loops[concurrency] = SendLoop(concurrency)
-        return found
-
-
-def _after_fork_in_child() -> None:
-    """A forked child (a Celery worker) has none of its parent's threads: it starts loops of
-    its own. The parent's are kept referenced (collecting them would close sockets the parent
-    still uses), and the guard is new (the fork may have happened while it was held)."""
-    global _loops_guard
-    _orphans.extend(_loops.values())
-    _loops.clear()
-    _loops_guard = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-@atexit.register
-def _close_all() -> None:
-    with _loops_guard:
-        for send_loop in _loops.values():
-            send_loop.close()
-        _loops.clear()

@@ -5,15 +5,12 @@ batch."""
 from __future__ import annotations
 
 import json
-import multiprocessing
 import threading
 import time
-from multiprocessing.queues import Queue
 
 import httpx
 
 from tests.fakes.sending import SETUPS, config
-from tidings import send_loop
 from tidings.providers.send import SendError, SendFailure, SendRequest, SendResult
 from tidings.providers.send_http import Call
 from tidings.providers.senders import make_sender
@@ -106,45 +103,3 @@ def test_a_client_that_breaks_after_sending_is_an_unknown_outcome() -> None:
     assert isinstance(answer, SendError) and status is None
     assert answer.kind is SendFailure.BAD_ANSWER and answer.outcome_unknown
     assert "may have been sent" in str(answer)
-
-
-def _send_one_from_a_forked_child(url: str, api_key: str, answers: Queue[object]) -> None:
-    sender = make_sender("evolution", config({"api_url": url, "api_key": api_key}), None)
-    try:
-        [(answer, status)] = send_loop.shared(2).send_all(
-            sender, [SendRequest(recipient="+5531999993001", text="from the child")]
-        )
-        answers.put((answer if isinstance(answer, str) else repr(answer), status))
-    except Exception as error:  # reported to the test, which fails on it
-        answers.put((repr(error), None))
-
-
-def test_a_forked_worker_sends_on_a_loop_of_its_own_and_the_parent_keeps_its_own() -> None:
-    """A Celery prefork worker is a fork of a process that may have sent already: the child's
-    campaign sends go out on a new loop (the parent's thread is not in the child), and the
-    parent's loop goes on working."""
-    with EVOLUTION.fake() as fake:
-        sender = make_sender("evolution", config(EVOLUTION.options(fake)), None)
-        parents = send_loop.shared(2)
-        first = SendRequest(recipient="+5531999993000", text="a")
-        [(before, _)] = parents.send_all(sender, [first])
-        forked = multiprocessing.get_context("fork")
-        answers: Queue[object] = forked.Queue()
-        child = forked.Process(
-            target=_send_one_from_a_forked_child, args=(fake.url, fake.api_key, answers)
-        )
-        child.start()
-        try:
-            child_answer = answers.get(timeout=10)
-        finally:
-            child.join(5)
-            if child.is_alive():
-                child.kill()
-        last = SendRequest(recipient="+5531999993002", text="b")
-        [(after, _)] = parents.send_all(sender, [last])
-        numbers = sorted(json.loads(r.body)["number"] for r in fake.requests)
-    assert isinstance(before, str) and isinstance(after, str)
-    answer, status = child_answer  # type: ignore[misc]
-    assert status == 201 and isinstance(answer, str) and answer, child_answer
-    assert child.exitcode == 0
-    assert numbers == ["5531999993000", "5531999993001", "5531999993002"]

@@ -55,6 +55,13 @@ class SendFailure(StrEnum):
     BAD_ANSWER = "bad_answer"  # a 2xx answer without a message id: outcome unknown
 
 
+def _rebuilt(cls: type[SendError], message: str, attributes: dict[str, Any]) -> SendError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(attributes)
+    return error
+
+
 class SendError(TidingsError):
     """A send that did not end in a provider message id; see the module docstring.
 
@@ -93,6 +100,11 @@ class SendError(TidingsError):
 
     def __str__(self) -> str:
         return mask_text(super().__str__())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled whole (a campaign's answers come back from its send process): the
+        default would call the class with the message alone."""
+        return _rebuilt, (type(self), self.args[0], dict(self.__dict__))
 
     @property
     def reason(self) -> str:

@@ -1,0 +1,252 @@
+"""Where a campaign's messages go out: the send loop (`send_loop`) in a process of its own.
+
+Dispatching a campaign is two kinds of work: recording each contact's send before and its
+answer after (the store), and the provider calls (aiohttp). In one process they take turns on
+one interpreter lock, and the calls took about half of it (measured with the dispatch bench:
+about 400 µs of CPU per message in the dispatching process, 170 µs once the calls left it).
+Here the calls run in a child process with the same loop, so each kind of work has a core.
+
+The child is started on first use (`python -m tidings.send_process`) and kept. Each batch
+goes to it pickled over a socket (the provider's name, the connection's `SenderConfig`, the
+requests) and comes back as one answer per request, in order. If the child dies, every send
+it had not answered is an unknown outcome (it may have gone out, so it is never sent again),
+and the next batch starts a new child. The child ends when its socket closes: when the
+process that started it closes it, ends, or dies.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from multiprocessing.connection import Connection
+from typing import Any
+
+from tidings.logging import get_logger
+from tidings.providers.send import SenderConfig, SendError, SendFailure, SendRequest
+from tidings.providers.send_http import HttpSender
+from tidings.sending import Answer
+
+__all__ = ["SendProcess", "shared"]
+
+log = get_logger("dispatch")
+
+# A batch: its number, the provider, the connection's settings, the requests.
+_Batch = tuple[int, str, SenderConfig, list[SendRequest | SendError]]
+
+
+def _gone(provider: str) -> Answer:
+    """The answer of a send the child took and never answered."""
+    error = SendError(
+        f"{provider}: tidings' send process stopped before the provider answered; "
+        "the message may have been sent",
+        provider=provider,
+        kind=SendFailure.CONNECTION_LOST,
+        outcome_unknown=True,
+    )
+    return error, None
+
+
+class _Child:
+    """One running send process and the batches out at it."""
+
+    def __init__(self, concurrency: int, log_level: str, log_json: bool) -> None:
+        mine, theirs = socket.socketpair()
+        with theirs:
+            argv = [sys.executable, "-m", "tidings.send_process", str(theirs.fileno())]
+            argv += [str(concurrency), log_level, "json" if log_json else "text"]
+            self.popen = subprocess.Popen(argv, pass_fds=[theirs.fileno()])  # noqa: S603
+        # The reader thread blocks in recv on its own copy; a shutdown of this socket wakes
+        # it (a close from another thread would not) and tells the child to end.
+        self._socket = mine
+        self._conn = Connection(os.dup(mine.fileno()))
+        self._waiting: dict[int, tuple[str, int, Future[list[Answer]]]] = {}
+        self._numbers = itertools.count()
+        self._guard = threading.Lock()
+        self.alive = True
+        threading.Thread(target=self._read, name="tidings-send-answers", daemon=True).start()
+
+    def send(
+        self, provider: str, config: SenderConfig, requests: list[Any]
+    ) -> Future[list[Answer]]:
+        future: Future[list[Answer]] = Future()
+        with self._guard:
+            number = next(self._numbers)
+            self._waiting[number] = (provider, len(requests), future)
+            batch: _Batch = (number, provider, config, requests)
+            try:
+                self._conn.send(batch)
+            except OSError:  # it died: this batch never left; the reader answers the rest
+                del self._waiting[number]
+                future.set_result([_gone(provider)] * len(requests))
+                self._stop()
+            except Exception:  # it cannot be pickled (a bug): the caller learns it now
+                del self._waiting[number]
+                raise
+        return future
+
+    def _stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self._socket.shutdown(socket.SHUT_RDWR)
+        self._socket.close()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                number, answers = self._conn.recv()
+            except (EOFError, OSError):
+                break
+            with self._guard:
+                _provider, _count, future = self._waiting.pop(number)
+            future.set_result(answers)
+        with self._guard:
+            self.alive = False
+            waiting, self._waiting = self._waiting, {}
+            self._conn.close()
+            self._stop()
+        if waiting:
+            log.warning(
+                "the send process stopped (exit %s) with %d batches unanswered",
+                self.popen.wait(),
+                len(waiting),
+            )
+        for provider, count, future in waiting.values():
+            future.set_result([_gone(provider)] * count)
+
+    def close(self) -> None:
+        """Close its socket (the child ends) and wait a moment for it."""
+        self._stop()
+        try:
+            self.popen.wait(5)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+
+
+class SendProcess:
+    """`SendLoop.submit` in a child process, started (or started again) when a batch comes."""
+
+    def __init__(self, concurrency: int, log_level: str = "INFO", log_json: bool = False) -> None:
+        self._args = (concurrency, log_level, log_json)
+        self._child: _Child | None = None
+        self._guard = threading.Lock()
+
+    def submit(
+        self, sender: HttpSender, requests: Sequence[SendRequest | SendError]
+    ) -> Future[list[Answer]]:
+        """Each request's answer, in order, in the future returned (a SendError given
+        instead of a request is its own answer)."""
+        with self._guard:
+            if self._child is None or not self._child.alive:
+                self._child = _Child(*self._args)
+            child = self._child
+        return child.send(sender.provider, sender.config, list(requests))
+
+    def send_all(
+        self, sender: HttpSender, requests: Sequence[SendRequest | SendError]
+    ) -> list[Answer]:
+        return self.submit(sender, requests).result()
+
+    def close(self) -> None:
+        with self._guard:
+            child, self._child = self._child, None
+        if child is not None:
+            child.close()
+
+
+_shared: dict[tuple[int, str, bool], SendProcess] = {}
+_shared_guard = threading.Lock()
+
+
+def shared(concurrency: int, log_level: str = "INFO", log_json: bool = False) -> SendProcess:
+    """This process's send process for `concurrency` (started with its first batch)."""
+    key = (concurrency, log_level, log_json)
+    with _shared_guard:
+        found = _shared.get(key)
+        if found is None:
+            found = _shared[key] = SendProcess(*key)
+        return found
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (a Celery worker) starts send processes of its own: the parent's
+    sockets stay the parent's (the copies here are left open, never used)."""
+    global _shared_guard
+    _orphans.extend(_shared.values())
+    _shared.clear()
+    _shared_guard = threading.Lock()
+
+
+_orphans: list[SendProcess] = []
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+@atexit.register
+def _close_all() -> None:
+    with _shared_guard:
+        for found in _shared.values():
+            found.close()
+        _shared.clear()
+
+
+def _serve(conn: Connection, concurrency: int) -> None:
+    """The child: send each batch on one send loop and answer it when all its sends have."""
+    from tidings.providers.senders import make_sender
+    from tidings.send_loop import SendLoop
+
+    loop = SendLoop(concurrency)
+    guard = threading.Lock()
+
+    def answer(number: int, provider: str, count: int, done: Future[list[Answer]]) -> None:
+        try:
+            answers = done.result()
+        except Exception:  # the loop itself failed: each send's outcome is unknown
+            log.exception("a batch of %d sends through %s failed", count, provider)
+            answers = [_gone(provider)] * count
+        with guard:
+            try:
+                conn.send((number, answers))
+            except OSError:  # the dispatcher is gone; nobody waits for this answer
+                return
+            except Exception:  # an answer that cannot be pickled: a bug, said once
+                log.exception("the answers to a batch through %s cannot be passed on", provider)
+                with contextlib.suppress(OSError):
+                    conn.send((number, [_gone(provider)] * count))
+
+    try:
+        while True:
+            try:
+                number, provider, config, requests = conn.recv()
+            except (EOFError, OSError):
+                return
+            try:
+                sender = make_sender(provider, config, None)
+                future = loop.submit(sender, requests)
+            except SendError as error:  # the connection cannot send: no request goes out
+                future = Future()
+                future.set_result([(error, None)] * len(requests))
+            future.add_done_callback(functools.partial(answer, number, provider, len(requests)))
+    finally:
+        loop.close()
+
+
+def _main(argv: list[str]) -> None:
+    from tidings.logging import configure_logging
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to `serve`; its end ends us
+    descriptor, concurrency, log_level, log_format = argv
+    configure_logging(log_level, log_format == "json")
+    _serve(Connection(int(descriptor)), int(concurrency))
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])
