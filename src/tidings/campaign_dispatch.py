@@ -300,7 +300,7 @@ class _Lane:
         """Send the contacts whose slots have come; False when this campaign has nothing more
         to do in this turn (no contact waits, it was paused, it must wait). A campaign with a
         rate sends one contact at a time; one without claims `BATCH` at once and sends them
-        `dispatch_concurrency` at a time (over aiohttp, `send_loop`). While its batches get
+        `dispatch_concurrency` at a time (over aiohttp, from `send_process`). While its batches get
         answers (a refused contact included), a campaign without a rate records a batch's
         answers while the next batch is out (the store's work and the provider's overlap);
         a batch with a send unanswered or deferred, a pause, and the end of a turn land every
@@ -441,6 +441,14 @@ class _Lane:
             error = next(e for e in deferred if e.kind in (SendFailure.AUTH, SendFailure.CONFIG))
             what = "refused the credentials" if error.kind is SendFailure.AUTH else "cannot send"
             _pause(self.db, self.view, f"the connection {what}: {error}", report)
+            return False
+        stopped = sum(1 for error, _ in errors if error.kind is SendFailure.INTERRUPTED)
+        if stopped:
+            reason = (
+                f"paused: tidings' send process stopped with {stopped} sends out; their "
+                "outcome is unknown and they are not sent again (resume to go on)"
+            )
+            _pause(self.db, self.view, reason, report)
             return False
         if self.unanswered >= self.pause_after:
             reason = (

@@ -9,9 +9,11 @@ Here the calls run in a child process with the same loop, so each kind of work h
 The child is started on first use (`python -m tidings.send_process`) and kept. Each batch
 goes to it pickled over a socket (the provider's name, the connection's `SenderConfig`, the
 requests) and comes back as one answer per request, in order. If the child dies, every send
-it had not answered is an unknown outcome (it may have gone out, so it is never sent again),
-and the next batch starts a new child. The child ends when its socket closes: when the
-process that started it closes it, ends, or dies.
+it had not answered is an unknown outcome (`interrupted`: it may have gone out, so it is never
+sent again; the campaign pauses saying so), and the next batch starts a new child. The child
+runs in a session of its own, so signals to the dispatching process's group do not cut its
+sends; it ends when its socket closes: when the process that started it closes it, ends, or
+dies.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import contextlib
 import functools
 import itertools
 import os
-import signal
+import pickle
+import queue
 import socket
 import subprocess
 import sys
@@ -50,28 +53,48 @@ def _gone(provider: str) -> Answer:
         f"{provider}: tidings' send process stopped before the provider answered; "
         "the message may have been sent",
         provider=provider,
-        kind=SendFailure.CONNECTION_LOST,
+        kind=SendFailure.INTERRUPTED,
         outcome_unknown=True,
     )
     return error, None
 
 
+def _not_passed(provider: str, error: Exception) -> Answer:
+    """The answer of a send that never reached the child: nothing went out."""
+    refused = SendError(
+        f"{provider}: the send could not be passed to tidings' send process ({error})",
+        provider=provider,
+        kind=SendFailure.CONFIG,
+    )
+    return refused, None
+
+
 class _Child:
-    """One running send process and the batches out at it."""
+    """One running send process and the batches out at it. The futures waiting are kept
+    under one lock and the socket is written under another, so the thread reading answers
+    never waits for a batch being written (the child, blocked writing answers nobody reads,
+    would stop reading that batch)."""
 
     def __init__(self, concurrency: int, log_level: str, log_json: bool) -> None:
         mine, theirs = socket.socketpair()
         with theirs:
-            argv = [sys.executable, "-m", "tidings.send_process", str(theirs.fileno())]
+            # -P: the working directory is not on the child's import path (a file there named
+            # like a library would be imported instead). A session of its own: signals to
+            # `serve`'s process group (Ctrl-C, a service manager's SIGTERM) do not cut the
+            # sends out; the child ends when its socket closes.
+            argv = [sys.executable, "-P", "-m", "tidings.send_process", str(theirs.fileno())]
             argv += [str(concurrency), log_level, "json" if log_json else "text"]
-            self.popen = subprocess.Popen(argv, pass_fds=[theirs.fileno()])  # noqa: S603
+            self.popen = subprocess.Popen(  # noqa: S603
+                argv, pass_fds=[theirs.fileno()], start_new_session=True
+            )
         # The reader thread blocks in recv on its own copy; a shutdown of this socket wakes
         # it (a close from another thread would not) and tells the child to end.
         self._socket = mine
         self._conn = Connection(os.dup(mine.fileno()))
         self._waiting: dict[int, tuple[str, int, Future[list[Answer]]]] = {}
         self._numbers = itertools.count()
-        self._guard = threading.Lock()
+        self._guard = threading.Lock()  # `_waiting` and `alive`
+        self._writing = threading.Lock()
         self.alive = True
         threading.Thread(target=self._read, name="tidings-send-answers", daemon=True).start()
 
@@ -80,19 +103,28 @@ class _Child:
     ) -> Future[list[Answer]]:
         future: Future[list[Answer]] = Future()
         with self._guard:
+            if not self.alive:
+                future.set_result([_gone(provider)] * len(requests))
+                return future
             number = next(self._numbers)
             self._waiting[number] = (provider, len(requests), future)
-            batch: _Batch = (number, provider, config, requests)
-            try:
+        batch: _Batch = (number, provider, config, requests)
+        try:
+            with self._writing:
                 self._conn.send(batch)
-            except OSError:  # it died: this batch never left; the reader answers the rest
-                del self._waiting[number]
-                future.set_result([_gone(provider)] * len(requests))
-                self._stop()
-            except Exception:  # it cannot be pickled (a bug): the caller learns it now
-                del self._waiting[number]
-                raise
+        except OSError:  # it died; if the reader has not answered this batch yet, it never will
+            self._stop()
+            self._answer_left(number, [_gone(provider)] * len(requests))
+        except Exception as error:  # it cannot be pickled (a bug): nothing went out
+            log.exception("a batch through %s cannot be passed to the send process", provider)
+            self._answer_left(number, [_not_passed(provider, error)] * len(requests))
         return future
+
+    def _answer_left(self, number: int, answers: list[Answer]) -> None:
+        with self._guard:
+            found = self._waiting.pop(number, None)
+        if found is not None:
+            found[2].set_result(answers)
 
     def _stop(self) -> None:
         with contextlib.suppress(OSError):
@@ -100,23 +132,24 @@ class _Child:
         self._socket.close()
 
     def _read(self) -> None:
-        while True:
-            try:
+        try:
+            while True:
                 number, answers = self._conn.recv()
-            except (EOFError, OSError):
-                break
-            with self._guard:
-                _provider, _count, future = self._waiting.pop(number)
-            future.set_result(answers)
+                self._answer_left(number, answers)
+        except (EOFError, OSError):
+            pass
+        except Exception:  # an answer this process cannot read: end the child, answer all
+            log.exception("the send process's answers cannot be read; stopping it")
         with self._guard:
             self.alive = False
             waiting, self._waiting = self._waiting, {}
-            self._conn.close()
-            self._stop()
+        self._stop()
+        self._conn.close()
+        exit_code = self.popen.wait()  # reaped now, not left a zombie until the next batch
         if waiting:
             log.warning(
                 "the send process stopped (exit %s) with %d batches unanswered",
-                self.popen.wait(),
+                exit_code,
                 len(waiting),
             )
         for provider, count, future in waiting.values():
@@ -130,6 +163,11 @@ class _Child:
         except subprocess.TimeoutExpired:
             self.popen.kill()
             self.popen.wait()
+
+    def forget(self) -> None:
+        """In a forked child: close this process's copies, leaving the child to the parent."""
+        self._socket.close()
+        self._conn.close()
 
 
 class SendProcess:
@@ -162,6 +200,11 @@ class SendProcess:
         if child is not None:
             child.close()
 
+    def forget(self) -> None:
+        if self._child is not None:
+            self._child.forget()
+            self._child = None
+
 
 _shared: dict[tuple[int, str, bool], SendProcess] = {}
 _shared_guard = threading.Lock()
@@ -178,15 +221,15 @@ def shared(concurrency: int, log_level: str = "INFO", log_json: bool = False) ->
 
 
 def _after_fork_in_child() -> None:
-    """A forked child (a Celery worker) starts send processes of its own: the parent's
-    sockets stay the parent's (the copies here are left open, never used)."""
+    """A forked child (a Celery worker) starts send processes of its own. Its copies of the
+    parent's sockets are closed, so the parent's send process still ends with the parent."""
     global _shared_guard
-    _orphans.extend(_shared.values())
+    for inherited in _shared.values():
+        inherited.forget()
     _shared.clear()
     _shared_guard = threading.Lock()
 
 
-_orphans: list[SendProcess] = []
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
@@ -199,29 +242,17 @@ def _close_all() -> None:
 
 
 def _serve(conn: Connection, concurrency: int) -> None:
-    """The child: send each batch on one send loop and answer it when all its sends have."""
+    """The child: send each batch on one send loop; answers go back from a thread of their
+    own, so this one always goes on reading (the parent may be writing a large batch)."""
     from tidings.providers.senders import make_sender
     from tidings.send_loop import SendLoop
 
     loop = SendLoop(concurrency)
-    guard = threading.Lock()
-
-    def answer(number: int, provider: str, count: int, done: Future[list[Answer]]) -> None:
-        try:
-            answers = done.result()
-        except Exception:  # the loop itself failed: each send's outcome is unknown
-            log.exception("a batch of %d sends through %s failed", count, provider)
-            answers = [_gone(provider)] * count
-        with guard:
-            try:
-                conn.send((number, answers))
-            except OSError:  # the dispatcher is gone; nobody waits for this answer
-                return
-            except Exception:  # an answer that cannot be pickled: a bug, said once
-                log.exception("the answers to a batch through %s cannot be passed on", provider)
-                with contextlib.suppress(OSError):
-                    conn.send((number, [_gone(provider)] * count))
-
+    outgoing: queue.SimpleQueue[tuple[int, str, int, Future[list[Answer]]] | None] = (
+        queue.SimpleQueue()
+    )
+    writer = threading.Thread(target=_write_answers, args=(conn, outgoing), daemon=True)
+    writer.start()
     try:
         while True:
             try:
@@ -234,15 +265,51 @@ def _serve(conn: Connection, concurrency: int) -> None:
             except SendError as error:  # the connection cannot send: no request goes out
                 future = Future()
                 future.set_result([(error, None)] * len(requests))
-            future.add_done_callback(functools.partial(answer, number, provider, len(requests)))
+            future.add_done_callback(
+                functools.partial(_queue_answer, outgoing, number, provider, len(requests))
+            )
     finally:
         loop.close()
+        outgoing.put(None)
+        writer.join(5)
+
+
+def _queue_answer(
+    outgoing: queue.SimpleQueue[Any], number: int, provider: str, count: int, done: Future[Any]
+) -> None:
+    outgoing.put((number, provider, count, done))
+
+
+def _write_answers(conn: Connection, outgoing: queue.SimpleQueue[Any]) -> None:
+    while (item := outgoing.get()) is not None:
+        number, provider, count, done = item
+        try:
+            answers: list[Answer] = done.result()
+        except Exception:  # the loop itself failed: each send's outcome is unknown
+            log.exception("a batch of %d sends through %s failed", count, provider)
+            answers = [_gone(provider)] * count
+        try:
+            conn.send((number, answers))
+        except OSError:  # the dispatcher is gone; nobody waits for these answers
+            return
+        except Exception:  # an answer that cannot be pickled (a bug): that one is unknown
+            log.exception("an answer through %s cannot be passed on", provider)
+            kept = [a if _picklable(a) else _gone(provider) for a in answers]
+            with contextlib.suppress(OSError):
+                conn.send((number, kept))
+
+
+def _picklable(answer: Answer) -> bool:
+    try:
+        pickle.dumps(answer)
+    except Exception:
+        return False
+    return True
 
 
 def _main(argv: list[str]) -> None:
     from tidings.logging import configure_logging
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to `serve`; its end ends us
     descriptor, concurrency, log_level, log_format = argv
     configure_logging(log_level, log_format == "json")
     _serve(Connection(int(descriptor)), int(concurrency))

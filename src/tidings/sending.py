@@ -67,8 +67,8 @@ def sender_for(
     settings: Settings, db: Database, connection: StoredConnection, http: httpx.Client | None
 ) -> HttpSender:
     """The connection's send client, its provider told to post statuses to its intake URL
-    (without `http`, for `send_loop`). SendError (kind CONFIG) when the connection lacks what
-    sending needs."""
+    (without `http`, for a campaign's send process). SendError (kind CONFIG) when the
+    connection lacks what sending needs."""
     callback = intake_url(intake_base(settings, db), connection, with_secret=True)
     config = SenderConfig(
         connection=connection.name,

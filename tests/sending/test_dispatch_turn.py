@@ -3,11 +3,14 @@ has its answers recorded before it returns."""
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
 from datetime import UTC, datetime
 
 from tests.fakes.provider_apis import FakeEvolution
-from tidings import campaign_admin
+from tidings import campaign_admin, send_process
 from tidings.campaign_dispatch import BATCH, dispatch_turn
 from tidings.config import Settings
 from tidings.domain.sending import Action
@@ -67,3 +70,35 @@ def test_a_stall_costs_a_paced_campaign_no_slots_and_makes_no_burst(
     assert abs(achieved / 600 - 1) <= 0.05, (achieved, len(times), span)
     busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
     assert busiest <= 2 * 10 + 2, busiest
+
+
+def test_a_send_process_that_dies_leaves_unknown_outcomes_and_pauses_the_campaign(
+    db: Database, settings: Settings
+) -> None:
+    """The process making a campaign's calls is killed with a batch out: its sends are
+    recorded unknown (never sent again), and the campaign pauses saying what happened."""
+    with FakeEvolution() as fake:
+        _started(db, fake, "cut", 3, None)
+        fake.hang()
+        turn = threading.Thread(target=dispatch_turn, args=(db, settings), kwargs={"budget": 5})
+        turn.start()
+        deadline = time.monotonic() + 10
+        while len(fake.requests) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(fake.requests) == 3, "the batch reached the provider"
+        sends = send_process.shared(
+            settings.dispatch_concurrency, settings.log_level, settings.log_json
+        )
+        assert sends._child is not None
+        os.kill(sends._child.popen.pid, signal.SIGKILL)
+        turn.join(10)
+        assert not turn.is_alive()
+        with db.read() as conn:
+            view = dispatches.get(conn, "cut")
+        campaign_admin.act(db, "cut", Action.RESUME, datetime.now(UTC))
+        dispatch_turn(db, settings, budget=1.0)
+        arrived = len(fake.requests)
+    assert view is not None and view.state.value == "paused"
+    assert view.paused_reason is not None and "send process stopped" in view.paused_reason
+    assert view.contacts["unknown"] == 3 and view.contacts["sending"] == 0
+    assert arrived == 3, "no contact with an unknown outcome was sent again"

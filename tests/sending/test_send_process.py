@@ -8,11 +8,17 @@ import json
 import multiprocessing
 import os
 import signal
+import threading
 import time
+from concurrent.futures import Future
 from multiprocessing.queues import Queue
+from typing import Any
+
+import pytest
 
 from tests.fakes.sending import SETUPS
 from tidings import send_process
+from tidings.providers import send as send_module
 from tidings.providers.send import SenderConfig, SendError, SendFailure, SendRequest
 from tidings.providers.senders import make_sender
 from tidings.send_process import SendProcess
@@ -91,19 +97,98 @@ def test_a_child_that_dies_leaves_unknown_outcomes_and_the_next_batch_starts_a_n
     finally:
         sends.close()
     assert isinstance(first, str)
-    assert isinstance(lost, SendError) and lost.outcome_unknown and status is None
+    assert isinstance(lost, SendError) and lost.kind is SendFailure.INTERRUPTED
+    assert lost.outcome_unknown and status is None
     assert "may have been sent" in str(lost)
     assert isinstance(after, str), "a new child sent the next batch"
 
 
-def test_closing_ends_the_child() -> None:
+def test_closing_ends_the_child_at_once() -> None:
     sends = SendProcess(concurrency=2)
     with EVOLUTION.fake() as fake:
         sends.send_all(_sender(EVOLUTION.options(fake)), _requests(1, "6"))
     child = sends._child
     assert child is not None
+    started = time.monotonic()
     sends.close()
-    assert child.popen.poll() is not None
+    assert child.popen.returncode == 0, "it ended by itself when its socket closed"
+    assert time.monotonic() - started < 2
+
+
+def test_large_batches_from_several_threads_all_get_their_answers() -> None:
+    """Answers flow back while large batches are still being written, even answers the
+    child has at once (a connection that cannot send): neither side waits for the other."""
+    sends = SendProcess(concurrency=2)
+    try:
+        with EVOLUTION.fake() as fake:
+            broken = _sender({"api_url": fake.url, "api_key": fake.api_key})
+            broken.config.options.pop("api_key")  # type: ignore[attr-defined]
+            requests = _requests(20_000, "0")
+            out: list[Future[list[Any]]] = []
+            guard = threading.Lock()
+
+            def submit_three() -> None:
+                for _ in range(3):
+                    future = sends.submit(broken, requests)
+                    with guard:
+                        out.append(future)
+
+            threads = [threading.Thread(target=submit_three) for _ in range(3)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+            answers = [future.result(timeout=60) for future in out]
+            arrived = len(fake.requests)
+    finally:
+        sends.close()
+    assert len(answers) == 9 and all(len(batch) == 20_000 for batch in answers)
+    assert all(a.kind is SendFailure.CONFIG for batch in answers for a, _ in batch)
+    assert arrived == 0
+
+
+def test_a_config_that_cannot_be_passed_on_sends_nothing_and_says_so() -> None:
+    sends = SendProcess(concurrency=2)
+    try:
+        with EVOLUTION.fake() as fake:
+            sender = _sender(EVOLUTION.options(fake))
+            odd = make_sender(
+                "evolution",
+                SenderConfig(connection="sales", options=EVOLUTION.options(fake), clock=lambda: 0),  # type: ignore[arg-type,return-value]
+                None,
+            )
+            [(refused, _)] = sends.send_all(odd, _requests(1, "a"))
+            [(after, _)] = sends.send_all(sender, _requests(1, "b"))
+            arrived = len(fake.requests)
+    finally:
+        sends.close()
+    assert isinstance(refused, SendError) and refused.kind is SendFailure.CONFIG
+    assert not refused.outcome_unknown and "could not be passed" in str(refused)
+    assert isinstance(after, str) and arrived == 1, "only the next batch went out"
+
+
+def test_answers_this_process_cannot_read_stop_the_child_and_are_unknown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An answer that cannot be unpickled here (say, a child running newer code): every batch
+    out is answered, as unknown, instead of waiting forever."""
+
+    def unreadable(*_args: object) -> SendError:
+        raise TypeError("an answer from another version")
+
+    monkeypatch.setattr(send_module, "_rebuilt", unreadable)
+    sends = SendProcess(concurrency=2)
+    try:
+        with EVOLUTION.fake() as fake:
+            fake.refuse("not_on_whatsapp")
+            [(answer, status)] = sends.send_all(_sender(EVOLUTION.options(fake)), _requests(1, "c"))
+            child = sends._child
+            assert child is not None
+            child.popen.wait(5)
+    finally:
+        sends.close()
+    assert isinstance(answer, SendError) and answer.kind is SendFailure.INTERRUPTED
+    assert answer.outcome_unknown and status is None
 
 
 def _send_one_from_a_forked_child(url: str, api_key: str, answers: Queue[object]) -> None:

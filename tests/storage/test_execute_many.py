@@ -17,10 +17,10 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from tidings.domain.errors import StorageUnavailable
 from tidings.storage import connections, inbox
-from tidings.storage.db import Database, Reader
+from tidings.storage.db import Database, Reader, insert_returning_ids
 from tidings.storage.engine import NotAStore, unavailable_on_failure
 from tidings.storage.inbox import NewReceipt
-from tidings.storage.schema import UTCDateTime, messages, receipts
+from tidings.storage.schema import UTCDateTime, messages, receipts, sends
 from tidings.storage.sqlite_fast import sparse
 from tidings.storage.writes import Writes
 
@@ -167,6 +167,45 @@ def test_receipts_inserted_together_get_their_own_ids_in_order(db: Database) -> 
             stored = inbox.get_receipt(conn, receipt_id)
             assert stored is not None and stored.body == body
             assert stored.headers == {"x": "1"} and stored.received_at == NOW
+
+
+def _send_row(connection_id: int, key: str) -> dict[str, Any]:
+    return {
+        "connection_id": connection_id,
+        "idempotency_key": key,
+        "contact_id": None,
+        "registration": {"recipient": "+5511999990000", "campanha": "promoção"},
+        "status": "queued",
+        "created_at": NOW,
+    }
+
+
+def test_rows_inserted_in_a_transaction_get_their_own_ids_in_order(db: Database) -> None:
+    connection_id = _connection(db)
+    keys = [f"k{i}" for i in range(150)]
+    with db.write() as conn:
+        first = insert_returning_ids(conn, sends, [_send_row(connection_id, k) for k in keys[:50]])
+        second = insert_returning_ids(conn, sends, [_send_row(connection_id, k) for k in keys[50:]])
+    with db.read() as conn:
+        stored = dict(conn.execute(select(sends.c.id, sends.c.idempotency_key)).all())
+    assert [stored[i] for i in first + second] == keys
+    with db.read() as conn:
+        row = conn.execute(select(sends).where(sends.c.id == first[0])).one()
+    assert row.registration == {"recipient": "+5511999990000", "campanha": "promoção"}
+    assert row.created_at == NOW and row.status == "queued"
+
+
+def test_a_used_key_in_an_insert_of_many_stores_none_of_the_transaction(db: Database) -> None:
+    connection_id = _connection(db)
+    with db.write() as conn:
+        insert_returning_ids(conn, sends, [_send_row(connection_id, "used")])
+    rows = [_send_row(connection_id, k) for k in ("fresh-1", "used", "fresh-2")]
+    with pytest.raises((exc.IntegrityError, sqlite3.IntegrityError)), db.write() as conn:
+        insert_returning_ids(conn, sends, rows)
+    with db.read() as conn:
+        assert conn.execute(select(sends.c.idempotency_key)).scalars().all() == ["used"]
+    with db.write() as conn:  # the store is usable after the failure
+        assert len(insert_returning_ids(conn, sends, [_send_row(connection_id, "x")])) == 1
 
 
 @pytest.mark.sqlite_only
@@ -358,7 +397,8 @@ def test_an_append_to_a_file_that_is_no_store_says_so(tmp_path: Path) -> None:
 def test_driver_errors_without_an_sqlite_code_pass_through_unchanged(db: Database) -> None:
     """The driver makes some errors up itself (a value it cannot bind); they carry no SQLite
     code and leave as they are, not as a confusing AttributeError."""
-    with pytest.raises(sqlite3.ProgrammingError, match="cannot bind"), unavailable_on_failure(
-        db.url
+    with (
+        pytest.raises(sqlite3.ProgrammingError, match="cannot bind"),
+        unavailable_on_failure(db.url),
     ):
         raise sqlite3.ProgrammingError("cannot bind this value")

@@ -42,7 +42,7 @@ __all__ = [
 
 
 class SendFailure(StrEnum):
-    """Why a send failed. Only the last three leave the outcome unknown."""
+    """Why a send failed. Only the last four leave the outcome unknown."""
 
     REFUSED = "refused"  # the provider looked at this message and said no
     INVALID = "invalid"  # the request is malformed (ours or the provider's validation)
@@ -53,6 +53,7 @@ class SendFailure(StrEnum):
     TIMEOUT = "timeout"  # sent, no answer in time: outcome unknown
     CONNECTION_LOST = "connection_lost"  # sent, connection dropped before the answer: unknown
     BAD_ANSWER = "bad_answer"  # a 2xx answer without a message id: outcome unknown
+    INTERRUPTED = "interrupted"  # tidings' send process stopped with it out: unknown
 
 
 def _rebuilt(cls: type[SendError], message: str, attributes: dict[str, Any]) -> SendError:

@@ -38,7 +38,7 @@ SENDS_TEMPLATES = frozenset({"meta", "twilio", "callbell"})
 
 def make_sender(provider: str, config: SenderConfig, http: httpx.Client | None) -> HttpSender:
     """The send client of `provider` for one connection; without `http`, it can only prepare
-    and read (a campaign sends its requests over aiohttp, `tidings.send_loop`).
+    and read (a campaign sends its requests over aiohttp, `tidings.send_process`).
 
     Raises SendError (kind CONFIG) when the provider cannot send or the connection lacks
     what its client needs (an `api_key`, an `api_url` for Evolution, Meta's

@@ -28,7 +28,7 @@ from tidings.domain.sending import (
     unknown_event,
 )
 from tidings.storage import messages
-from tidings.storage.db import Database, Reader
+from tidings.storage.db import Database, Reader, insert_returning_ids
 from tidings.storage.schema import campaign_contacts, sends
 from tidings.storage.writes import Writes
 
@@ -108,9 +108,10 @@ def insert_queued(
     now: datetime,
     contact_id: int | None = None,
 ) -> int:
-    """The send's record, `queued`, in the caller's transaction; its id."""
-    [found] = insert_queued_many(conn, connection_id, [(key, registration, contact_id)], now)
-    return found
+    """The send's record, `queued`, in the caller's transaction; its id (IntegrityError when
+    the key was used already)."""
+    [row] = _queued_rows(connection_id, [(key, registration, contact_id)], now)
+    return int(conn.execute(insert(sends).returning(sends.c.id), row).scalar_one())
 
 
 def insert_queued_many(
@@ -119,9 +120,15 @@ def insert_queued_many(
     items: Sequence[tuple[str, Registration, int | None]],
     now: datetime,
 ) -> list[int]:
-    """`insert_queued` for many sends (key, registration, contact id) in one statement; their
-    ids, in order."""
-    rows = [
+    """`insert_queued` for many sends (key, registration, contact id) whose keys are new (a
+    campaign's claim: each attempt at a contact has a key of its own); their ids, in order."""
+    return insert_returning_ids(conn, sends, _queued_rows(connection_id, items, now))
+
+
+def _queued_rows(
+    connection_id: int, items: Sequence[tuple[str, Registration, int | None]], now: datetime
+) -> list[dict[str, Any]]:
+    return [
         {
             "connection_id": connection_id,
             "idempotency_key": key,
@@ -132,8 +139,6 @@ def insert_queued_many(
         }
         for key, registration, contact_id in items
     ]
-    statement = insert(sends).returning(sends.c.id, sort_by_parameter_order=True)
-    return [int(row.id) for row in conn.execute(statement, rows)]
 
 
 def _find(conn: Connection, connection_id: int, key: str) -> Row[Any] | None:
