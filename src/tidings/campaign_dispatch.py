@@ -33,10 +33,10 @@ from tidings.domain.sending import (
 )
 from tidings.logging import get_logger, mask_text
 from tidings.providers.registry import get_provider
-from tidings.providers.send import SendError, SendFailure, SendRequest
+from tidings.providers.send import Answer, SendError, SendFailure, SendRequest
 from tidings.providers.send_http import HttpSender
 from tidings.send_process import SendProcess
-from tidings.sending import Answer, outcome_of, sender_for
+from tidings.sending import outcome_of, sender_for
 from tidings.storage import connections, dispatches, sends
 from tidings.storage import health as health_store
 from tidings.storage.connections import StoredConnection

@@ -16,10 +16,9 @@ from typing import Any, TypeVar
 import aiohttp
 
 from tidings.event_loops import new_event_loop
-from tidings.providers.send import SendError, SendRequest
+from tidings.providers.send import Answer, SendError, SendRequest, answer_to_error
 from tidings.providers.send_async import new_session, send_async
 from tidings.providers.send_http import HttpSender
-from tidings.sending import Answer, answer_to_error
 
 __all__ = ["SendLoop"]
 

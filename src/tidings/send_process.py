@@ -35,9 +35,8 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from tidings.logging import get_logger
-from tidings.providers.send import SenderConfig, SendError, SendFailure, SendRequest
+from tidings.providers.send import Answer, SenderConfig, SendError, SendFailure, SendRequest
 from tidings.providers.send_http import HttpSender
-from tidings.sending import Answer
 
 __all__ = ["SendProcess", "shared"]
 

@@ -19,11 +19,13 @@ from tidings.domain.sending import SendOutcome, SendStatus
 from tidings.intake_urls import intake_base, intake_url
 from tidings.logging import get_logger, mask_text
 from tidings.providers.send import (
+    Answer,
     Sender,
     SenderConfig,
     SendError,
     SendFailure,
     SendRequest,
+    answer_to_error,
 )
 from tidings.providers.send_http import HttpSender
 from tidings.providers.senders import make_sender
@@ -105,10 +107,6 @@ def outcome_of(
     )
 
 
-# What a send came to: the provider's message id, or the SendError; and the HTTP status.
-Answer = tuple[SendError | str, int | None]
-
-
 def call(sender: Sender, request: SendRequest) -> Answer:
     """The provider's answer to one send (`answer_to_error` when it raised)."""
     try:
@@ -116,23 +114,6 @@ def call(sender: Sender, request: SendRequest) -> Answer:
     except Exception as error:
         return answer_to_error(sender.provider, error)
     return result.provider_message_id, result.http_status
-
-
-def answer_to_error(provider: str, error: Exception) -> Answer:
-    """A send that raised: a SendError as it is; anything else a client raises (a bug, an
-    answer it cannot read) happened after the request may have left, so it is an unknown
-    outcome, never a reason to send again."""
-    if isinstance(error, SendError):
-        return error, error.http_status
-    log.error("send through %s ended unexpectedly", provider, exc_info=error)
-    unknown = SendError(
-        f"{provider}: the send ended unexpectedly ({type(error).__name__}); "
-        "the message may have been sent",
-        provider=provider,
-        kind=SendFailure.BAD_ANSWER,
-        outcome_unknown=True,
-    )
-    return unknown, None
 
 
 def send_message(

@@ -126,8 +126,8 @@ def test_an_evolution_connection_may_name_its_api_version() -> None:
 
 def test_the_public_names() -> None:
     assert set(send.__all__) == {
-        "RetryPolicy", "SendError", "SendFailure", "SendRequest", "SendResult", "Sender",
-        "SenderConfig", "callback_fields",
+        "Answer", "RetryPolicy", "SendError", "SendFailure", "SendRequest", "SendResult",
+        "Sender", "SenderConfig", "answer_to_error", "callback_fields",
     }
     assert set(senders.__all__) == {"SENDERS", "SENDS_TEMPLATES", "SenderFactory", "make_sender"}
 

@@ -27,9 +27,10 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from tidings.domain.errors import TidingsError
-from tidings.logging import mask_text
+from tidings.logging import get_logger, mask_text
 
 __all__ = [
+    "Answer",
     "RetryPolicy",
     "SendError",
     "SendFailure",
@@ -37,8 +38,11 @@ __all__ = [
     "SendResult",
     "Sender",
     "SenderConfig",
+    "answer_to_error",
     "callback_fields",
 ]
+
+_log = get_logger("sending")
 
 
 class SendFailure(StrEnum):
@@ -232,3 +236,24 @@ def callback_fields(request: SendRequest, config: SenderConfig) -> dict[str, str
     for key, value in request.metadata.items():
         fields.setdefault(str(key), str(value))
     return fields
+
+
+# What a send came to: the provider's message id, or the SendError; and the HTTP status.
+Answer = tuple[SendError | str, int | None]
+
+
+def answer_to_error(provider: str, error: Exception) -> Answer:
+    """A send that raised: a SendError as it is; anything else a client raises (a bug, an
+    answer it cannot read) happened after the request may have left, so it is an unknown
+    outcome, never a reason to send again."""
+    if isinstance(error, SendError):
+        return error, error.http_status
+    _log.error("send through %s ended unexpectedly", provider, exc_info=error)
+    unknown = SendError(
+        f"{provider}: the send ended unexpectedly ({type(error).__name__}); "
+        "the message may have been sent",
+        provider=provider,
+        kind=SendFailure.BAD_ANSWER,
+        outcome_unknown=True,
+    )
+    return unknown, None
