@@ -144,6 +144,8 @@ class _Child:
             waiting, self._waiting = self._waiting, {}
         self._stop()
         self._conn.close()
+        for provider, count, future in waiting.values():  # before waiting for its end
+            future.set_result([_gone(provider)] * count)
         exit_code = self.popen.wait()  # reaped now, not left a zombie until the next batch
         if waiting:
             log.warning(
@@ -151,8 +153,6 @@ class _Child:
                 exit_code,
                 len(waiting),
             )
-        for provider, count, future in waiting.values():
-            future.set_result([_gone(provider)] * count)
 
     def close(self) -> None:
         """Close its socket (the child ends) and wait a moment for it."""
