@@ -309,6 +309,8 @@ def _picklable(answer: Answer) -> bool:
 def _main(argv: list[str]) -> None:
     from tidings.logging import configure_logging
 
+    if len(argv) != 4 or not argv[0].isdigit() or not argv[1].isdigit():
+        sys.exit("tidings.send_process is started by tidings' campaign dispatch, not by hand")
     descriptor, concurrency, log_level, log_format = argv
     configure_logging(log_level, log_format == "json")
     _serve(Connection(int(descriptor)), int(concurrency))

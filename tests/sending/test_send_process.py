@@ -8,6 +8,8 @@ import json
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import Future
@@ -35,7 +37,8 @@ def _requests(count: int, tag: str) -> list[SendRequest | SendError]:
 
 
 def test_each_request_gets_its_own_answer_in_order_from_the_child() -> None:
-    sends = SendProcess(concurrency=4)
+    # One at a time: the fake's planned answers go to requests in the order they arrive.
+    sends = SendProcess(concurrency=1)
     try:
         with EVOLUTION.fake() as fake:
             fake.accept(2)
@@ -226,3 +229,13 @@ def test_a_forked_worker_sends_from_a_process_of_its_own_and_the_parent_keeps_it
     assert status == 201 and isinstance(answer, str) and answer, child_answer
     assert child.exitcode == 0
     assert numbers == ["5531999997000", "5531999998000", "5531999999000"]
+
+
+def test_started_by_hand_it_says_what_it_is_for_in_one_line() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tidings.send_process"], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "tidings.send_process is started by tidings' campaign dispatch, not by hand"
+    )
