@@ -228,7 +228,8 @@ class FakeProviderApi:
             answer = self.accepted(recorded, next(self._ids))
         payload = answer.encoded()
         handler.send_response(answer.status)
-        handler.send_header("Content-Type", "application/json; charset=utf-8")
+        if not any(key.lower() == "content-type" for key in answer.headers):
+            handler.send_header("Content-Type", "application/json; charset=utf-8")
         handler.send_header("Content-Length", str(len(payload)))
         for key, value in answer.headers.items():
             handler.send_header(key, value)

@@ -328,6 +328,28 @@ def test_a_compressed_answer_is_read(http: httpx.Client | None) -> None:
     assert result.provider_message_id == "3EB0C0FFEE"
 
 
+@pytest.mark.parametrize(
+    ("content_type", "body", "shown"),
+    [
+        ("text/plain; charset=iso-8859-1", "Número inválido".encode("latin-1"), "Número inválido"),
+        ("text/plain; charset=no-such-charset", "Número inválido".encode(), "Número inválido"),
+        ("text/plain", b"bad \xff byte", "bad \ufffd byte"),
+    ],
+)
+def test_a_refusal_in_plain_text_reads_the_same_over_either_transport(
+    http: httpx.Client | None, content_type: str, body: bytes, shown: str
+) -> None:
+    """A gateway's refusal that is not JSON: its text is the reason, decoded by the charset
+    it names, else as UTF-8 (an unknown charset included), a bad byte replaced."""
+    setup = SETUPS["callbell"]
+    with setup.fake() as fake:
+        fake.answer(Answer(422, body, {"Content-Type": content_type}))
+        with pytest.raises(SendError) as caught:
+            _sender_for(setup, fake, http).send(setup.request)
+    assert caught.value.provider_message == shown
+    assert caught.value.http_status == 422 and caught.value.permanent
+
+
 def test_a_tls_handshake_that_never_ends_sent_nothing(http: httpx.Client | None) -> None:
     """The connection is not made until TLS is: a time-out there is "nothing was sent",
     tried again, never an unknown outcome."""

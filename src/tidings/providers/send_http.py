@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -33,6 +33,7 @@ __all__ = [
     "Call",
     "Endpoint",
     "HttpSender",
+    "Reply",
     "answer_retry",
     "broken",
     "connect_retry",
@@ -48,6 +49,24 @@ __all__ = [
 _log = get_logger("providers.send")
 
 
+class Reply(Protocol):
+    """A provider's answer as a sender reads it: an httpx.Response (`post`), or the lighter
+    answer of a campaign's aiohttp transport (`send_async`)."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def reason_phrase(self) -> str: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def content(self) -> bytes: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def is_success(self) -> bool: ...
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """A provider's send endpoint as the transport sees it: which answers turned the request
@@ -56,7 +75,7 @@ class Endpoint:
 
     provider: str
     retry_statuses: frozenset[int]
-    refusal: Callable[[httpx.Response, float | None], SendError]
+    refusal: Callable[[Reply, float | None], SendError]
 
 
 @dataclass(frozen=True)
@@ -117,7 +136,7 @@ class HttpSender:
     def prepare(self, request: SendRequest) -> Call:
         raise NotImplementedError
 
-    def read(self, call: Call, response: httpx.Response) -> SendResult:
+    def read(self, call: Call, response: Reply) -> SendResult:
         raise NotImplementedError
 
     def send(self, request: SendRequest) -> SendResult:
@@ -220,9 +239,7 @@ def _unknown(call: Call, error: SendError) -> SendError:
     return error
 
 
-def answer_retry(
-    config: SenderConfig, call: Call, response: httpx.Response, attempt: int
-) -> float | None:
+def answer_retry(config: SenderConfig, call: Call, response: Reply, attempt: int) -> float | None:
     """None for a 2xx answer; the wait before sending again for an answer that turned the
     request away and asked for a wait within bounds, when attempts are left; else the
     provider's refusal as a SendError."""
@@ -273,7 +290,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-def json_body(response: httpx.Response) -> Any:
+def json_body(response: Reply) -> Any:
     """The decoded JSON answer, or None when it is not JSON."""
     try:
         return json.loads(response.content)
@@ -283,7 +300,7 @@ def json_body(response: httpx.Response) -> Any:
 
 def no_id(
     provider: str,
-    response: httpx.Response,
+    response: Reply,
     answer: Any,
     where: str,
     provider_message_id: str | None = None,
@@ -303,7 +320,7 @@ def no_id(
 
 
 def refusal(
-    response: httpx.Response,
+    response: Reply,
     *,
     provider: str,
     code: str | None,

@@ -34,7 +34,15 @@ from tidings.providers.send import (
     SendResult,
     callback_fields,
 )
-from tidings.providers.send_http import Call, Endpoint, HttpSender, json_body, no_id, refusal
+from tidings.providers.send_http import (
+    Call,
+    Endpoint,
+    HttpSender,
+    Reply,
+    json_body,
+    no_id,
+    refusal,
+)
 
 __all__ = ["DEFAULT_API_URL", "CallbellSender"]
 
@@ -73,7 +81,7 @@ class CallbellSender(HttpSender):
         body = self._body(request)
         return Call(self._endpoint, self._url, request.recipient, json=body, headers=self._headers)
 
-    def read(self, call: Call, response: httpx.Response) -> SendResult:
+    def read(self, call: Call, response: Reply) -> SendResult:
         answer = json_body(response)
         message = answer.get("message") if isinstance(answer, dict) else None
         uuid = message.get("uuid") if isinstance(message, dict) else None
@@ -122,7 +130,7 @@ def _check_metadata(metadata: dict[str, str]) -> None:
         )
 
 
-def _refusal(response: httpx.Response, retry_after: float | None) -> SendError:
+def _refusal(response: Reply, retry_after: float | None) -> SendError:
     answer = json_body(response)
     code: str | None = None
     message: str | None = None

@@ -40,7 +40,15 @@ from tidings.providers.send import (
     SendRequest,
     SendResult,
 )
-from tidings.providers.send_http import Call, Endpoint, HttpSender, json_body, no_id, refusal
+from tidings.providers.send_http import (
+    Call,
+    Endpoint,
+    HttpSender,
+    Reply,
+    json_body,
+    no_id,
+    refusal,
+)
 
 __all__ = ["EvolutionSender"]
 
@@ -103,7 +111,7 @@ class EvolutionSender(HttpSender):
         )
         return Call(self._endpoint, self._url, request.recipient, json=body, headers=self._headers)
 
-    def read(self, call: Call, response: httpx.Response) -> SendResult:
+    def read(self, call: Call, response: Reply) -> SendResult:
         answer = json_body(response)
         key = answer.get("key") if isinstance(answer, dict) else None
         message_id = key.get("id") if isinstance(key, dict) else None
@@ -127,7 +135,7 @@ def _number(recipient: str) -> str:
     return "".join(c for c in text if c.isdigit())
 
 
-def _refusal(response: httpx.Response, retry_after: float | None) -> SendError:
+def _refusal(response: Reply, retry_after: float | None) -> SendError:
     answer = json_body(response)
     inner = answer.get("response") if isinstance(answer, dict) else None
     raw_message = inner.get("message") if isinstance(inner, dict) else None

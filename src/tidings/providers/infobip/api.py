@@ -52,7 +52,15 @@ from tidings.providers.send import (
     SendResult,
     callback_fields,
 )
-from tidings.providers.send_http import Call, Endpoint, HttpSender, json_body, no_id, refusal
+from tidings.providers.send_http import (
+    Call,
+    Endpoint,
+    HttpSender,
+    Reply,
+    json_body,
+    no_id,
+    refusal,
+)
 
 __all__ = ["DEFAULT_API_URL", "InfobipSender", "message_id_for"]
 
@@ -105,7 +113,7 @@ class InfobipSender(HttpSender):
             return self._email(request, message_id, callback)
         return self._sms(request, message_id, callback)
 
-    def read(self, call: Call, response: httpx.Response) -> SendResult:
+    def read(self, call: Call, response: Reply) -> SendResult:
         return _result(response, call.chosen_id)
 
     def _sms(self, request: SendRequest, message_id: str | None, callback: str | None) -> Call:
@@ -191,7 +199,7 @@ def _number(recipient: str) -> str:
     return "".join(c for c in recipient if c.isdigit())
 
 
-def _result(response: httpx.Response, chosen_id: str | None) -> SendResult:
+def _result(response: Reply, chosen_id: str | None) -> SendResult:
     answer = json_body(response)
     messages = answer.get("messages") if isinstance(answer, dict) else None
     first = messages[0] if isinstance(messages, list) and messages else None
@@ -226,7 +234,7 @@ def _result(response: httpx.Response, chosen_id: str | None) -> SendResult:
     )
 
 
-def _refusal(response: httpx.Response, retry_after: float | None) -> SendError:
+def _refusal(response: Reply, retry_after: float | None) -> SendError:
     answer = json_body(response)
     code: str | None = None
     message: str | None = None

@@ -45,7 +45,15 @@ from tidings.providers.send import (
     SendResult,
     callback_fields,
 )
-from tidings.providers.send_http import Call, Endpoint, HttpSender, json_body, no_id, refusal
+from tidings.providers.send_http import (
+    Call,
+    Endpoint,
+    HttpSender,
+    Reply,
+    json_body,
+    no_id,
+    refusal,
+)
 
 __all__ = ["DEFAULT_API_URL", "MetaSender"]
 
@@ -93,7 +101,7 @@ class MetaSender(HttpSender):
         body = self._body(request)
         return Call(self._endpoint, self._url, request.recipient, json=body, headers=self._headers)
 
-    def read(self, call: Call, response: httpx.Response) -> SendResult:
+    def read(self, call: Call, response: Reply) -> SendResult:
         answer = json_body(response)
         messages = answer.get("messages") if isinstance(answer, dict) else None
         first = messages[0] if isinstance(messages, list) and messages else None
@@ -161,7 +169,7 @@ def _parameters(variables: object) -> list[dict[str, str]]:
     return [{"type": "text", "text": str(v)} for v in variables]
 
 
-def _refusal(response: httpx.Response, retry_after: float | None) -> SendError:
+def _refusal(response: Reply, retry_after: float | None) -> SendError:
     answer = json_body(response)
     error = answer.get("error") if isinstance(answer, dict) else None
     if not isinstance(error, dict):

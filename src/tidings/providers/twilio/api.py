@@ -40,7 +40,15 @@ from tidings.providers.send import (
     SendRequest,
     SendResult,
 )
-from tidings.providers.send_http import Call, Endpoint, HttpSender, json_body, no_id, refusal
+from tidings.providers.send_http import (
+    Call,
+    Endpoint,
+    HttpSender,
+    Reply,
+    json_body,
+    no_id,
+    refusal,
+)
 
 __all__ = ["DEFAULT_API_URL", "TwilioSender"]
 
@@ -90,7 +98,7 @@ class TwilioSender(HttpSender):
         form = self._form(request)
         return Call(self._endpoint, self._url, request.recipient, data=form, headers=self._headers)
 
-    def read(self, call: Call, response: httpx.Response) -> SendResult:
+    def read(self, call: Call, response: Reply) -> SendResult:
         answer = json_body(response)
         sid = answer.get("sid") if isinstance(answer, dict) else None
         if not isinstance(sid, str) or not sid:
@@ -129,7 +137,7 @@ def _content_variables(variables: object) -> dict[str, str]:
     return {str(i): str(v) for i, v in enumerate(variables, start=1)}
 
 
-def _refusal(response: httpx.Response, retry_after: float | None) -> SendError:
+def _refusal(response: Reply, retry_after: float | None) -> SendError:
     answer = json_body(response)
     number = answer.get("code") if isinstance(answer, dict) else None
     code = number if isinstance(number, int) and not isinstance(number, bool) else None
