@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from tidings import json_text
 from tidings.logging import get_logger, mask_text
 from tidings.providers.send import SenderConfig, SendError, SendFailure, SendRequest, SendResult
 
@@ -293,7 +294,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
 def json_body(response: Reply) -> Any:
     """The decoded JSON answer, or None when it is not JSON."""
     try:
-        return json.loads(response.content)
+        return json_text.loads(response.content)
     except (ValueError, RecursionError):
         return None
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Dialect,
     Row,
@@ -42,6 +43,7 @@ from tidings.storage.writes import AddTo, Execute, Writes
 __all__ = [
     "Database",
     "Reader",
+    "id_in",
     "ids_follow_copied_rows",
     "insert_ignoring_duplicates",
     "normalize_url",
@@ -380,6 +382,15 @@ def insert_returning_ids(
     return [int(row.id) for row in conn.execute(statement, [dict(r) for r in rows])]
 
 
+def id_in(column: ColumnElement[int], ids: Sequence[int]) -> ColumnElement[bool]:
+    """`column IN ids` for sorted, distinct `ids`, as a range when they are consecutive (the
+    rows a batch claims or inserts mostly are): the same rows, without SQLAlchemy processing
+    a parameter for each id (a tenth of recording a campaign's batch, measured)."""
+    if ids and ids[-1] - ids[0] + 1 == len(ids):
+        return column.between(ids[0], ids[-1])
+    return column.in_(ids)
+
+
 def insert_ignoring_duplicates(conn: Connection, table: Table) -> Insert:
     """INSERT that is a no-op when a unique key already exists (the dedup primitive)."""
     return _insert_ignoring(conn.dialect.name, table)
@@ -417,7 +428,9 @@ def _statements(dialect: Dialect, writes: Writes) -> Iterator[tuple[Any, list[di
     """Each write as (statement, rows), rows with their own ids split by the columns they set
     on SQLite (`sqlite_fast.sparse`)."""
     for item in writes.items:
-        rows = [dict(row) for row in item.rows]
+        # Copied only when not a dict already: copying every message row was a twentieth of
+        # recording a campaign's batch.
+        rows = [row if isinstance(row, dict) else dict(row) for row in item.rows]
         if isinstance(item, Execute):
             yield item.statement, rows
         elif isinstance(item, AddTo):

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Row, func, insert, select, text, update
 from tidings.domain.errors import Conflict, NotFound
 from tidings.domain.message_changes import Registration
 from tidings.domain.sending import Action, Contact, DispatchState, act
-from tidings.storage.db import Database
+from tidings.storage.db import Database, id_in
 from tidings.storage.schema import campaign_contacts, campaign_dispatches, campaigns, connections
 from tidings.storage.sends import insert_queued_many
 
@@ -445,7 +445,7 @@ def claim(
         return [], None
     conn.execute(
         update(campaign_contacts)
-        .where(campaign_contacts.c.id.in_([c.id for c in contacts]))
+        .where(id_in(campaign_contacts.c.id, [c.id for c in contacts]))  # in id order
         .values(
             status="sending",
             attempts=campaign_contacts.c.attempts + 1,

@@ -28,7 +28,7 @@ from tidings.domain.sending import (
     unknown_event,
 )
 from tidings.storage import messages
-from tidings.storage.db import Database, Reader, insert_returning_ids
+from tidings.storage.db import Database, Reader, id_in, insert_returning_ids
 from tidings.storage.schema import campaign_contacts, sends
 from tidings.storage.writes import Writes
 
@@ -227,7 +227,7 @@ def finish_many(
     wanted = dict(outcomes)
 
     def plan(reader: Reader, writes: Writes) -> dict[int, str]:
-        query = select(sends).where(sends.c.id.in_(sorted(wanted))).order_by(sends.c.id)
+        query = select(sends).where(id_in(sends.c.id, sorted(wanted))).order_by(sends.c.id)
         rows = [r for r in reader.rows(query, lock="wait") if r.status == "queued"]
         items: list[MessageItem] = []
         named: list[tuple[Row[Any], str]] = []
