@@ -101,10 +101,19 @@ def outcome_of(
         provider_message_id=error.provider_message_id if status is SendStatus.UNKNOWN else None,
         http_status=error.http_status,
         error_kind=error.kind.value,
-        error_code=error.code,
-        error_message=error.reason,
+        error_code=_storable(error.code),
+        error_message=_storable(error.reason),
         permanent=error.permanent,
     )
+
+
+def _storable(text: str | None) -> str | None:
+    """A provider's text as a store can keep it: a lone surrogate (JSON's `"\\ud800"`) has no
+    UTF-8, so neither SQLite nor PostgreSQL takes it, and one would fail the whole batch being
+    recorded; it becomes `?`."""
+    if text is None:
+        return None
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def call(sender: Sender, request: SendRequest) -> Answer:

@@ -75,8 +75,11 @@ class Recorded:
             payload = part.get_payload(decode=True)
             assert isinstance(payload, bytes)
             parts.append(
-                (str(part.get_param("name", header="content-disposition")),
-                 payload.decode(), part.get_filename())
+                (
+                    str(part.get_param("name", header="content-disposition")),
+                    payload.decode(),
+                    part.get_filename(),
+                )
             )
         return parts
 
@@ -86,6 +89,7 @@ class Answer:
     status: int
     body: Any = None  # JSON-encoded unless bytes
     headers: dict[str, str] = field(default_factory=dict)
+    reason: str | None = None  # the status line's phrase (Latin-1), else the standard one
 
     def encoded(self) -> bytes:
         if self.body is None:
@@ -227,7 +231,7 @@ class FakeProviderApi:
         else:
             answer = self.accepted(recorded, next(self._ids))
         payload = answer.encoded()
-        handler.send_response(answer.status)
+        handler.send_response(answer.status, answer.reason)
         if not any(key.lower() == "content-type" for key in answer.headers):
             handler.send_header("Content-Type", "application/json; charset=utf-8")
         handler.send_header("Content-Length", str(len(payload)))

@@ -11,6 +11,7 @@ import gzip
 import json
 import logging
 import socket
+import zlib
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -348,6 +349,69 @@ def test_a_refusal_in_plain_text_reads_the_same_over_either_transport(
             _sender_for(setup, fake, http).send(setup.request)
     assert caught.value.provider_message == shown
     assert caught.value.http_status == 422 and caught.value.permanent
+
+
+def test_a_reason_phrase_beyond_ascii_reads_the_same_over_either_transport(
+    http: httpx.Client | None,
+) -> None:
+    """A refusal with no body and a Latin-1 status line: its reason is read as httpx reads
+    it (the bytes beyond ASCII left out) over both, so it can be stored."""
+    setup = SETUPS["callbell"]
+    with setup.fake() as fake:
+        fake.answer(Answer(422, b"", {"Content-Type": "text/plain"}, reason="Não processado"))
+        with pytest.raises(SendError) as caught:
+            _sender_for(setup, fake, http).send(setup.request)
+    assert caught.value.provider_message == "No processado"
+    assert caught.value.http_status == 422 and not caught.value.outcome_unknown
+
+
+def test_a_refusal_in_an_encoding_tidings_does_not_decode_is_read_by_its_status(
+    http: httpx.Client | None,
+) -> None:
+    """Content-Encoding: br (a gateway that ignores Accept-Encoding): the body is kept as it
+    came, as httpx keeps it, and the 400 is still a refusal, not an unknown outcome."""
+    setup = SETUPS["callbell"]
+    with setup.fake() as fake:
+        fake.answer(Answer(400, b"\x0b\x02\x80bad\x03", {"Content-Encoding": "br"}))
+        with pytest.raises(SendError) as caught:
+            _sender_for(setup, fake, http).send(setup.request)
+    assert caught.value.kind is SendFailure.REFUSED and caught.value.permanent
+    assert caught.value.http_status == 400 and not caught.value.outcome_unknown
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate"])
+def test_an_answer_that_does_not_decode_leaves_the_outcome_unknown(
+    http: httpx.Client | None, coding: str
+) -> None:
+    """A body that claims gzip or deflate and is neither: whether the provider took the
+    message cannot be read, so it is an unknown outcome over both transports (never sent
+    again), not an exception."""
+    setup = SETUPS["evolution"]
+    with setup.fake() as fake:
+        fake.answer(Answer(201, b"not compressed at all", {"Content-Encoding": coding}))
+        with pytest.raises(SendError) as caught:
+            _sender_for(setup, fake, http).send(setup.request)
+        arrived = len(fake.requests)
+    assert caught.value.kind is SendFailure.BAD_ANSWER and caught.value.outcome_unknown
+    assert "does not decode" in str(caught.value)
+    assert arrived == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        zlib.compress(b'{"key": {"id": "3EB0DEF1A7E"}, "status": "PENDING"}'),
+        zlib.compress(b'{"key": {"id": "3EB0DEF1A7E"}, "status": "PENDING"}')[2:-4],  # raw
+    ],
+    ids=["zlib", "raw"],
+)
+def test_a_deflated_answer_is_read(http: httpx.Client | None, body: bytes) -> None:
+    """deflate as HTTP means it (zlib-wrapped) and as some servers send it (raw)."""
+    setup = SETUPS["evolution"]
+    with setup.fake() as fake:
+        fake.answer(Answer(201, body, {"Content-Encoding": "deflate"}))
+        result = _sender_for(setup, fake, http).send(setup.request)
+    assert result.provider_message_id == "3EB0DEF1A7E"
 
 
 def test_a_tls_handshake_that_never_ends_sent_nothing(http: httpx.Client | None) -> None:

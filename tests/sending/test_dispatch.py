@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import RunningApp, free_port, wait_for
 from tests.e2e.payloads import evolution_update
-from tests.fakes.provider_apis import FakeEvolution
+from tests.fakes.provider_apis import Answer, FakeEvolution
 from tidings.campaign_dispatch import BATCH
 from tidings.domain.events import EventKind, Incoming, NormalizedEvent
 from tidings.storage import connections
@@ -249,6 +249,25 @@ def test_ten_refusals_in_a_row_pause_the_campaign_and_say_why(
     wait_for(lambda: dispatch(app, "refused")["state"] == "done", 30)
     assert dispatch(app, "refused")["contacts"]["sent"] == 5
     assert len(fake.requests) == 15
+
+
+def test_a_refusal_whose_text_no_store_takes_is_recorded_with_its_batch(
+    app: RunningApp, fake: FakeEvolution
+) -> None:
+    """A provider's message with a lone surrogate (`"\\ud800"` in its JSON, which has no
+    UTF-8): it is stored with `?` in its place, and the batch it came in is recorded, every
+    other contact `sent`; before, the store refused the whole batch's answers."""
+    body = b'{"status": 400, "error": "Bad Request", "response": {"message": ["bad \\ud800 text"]}}'
+    fake.answer(Answer(400, body))
+    create(app, "surrogate", 6)
+    app.api("POST", "/v1/campaigns/surrogate/start")
+    wait_for(lambda: dispatch(app, "surrogate")["state"] == "done", 30)
+    state = dispatch(app, "surrogate")
+    assert (state["contacts"]["failed"], state["contacts"]["sent"]) == (1, 5)
+    failed = app.api("GET", "/v1/messages", params={"campaign": "surrogate", "status": "failed"})
+    [item] = failed.json()["items"]
+    assert "bad ? text" in item["failure"]["reason"]
+    assert len(fake.requests) == 6
 
 
 def test_a_connection_that_can_no_longer_send_pauses_the_campaign_saying_what_to_set(

@@ -8,11 +8,9 @@ import json
 import threading
 import time
 
-import httpx
-
 from tests.fakes.sending import SETUPS, config
 from tidings.providers.send import SendError, SendFailure, SendRequest, SendResult
-from tidings.providers.send_http import Call
+from tidings.providers.send_http import Call, Reply
 from tidings.providers.senders import make_sender
 from tidings.send_loop import SendLoop
 
@@ -59,7 +57,7 @@ def test_no_more_than_concurrency_requests_are_in_flight() -> None:
                         most = max(most, in_flight)
                     return super().prepare(request)
 
-                def read(self, call: Call, response: httpx.Response) -> SendResult:
+                def read(self, call: Call, response: Reply) -> SendResult:
                     nonlocal in_flight
                     time.sleep(0.01)
                     with guard:
@@ -90,7 +88,7 @@ def test_a_client_that_breaks_after_sending_is_an_unknown_outcome() -> None:
             sender = make_sender("evolution", config(EVOLUTION.options(fake)), None)
 
             class Broken(type(sender)):  # type: ignore[misc]
-                def read(self, call: Call, response: httpx.Response) -> SendResult:
+                def read(self, call: Call, response: Reply) -> SendResult:
                     raise RuntimeError("a bug reading the answer")
 
             [(answer, status)] = sends.send_all(

@@ -17,7 +17,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from tidings.domain.errors import StorageUnavailable
 from tidings.storage import connections, inbox
-from tidings.storage.db import Database, Reader, insert_returning_ids
+from tidings.storage.db import Database, Reader, id_in, insert_returning_ids
 from tidings.storage.engine import NotAStore, unavailable_on_failure
 from tidings.storage.inbox import NewReceipt
 from tidings.storage.schema import UTCDateTime, messages, receipts, sends
@@ -402,3 +402,22 @@ def test_driver_errors_without_an_sqlite_code_pass_through_unchanged(db: Databas
         unavailable_on_failure(db.url),
     ):
         raise sqlite3.ProgrammingError("cannot bind this value")
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [[], [4], [2, 3, 4], [4, 2, 3], [2, 2, 4], [2, 6, 4], [3, 3], [1, 2, 3, 4, 5, 6, 7, 8]],
+    ids=["none", "one", "consecutive", "unsorted", "repeated", "gaps", "same-twice", "all"],
+)
+def test_id_in_selects_exactly_the_rows_in_selects(db: Database, ids: list[int]) -> None:
+    """`id_in` (a range where the ids are consecutive) finds the rows `IN` finds, whatever
+    order or repeats the ids come in: a range over [2, 2, 4] must not take 3."""
+    with db.write() as conn:
+        connection_id = connections.add_connection(conn, "evolution", "evo", "s", {}, NOW).id
+        conn.execute(
+            messages.insert(), [{**_message(connection_id, f"m{i}"), "id": i} for i in range(1, 9)]
+        )
+    with db.read() as conn:
+        found = conn.execute(select(messages.c.id).where(id_in(messages.c.id, ids))).scalars()
+        plain = conn.execute(select(messages.c.id).where(messages.c.id.in_(ids))).scalars()
+        assert sorted(found) == sorted(plain) == sorted(set(ids))

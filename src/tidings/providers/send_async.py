@@ -11,6 +11,7 @@ its pool's lock (measured: 75% of a dispatching worker's time); aiohttp spends a
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ from tidings.providers.send_http import (
     broken,
     connect_retry,
     timed_out,
+    undecodable,
     unusable_url,
 )
 
@@ -33,13 +35,14 @@ __all__ = ["AioReply", "new_session", "post_async", "send_async"]
 
 def new_session(concurrency: int) -> aiohttp.ClientSession:
     """The session `send_async` needs (make it in the event loop that will use it): at most
-    `concurrency` connections; bodies decoded by their Content-Encoding (aiohttp's default);
+    `concurrency` connections; bodies left as they came, decoded by `_decoded` as httpx
+    decodes them (aiohttp refuses a whole answer, its status too, in an encoding it lacks);
     no proxies from the environment (aiohttp's `trust_env` reads it and `~/.netrc` again for
     every request, a fifth of a dispatching worker's time, measured)."""
     connector = aiohttp.TCPConnector(
         limit=concurrency, limit_per_host=concurrency, ttl_dns_cache=60
     )
-    return aiohttp.ClientSession(connector=connector)
+    return aiohttp.ClientSession(connector=connector, auto_decompress=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +62,7 @@ class AioReply:
         decode are replaced, as an error message is only shown."""
         try:
             return self.content.decode(self.charset or "utf-8", errors="replace")
-        except LookupError:  # a charset Python does not know
+        except (LookupError, UnicodeError):  # a charset Python lacks, or not a text codec
             return self.content.decode("utf-8", errors="replace")
 
     @property
@@ -94,6 +97,8 @@ async def post_async(session: aiohttp.ClientSession, config: SenderConfig, call:
             continue
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise timed_out(config, call, exc) from None
+        except _Undecodable as exc:
+            raise undecodable(call, exc) from None
         except aiohttp.ClientError as exc:
             raise broken(call, exc) from None
         retry_in = answer_retry(config, call, response, attempt)
@@ -120,4 +125,30 @@ async def _exchange(
         url, data=body, headers=headers, allow_redirects=False, timeout=timeout
     ) as answer:
         content = await answer.read()
-        return AioReply(answer.status, answer.reason or "", answer.headers, content, answer.charset)
+        # As httpx reads a reason: ASCII only (aiohttp keeps other bytes as lone surrogates,
+        # which no store takes).
+        reason = (answer.reason or "").encode("utf-8", "surrogateescape").decode("ascii", "ignore")
+        try:
+            content = _decoded(answer.headers.get("Content-Encoding"), content)
+        except zlib.error as exc:
+            raise _Undecodable(exc) from None
+        return AioReply(answer.status, reason, answer.headers, content, answer.charset)
+
+
+class _Undecodable(Exception):
+    """A body that does not decode by its Content-Encoding."""
+
+
+def _decoded(encoding: str | None, body: bytes) -> bytes:
+    """The body as httpx reads it: gzip and deflate undone, any other coding left as it came
+    (httpx decodes br and zstd only with libraries tidings does not install). zlib.error on a
+    body that does not decode."""
+    coding = (encoding or "").strip().lower()
+    if not body or coding not in ("gzip", "x-gzip", "deflate"):
+        return body
+    if coding != "deflate":
+        return zlib.decompress(body, wbits=zlib.MAX_WBITS | 16)
+    try:  # zlib-wrapped, as HTTP says; some servers send it raw
+        return zlib.decompress(body)
+    except zlib.error:
+        return zlib.decompress(body, wbits=-zlib.MAX_WBITS)

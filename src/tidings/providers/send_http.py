@@ -44,6 +44,7 @@ __all__ = [
     "post",
     "refusal",
     "timed_out",
+    "undecodable",
     "unusable_url",
 ]
 
@@ -165,6 +166,8 @@ def post(http: httpx.Client, config: SenderConfig, call: Call) -> httpx.Response
             raise timed_out(config, call, exc) from None
         except httpx.TransportError as exc:
             raise broken(call, exc) from None
+        except httpx.DecodingError as exc:
+            raise undecodable(call, exc) from None
         wait = answer_retry(config, call, response, attempt)
         if wait is not None:
             config.sleep(wait)
@@ -230,6 +233,22 @@ def broken(call: Call, exc: BaseException) -> SendError:
             f"({type(exc).__name__}); the message may have been sent",
             provider=provider,
             kind=SendFailure.CONNECTION_LOST,
+            outcome_unknown=True,
+        ),
+    )
+
+
+def undecodable(call: Call, exc: BaseException) -> SendError:
+    """An answer whose body does not decode by its Content-Encoding (a corrupt gzip): the
+    request was taken or refused, which cannot be told."""
+    provider = call.endpoint.provider
+    return _unknown(
+        call,
+        SendError(
+            f"{provider} answered a body that does not decode ({exc}); "
+            "the message may have been sent",
+            provider=provider,
+            kind=SendFailure.BAD_ANSWER,
             outcome_unknown=True,
         ),
     )
