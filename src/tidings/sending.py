@@ -32,6 +32,8 @@ from tidings.providers.senders import make_sender
 from tidings.storage import sends
 from tidings.storage.connections import StoredConnection
 from tidings.storage.db import Database
+from tidings.storage.limits import column_limit, storable
+from tidings.storage.schema import sends as send_table
 from tidings.storage.sends import SendRecord
 
 __all__ = [
@@ -49,6 +51,10 @@ log = get_logger("sending")
 # Failures that say nothing about the message: the connection (its credentials, its set-up)
 # or the provider was the trouble and nothing went out. A campaign tries the contact again
 # later; a single send records them as a refusal that is not permanent.
+# What a send's row holds (provider_message_id is as long in messages).
+_ID_LIMIT = column_limit(send_table, "provider_message_id") or 200
+_CODE_LIMIT = column_limit(send_table, "error_code") or 100
+
 _CONNECTION_TROUBLE = frozenset(
     {SendFailure.RATE_LIMITED, SendFailure.UNAVAILABLE, SendFailure.AUTH, SendFailure.CONFIG}
 )
@@ -88,6 +94,14 @@ def outcome_of(
     """The outcome to record: an id (sent), or the error. With `defer`, trouble of the
     connection rather than the message is deferred (a campaign retries the contact)."""
     if isinstance(result, str):
+        if storable(result) != result or len(result) > _ID_LIMIT:
+            return SendOutcome(
+                SendStatus.UNKNOWN,
+                http_status=http_status,
+                error_kind=SendFailure.BAD_ANSWER.value,
+                error_message="the provider answered a message id no store can keep "
+                f"({storable(result)[:80]!r}); the message may have been sent",
+            )
         return SendOutcome(SendStatus.SENT, provider_message_id=result, http_status=http_status)
     error = result
     if error.outcome_unknown:
@@ -101,19 +115,10 @@ def outcome_of(
         provider_message_id=error.provider_message_id if status is SendStatus.UNKNOWN else None,
         http_status=error.http_status,
         error_kind=error.kind.value,
-        error_code=_storable(error.code),
-        error_message=_storable(error.reason),
+        error_code=storable(error.code)[:_CODE_LIMIT] if error.code else error.code,
+        error_message=storable(error.reason) if error.reason else error.reason,
         permanent=error.permanent,
     )
-
-
-def _storable(text: str | None) -> str | None:
-    """A provider's text as a store can keep it: a lone surrogate (JSON's `"\\ud800"`) has no
-    UTF-8, so neither SQLite nor PostgreSQL takes it, and one would fail the whole batch being
-    recorded; it becomes `?`."""
-    if text is None:
-        return None
-    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def call(sender: Sender, request: SendRequest) -> Answer:

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from aiohttp.client_reqrep import ClientRequest
 
 from tests.fakes.provider_apis import Answer, FakeProviderApi
 from tests.fakes.sending import SETUPS, Setup, Waits, config, sender_for
@@ -395,6 +396,34 @@ def test_an_answer_that_does_not_decode_leaves_the_outcome_unknown(
     assert caught.value.kind is SendFailure.BAD_ANSWER and caught.value.outcome_unknown
     assert "does not decode" in str(caught.value)
     assert arrived == 1
+
+
+def test_a_refusal_whose_gzip_is_cut_short_is_read_by_its_status(
+    http: httpx.Client | None,
+) -> None:
+    """A gzip stream cut short gives what it holds (as httpx reads it), so a 400 is still
+    a refusal with its reason over both transports."""
+    setup = SETUPS["callbell"]
+    body = gzip.compress(b"the number is not valid")[:-8]
+    with setup.fake() as fake:
+        fake.answer(Answer(400, body, {"Content-Encoding": "gzip", "Content-Type": "text/plain"}))
+        with pytest.raises(SendError) as caught:
+            _sender_for(setup, fake, http).send(setup.request)
+    assert caught.value.http_status == 400 and not caught.value.outcome_unknown
+    assert caught.value.provider_message == "the number is not valid"
+
+
+def test_campaigns_ask_only_for_the_codings_they_decode(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A provider that honours Accept-Encoding must not answer in a coding the campaign
+    path cannot read: where Brotli is installed aiohttp offers br by default (as here)."""
+    offered = {**ClientRequest.DEFAULT_HEADERS, "Accept-Encoding": "gzip, deflate, br"}
+    monkeypatch.setattr(ClientRequest, "DEFAULT_HEADERS", offered)
+    with setup.fake() as fake:
+        _sender_for(setup, fake, None).send(setup.request)
+        [arrived] = fake.requests
+    assert arrived.headers["accept-encoding"] == "gzip, deflate"
 
 
 @pytest.mark.parametrize(

@@ -251,23 +251,42 @@ def test_ten_refusals_in_a_row_pause_the_campaign_and_say_why(
     assert len(fake.requests) == 15
 
 
+@pytest.mark.parametrize("escape", [b"\\ud800", b"\\u0000"], ids=["surrogate", "nul"])
 def test_a_refusal_whose_text_no_store_takes_is_recorded_with_its_batch(
-    app: RunningApp, fake: FakeEvolution
+    app: RunningApp, fake: FakeEvolution, escape: bytes
 ) -> None:
-    """A provider's message with a lone surrogate (`"\\ud800"` in its JSON, which has no
-    UTF-8): it is stored with `?` in its place, and the batch it came in is recorded, every
-    other contact `sent`; before, the store refused the whole batch's answers."""
-    body = b'{"status": 400, "error": "Bad Request", "response": {"message": ["bad \\ud800 text"]}}'
-    fake.answer(Answer(400, body))
-    create(app, "surrogate", 6)
-    app.api("POST", "/v1/campaigns/surrogate/start")
-    wait_for(lambda: dispatch(app, "surrogate")["state"] == "done", 30)
-    state = dispatch(app, "surrogate")
+    """A provider's message with a lone surrogate (which has no UTF-8) or a NUL (which
+    PostgreSQL refuses): it is stored with `?` in its place, and the batch it came in is
+    recorded, every other contact `sent`; before, the store refused the whole batch."""
+    message = b'{"status": 400, "error": "Bad Request", "response": {"message": ["bad %s text"]}}'
+    fake.answer(Answer(400, message % escape))
+    create(app, "odd", 6)
+    app.api("POST", "/v1/campaigns/odd/start")
+    wait_for(lambda: dispatch(app, "odd")["state"] == "done", 30)
+    state = dispatch(app, "odd")
     assert (state["contacts"]["failed"], state["contacts"]["sent"]) == (1, 5)
-    failed = app.api("GET", "/v1/messages", params={"campaign": "surrogate", "status": "failed"})
+    failed = app.api("GET", "/v1/messages", params={"campaign": "odd", "status": "failed"})
     [item] = failed.json()["items"]
     assert "bad ? text" in item["failure"]["reason"]
     assert len(fake.requests) == 6
+
+
+def test_a_pause_whose_reason_quotes_text_no_store_takes_still_pauses(
+    app: RunningApp, fake: FakeEvolution
+) -> None:
+    """Credentials refused with a lone surrogate in the provider's message: the campaign
+    pauses, the reason stored with `?` (before, the pause failed to be written and every
+    turn claimed the same contacts again)."""
+    body = b'{"status": 401, "error": "Unauthorized", "response": {"message": "no \\ud800 key"}}'
+    fake.answer(Answer(401, body))
+    create(app, "oddkey", 3)
+    app.api("POST", "/v1/campaigns/oddkey/start")
+    wait_for(lambda: dispatch(app, "oddkey")["state"] == "paused", 30)
+    state = dispatch(app, "oddkey")
+    assert "credentials" in state["paused_reason"] and "no ? key" in state["paused_reason"]
+    # The batch's other two went out; the refused one waits for the person who fixes the key.
+    contacts = state["contacts"]
+    assert (contacts["pending"], contacts["sent"], contacts["failed"]) == (1, 2, 0)
 
 
 def test_a_connection_that_can_no_longer_send_pauses_the_campaign_saying_what_to_set(

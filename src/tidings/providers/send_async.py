@@ -42,7 +42,14 @@ def new_session(concurrency: int) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(
         limit=concurrency, limit_per_host=concurrency, ttl_dns_cache=60
     )
-    return aiohttp.ClientSession(connector=connector, auto_decompress=False)
+    return aiohttp.ClientSession(
+        connector=connector, auto_decompress=False, headers=_ACCEPTED_CODINGS
+    )
+
+
+# What `_decoded` undoes. aiohttp would also ask for br and zstd where their libraries are
+# installed, which it then decodes only itself.
+_ACCEPTED_CODINGS = {"Accept-Encoding": "gzip, deflate"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +69,7 @@ class AioReply:
         decode are replaced, as an error message is only shown."""
         try:
             return self.content.decode(self.charset or "utf-8", errors="replace")
-        except (LookupError, UnicodeError):  # a charset Python lacks, or not a text codec
+        except (LookupError, UnicodeError):  # a charset Python lacks, or a name it cannot read
             return self.content.decode("utf-8", errors="replace")
 
     @property
@@ -129,7 +136,7 @@ async def _exchange(
         # which no store takes).
         reason = (answer.reason or "").encode("utf-8", "surrogateescape").decode("ascii", "ignore")
         try:
-            content = _decoded(answer.headers.get("Content-Encoding"), content)
+            content = _decoded(answer.headers.getall("Content-Encoding", []), content)
         except zlib.error as exc:
             raise _Undecodable(exc) from None
         return AioReply(answer.status, reason, answer.headers, content, answer.charset)
@@ -139,16 +146,23 @@ class _Undecodable(Exception):
     """A body that does not decode by its Content-Encoding."""
 
 
-def _decoded(encoding: str | None, body: bytes) -> bytes:
-    """The body as httpx reads it: gzip and deflate undone, any other coding left as it came
-    (httpx decodes br and zstd only with libraries tidings does not install). zlib.error on a
-    body that does not decode."""
-    coding = (encoding or "").strip().lower()
-    if not body or coding not in ("gzip", "x-gzip", "deflate"):
-        return body
-    if coding != "deflate":
-        return zlib.decompress(body, wbits=zlib.MAX_WBITS | 16)
-    try:  # zlib-wrapped, as HTTP says; some servers send it raw
-        return zlib.decompress(body)
-    except zlib.error:
-        return zlib.decompress(body, wbits=-zlib.MAX_WBITS)
+def _decoded(encodings: list[str], body: bytes) -> bytes:
+    """The body as httpx reads it: the codings it always knows (gzip, deflate) undone, last
+    applied first; any other left as it came (httpx decodes br and zstd only with libraries
+    tidings does not install, and the session asks for neither). A stream cut short gives what
+    it holds, as httpx's decoders do; zlib.error on one that does not decode at all."""
+    named = [c.strip().lower() for value in encodings for c in value.split(",")]
+    for coding in reversed([c for c in named if c in ("gzip", "deflate")]):
+        if coding == "gzip":
+            body = _inflate(body, zlib.MAX_WBITS | 16)
+            continue
+        try:  # zlib-wrapped, as HTTP says; some servers send it raw
+            body = _inflate(body, zlib.MAX_WBITS)
+        except zlib.error:
+            body = _inflate(body, -zlib.MAX_WBITS)
+    return body
+
+
+def _inflate(body: bytes, wbits: int) -> bytes:
+    inflater = zlib.decompressobj(wbits)
+    return inflater.decompress(body) + inflater.flush()

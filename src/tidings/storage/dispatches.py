@@ -22,6 +22,7 @@ from tidings.domain.errors import Conflict, NotFound
 from tidings.domain.message_changes import Registration
 from tidings.domain.sending import Action, Contact, DispatchState, act
 from tidings.storage.db import Database, id_in
+from tidings.storage.limits import storable
 from tidings.storage.schema import campaign_contacts, campaign_dispatches, campaigns, connections
 from tidings.storage.sends import insert_queued_many
 
@@ -318,14 +319,15 @@ def apply_action(conn: Connection, key: str, action: Action, now: datetime) -> D
 
 
 def pause(conn: Connection, campaign_id: int, reason: str, now: datetime) -> None:
-    """Paused by tidings (consecutive errors, a connection that cannot send), with why."""
+    """Paused by tidings (consecutive errors, a connection that cannot send), with why (a
+    provider's text in it made storable)."""
     conn.execute(
         update(campaign_dispatches)
         .where(
             campaign_dispatches.c.campaign_id == campaign_id,
             campaign_dispatches.c.state.in_(_OPEN),
         )
-        .values(state=DispatchState.PAUSED.value, paused_reason=reason, updated_at=now)
+        .values(state=DispatchState.PAUSED.value, paused_reason=storable(reason), updated_at=now)
     )
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import String, Table
 
-__all__ = ["NO_NUL", "column_limit", "limits", "limits_of"]
+__all__ = ["NO_NUL", "column_limit", "limits", "limits_of", "storable"]
 
 # No store can compare a NUL character (PostgreSQL refuses it in any string): the pattern
 # every text field the API stores is held to.
@@ -34,3 +34,10 @@ def limits_of(table: Table, names: Iterable[str]) -> dict[str, int]:
 def limits(table: Table) -> dict[str, int]:
     """Every length-limited column of `table`, by name."""
     return limits_of(table, (column.name for column in table.c))
+
+
+def storable(text: str) -> str:
+    """A provider's text as every store keeps it: a lone surrogate (JSON's `"\\ud800"`, which
+    has no UTF-8) and NUL (which PostgreSQL refuses) become `?`. Either would fail the whole
+    transaction it is written in, a campaign's batch of answers or its pause."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "?")
