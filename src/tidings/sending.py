@@ -48,13 +48,13 @@ __all__ = [
 
 log = get_logger("sending")
 
-# Failures that say nothing about the message: the connection (its credentials, its set-up)
-# or the provider was the trouble and nothing went out. A campaign tries the contact again
-# later; a single send records them as a refusal that is not permanent.
 # What a send's row holds (provider_message_id is as long in messages).
 _ID_LIMIT = column_limit(send_table, "provider_message_id") or 200
 _CODE_LIMIT = column_limit(send_table, "error_code") or 100
 
+# Failures that say nothing about the message: the connection (its credentials, its set-up)
+# or the provider was the trouble and nothing went out. A campaign tries the contact again
+# later; a single send records them as a refusal that is not permanent.
 _CONNECTION_TROUBLE = frozenset(
     {SendFailure.RATE_LIMITED, SendFailure.UNAVAILABLE, SendFailure.AUTH, SendFailure.CONFIG}
 )
@@ -94,7 +94,7 @@ def outcome_of(
     """The outcome to record: an id (sent), or the error. With `defer`, trouble of the
     connection rather than the message is deferred (a campaign retries the contact)."""
     if isinstance(result, str):
-        if storable(result) != result or len(result) > _ID_LIMIT:
+        if len(result) > _ID_LIMIT or storable(result) != result:
             return SendOutcome(
                 SendStatus.UNKNOWN,
                 http_status=http_status,

@@ -33,6 +33,11 @@ from tidings.providers.send_http import (
 __all__ = ["AioReply", "new_session", "post_async", "send_async"]
 
 
+# What `_decoded` undoes. aiohttp would also ask for br and zstd where their libraries are
+# installed, which it then decodes only itself.
+_ACCEPTED_CODINGS = {"Accept-Encoding": "gzip, deflate"}
+
+
 def new_session(concurrency: int) -> aiohttp.ClientSession:
     """The session `send_async` needs (make it in the event loop that will use it): at most
     `concurrency` connections; bodies left as they came, decoded by `_decoded` as httpx
@@ -45,11 +50,6 @@ def new_session(concurrency: int) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         connector=connector, auto_decompress=False, headers=_ACCEPTED_CODINGS
     )
-
-
-# What `_decoded` undoes. aiohttp would also ask for br and zstd where their libraries are
-# installed, which it then decodes only itself.
-_ACCEPTED_CODINGS = {"Accept-Encoding": "gzip, deflate"}
 
 
 @dataclass(frozen=True, slots=True)
