@@ -269,6 +269,29 @@ def test_json_none_is_stored_as_sqlalchemy_stores_it(db: Database) -> None:
     assert stored == ["null", "null"]
 
 
+@pytest.mark.parametrize("gap", [False, True], ids=["consecutive", "with-a-gap"])
+def test_receipts_marked_done_together_keep_their_own_notes(db: Database, gap: bool) -> None:
+    """Receipts without notes may be marked in one ranged statement: each receipt still ends
+    done once, with its own notes, and no receipt outside the batch is touched."""
+    connection_id = _connection(db)
+    ids = inbox.append(db, [_receipt(connection_id, b"{}") for _ in range(8)])
+    batch = [i for i in ids[1:7] if not (gap and i == ids[3])]
+    noted = batch[2]
+    mark_done(db, [(i, ["cut"] if i == noted else []) for i in batch])
+    with db.read() as conn:
+        rows = conn.execute(
+            select(receipts.c.id, receipts.c.status, receipts.c.attempts, receipts.c.notes)
+        ).all()
+    by_id = {row.id: row for row in rows}
+    for receipt_id in ids:
+        row = by_id[receipt_id]
+        if receipt_id in batch:
+            assert (row.status, row.attempts) == ("done", 1)
+            assert row.notes == (["cut"] if receipt_id == noted else None)
+        else:
+            assert (row.status, row.attempts, row.notes) == ("pending", 0, None)
+
+
 @pytest.mark.sqlite_only  # the prepared path is SQLite's
 def test_a_sparse_insert_stores_what_a_full_one_does(db: Database) -> None:
     connection_id = _connection(db)

@@ -169,14 +169,18 @@ def _apply_receipts(
     if not rows:
         return result
     known = _connections(reader)
+    options: dict[int, dict[str, str]] = {}  # by connection, made once per batch
     incoming: list[Incoming[Any]] = []
     notes: dict[int, list[str]] = {}
     last_event: dict[int, datetime] = {}
     for row in rows:
         connection = known[row.connection_id]
         try:
-            options = _parse_options(connection, settings)
-            items = get_provider(row.provider).parse_for(row.body, row.headers or {}, options)
+            given = options.get(connection.id)
+            if given is None:
+                given = options[connection.id] = _parse_options(connection, settings)
+            provider = get_provider(row.provider)
+            items = provider.parse_for(row.body, row.headers or {}, given)
         except PayloadError as error:  # no shape this provider sends: retrying changes nothing
             _fail(reader, writes, row, connection, str(error), (), at, result)
             continue
