@@ -1,4 +1,5 @@
-"""`json_text.loads` reads every text to exactly what json reads, and refuses what json refuses."""
+"""`json_text.loads` reads every text to exactly what json reads, and refuses what json refuses;
+`json_text.check` refuses exactly what json refuses."""
 
 from __future__ import annotations
 
@@ -52,6 +53,17 @@ def _outcome(read: object, text: bytes | str) -> str:
 )
 def test_reads_as_json_reads(text: bytes | str) -> None:
     assert _outcome(json_text.loads, text) == _outcome(json.loads, text)
+    if isinstance(text, bytes):
+        assert _verdict(json_text.check, text) == _verdict(json.loads, text)
+
+
+def _verdict(read: object, text: bytes) -> str:
+    """Whether reading takes the text, and the error when it does not."""
+    try:
+        read(text)  # type: ignore[operator]
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        return f"refused: {type(error).__name__}"
+    return "taken"
 
 
 @settings(max_examples=300, deadline=None)
@@ -61,6 +73,8 @@ def test_any_text_reads_as_json_reads(value: object, cut: int, junk: bytes) -> N
     compact = json.dumps(value, separators=(",", ":")).encode()
     for text in (whole, compact, whole[:cut] + junk, junk + whole, whole.decode()):
         assert _outcome(json_text.loads, text) == _outcome(json.loads, text)
+    for raw in (whole, compact, whole[:cut] + junk, junk + whole):
+        assert _verdict(json_text.check, raw) == _verdict(json.loads, raw)
 
 
 def _finite(value: object) -> object:

@@ -138,7 +138,7 @@ def check_well_formed(body_format: str, body: bytes) -> str | None:
     adapters will read it: `json_text.loads`)."""
     if body_format == "json":
         try:
-            json_text.loads(body)
+            json_text.check(body)
         except (ValueError, UnicodeDecodeError) as error:
             return f"body is not valid JSON: {error}"
         except RecursionError:
