@@ -292,6 +292,40 @@ def test_receipts_marked_done_together_keep_their_own_notes(db: Database, gap: b
             assert (row.status, row.attempts, row.notes) == ("pending", 0, None)
 
 
+@pytest.mark.sqlite_only  # the driver's own read is SQLite's
+def test_rows_read_by_the_driver_are_what_sqlalchemy_reads(db: Database) -> None:
+    connection_id = _connection(db)
+    later = NOW + timedelta(microseconds=1)
+    new = [
+        _receipt(connection_id, b'{"n":1}'),
+        NewReceipt(connection_id, "evolution", later, "text/plain", {}, b"\x00\xff"),
+        NewReceipt(connection_id, "evolution", NOW, "", {"h\u00e9": "\u00fc \U0001f600"}, b""),
+    ]
+    ids = inbox.append(db, new)
+    mark_done(db, [(ids[1], ["a note", "\u00e9"])])
+    query = select(receipts).order_by(receipts.c.id)
+    with db.read() as conn:
+        reader = Reader(conn, locking=False)
+        fast, slow = reader.plain_rows(query), reader.rows(query)
+        pending = inbox.take_pending(reader, 10)
+    assert [tuple(row) for row in fast] == [tuple(row) for row in slow]
+    assert [row.notes for row in fast] == [None, ["a note", "\u00e9"], None]
+    assert all(row.received_at.tzinfo is UTC for row in fast)
+    by_id = {row.id: row for row in slow}
+    assert [row.id for row in pending] == [ids[0], ids[2]]
+    for row in pending:
+        stored = by_id[row.id]
+        read = (row.connection_id, row.provider, row.received_at, row.headers, row.body)
+        assert read == (
+            stored.connection_id,
+            stored.provider,
+            stored.received_at,
+            stored.headers,
+            stored.body,
+        )
+        assert row.attempts == stored.attempts
+
+
 @pytest.mark.sqlite_only  # the prepared path is SQLite's
 def test_a_sparse_insert_stores_what_a_full_one_does(db: Database) -> None:
     connection_id = _connection(db)

@@ -296,6 +296,16 @@ class Reader:
             query = query.with_for_update(skip_locked=lock == "skip")
         return list(self.conn.execute(query).all())
 
+    def plain_rows(
+        self, query: Select[Any], lock: Literal["wait", "skip"] | None = None
+    ) -> list[Any]:
+        """`rows`, for a query built once and read on every batch: on SQLite, where a plan
+        locks nothing, named tuples read by the driver (`sqlite_fast.fetch_rows`), the same
+        values by the same names, at a fraction of the cost."""
+        if not self._locking and self.conn.dialect.name == "sqlite":
+            return sqlite_fast.fetch_rows(self.conn, query)
+        return self.rows(query, lock)
+
     def rows_by_key(
         self,
         table: Table,
