@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
 from starlette.types import Receive, Scope, Send
@@ -47,9 +47,9 @@ _COUNT_SECONDS = 1.0
 _JSON = b"application/json"
 
 
-@dataclass(frozen=True)
-class Answer:
-    """A whole intake response: status, JSON (or text) body and extra headers."""
+class Answer(NamedTuple):
+    """A whole intake response: status, JSON (or text) body and extra headers. (Named tuples:
+    made for every request, they cost a fraction of a frozen dataclass.)"""
 
     status: int
     body: bytes
@@ -181,8 +181,7 @@ async def _read_body(receive: Receive, headers: Mapping[str, str], limit: int) -
             return b"".join(chunks)
 
 
-@dataclass(frozen=True)
-class _Request:
+class _Request(NamedTuple):
     """The parts of an ASGI request intake looks at."""
 
     method: str

@@ -72,14 +72,16 @@ class GroupCommit(Generic[Row]):
         self._on_commit = on_commit
         self._max_batch = max_batch
         self._max_waiting = max_waiting
-        self._queue: asyncio.Queue[tuple[Row, asyncio.Future[int]]] | None = None
+        # Rows waiting for the next commit, and the writer's wake-up while there are none. (An
+        # asyncio.Queue did the same at about twice the cost per request, in Python.)
+        self._queue: deque[tuple[Row, asyncio.Future[int]]] = deque()
+        self._wake: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._deadlines: deque[tuple[float, asyncio.Future[int]]] = deque()
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"tidings-{name}")
 
     async def start(self) -> None:
-        self._queue = asyncio.Queue(self._max_waiting)
         self._task = asyncio.create_task(self._run(), name=f"tidings-{self._name}")
         self._sweeper = asyncio.create_task(self._sweep(), name=f"tidings-{self._name}-sweep")
 
@@ -95,14 +97,16 @@ class GroupCommit(Generic[Row]):
 
     async def submit(self, row: Row) -> int:
         """The row's id once committed; StorageUnavailable if that cannot happen in time."""
-        if self._queue is None:
+        if self._task is None:
             raise RuntimeError(f"{type(self).__name__}.start() was not called")
+        if len(self._queue) >= self._max_waiting:
+            raise StorageUnavailable("too many requests are waiting for the store")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
-        try:
-            self._queue.put_nowait((row, future))
-        except asyncio.QueueFull:
-            raise StorageUnavailable("too many requests are waiting for the store") from None
+        self._queue.append((row, future))
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
         self._deadlines.append((loop.time() + self._db.timeout + _DEADLINE_MARGIN, future))
         return await future
 
@@ -121,15 +125,19 @@ class GroupCommit(Generic[Row]):
                 _expire(self._deadlines.popleft()[1])
 
     async def _run(self) -> None:
-        assert self._queue is not None
         loop = asyncio.get_running_loop()
+        queue = self._queue
         while True:
-            batch = [await self._queue.get()]
+            if not queue:
+                self._wake = loop.create_future()
+                try:
+                    await self._wake
+                finally:
+                    self._wake = None
             for _ in range(_GATHER_TURNS):
                 await asyncio.sleep(0)
-            while len(batch) < self._max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            batch = [(row, future) for row, future in batch if not future.done()]
+            taken = [queue.popleft() for _ in range(min(len(queue), self._max_batch))]
+            batch = [(row, future) for row, future in taken if not future.done()]
             if not batch:
                 continue
             try:
