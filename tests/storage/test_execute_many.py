@@ -276,7 +276,7 @@ def test_receipts_marked_done_together_keep_their_own_notes(db: Database, gap: b
     connection_id = _connection(db)
     ids = inbox.append(db, [_receipt(connection_id, b"{}") for _ in range(8)])
     batch = [i for i in ids[1:7] if not (gap and i == ids[3])]
-    noted = batch[2]
+    noted = batch[-1]  # the others: five consecutive ids, or four with a gap
     mark_done(db, [(i, ["cut"] if i == noted else []) for i in batch])
     with db.read() as conn:
         rows = conn.execute(
@@ -324,6 +324,23 @@ def test_rows_read_by_the_driver_are_what_sqlalchemy_reads(db: Database) -> None
             stored.body,
         )
         assert row.attempts == stored.attempts
+
+
+@pytest.mark.sqlite_only  # the driver's own read is SQLite's
+def test_a_read_by_the_driver_converts_its_parameters_as_sqlalchemy_does(db: Database) -> None:
+    connection_id = _connection(db)
+    later = NOW + timedelta(microseconds=1)
+    first = _receipt(connection_id, b"{}")
+    inbox.append(db, [first, NewReceipt(connection_id, "evolution", later, "", {}, b"{}")])
+    since = select(receipts.c.id).where(receipts.c.received_at >= later)
+    asking = select(receipts.c.id).where(receipts.c.id == bindparam("wanted"))
+    with db.read() as conn:
+        reader = Reader(conn, locking=False)
+        found = reader.plain_rows(since)
+        assert [tuple(row) for row in found] == [tuple(row) for row in reader.rows(since)]
+        assert len(found) == 1
+        with pytest.raises(ValueError, match="needs the value of 'wanted'"):
+            reader.plain_rows(asking)
 
 
 @pytest.mark.sqlite_only  # the prepared path is SQLite's

@@ -66,6 +66,8 @@ class GroupCommit(Generic[Row]):
         max_batch: int = 512,
         max_waiting: int = 20_000,
     ) -> None:
+        if max_batch < 1:
+            raise ValueError("a group commit takes at least one row")
         self._db = db
         self._commit = commit
         self._name = name

@@ -301,7 +301,7 @@ class Reader:
     ) -> list[Any]:
         """`rows`, for a query built once and read on every batch: on SQLite, where a plan
         locks nothing, named tuples read by the driver (`sqlite_fast.fetch_rows`), the same
-        values by the same names, at a fraction of the cost."""
+        values by the same names (no `_mapping`), at a fraction of the cost."""
         if not self._locking and self.conn.dialect.name == "sqlite":
             return sqlite_fast.fetch_rows(self.conn, query)
         return self.rows(query, lock)

@@ -127,9 +127,10 @@ def fetch_column(conn: Connection, statement: Select[Any], params: Mapping[str, 
 
 
 def fetch_rows(conn: Connection, statement: Select[Any]) -> list[Any]:
-    """The rows of a statement built once (it is compiled once), read through the driver's own
-    cursor, as named tuples of the values SQLAlchemy would give (each column's type converts
-    it): SQLAlchemy's result rows cost the worker more than SQLite's reading of them."""
+    """The rows of a statement built once (it is compiled once, its parameters with it), read
+    through the driver's own cursor, as named tuples of the values SQLAlchemy would give, by
+    the columns' keys (each column's type converts its value; no `_mapping`): SQLAlchemy's
+    result rows cost the worker more than SQLite's reading of them."""
     reading = _reading(statement, conn.dialect)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
@@ -163,7 +164,14 @@ class _Reading:
 @lru_cache(maxsize=32)
 def _reading(statement: Select[Any], dialect: Dialect) -> _Reading:
     compiled = statement.compile(dialect=dialect)
-    params = tuple(compiled.params[name] for name in compiled.positiontup or ())
+    params: list[Any] = []
+    for name in compiled.positiontup or ():
+        bind = compiled.binds[name]
+        if bind.required or bind.callable is not None:
+            raise ValueError(f"{statement} needs the value of {name!r} on each read")
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        value = bind.value
+        params.append(value if process is None or value is None else process(value))
     columns = list(statement.selected_columns)
     names = [str(column.key) for column in columns]
     converts = []
@@ -172,7 +180,7 @@ def _reading(statement: Select[Any], dialect: Dialect) -> _Reading:
         if process is not None:
             converts.append((position, process))
     row_type = namedtuple("row", names)  # type: ignore[misc]  # names known only here
-    return _Reading(compiled.string, params, row_type._make, tuple(converts))
+    return _Reading(compiled.string, tuple(params), row_type._make, tuple(converts))
 
 
 @lru_cache(maxsize=32)
