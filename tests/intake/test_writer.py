@@ -160,3 +160,9 @@ def test_stopping_answers_whoever_still_waits(db: Database, db_url: str) -> None
     outcomes = asyncio.run(scenario())
     assert all(isinstance(o, StorageUnavailable) for o in outcomes), outcomes
     fast.dispose()
+
+
+def test_a_batch_of_no_rows_is_refused_when_the_writer_is_made(db: Database) -> None:
+    """A writer that could take no row per commit would spin without committing anything."""
+    with pytest.raises(ValueError, match="at least one row"):
+        GroupCommit(db, _commit_receipts, "receipts", max_batch=0)

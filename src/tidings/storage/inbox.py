@@ -173,17 +173,17 @@ def mark_done(writes: Writes, done: Sequence[tuple[int, list[str]]], now: dateti
     without notes, nearly every batch under load, take one ranged statement: the same rows,
     without a statement and its parameters for each."""
     plain = sorted(i for i, notes in done if not notes)
-    noted = [(i, notes) for i, notes in done if notes]
+    one_by_one = [(i, notes) for i, notes in done if notes]
     if plain and plain[-1] - plain[0] + 1 == len(plain) == len(set(plain)):
         writes.execute(
             _MARK_RANGE_DONE,
             [{"low": plain[0], "high": plain[-1], "now": now, "receipt_notes": None}],
         )
     else:
-        noted += [(i, []) for i in plain]
+        one_by_one += [(i, []) for i in plain]
     writes.execute(
         _MARK_DONE,
-        [{"receipt_id": i, "now": now, "receipt_notes": notes or None} for i, notes in noted],
+        [{"receipt_id": i, "now": now, "receipt_notes": n or None} for i, n in one_by_one],
     )
 
 
