@@ -173,7 +173,9 @@ def _turn(
 ) -> TurnReport:
     report = TurnReport()
     with db.read() as conn:
-        starting = dispatches.starting(conn, datetime.now(UTC))
+        starting, any_running = dispatches.due(conn, datetime.now(UTC))
+    if not starting and not any_running:
+        return report  # an idle turn: one small read
     if starting:
         with db.write() as conn:
             dispatches.start_scheduled(conn, starting, datetime.now(UTC))

@@ -375,10 +375,17 @@ def test_after_sends_unanswered_the_batch_out_lands_before_the_next_is_claimed(
         ).all()
     batches = [rows[i : i + BATCH] for i in range(0, len(rows), BATCH)]
     troubled = next(i for i, b in enumerate(batches) if any(r.status == outcome for r in b))
-    assert troubled + 2 < len(batches)
-    out, after = batches[troubled + 1], batches[troubled + 2]
-    landed_first = after[0].created_at >= max(r.finished_at for r in out)
-    assert landed_first is (trouble == "drop")
+    assert troubled + 3 < len(batches)
+    landed_first = [
+        later[0].created_at >= max(r.finished_at for r in earlier)
+        for earlier, later in itertools.pairwise(batches[troubled + 1 :])
+    ]
+    if trouble == "drop":
+        assert landed_first[0]  # the batch out after the trouble lands before the next
+    else:
+        # A turn's end (every two seconds) lands every batch too, so on a slow machine one
+        # pair may show no overlap: the overlap is on when any pair after the trouble shows it.
+        assert not all(landed_first)
 
 
 def test_credentials_the_provider_refuses_pause_the_campaign_and_fail_no_contact(
