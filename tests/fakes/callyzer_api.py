@@ -3,9 +3,10 @@ answer (`POST .../call-log/history`, Bearer key, `{"message", "result", "total_r
 
 It pages, filters by sync time and employee number, refuses a wrong key with 401, answers 429
 with `Retry-After` to requests closer than two seconds apart (by the test's clock), and can be
-told to fail the next requests: 429, the 400 whose body is a database error, 500, 401, or a
-hang longer than the client's time-out. It records every request with the clock's time, so
-tests assert the two-second spacing without sleeping.
+told to fail the next requests: 429, the 400 whose body is a database error, 500, 401, a hang
+longer than the client's time-out, HTML, or a body that is not the gzip it says it is. It
+records every request with the clock's time, so tests assert the two-second spacing without
+sleeping.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
-Failure = Literal["429", "db400", "bad400", "500", "401", "hang", "not_json"]
+Failure = Literal["429", "db400", "bad400", "500", "401", "hang", "not_json", "bad_gzip"]
 
 # What Callyzer's own store says when it fails (seen in real integrations' logs: a raw JDBC
 # exception as the body of a 400).
@@ -134,6 +135,8 @@ class FakeCallyzer:
             return _json(500, {"message": "Internal Server Error"})
         if failure == "not_json":
             return 200, {"content-type": "text/html"}, b"<html>maintenance</html>"
+        if failure == "bad_gzip":  # a proxy that says gzip and sends the plain body
+            return 200, {"content-type": "application/json", "content-encoding": "gzip"}, b"{}"
         refusal = _refusal(body)
         if refusal:
             return _json(400, {"message": refusal})

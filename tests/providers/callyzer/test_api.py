@@ -208,6 +208,23 @@ def test_an_answer_that_is_not_json_is_an_error(fake: FakeCallyzer, clock: FakeC
     assert "not JSON" in str(raised.value)
 
 
+def test_an_answer_that_cannot_be_decoded_is_retried_then_said(
+    fake: FakeCallyzer, clock: FakeClock
+) -> None:
+    """A body that is not the gzip its header says (a proxy in the way) is tried again like a
+    time-out, and after the last try the error says what happened instead of a traceback."""
+    add_calls(fake, 1)
+    fake.fail_next("bad_gzip")
+    with client(fake, clock) as api:
+        assert len(api.history_page(QUERY, 1).calls) == 1
+        assert api.retries == 1
+    fake.fail_next("bad_gzip", "bad_gzip", "bad_gzip")
+    with client(fake, clock) as api, pytest.raises(CallyzerApiError) as raised:
+        api.history_page(QUERY, 1)
+    assert (raised.value.kind, raised.value.tries) == ("transient", 3)
+    assert "could not be decoded" in str(raised.value)
+
+
 def test_a_wrong_api_url_says_how_it_should_look(fake: FakeCallyzer, clock: FakeClock) -> None:
     with (
         CallyzerClient(

@@ -306,6 +306,10 @@ class CallyzerClient:
                 error = CallyzerApiError(
                     "transient", f"could not reach Callyzer at {self.api_url}: {exc}"
                 )
+            except httpx.DecodingError as exc:  # a body its Content-Encoding does not match
+                error = CallyzerApiError(
+                    "transient", f"Callyzer's answer could not be decoded ({exc})"
+                )
             else:
                 status = response.status_code
                 if 200 <= status < 300:
