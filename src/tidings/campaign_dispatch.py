@@ -175,7 +175,7 @@ def _turn(
     with db.read() as conn:
         starting, any_running = dispatches.due(conn, datetime.now(UTC))
     if not starting and not any_running:
-        return report  # an idle turn: one small read
+        return report  # an idle turn: one small read (and the turn lock on PostgreSQL)
     if starting:
         with db.write() as conn:
             dispatches.start_scheduled(conn, starting, datetime.now(UTC))

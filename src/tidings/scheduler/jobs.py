@@ -218,7 +218,8 @@ JOBS: tuple[Job, ...] = (
     Job("poll_callyzer", 3600.0, poll_callyzer),
     Job("purge_old_deliveries", 3600.0, purge_old_deliveries),
     # A turn sends what is due for up to two seconds (a stopping serve waits for it) and
-    # returns; the next starts right after (an idle turn is one small read).
+    # returns; the next starts right after (an idle turn is one small read, plus the turn lock on
+    # PostgreSQL).
     Job("dispatch_campaigns", 0.1, dispatch_campaigns, expires_seconds=1.0),
 )
 
