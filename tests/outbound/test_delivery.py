@@ -12,14 +12,17 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 from standardwebhooks.webhooks import Webhook
 
 from tests.outbound.conftest import START, Outbound
 from tests.outbound.receiver import Receiver
 from tidings import subscription_admin
+from tidings.domain.outbound import RetryPolicy
 from tidings.outbound.dispatcher import LEASE_SECONDS
 from tidings.storage import deliveries as delivery_store
 from tidings.storage.db import Database
+from tidings.storage.schema import subscriptions
 from tidings.storage.subscriptions import get_subscription
 
 SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 36000]
@@ -465,3 +468,37 @@ def test_a_subscription_removed_while_its_delivery_is_in_flight_spares_the_other
     assert delivery.status == "delivered" and delivery.attempts == 1
     assert [a.delivery_id for a in outbound.attempts()] == [delivery.id]
     assert totals.delivered >= 1
+
+
+def test_an_endpoint_disabled_by_two_recordings_is_announced_once(outbound: Outbound) -> None:
+    """Two batches of failed attempts recorded one after the other, each claimed while the
+    subscription had been failing for the whole period: the first disables it and reports
+    it, the second finds it disabled already and reports nothing (one alert, not two)."""
+    sub = outbound.subscribe("http://127.0.0.1:9/hooks")
+    outbound.event("m1", "delivered", 1)
+    outbound.event("m2", "delivered", 2)
+    now = outbound.clock()
+    with outbound.db.write() as conn:
+        conn.execute(
+            update(subscriptions)
+            .where(subscriptions.c.id == sub.id)
+            .values(failing_since=now - timedelta(days=2))
+        )
+    assert delivery_store.fan_out(outbound.db, now, 100) == 2
+    claims = delivery_store.claim(outbound.db, now, 10, LEASE_SECONDS)
+    assert len(claims) == 2
+    policy = RetryPolicy(outbound.settings.outbound_retry_delays)
+
+    def record(claim: delivery_store.Claim) -> list[int]:
+        failed = delivery_store.Attempt(claim, now, 5, status_code=500)
+        recorded = delivery_store.record(
+            outbound.db, [failed], now, policy, timedelta(days=1), lambda: 0.5
+        )
+        return [gone.id for gone, _reason in recorded.disabled]
+
+    assert record(claims[0]) == [sub.id]
+    assert record(claims[1]) == []
+    with outbound.db.read() as conn:
+        stored = get_subscription(conn, sub.id)
+    assert not stored.enabled and stored.disabled_reason is not None
+    assert "every attempt failed for 1 days" in stored.disabled_reason

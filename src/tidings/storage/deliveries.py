@@ -353,12 +353,19 @@ def record(
                 .where(subscriptions.c.failing_since.is_(None))
                 .values(failing_since=now)
             )
-        for sub, reason in outcome.disabled:
-            conn.execute(
+        # Only a subscription still enabled is disabled here, and only then reported: two
+        # recordings with the same stale view of it (batches landing one after the other, or
+        # two senders) announce it once.
+        disabled = outcome.disabled
+        outcome.disabled = []
+        for sub, reason in disabled:
+            result = conn.execute(
                 update(subscriptions)
-                .where(subscriptions.c.id == sub.id)
+                .where(subscriptions.c.id == sub.id, subscriptions.c.enabled.is_(True))
                 .values(enabled=False, disabled_reason=reason, updated_at=now)
             )
+            if result.rowcount:
+                outcome.disabled.append((sub, reason))
     return outcome
 
 
