@@ -470,10 +470,9 @@ def test_a_subscription_removed_while_its_delivery_is_in_flight_spares_the_other
     assert totals.delivered >= 1
 
 
-def test_an_endpoint_disabled_by_two_recordings_is_announced_once(outbound: Outbound) -> None:
-    """Two batches of failed attempts recorded one after the other, each claimed while the
-    subscription had been failing for the whole period: the first disables it and reports
-    it, the second finds it disabled already and reports nothing (one alert, not two)."""
+def _two_claims_failing_for_days(outbound: Outbound) -> tuple[int, list[delivery_store.Claim]]:
+    """A subscription failing for two days, and two of its deliveries claimed (each claim
+    holds the subscription as it stood then)."""
     sub = outbound.subscribe("http://127.0.0.1:9/hooks")
     outbound.event("m1", "delivered", 1)
     outbound.event("m2", "delivered", 2)
@@ -487,18 +486,42 @@ def test_an_endpoint_disabled_by_two_recordings_is_announced_once(outbound: Outb
     assert delivery_store.fan_out(outbound.db, now, 100) == 2
     claims = delivery_store.claim(outbound.db, now, 10, LEASE_SECONDS)
     assert len(claims) == 2
+    return sub.id, claims
+
+
+def _record(outbound: Outbound, claim: delivery_store.Claim, status: int) -> list[int]:
+    """Record one attempt answered `status`; the subscriptions it disabled."""
+    now = outbound.clock()
     policy = RetryPolicy(outbound.settings.outbound_retry_delays)
+    attempt = delivery_store.Attempt(claim, now, 5, status_code=status)
+    recorded = delivery_store.record(
+        outbound.db, [attempt], now, policy, timedelta(days=1), lambda: 0.5
+    )
+    return [gone.id for gone, _reason in recorded.disabled]
 
-    def record(claim: delivery_store.Claim) -> list[int]:
-        failed = delivery_store.Attempt(claim, now, 5, status_code=500)
-        recorded = delivery_store.record(
-            outbound.db, [failed], now, policy, timedelta(days=1), lambda: 0.5
-        )
-        return [gone.id for gone, _reason in recorded.disabled]
 
-    assert record(claims[0]) == [sub.id]
-    assert record(claims[1]) == []
+def test_an_endpoint_disabled_by_two_recordings_is_announced_once(outbound: Outbound) -> None:
+    """Two batches of failed attempts recorded one after the other, each claimed while the
+    subscription had been failing for the whole period: the first disables it and reports
+    it, the second finds it disabled already and reports nothing (one alert, not two)."""
+    sub_id, claims = _two_claims_failing_for_days(outbound)
+    assert _record(outbound, claims[0], 500) == [sub_id]
+    assert _record(outbound, claims[1], 500) == []
     with outbound.db.read() as conn:
-        stored = get_subscription(conn, sub.id)
+        stored = get_subscription(conn, sub_id)
     assert not stored.enabled and stored.disabled_reason is not None
     assert "every attempt failed for 1 days" in stored.disabled_reason
+
+
+def test_a_success_recorded_first_spares_an_endpoint_from_a_stale_claim(
+    outbound: Outbound,
+) -> None:
+    """Of two deliveries claimed while the subscription had been failing for days, the first
+    succeeds: its failing time is cleared, so the second one's failure starts a new period
+    instead of disabling it on the claim's stale view."""
+    sub_id, claims = _two_claims_failing_for_days(outbound)
+    assert _record(outbound, claims[0], 200) == []
+    assert _record(outbound, claims[1], 500) == []
+    with outbound.db.read() as conn:
+        stored = get_subscription(conn, sub_id)
+    assert stored.enabled and stored.failing_since == outbound.clock()

@@ -353,15 +353,18 @@ def record(
                 .where(subscriptions.c.failing_since.is_(None))
                 .values(failing_since=now)
             )
-        # Only a subscription still enabled is disabled here, and only then reported: two
-        # recordings with the same stale view of it (batches landing one after the other, or
-        # two senders) announce it once.
+        # The claims' view of a subscription may be stale: another batch's recording may have
+        # disabled it, a success cleared its failing time, a person enabled it again. So the
+        # store decides, and only what its update changed is reported: one announcement.
         disabled = outcome.disabled
         outcome.disabled = []
         for sub, reason in disabled:
+            still = [subscriptions.c.id == sub.id, subscriptions.c.enabled.is_(True)]
+            if sub.id not in gone:
+                still.append(subscriptions.c.failing_since <= now - disable_after)
             result = conn.execute(
                 update(subscriptions)
-                .where(subscriptions.c.id == sub.id, subscriptions.c.enabled.is_(True))
+                .where(*still)
                 .values(enabled=False, disabled_reason=reason, updated_at=now)
             )
             if result.rowcount:
