@@ -135,6 +135,7 @@ def test_after_sends_unanswered_the_batch_out_lands_before_the_next_is_claimed(
             assert view is not None
             if view.state is DispatchState.DONE:
                 break
+        assert view.state is DispatchState.DONE, "five turns did not finish the campaign"
         assert len(fake.requests) == 6 * BATCH  # none sent again
     assert (view.contacts[outcome], view.contacts["sent"]) == (3, 6 * BATCH - 3)
     with db.read() as conn:
