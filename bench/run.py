@@ -49,6 +49,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from cpu_time import CpuSnapshot, snapshot
 from dispatch_bench import measure_dispatch, report_dispatch
 from loadgen import LoadResult, percentiles, run_load, run_load_blocking
 from outbound_bench import measure_outbound, report_outbound
@@ -127,6 +128,9 @@ class Processes:
         )
         self._running[name] = process
         return process
+
+    def pid(self, name: str) -> int:
+        return self._running[name].pid
 
     def check_alive(self, name: str) -> None:
         process = self._running[name]
@@ -339,6 +343,7 @@ class Measured:
     ledger: list[Check]
     notes: list[str] = field(default_factory=list)
     info: str = ""  # what ran, for the header (e.g. the PostgreSQL version)
+    cpu: dict[str, float] = field(default_factory=dict)  # us of CPU per 2xx, by process
 
     @property
     def acknowledged(self) -> int:
@@ -414,6 +419,7 @@ def measure_tidings(args: argparse.Namespace, work: Path, procs: Processes) -> M
 
     ids, bodies = evolution_bodies(args.requests)
     _say(f"tidings: sending {len(bodies):,} webhooks on {args.concurrency} connections")
+    cpu_before, client_before = snapshot(procs.pid("tidings")), time.process_time()
     load = run_load_blocking(
         HOST,
         port,
@@ -422,6 +428,7 @@ def measure_tidings(args: argparse.Namespace, work: Path, procs: Processes) -> M
         args.concurrency,
         timeout=args.timeout,
     )
+    client = time.process_time() - client_before
     procs.check_alive("tidings")
     _say(
         f"tidings: {load.count(200, 300):,} acknowledged in {load.duration:.1f}s; "
@@ -438,11 +445,35 @@ def measure_tidings(args: argparse.Namespace, work: Path, procs: Processes) -> M
             return total - pending, pending == 0 and total >= load.count(200, 300)
 
         finished = wait_for(progress, stall=args.stall, cap=args.drain_cap)
+        cpu_after = snapshot(procs.pid("tidings"))  # the worker's applying included
         result = _tidings_ledger(db, load, ids, finished)
     finally:
         db.dispose()
     procs.stop("tidings")
+    result.cpu = _cpu_per_webhook(
+        load, cpu_before, cpu_after, client, ("intake (serve)", "worker process")
+    )
     return result
+
+
+def _cpu_per_webhook(
+    load: LoadResult,
+    before: CpuSnapshot | None,
+    after: CpuSnapshot | None,
+    client: float,
+    names: tuple[str, str | None],
+) -> dict[str, float]:
+    """us of CPU per acknowledged webhook: the server process, its child processes (when
+    `names` names them) and this process's load generator; empty without /proc."""
+    acknowledged = load.count(200, 300)
+    if before is None or after is None or not acknowledged:
+        return {}
+    itself, below = after.since(before)
+    spent = {names[0]: itself}
+    if names[1] is not None:
+        spent[names[1]] = below
+    spent["load generator"] = client
+    return {name: seconds / acknowledged * 1e6 for name, seconds in spent.items()}
 
 
 def measure_limit(args: argparse.Namespace, work: Path, procs: Processes) -> Measured:
@@ -457,7 +488,10 @@ def measure_limit(args: argparse.Namespace, work: Path, procs: Processes) -> Mea
     wait_http(procs, "limit", port, "/healthz")
     _, bodies = evolution_bodies(args.requests)
     _say(f"limit: sending {len(bodies):,} webhooks on {args.concurrency} connections")
+    cpu_before, client_before = snapshot(procs.pid("limit")), time.process_time()
     load = run_load_blocking(HOST, port, "/hooks", bodies, args.concurrency, timeout=args.timeout)
+    client = time.process_time() - client_before
+    cpu_after = snapshot(procs.pid("limit"))
     procs.check_alive("limit")
     procs.stop("limit")
     with contextlib.closing(sqlite3.connect(path)) as db:
@@ -479,7 +513,10 @@ def measure_limit(args: argparse.Namespace, work: Path, procs: Processes) -> Mea
         Check("no body stored twice", duplicated == 0, f"{duplicated} duplicated"),
     ]
     # Committed before it is acknowledged: the last answer is the last body stored.
-    return Measured("limit", load, len(stored), load.finished_at, True, lost, duplicated, ledger)
+    cpu = _cpu_per_webhook(load, cpu_before, cpu_after, client, ("server", None))
+    return Measured(
+        "limit", load, len(stored), load.finished_at, True, lost, duplicated, ledger, cpu=cpu
+    )
 
 
 def _receipt_states(db: Database) -> Counter[str]:
@@ -1045,6 +1082,8 @@ def report(
         " last event applied / last row stored)"
     )
 
+    _print_cpu(t, lim)
+
     ack, applied, p99 = (
         _ratio(t.ack_per_s, b.ack_per_s),
         _ratio(t.completed_per_s, b.completed_per_s),
@@ -1123,6 +1162,30 @@ def report(
     else:
         print("ledgers balanced.")
     return void
+
+
+def _print_cpu(t: Measured, lim: Measured) -> None:
+    """CPU per webhook, by process: steadier than the rates from run to run (bench/cpu_time.py),
+    and what bounds them when the processes and the load generator share the cores."""
+    print()
+    if not t.cpu or not lim.cpu:
+        print("CPU per webhook: not measured (needs Linux's /proc)")
+        return
+    cores = os.cpu_count() or 1
+    print(
+        f"CPU per webhook (us of user + system time per 2xx; {cores} cores give "
+        f"{cores * 1_000_000:,} us a second):"
+    )
+    for measured, span in ((t, "load start to last applied"), (lim, "the load")):
+        total = sum(measured.cpu.values())
+        parts = ", ".join(f"{name} {us:.0f}" for name, us in measured.cpu.items())
+        print(
+            f"  {measured.name:<8} {parts}: {total:.0f} in all ({span}), at most "
+            f"{_fmt_rate(cores * 1_000_000 / total)}/s if every core did only this"
+        )
+    servers = sum(us for name, us in t.cpu.items() if name != "load generator")
+    limit_server = sum(us for name, us in lim.cpu.items() if name != "load generator")
+    print(f"  tidings' processes spend {_ratio(servers, limit_server):.2f}x the limit's server")
 
 
 def _print_targets(targets: list[tuple[str, str, bool]]) -> None:
