@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CpuSnapshot", "cpu_seconds", "snapshot"]
+__all__ = ["CpuSnapshot", "snapshot"]
 
 PROC = Path("/proc")
 
@@ -38,7 +38,7 @@ def _stat_fields(pid: int) -> list[str] | None:
     return text.rsplit(")", 1)[1].split()
 
 
-def cpu_seconds(pid: int) -> float | None:
+def _cpu_seconds(pid: int) -> float | None:
     """User plus system CPU seconds of one process, all its threads; None if unknown."""
     fields = _stat_fields(pid)
     if fields is None:
@@ -75,22 +75,26 @@ class CpuSnapshot:
 
     def since(self, before: CpuSnapshot) -> tuple[float, float]:
         """CPU seconds spent between `before` and this snapshot: (the process itself, its
-        descendants). A descendant started in between counts from nothing; one that exited
-        in between is lost (a worker restarted during a load: rare, and the log says so)."""
-        spent_below = sum(
+        descendants). A descendant started in between counts from nothing; what one that
+        exited in between spent is missing (`lost_since` says so)."""
+        below = sum(
             seconds - before.descendants.get(pid, 0.0) for pid, seconds in self.descendants.items()
         )
-        return self.leader - before.leader, spent_below
+        return self.leader - before.leader, below
+
+    def lost_since(self, before: CpuSnapshot) -> bool:
+        """Whether a descendant of `before` has exited (a worker restarted mid-run)."""
+        return not before.descendants.keys() <= self.descendants.keys()
 
 
 def snapshot(pid: int) -> CpuSnapshot | None:
     """The CPU spent so far by `pid` and by each process below it; None without /proc."""
-    leader = cpu_seconds(pid)
+    leader = _cpu_seconds(pid)
     if leader is None:
         return None
     below: dict[int, float] = {}
     for child in _descendants(pid):
-        seconds = cpu_seconds(child)
+        seconds = _cpu_seconds(child)
         if seconds is not None:
             below[child] = seconds
     return CpuSnapshot(leader, below)

@@ -51,6 +51,7 @@ class LoadResult:
     errors: int  # connections lost or refused, replies that could not be read
     replies: list[Reply | None] = field(default_factory=list)
     timed_out: bool = False
+    cpu_seconds: float = 0.0  # this process's CPU from the first request to the last answer
 
     @property
     def duration(self) -> float:
@@ -291,13 +292,13 @@ async def run_load(
         _build_request(host, port, path, body, content_type, headers or {}) for body in bodies
     ]
     run = _Run(host, port, requests)
-    started_at = time.time()
+    started_at, cpu_started = time.time(), time.process_time()
     tasks = [asyncio.create_task(run.client()) for _ in range(max(1, concurrency))]
     try:
         done, pending = await asyncio.wait(
             tasks, timeout=timeout, return_when=asyncio.FIRST_EXCEPTION
         )
-        finished_at = time.time()
+        finished_at, cpu_spent = time.time(), time.process_time() - cpu_started
         for task in done:
             task.result()  # a client that crashed is a bug here: let it surface
         timed_out = bool(pending)
@@ -315,6 +316,7 @@ async def run_load(
         errors=run.errors,
         replies=run.replies,
         timed_out=timed_out,
+        cpu_seconds=cpu_spent,
     )
 
 

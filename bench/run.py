@@ -344,6 +344,7 @@ class Measured:
     notes: list[str] = field(default_factory=list)
     info: str = ""  # what ran, for the header (e.g. the PostgreSQL version)
     cpu: dict[str, float] = field(default_factory=dict)  # us of CPU per 2xx, by process
+    cpu_note: str = ""  # why `cpu` is empty
 
     @property
     def acknowledged(self) -> int:
@@ -419,7 +420,7 @@ def measure_tidings(args: argparse.Namespace, work: Path, procs: Processes) -> M
 
     ids, bodies = evolution_bodies(args.requests)
     _say(f"tidings: sending {len(bodies):,} webhooks on {args.concurrency} connections")
-    cpu_before, client_before = snapshot(procs.pid("tidings")), time.process_time()
+    cpu_before = snapshot(procs.pid("tidings"))
     load = run_load_blocking(
         HOST,
         port,
@@ -428,7 +429,6 @@ def measure_tidings(args: argparse.Namespace, work: Path, procs: Processes) -> M
         args.concurrency,
         timeout=args.timeout,
     )
-    client = time.process_time() - client_before
     procs.check_alive("tidings")
     _say(
         f"tidings: {load.count(200, 300):,} acknowledged in {load.duration:.1f}s; "
@@ -450,9 +450,11 @@ def measure_tidings(args: argparse.Namespace, work: Path, procs: Processes) -> M
     finally:
         db.dispose()
     procs.stop("tidings")
-    result.cpu = _cpu_per_webhook(
-        load, cpu_before, cpu_after, client, ("intake (serve)", "worker process")
+    result.cpu, result.cpu_note = _cpu_per_webhook(
+        load, cpu_before, cpu_after, "intake (serve)", "worker process"
     )
+    if not finished:
+        result.cpu, result.cpu_note = {}, "the worker did not finish applying"
     return result
 
 
@@ -460,20 +462,26 @@ def _cpu_per_webhook(
     load: LoadResult,
     before: CpuSnapshot | None,
     after: CpuSnapshot | None,
-    client: float,
-    names: tuple[str, str | None],
-) -> dict[str, float]:
-    """us of CPU per acknowledged webhook: the server process, its child processes (when
-    `names` names them) and this process's load generator; empty without /proc."""
+    server: str,
+    children: str | None,
+) -> tuple[dict[str, float], str]:
+    """µs of CPU per acknowledged webhook: the server process, its child processes (named
+    `children`, when counted) and the load generator; or nothing, and why."""
     acknowledged = load.count(200, 300)
-    if before is None or after is None or not acknowledged:
-        return {}
+    if before is None:
+        return {}, "needs Linux's /proc"
+    if after is None:
+        return {}, f"the {server} process was gone before the end"
+    if not acknowledged:
+        return {}, "nothing was acknowledged"
+    if children is not None and after.lost_since(before):
+        return {}, "a child process exited during the run, and its CPU is not counted"
     itself, below = after.since(before)
-    spent = {names[0]: itself}
-    if names[1] is not None:
-        spent[names[1]] = below
-    spent["load generator"] = client
-    return {name: seconds / acknowledged * 1e6 for name, seconds in spent.items()}
+    spent = {server: itself}
+    if children is not None:
+        spent[children] = below
+    spent["load generator"] = load.cpu_seconds
+    return {name: seconds / acknowledged * 1e6 for name, seconds in spent.items()}, ""
 
 
 def measure_limit(args: argparse.Namespace, work: Path, procs: Processes) -> Measured:
@@ -488,9 +496,8 @@ def measure_limit(args: argparse.Namespace, work: Path, procs: Processes) -> Mea
     wait_http(procs, "limit", port, "/healthz")
     _, bodies = evolution_bodies(args.requests)
     _say(f"limit: sending {len(bodies):,} webhooks on {args.concurrency} connections")
-    cpu_before, client_before = snapshot(procs.pid("limit")), time.process_time()
+    cpu_before = snapshot(procs.pid("limit"))
     load = run_load_blocking(HOST, port, "/hooks", bodies, args.concurrency, timeout=args.timeout)
-    client = time.process_time() - client_before
     cpu_after = snapshot(procs.pid("limit"))
     procs.check_alive("limit")
     procs.stop("limit")
@@ -513,10 +520,11 @@ def measure_limit(args: argparse.Namespace, work: Path, procs: Processes) -> Mea
         Check("no body stored twice", duplicated == 0, f"{duplicated} duplicated"),
     ]
     # Committed before it is acknowledged: the last answer is the last body stored.
-    cpu = _cpu_per_webhook(load, cpu_before, cpu_after, client, ("server", None))
-    return Measured(
-        "limit", load, len(stored), load.finished_at, True, lost, duplicated, ledger, cpu=cpu
+    measured = Measured(
+        "limit", load, len(stored), load.finished_at, True, lost, duplicated, ledger
     )
+    measured.cpu, measured.cpu_note = _cpu_per_webhook(load, cpu_before, cpu_after, "server", None)
+    return measured
 
 
 def _receipt_states(db: Database) -> Counter[str]:
@@ -1165,27 +1173,25 @@ def report(
 
 
 def _print_cpu(t: Measured, lim: Measured) -> None:
-    """CPU per webhook, by process: steadier than the rates from run to run (bench/cpu_time.py),
-    and what bounds them when the processes and the load generator share the cores."""
+    """CPU per webhook, by process (bench/cpu_time.py): on a small machine the processes and
+    the load generator share the cores, so this is what bounds the rates."""
     print()
-    if not t.cpu or not lim.cpu:
-        print("CPU per webhook: not measured (needs Linux's /proc)")
-        return
-    cores = os.cpu_count() or 1
-    print(
-        f"CPU per webhook (us of user + system time per 2xx; {cores} cores give "
-        f"{cores * 1_000_000:,} us a second):"
-    )
-    for measured, span in ((t, "load start to last applied"), (lim, "the load")):
+    print("CPU per webhook (us of user + system time per 2xx):")
+    for measured in (t, lim):
+        if not measured.cpu:
+            print(f"  {measured.name:<8} not measured: {measured.cpu_note}")
+            continue
         total = sum(measured.cpu.values())
         parts = ", ".join(f"{name} {us:.0f}" for name, us in measured.cpu.items())
-        print(
-            f"  {measured.name:<8} {parts}: {total:.0f} in all ({span}), at most "
-            f"{_fmt_rate(cores * 1_000_000 / total)}/s if every core did only this"
-        )
-    servers = sum(us for name, us in t.cpu.items() if name != "load generator")
-    limit_server = sum(us for name, us in lim.cpu.items() if name != "load generator")
-    print(f"  tidings' processes spend {_ratio(servers, limit_server):.2f}x the limit's server")
+        print(f"  {measured.name:<8} {parts}: {total:.0f} in all")
+    if t.cpu and lim.cpu:
+        servers = sum(us for name, us in t.cpu.items() if name != "load generator")
+        limit_server = sum(us for name, us in lim.cpu.items() if name != "load generator")
+        print(f"  tidings' processes spend {_ratio(servers, limit_server):.2f}x the limit's server")
+    print(
+        "  (tidings' processes from the start of the load until the bench saw nothing pending,"
+        " polled every 0.2 s; the limit and the load generator during the load)"
+    )
 
 
 def _print_targets(targets: list[tuple[str, str, bool]]) -> None:
