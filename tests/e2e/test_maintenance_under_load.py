@@ -5,6 +5,7 @@ moves the same campaigns loses none of its deltas."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -108,6 +109,7 @@ def test_the_retention_purge_runs_beside_the_intake(
                 for s in [ReceiptStatus.DONE] * 8000
             ],
         )
+    _wait_for_a_receipt_after(db, ids[-1])  # else the newest of them stays (`delete_finished`)
     purged = purge_old_receipts(JobContext(db, settings, _NoWake()))
     poster = posting()
     assert purged == len(ids)
@@ -117,6 +119,17 @@ def test_the_retention_purge_runs_beside_the_intake(
     with db.read() as conn:
         left = conn.execute(select(func.count()).where(receipts.c.id.in_(ids))).scalar_one()
     assert left == 0
+
+
+def _wait_for_a_receipt_after(db: Database, receipt_id: int, timeout: float = 30.0) -> None:
+    """Until the poster's next webhook has its receipt, newer than `receipt_id`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with db.read() as conn:
+            if conn.execute(select(func.max(receipts.c.id))).scalar_one() > receipt_id:
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"no receipt arrived after {receipt_id} in {timeout:g} s")
 
 
 @pytest.mark.sqlite_only  # migrate-data copies an embedded (SQLite) store into PostgreSQL

@@ -75,16 +75,34 @@ def test_purge_removes_finished_receipts_past_retention_in_batches(
     old = timedelta(days=settings.retention_days + 1)
     kept_pending = _receipts(db, ReceiptStatus.PENDING, age=old)
     kept_failed = _receipts(db, ReceiptStatus.FAILED, age=old)
-    kept_recent = _receipts(db, ReceiptStatus.DONE)
     purged = _receipts(
         db,
         *([ReceiptStatus.DONE] * 1500 + [ReceiptStatus.DEAD, ReceiptStatus.QUARANTINED]),
         age=old,
     )
+    kept_recent = _receipts(db, ReceiptStatus.DONE)
     worker = _Worker()
     assert purge_old_receipts(JobContext(db, settings, worker)) == len(purged)
     assert worker.woken == 0  # nothing became pending
     assert set(_statuses(db)) == {*kept_pending, *kept_failed, *kept_recent}
+
+
+def test_the_newest_receipt_outlives_the_purge_so_no_id_is_given_twice(
+    db: Database, settings: Settings
+) -> None:
+    """SQLite numbers a new row after the largest id left: had the purge emptied the table,
+    the next receipt would be number 1 again, and events, calls and dead-letter announcements
+    that named the old number 1 would name the new one."""
+    old = timedelta(days=settings.retention_days + 1)
+    given = _receipts(db, ReceiptStatus.DONE, ReceiptStatus.DEAD, ReceiptStatus.DONE, age=old)
+    purged = purge_old_receipts(JobContext(db, settings, _Worker()))
+    now = datetime.now(UTC)
+    [after] = inbox.append(db, [NewReceipt(1, "evolution", now, "a/b", {}, b"{}")])
+    assert after > max(given)
+    assert purged == 2
+    assert set(_statuses(db)) == {given[-1], after}
+    assert purge_old_receipts(JobContext(db, settings, _Worker())) == 1  # no longer the newest
+    assert set(_statuses(db)) == {after}
 
 
 def test_space_a_purge_frees_is_returned_and_used_again(db: Database, settings: Settings) -> None:
@@ -110,7 +128,7 @@ def test_space_a_purge_frees_is_returned_and_used_again(db: Database, settings: 
     fill()
     full, _ = db.disk_usage()
     assert full - empty > 3000 * 4000
-    assert purge_old_receipts(JobContext(db, settings, _Worker())) == 3001
+    assert purge_old_receipts(JobContext(db, settings, _Worker())) == 3000  # the newest stays
     purged, wal = db.disk_usage()
     if db.is_sqlite:
         assert purged - empty < 1_000_000, (empty, full, purged)

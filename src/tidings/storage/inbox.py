@@ -303,10 +303,18 @@ def purgeable(
 
 
 def delete_finished(conn: Connection, ids: Sequence[int]) -> int:
-    """Delete these receipts if they are still finished (a replay may have put one back)."""
+    """Delete these receipts if they are still finished (a replay may have put one back),
+    except the newest receipt of all. SQLite numbers a new row after the largest id left in
+    the table, so a purge that emptied it would give ids already given again, and old events,
+    calls and dead-letter announcements would name new receipts; the newest one stays until
+    a newer one arrives."""
     if not ids:
         return 0
-    return conn.execute(delete(receipts).where(receipts.c.id.in_(list(ids)), _FINISHED)).rowcount
+    newest = select(func.max(receipts.c.id)).scalar_subquery()
+    statement = delete(receipts).where(
+        receipts.c.id.in_(list(ids)), _FINISHED, receipts.c.id < newest
+    )
+    return conn.execute(statement).rowcount
 
 
 def list_receipts(
