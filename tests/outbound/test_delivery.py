@@ -362,6 +362,34 @@ def test_the_retention_purge_keeps_what_is_still_being_delivered(
     assert {a.delivery_id for a in outbound.attempts()} == {left.id}
 
 
+def test_the_retention_purge_keeps_the_newest_delivery_so_no_id_is_given_twice(
+    outbound: Outbound, receiver: Receiver
+):
+    """SQLite numbers a new row after the largest id left: had the purge removed every
+    delivery, the next one would take an id already shown (and replayable) before."""
+    from tidings.scheduler.jobs import JobContext, purge_old_deliveries
+
+    sub = outbound.subscribe(receiver.url)
+    receiver.secrets.append(sub.secret)
+    for message in ("m1", "m2"):
+        outbound.event(message, "delivered")
+    outbound.drain()
+    given = [d.id for d in outbound.deliveries()]
+
+    class _Worker:
+        def wake(self) -> None:
+            pass
+
+    # Both events are older than the retention period (the test clock is in the past).
+    purged = purge_old_deliveries(JobContext(outbound.db, outbound.settings, _Worker()))
+    outbound.event("m3", "delivered")
+    outbound.drain()
+    [*_, newest] = sorted(d.id for d in outbound.deliveries())
+    assert newest > max(given)
+    assert purged == 1
+    assert [e.data["provider_message_id"] for e in outbound.events()] == ["m2", "m3"]
+
+
 def _drain_while_the_store_is_locked(
     outbound: Outbound,
     receiver: Receiver,

@@ -538,7 +538,10 @@ def count_with(conn: Connection, statuses: Iterable[DeliveryStatus]) -> dict[str
 
 def purge_finished(db: Database, cutoff: datetime, limit: int) -> int:
     """Delete up to `limit` events recorded before `cutoff` whose deliveries are all finished
-    (delivered or dead), with those deliveries and their attempts; how many events."""
+    (delivered or dead), with those deliveries and their attempts; how many events. The newest
+    delivery of all stays, with its event, until a newer one exists: SQLite numbers a new row
+    after the largest id left, and a delivery's id, once shown (API, `tidings deliveries
+    replay`), must not come to name another delivery."""
     unfinished = select(deliveries.c.id).where(
         deliveries.c.event_id == outbound_events.c.id,
         deliveries.c.status.in_([s.value for s in _DUE]),
@@ -558,12 +561,14 @@ def purge_finished(db: Database, cutoff: datetime, limit: int) -> int:
     if not ids:
         return 0
     with db.write(appends_only=True) as conn:  # rows no plan reads (see the module's docstring)
-        found = select(deliveries.c.id).where(deliveries.c.event_id.in_(ids))
+        not_newest = deliveries.c.id < select(func.max(deliveries.c.id)).scalar_subquery()
+        found = select(deliveries.c.id).where(deliveries.c.event_id.in_(ids), not_newest)
         conn.execute(delete(delivery_attempts).where(delivery_attempts.c.delivery_id.in_(found)))
         conn.execute(
             delete(deliveries).where(
                 deliveries.c.event_id.in_(ids),
                 deliveries.c.status.not_in([s.value for s in _DUE]),
+                not_newest,
             )
         )
         left = select(deliveries.c.event_id).where(deliveries.c.event_id.in_(ids))
