@@ -114,6 +114,9 @@ class FakeProviderApi:
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
+        # Seconds each answer takes, as a real provider's do: bounds how fast a test can send,
+        # whatever the machine's speed.
+        self.latency = 0.0
         self._plan: deque[object] = deque()
         self._lock = threading.Lock()
         self._release = threading.Event()
@@ -214,6 +217,8 @@ class FakeProviderApi:
         )
         with self._lock:
             self.requests.append(recorded)
+        if self.latency:
+            time.sleep(self.latency)
         planned = self._next()
         if planned is _HANG:
             self._release.wait(timeout=10)

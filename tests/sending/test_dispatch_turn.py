@@ -43,6 +43,10 @@ def test_a_turn_whose_time_is_up_records_the_batch_still_out(
     contact is left `sending` and every request that reached the provider is a send recorded
     `sent`."""
     with FakeEvolution() as fake:
+        # Each answer takes 20 ms, so even a fast machine cannot send the whole campaign in
+        # the turn (that many requests in flight would need more than 2 s for it), and a slow
+        # one still sends two batches.
+        fake.latency = 0.02
         _started(db, fake, "big", 40 * BATCH, None)
         # A first short turn starts the send process (a second or more on a slow machine), so
         # the turn under test spends its budget sending.
