@@ -236,7 +236,7 @@ def tool(name: str) -> str:
     if not path.exists():
         raise NotReady(
             f"{path} not found: install the bench's packages into this environment "
-            "(pip install flask gunicorn 'celery[redis]')"
+            "(pip install -e '.[bench]', as `make bench` does)"
         )
     return str(path)
 
@@ -469,7 +469,7 @@ def _cpu_per_webhook(
     `children`, when counted) and the load generator; or nothing, and why."""
     acknowledged = load.count(200, 300)
     if before is None:
-        return {}, "needs Linux's /proc"
+        return {}, f"the {server} process could not be read"
     if after is None:
         return {}, f"the {server} process was gone before the end"
     if not acknowledged:
