@@ -53,6 +53,7 @@ from cpu_time import CpuSnapshot, snapshot
 from dispatch_bench import measure_dispatch, report_dispatch
 from loadgen import LoadResult, percentiles, run_load, run_load_blocking
 from outbound_bench import measure_outbound, report_outbound
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from tidings.storage import schema
@@ -345,6 +346,8 @@ class Measured:
     info: str = ""  # what ran, for the header (e.g. the PostgreSQL version)
     cpu: dict[str, float] = field(default_factory=dict)  # us of CPU per 2xx, by process
     cpu_note: str = ""  # why `cpu` is empty
+    commits: tuple[float, float, float] | None = None  # intake group commits, receipts, seconds
+    commits_note: str = ""  # why `commits` is None
 
     @property
     def acknowledged(self) -> int:
@@ -449,6 +452,7 @@ def measure_tidings(args: argparse.Namespace, work: Path, procs: Processes) -> M
         result = _tidings_ledger(db, load, ids, finished)
     finally:
         db.dispose()
+    result.commits, result.commits_note = _intake_commits(port)
     procs.stop("tidings")
     result.cpu, result.cpu_note = _cpu_per_webhook(
         load, cpu_before, cpu_after, "intake (serve)", "worker process"
@@ -456,6 +460,37 @@ def measure_tidings(args: argparse.Namespace, work: Path, procs: Processes) -> M
     if not finished:
         result.cpu, result.cpu_note = {}, "the worker did not finish applying"
     return result
+
+
+def _intake_commits(port: int) -> tuple[tuple[float, float, float] | None, str]:
+    """The intake's group commits since it started, from its /metrics: (commits, receipts,
+    seconds), or None and why not."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=10)
+    try:
+        connection.request("GET", "/metrics")
+        answer = connection.getresponse()
+        text = answer.read().decode()
+    except OSError as error:
+        return None, f"/metrics could not be read: {error}"
+    finally:
+        connection.close()
+    if answer.status != 200:
+        return None, f"/metrics answered {answer.status}"
+    found = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.startswith("tidings_intake_commit_") and not sample.labels
+    }
+    try:
+        commits = found["tidings_intake_commit_receipts_count"]
+        receipts = found["tidings_intake_commit_receipts_sum"]
+        seconds = found["tidings_intake_commit_seconds_sum"]
+    except KeyError as missing:
+        return None, f"/metrics has no {missing}"
+    if not commits:
+        return None, "no commit was measured"
+    return (commits, receipts, seconds), ""
 
 
 def _cpu_per_webhook(
@@ -1091,6 +1126,7 @@ def report(
     )
 
     _print_cpu(t, lim)
+    _print_commits(t, args.concurrency)
 
     ack, applied, p99 = (
         _ratio(t.ack_per_s, b.ack_per_s),
@@ -1191,6 +1227,26 @@ def _print_cpu(t: Measured, lim: Measured) -> None:
     print(
         "  (tidings' processes from the start of the load until the bench saw nothing pending,"
         " polled every 0.2 s; the limit and the load generator during the load)"
+    )
+
+
+def _print_commits(t: Measured, concurrency: int) -> None:
+    """The intake's group commits (tidings' /metrics): a webhook is answered after its commit,
+    so their size and time say how requests and commits share the wall clock."""
+    print()
+    print("intake group commits (tidings' /metrics, since it started):")
+    if t.commits is None:
+        print(f"  not measured: {t.commits_note}")
+        return
+    commits, receipts, seconds = t.commits
+    print(
+        f"  {commits:,.0f} commits, {receipts / commits:.1f} receipts and"
+        f" {seconds / commits * 1000:.2f} ms each on average ({concurrency} connections);"
+        f" a commit was under way for {_ratio(seconds, t.load.duration):.0%} of the load"
+    )
+    print(
+        "  (a commit holding nearly every request in flight means the event loop and the"
+        " commits take turns: while one works the other waits)"
     )
 
 

@@ -29,6 +29,8 @@ __all__ = [
     "BATCH_SECONDS",
     "CONTENT_TYPE_LATEST",
     "EVENTS_APPLIED",
+    "INTAKE_COMMIT_RECEIPTS",
+    "INTAKE_COMMIT_SECONDS",
     "OUTBOUND_ATTEMPTS",
     "RECEIPTS_PROCESSED",
     "WEBHOOKS_RECEIVED",
@@ -55,6 +57,19 @@ BATCH_SECONDS = Histogram(
     "tidings_worker_batch_seconds",
     "Time to apply one batch of receipts, from taking them to commit",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+# The intake's group commits: how many receipts each made durable, and how long each took. A
+# webhook is answered only after its commit, so these say where its wait went; under load, a
+# commit taking nearly every request in flight means requests and commits take turns.
+INTAKE_COMMIT_RECEIPTS = Histogram(
+    "tidings_intake_commit_receipts",
+    "Receipts made durable by one group commit of the intake",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)
+INTAKE_COMMIT_SECONDS = Histogram(
+    "tidings_intake_commit_seconds",
+    "Time of one group commit of the intake: waiting for the write lock, writing, syncing",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 
 

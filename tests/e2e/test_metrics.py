@@ -1,6 +1,7 @@
 """`/metrics` of `tidings serve` as it starts by default (the worker in a child process): what
 the worker counted is there, parsed with prometheus_client's own parser, and it matches the
-store; the inbox gauges say how many receipts wait and how many are dead."""
+store; the inbox gauges say how many receipts wait and how many are dead; the intake's group
+commits are measured."""
 
 from __future__ import annotations
 
@@ -76,3 +77,9 @@ def test_metrics_count_what_the_worker_child_process_did(db_url: str, tmp_path: 
     assert metrics[("tidings_receipts", (("status", "pending"),))] == 0
     answered = (("provider", "callbell"), ("status", "202"))
     assert metrics[("tidings_webhooks_received_total", answered)] == len(bodies)
+    # one request at a time: each was made durable by a commit of its own, which was timed
+    commits = metrics[("tidings_intake_commit_receipts_count", ())]
+    assert commits == metrics[("tidings_intake_commit_receipts_sum", ())] == len(bodies)
+    assert metrics[("tidings_intake_commit_receipts_bucket", (("le", "1.0"),))] == len(bodies)
+    assert metrics[("tidings_intake_commit_seconds_count", ())] == commits
+    assert metrics[("tidings_intake_commit_seconds_sum", ())] > 0

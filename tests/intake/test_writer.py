@@ -107,6 +107,37 @@ def test_requests_that_arrive_a_few_loop_turns_apart_share_one_commit(db: Databa
     assert ids == sorted(ids) and len(set(ids)) == 5
 
 
+def test_each_commit_is_measured_with_its_receipts_and_a_failed_one_is_not(db: Database) -> None:
+    """What `/metrics` shows of the intake's commits: one measurement per commit that made
+    receipts durable, with how many it made and how long it took."""
+    with db.write() as conn:
+        connections.add_connection(conn, "evolution", "main", "s", {}, datetime.now(UTC))
+    measured: list[tuple[int, float]] = []
+    failing = [False]
+
+    def commit(store: Database, rows: Sequence[NewReceipt]) -> list[int]:
+        if failing[0]:
+            raise sqlite3.OperationalError("disk I/O error")
+        return _commit_receipts(store, rows)
+
+    writer: GroupCommit[NewReceipt] = GroupCommit(
+        db, commit, "receipts", measure=lambda n, seconds: measured.append((n, seconds))
+    )
+
+    async def scenario() -> None:
+        await writer.start()
+        await asyncio.gather(*(writer.submit(_receipt()) for _ in range(30)))
+        await writer.submit(_receipt())
+        failing[0] = True
+        with pytest.raises(StorageUnavailable):
+            await writer.submit(_receipt())
+        await writer.stop()
+
+    asyncio.run(scenario())
+    assert [n for n, _ in measured] == [30, 1]
+    assert all(seconds > 0 for _, seconds in measured)
+
+
 def test_a_commit_that_hangs_is_answered_at_its_deadline(db: Database, db_url: str) -> None:
     """A commit stuck past the store timeout (a hung disk, a server that stopped answering):
     the requests waiting on it are answered 503 at the store timeout (plus a small margin)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,7 @@ from typing import Generic, TypeVar
 
 from tidings.domain.errors import StorageUnavailable
 from tidings.logging import get_logger
+from tidings.metrics import INTAKE_COMMIT_RECEIPTS, INTAKE_COMMIT_SECONDS
 from tidings.storage import inbox, rejections
 from tidings.storage.db import Database
 from tidings.storage.inbox import NewReceipt
@@ -65,6 +67,7 @@ class GroupCommit(Generic[Row]):
         on_commit: Callable[[], None] = lambda: None,
         max_batch: int = 512,
         max_waiting: int = 20_000,
+        measure: Callable[[int, float], None] | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("a group commit takes at least one row")
@@ -72,6 +75,7 @@ class GroupCommit(Generic[Row]):
         self._commit = commit
         self._name = name
         self._on_commit = on_commit
+        self._measure = measure
         self._max_batch = max_batch
         self._max_waiting = max_waiting
         # Rows waiting for the next commit, and the writer's wake-up while there are none. (An
@@ -142,6 +146,7 @@ class GroupCommit(Generic[Row]):
             batch = [(row, future) for row, future in taken if not future.done()]
             if not batch:
                 continue
+            started = time.perf_counter()
             try:
                 ids = await loop.run_in_executor(
                     self._thread, self._commit, self._db, [row for row, _ in batch]
@@ -157,6 +162,8 @@ class GroupCommit(Generic[Row]):
                     if not future.done():
                         future.set_exception(failure)
                 continue
+            if self._measure is not None:
+                self._measure(len(batch), time.perf_counter() - started)
             for (_, future), row_id in zip(batch, ids, strict=True):
                 if not future.done():
                     future.set_result(row_id)
@@ -175,13 +182,21 @@ def _commit_rejections(db: Database, rows: Sequence[NewRejection]) -> list[int]:
         return rejections.log_rejections(conn, rows)
 
 
+def _measure_receipts(receipts: int, seconds: float) -> None:
+    INTAKE_COMMIT_RECEIPTS.observe(receipts)
+    INTAKE_COMMIT_SECONDS.observe(seconds)
+
+
 class ReceiptWriter(GroupCommit[NewReceipt]):
-    """The inbox's group commit; `on_commit` wakes the worker."""
+    """The inbox's group commit; `on_commit` wakes the worker. Each commit is measured for
+    `/metrics` (receipts, seconds): the intake's answers wait for it."""
 
     def __init__(
         self, db: Database, on_commit: Callable[[], None] = lambda: None, max_batch: int = 512
     ) -> None:
-        super().__init__(db, _commit_receipts, "receipts", on_commit, max_batch)
+        super().__init__(
+            db, _commit_receipts, "receipts", on_commit, max_batch, measure=_measure_receipts
+        )
 
 
 class RejectionWriter(GroupCommit[NewRejection]):
