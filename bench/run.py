@@ -470,18 +470,21 @@ def _intake_commits(port: int) -> tuple[tuple[float, float, float] | None, str]:
         connection.request("GET", "/metrics")
         answer = connection.getresponse()
         text = answer.read().decode()
-    except OSError as error:
-        return None, f"/metrics could not be read: {error}"
+    except (OSError, http.client.HTTPException, UnicodeDecodeError) as error:
+        return None, f"/metrics could not be read: {error!r}"
     finally:
         connection.close()
     if answer.status != 200:
         return None, f"/metrics answered {answer.status}"
-    found = {
-        sample.name: sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name.startswith("tidings_intake_commit_") and not sample.labels
-    }
+    try:
+        found = {
+            sample.name: sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name.startswith("tidings_intake_commit_") and not sample.labels
+        }
+    except ValueError as error:
+        return None, f"/metrics could not be parsed: {error}"
     try:
         commits = found["tidings_intake_commit_receipts_count"]
         receipts = found["tidings_intake_commit_receipts_sum"]
@@ -1244,10 +1247,11 @@ def _print_commits(t: Measured, concurrency: int) -> None:
         f" {seconds / commits * 1000:.2f} ms each on average ({concurrency} connections);"
         f" a commit was under way for {_ratio(seconds, t.load.duration):.0%} of the load"
     )
-    print(
-        "  (a commit holding nearly every request in flight means the event loop and the"
-        " commits take turns: while one works the other waits)"
-    )
+    if receipts / commits >= 0.75 * concurrency:
+        print(
+            "  (commits holding nearly every request in flight: reading requests and"
+            " committing them take turns; bench/README.md, 'Intake group commits')"
+        )
 
 
 def _print_targets(targets: list[tuple[str, str, bool]]) -> None:

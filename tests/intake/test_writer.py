@@ -138,6 +138,26 @@ def test_each_commit_is_measured_with_its_receipts_and_a_failed_one_is_not(db: D
     assert all(seconds > 0 for _, seconds in measured)
 
 
+def test_a_measurement_that_fails_stops_neither_the_answers_nor_the_writer(db: Database) -> None:
+    with db.write() as conn:
+        connections.add_connection(conn, "evolution", "main", "s", {}, datetime.now(UTC))
+
+    def broken(receipts: int, seconds: float) -> None:
+        raise RuntimeError("metrics directory is gone")
+
+    writer: GroupCommit[NewReceipt] = GroupCommit(db, _commit_receipts, "receipts", measure=broken)
+
+    async def scenario() -> list[int]:
+        await writer.start()
+        first = await writer.submit(_receipt())
+        second = await writer.submit(_receipt())
+        await writer.stop()
+        return [first, second]
+
+    first, second = asyncio.run(scenario())
+    assert first < second  # both answered: the writer went on after the failed measurement
+
+
 def test_a_commit_that_hangs_is_answered_at_its_deadline(db: Database, db_url: str) -> None:
     """A commit stuck past the store timeout (a hung disk, a server that stopped answering):
     the requests waiting on it are answered 503 at the store timeout (plus a small margin)."""
