@@ -56,7 +56,7 @@ from outbound_bench import measure_outbound, report_outbound
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
-from tidings.storage import schema
+from tidings.storage import inbox, schema
 from tidings.storage.db import Database
 
 HOST = "127.0.0.1"  # everything listens on loopback only
@@ -566,11 +566,10 @@ def measure_limit(args: argparse.Namespace, work: Path, procs: Processes) -> Mea
 
 
 def _receipt_states(db: Database) -> Counter[str]:
+    """Receipts by status as tidings counts them: those landed and not yet applied are
+    pending (docs/decisions/0017)."""
     with db.read() as conn:
-        rows = conn.execute(
-            select(schema.receipts.c.status, func.count()).group_by(schema.receipts.c.status)
-        ).all()
-    return Counter({status: count for status, count in rows})
+        return Counter(inbox.count_by_status(conn))
 
 
 def _tidings_ledger(

@@ -46,7 +46,7 @@ from sqlalchemy import func, select
 
 from tidings.config import Settings
 from tidings.scheduler.jobs import JobContext, purge_old_receipts
-from tidings.storage import schema
+from tidings.storage import inbox, schema
 from tidings.storage.db import Database
 from tidings.storage.recount import recount
 
@@ -208,9 +208,7 @@ def grow(port: int, db: Database, start: int, stop: int, stall: float) -> tuple[
 
     def progress() -> tuple[int, bool]:
         with db.read() as conn:
-            pending = conn.execute(
-                select(func.count()).where(schema.receipts.c.status == "pending")
-            ).scalar_one()
+            pending = inbox.count_by_status(conn)["pending"]  # landed ones included
         return -pending, pending == 0
 
     if not wait_for(progress, stall=stall, cap=3600):

@@ -157,12 +157,17 @@ def main(argv: list[str]) -> int:
         wait_http(procs, "tidings", port, "/healthz")
 
         def backlog() -> int:
+            """Pending receipts, those landed and not yet applied included (decision 0017)."""
             with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
-                return int(
-                    conn.execute("select count(*) from receipts where status='pending'").fetchone()[
-                        0
-                    ]
-                )
+                landed = 0
+                if Path(f"{db_path}-inbox").is_file():
+                    conn.execute("attach database ? as landing", (f"file:{db_path}-inbox?mode=ro",))
+                    landed = conn.execute(
+                        "select count(*) from landing.landed where id > coalesce("
+                        "(select applied_through from inbox_progress where id = 1), 0)"
+                    ).fetchone()[0]
+                pending = conn.execute("select count(*) from receipts where status='pending'")
+                return int(pending.fetchone()[0]) + int(landed)
 
         def sample(elapsed: float, acknowledged: int) -> None:
             procs.check_alive("tidings")

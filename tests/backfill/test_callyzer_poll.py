@@ -26,12 +26,12 @@ from tidings.backfill.callyzer_poll import (
 from tidings.config import Settings
 from tidings.domain.errors import NotFound
 from tidings.providers.callyzer.api import CallyzerClient, RateLimiter
-from tidings.storage import backfill_runs, connections
+from tidings.storage import backfill_runs, connections, inbox
 from tidings.storage.backfill_runs import AlreadyRunning, Outcome
 from tidings.storage.connections import StoredConnection
 from tidings.storage.db import Database
 from tidings.storage.schema import backfill_runs as runs_table
-from tidings.storage.schema import calls, employees, receipts
+from tidings.storage.schema import calls, employees
 
 KEY = "cz-key-1"
 NOW = datetime(2026, 7, 28, 12, 0, tzinfo=UTC)
@@ -136,12 +136,12 @@ def run(
 
 
 def poll_receipts(db: Database) -> list[list[dict[str, Any]]]:
+    """The bodies of every receipt, oldest first, those landed and not yet applied included."""
     with db.read() as conn:
-        rows = conn.execute(
-            select(receipts.c.body, receipts.c.source, receipts.c.provider).order_by(receipts.c.id)
-        ).all()
-    assert {(r.source, r.provider) for r in rows} <= {("poll", "callyzer")}
-    return [json.loads(bytes(r.body)) for r in rows]
+        listed = inbox.list_receipts(conn, None, None, None, 100_000)
+        rows = [inbox.get_receipt(conn, r.id) for r in reversed(listed)]
+    assert {(r.source, r.provider) for r in rows if r is not None} <= {("poll", "callyzer")}
+    return [json.loads(bytes(r.body)) for r in rows if r is not None]
 
 
 def last_synced(db: Database, employee_id: int) -> datetime | None:

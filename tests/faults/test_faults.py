@@ -146,7 +146,9 @@ def test_store_locked_mid_load_answers_503_then_recovers(
 
     def lock_the_file() -> None:
         time.sleep(0.3)
-        blocker = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
+        # The file the intake commits to: the store's landing file (storage.landing).
+        landing = db_url.removeprefix("sqlite:///") + "-inbox"
+        blocker = sqlite3.connect(landing, isolation_level=None)
         blocker.execute("BEGIN EXCLUSIVE")
         time.sleep(2.5)  # past the store timeout: intake must answer 503, not hang
         blocker.execute("ROLLBACK")

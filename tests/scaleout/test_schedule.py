@@ -23,6 +23,7 @@ from tidings.storage.schema import receipts
 INTERVALS = {
     "retry_due_receipts": 1.0,
     "purge_old_receipts": 1.5,
+    "trim_landing": 1.0,
     "match_unmatched_calls": 2.0,
     "poll_callyzer": 2.0,
     "purge_old_deliveries": 1.5,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -155,6 +156,13 @@ def _receipt(connection_id: int, body: bytes) -> NewReceipt:
     return NewReceipt(connection_id, "evolution", NOW, "application/json", {"x": "1"}, body)
 
 
+def _in_inbox(db: Database, new: list[NewReceipt]) -> list[int]:
+    """Receipts put straight into the inbox (on SQLite, `inbox.append` lands them in the
+    landing file until the worker moves them)."""
+    with db.write() as conn:
+        return inbox.insert_receipts(conn, new)
+
+
 def test_receipts_inserted_together_get_their_own_ids_in_order(db: Database) -> None:
     connection_id = _connection(db)
     bodies = [f'{{"n":{i}}}'.encode() for i in range(300)]
@@ -274,7 +282,7 @@ def test_receipts_marked_done_together_keep_their_own_notes(db: Database, gap: b
     """Receipts without notes may be marked in one ranged statement: each receipt still ends
     done once, with its own notes, and no receipt outside the batch is touched."""
     connection_id = _connection(db)
-    ids = inbox.append(db, [_receipt(connection_id, b"{}") for _ in range(8)])
+    ids = _in_inbox(db, [_receipt(connection_id, b"{}") for _ in range(8)])
     batch = [i for i in ids[1:7] if not (gap and i == ids[3])]
     noted = batch[-1]  # the others: five consecutive ids, or four with a gap
     mark_done(db, [(i, ["cut"] if i == noted else []) for i in batch])
@@ -301,13 +309,13 @@ def test_rows_read_by_the_driver_are_what_sqlalchemy_reads(db: Database) -> None
         NewReceipt(connection_id, "evolution", later, "text/plain", {}, b"\x00\xff"),
         NewReceipt(connection_id, "evolution", NOW, "", {"h\u00e9": "\u00fc \U0001f600"}, b""),
     ]
-    ids = inbox.append(db, new)
+    ids = _in_inbox(db, new)
     mark_done(db, [(ids[1], ["a note", "\u00e9"])])
     query = select(receipts).order_by(receipts.c.id)
     with db.read() as conn:
         reader = Reader(conn, locking=False)
         fast, slow = reader.plain_rows(query), reader.rows(query)
-        pending = inbox.take_pending(reader, 10)
+        pending = inbox.take_pending(reader, Writes(), 10)
     assert [tuple(row) for row in fast] == [tuple(row) for row in slow]
     assert [row.notes for row in fast] == [None, ["a note", "\u00e9"], None]
     assert all(row.received_at.tzinfo is UTC for row in fast)
@@ -331,7 +339,7 @@ def test_a_read_by_the_driver_converts_its_parameters_as_sqlalchemy_does(db: Dat
     connection_id = _connection(db)
     later = NOW + timedelta(microseconds=1)
     first = _receipt(connection_id, b"{}")
-    inbox.append(db, [first, NewReceipt(connection_id, "evolution", later, "", {}, b"{}")])
+    _in_inbox(db, [first, NewReceipt(connection_id, "evolution", later, "", {}, b"{}")])
     since = select(receipts.c.id).where(receipts.c.received_at >= later)
     asking = select(receipts.c.id).where(receipts.c.id == bindparam("wanted"))
     with db.read() as conn:
@@ -402,6 +410,7 @@ def test_receipts_appended_are_stored_as_the_plain_path_stores_them(db: Database
     connection_id = _connection(db)
     rows = [_receipt(connection_id, b'{"n":1}'), _receipt(connection_id, b'{"n":2}')]
     ahead = inbox.append(db, rows)
+    db.apply(lambda reader, writes: inbox.move_landed(reader, writes, 10))  # SQLite: copied in
     with db.write() as conn:
         plain = inbox.insert_receipts(conn, rows)
         conn.execute(
@@ -422,27 +431,34 @@ def test_receipts_appended_are_stored_as_the_plain_path_stores_them(db: Database
 
 
 def test_an_append_that_fails_stores_nothing_and_the_next_one_works(db: Database) -> None:
-    """A receipt naming no connection breaks the foreign key half-way through a batch: the
+    """A receipt without a body breaks a NOT NULL constraint half-way through a batch: the
     whole batch is undone, and the connection goes back to the pool fit for the next one."""
     connection_id = _connection(db)
     good = [_receipt(connection_id, b'{"n":1}'), _receipt(connection_id, b'{"n":2}')]
+    broken = replace(_receipt(connection_id, b""), body=None)
     with pytest.raises((exc.IntegrityError, sqlite3.IntegrityError)):
-        inbox.append(db, [*good, _receipt(connection_id + 999, b'{"n":3}')])
-    with db.read() as conn:
-        assert conn.execute(select(receipts.c.id)).all() == []
+        inbox.append(db, [*good, broken])
+    assert _received(db) == 0
     for _ in range(3):  # more appends than one pooled connection would take
         assert len(inbox.append(db, good)) == 2
+    assert _received(db) == 6
+
+
+def _received(db: Database) -> int:
     with db.read() as conn:
-        assert len(conn.execute(select(receipts.c.id)).all()) == 6
+        return sum(inbox.count_by_status(conn).values())
 
 
 @pytest.mark.sqlite_only
 def test_an_append_to_a_locked_store_is_unavailable_within_its_timeout(db: Database) -> None:
-    """The intake's append waits for SQLite's lock at most the store's timeout, then says the
-    store is unavailable (the intake answers 503), and holds nothing after."""
+    """The intake's append waits for SQLite's lock (the landing file's) at most the store's
+    timeout, then says the store is unavailable (the intake answers 503), and holds nothing
+    after."""
     connection_id = _connection(db)
     db = Database(db.url, timeout=0.3)
-    blocker = sqlite3.connect(db.url.removeprefix("sqlite:///"), isolation_level=None)
+    inbox.append(db, [_receipt(connection_id, b"{}")])
+    assert db.landing is not None
+    blocker = sqlite3.connect(db.landing.url.removeprefix("sqlite:///"), isolation_level=None)
     try:
         blocker.execute("BEGIN IMMEDIATE")
         started = time.monotonic()
@@ -451,6 +467,7 @@ def test_an_append_to_a_locked_store_is_unavailable_within_its_timeout(db: Datab
         assert time.monotonic() - started < 1.5
         blocker.execute("ROLLBACK")
         assert len(inbox.append(db, [_receipt(connection_id, b"{}")])) == 1
+        assert _received(db) == 2
     finally:
         blocker.close()
         db.dispose()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from tidings.config import Settings
 from tidings.logging import get_logger
-from tidings.storage import calls, deliveries, inbox
+from tidings.storage import calls, deliveries, inbox, landing
 from tidings.storage.db import Database, Reader
 from tidings.storage.schema import receipts
 from tidings.storage.writes import Writes
@@ -26,6 +26,7 @@ __all__ = [
     "purge_old_receipts",
     "retry_due_receipts",
     "scheduled_jobs",
+    "trim_landing",
 ]
 
 log = get_logger("jobs")
@@ -201,6 +202,12 @@ def _durable(ctx: JobContext) -> Database:
     return _DURABLE[url]
 
 
+def trim_landing(ctx: JobContext) -> int:
+    """Delete the landed receipts the worker moved into the inbox, once a synced commit holds
+    how far it got (`storage.landing`): the landing file stays a few seconds of webhooks."""
+    return landing.trim(_durable(ctx))
+
+
 def dispatch_campaigns(ctx: JobContext) -> int:
     """One turn of campaign dispatch (docs/architecture.md, "Sending"): first close the sends
     an earlier process left unanswered (outcome unknown, never resent), then send what is
@@ -214,6 +221,7 @@ def dispatch_campaigns(ctx: JobContext) -> int:
 JOBS: tuple[Job, ...] = (
     Job("retry_due_receipts", 5.0, retry_due_receipts),
     Job("purge_old_receipts", 3600.0, purge_old_receipts),
+    Job("trim_landing", 5.0, trim_landing),
     Job("match_unmatched_calls", 900.0, match_unmatched_calls),
     Job("poll_callyzer", 3600.0, poll_callyzer),
     Job("purge_old_deliveries", 3600.0, purge_old_deliveries),

@@ -14,19 +14,23 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import quote
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
     Dialect,
+    Engine,
     Row,
     Select,
     Table,
+    event,
     func,
     select,
     text,
@@ -46,6 +50,7 @@ __all__ = [
     "id_in",
     "ids_follow_copied_rows",
     "insert_ignoring_duplicates",
+    "landing_url",
     "normalize_url",
 ]
 
@@ -76,18 +81,36 @@ class Database:
         pool_size: int = 5,
         durable_commits: bool = True,
         plan_ahead: bool = True,
+        landing: bool = True,
     ) -> None:
         """`durable_commits=False` (SQLite): commits are not synced to disk one by one, so a
         power cut may undo the last few, never half of one. Only for writes that can be done
         again from what is durable, like applying receipts (docs/decisions/0006); never for
         anything received from outside. `plan_ahead=False` (SQLite): every plan made on a
-        snapshot is made again under the lock, as when another writer moved the state."""
+        snapshot is made again under the lock, as when another writer moved the state.
+
+        A SQLite store's new receipts land in a file of their own beside it, `landing`
+        (`storage.landing`, decision 0017); `landing=False` is that file's own Database."""
         self.url = normalize_url(url)
         self.timeout = timeout
         self._busy_ms = int(timeout * 1000)
         self.durable_commits = durable_commits
         self.plan_ahead = plan_ahead
         self.engine = make_engine(self.url, timeout, pool_size, durable_commits)
+        self.landing: Database | None = None
+        self.landing_ready = False  # its table made and its ids seeded (`landing.ready`)
+        if landing and self.is_sqlite:
+            self.landing = Database(
+                landing_url(self.url), timeout, pool_size, durable_commits=True, landing=False
+            )
+            event.listen(self.engine, "checkout", _attacher(self.landing.url))
+        _OWNERS[self.engine] = self
+
+    @staticmethod
+    def owning(conn: Connection) -> Database | None:
+        """The Database whose engine made `conn`: how a reader handed a connection finds the
+        store's landing file."""
+        return _OWNERS.get(conn.engine)
 
     @property
     def is_sqlite(self) -> bool:
@@ -190,18 +213,23 @@ class Database:
                 pooled.close()
 
     def disk_usage(self) -> tuple[int, int]:
-        """Bytes the store takes on disk: (database, write-ahead log). PostgreSQL's WAL is
-        the server's, not one database's, so it counts as 0 there."""
+        """Bytes the store takes on disk: (database, write-ahead log), a SQLite store's
+        landing file and its log included. PostgreSQL's WAL is the server's, not one
+        database's, so it counts as 0 there."""
         if not self.is_sqlite:
             with self.read() as conn:
                 size = conn.exec_driver_sql("SELECT pg_database_size(current_database())")
                 return int(size.scalar_one()), 0
         with self.read() as conn:
-            pages = int(conn.exec_driver_sql("PRAGMA page_count").scalar_one())
-            page_size = int(conn.exec_driver_sql("PRAGMA page_size").scalar_one())
+            pages = int(conn.exec_driver_sql("PRAGMA main.page_count").scalar_one())
+            page_size = int(conn.exec_driver_sql("PRAGMA main.page_size").scalar_one())
         database = make_url(self.url).database or ""
-        wal = Path(f"{database}-wal")
-        return pages * page_size, wal.stat().st_size if wal.is_file() else 0
+        files = [Path(database)]
+        if self.landing is not None:
+            files.append(Path(f"{database}-inbox"))
+        landed = sum(f.stat().st_size for f in files[1:] if f.is_file())
+        wals = [Path(f"{f}-wal") for f in files]
+        return pages * page_size + landed, sum(w.stat().st_size for w in wals if w.is_file())
 
     def reclaims_space(self) -> bool:
         """Whether space that deletes free is used again without a full `vacuum`: PostgreSQL's
@@ -209,7 +237,7 @@ class Database:
         if not self.is_sqlite:
             return True
         with self.read() as conn:
-            return int(conn.exec_driver_sql("PRAGMA auto_vacuum").scalar() or 0) == 2
+            return int(conn.exec_driver_sql("PRAGMA main.auto_vacuum").scalar() or 0) == 2
 
     def reclaim_space(self, table: Table) -> int:
         """After many deletes from `table`: its freed space goes back to use, in short steps
@@ -229,14 +257,14 @@ class Database:
             with self.write(appends_only=True) as conn:  # moves no row a plan reads
                 raw = conn.connection.dbapi_connection
                 assert raw is not None
-                before = raw.execute("PRAGMA freelist_count").fetchone()[0]
-                raw.execute(f"PRAGMA incremental_vacuum({_VACUUM_PAGES})").fetchall()
-                step = before - raw.execute("PRAGMA freelist_count").fetchone()[0]
+                before = raw.execute("PRAGMA main.freelist_count").fetchone()[0]
+                raw.execute(f"PRAGMA main.incremental_vacuum({_VACUUM_PAGES})").fetchall()
+                step = before - raw.execute("PRAGMA main.freelist_count").fetchone()[0]
             returned += step
             if step <= 0:
                 break
         with unavailable_on_failure(self.url), self.engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").all()
+            conn.exec_driver_sql("PRAGMA main.wal_checkpoint(PASSIVE)").all()
         return returned
 
     def vacuum(self, progress: Callable[[float], None] = lambda _seconds: None) -> None:
@@ -256,14 +284,44 @@ class Database:
             assert raw is not None
             raw.set_progress_handler(lambda: progress(time.monotonic() - started), 10_000_000)
             try:
-                raw.execute("PRAGMA auto_vacuum=INCREMENTAL")
+                raw.execute("PRAGMA main.auto_vacuum=INCREMENTAL")
                 raw.execute("VACUUM")
-                raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                raw.execute("PRAGMA main.wal_checkpoint(TRUNCATE)").fetchall()
             finally:
                 raw.set_progress_handler(None, 0)
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.landing is not None:
+            self.landing.dispose()
+
+
+# Every live Database by its engine (`Database.owning`); an entry goes with its Database.
+_OWNERS: weakref.WeakValueDictionary[Engine, Database] = weakref.WeakValueDictionary()
+
+
+def _attacher(landing: str) -> Callable[[Any, Any, Any], None]:
+    """Attach the landing file at `landing` (a URL), read-only, as `landing`, to each of the
+    store's connections once it exists: the worker's move copies its rows in SQL
+    (`storage.landing`), and a read-only file is not locked by BEGIN IMMEDIATE, so the
+    worker's transactions never wait for the intake's, nor the intake's for the worker's."""
+    path = Path(make_url(landing).database or "").absolute()
+    uri = f"file:{quote(str(path))}?mode=ro"
+
+    def attach(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if record.info.get("landing_attached") or not path.is_file():
+            return
+        dbapi_connection.execute("ATTACH DATABASE ? AS landing", (uri,))
+        record.info["landing_attached"] = True
+
+    return attach
+
+
+def landing_url(url: str) -> str:
+    """The landing file of the SQLite store at `url`: the same path with `-inbox` after it,
+    as SQLite's own `-wal` and `-shm` files."""
+    parsed = make_url(url)
+    return parsed.set(database=f"{parsed.database}-inbox").render_as_string(hide_password=False)
 
 
 def _roll_back(pooled: Any, raw: Any) -> None:

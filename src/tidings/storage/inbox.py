@@ -14,11 +14,22 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, bindparam, delete, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    Select,
+    bindparam,
+    delete,
+    func,
+    select,
+    update,
+)
 
+from tidings.storage import landing
 from tidings.storage.db import Database, Reader
 from tidings.storage.schema import receipts
-from tidings.storage.writes import Writes
+from tidings.storage.writes import Execute, Writes
 
 __all__ = [
     "NewReceipt",
@@ -33,6 +44,7 @@ __all__ = [
     "list_receipts",
     "mark_done",
     "mark_failed",
+    "move_landed",
     "purgeable",
     "release_due_retries",
     "replay",
@@ -73,18 +85,34 @@ def append(
     db: Database, new: Sequence[NewReceipt], source: ReceiptSource = ReceiptSource.WEBHOOK
 ) -> list[int]:
     """Commit receipts (the intake's group commit, or a page the poll fetched); their ids, in
-    the order given."""
+    the order given. On SQLite they land in the landing file (`storage.landing`)."""
     rows = _rows(new)
     if source is not ReceiptSource.WEBHOOK:  # webhooks take the column's default
         for row in rows:
             row["source"] = source.value
+    if db.landing is not None:
+        for row in rows:
+            del row["attempts"]  # a landed receipt was never tried; the column is not there
+        landed_ids = landing.append(db, rows)
+        if landed_ids is not None:
+            return landed_ids
     return db.append(receipts, rows)
 
 
 def insert_receipts(conn: Connection, new: Sequence[NewReceipt]) -> list[int]:
-    """Insert receipts in the caller's transaction; their ids, in the order given."""
+    """Insert receipts in the caller's transaction; their ids, in the order given (on a
+    store with a landing file, ids no landed receipt gets: `landing.reserve_ids`)."""
     if not new:
         return []
+    owner = Database.owning(conn)
+    if owner is not None and owner.landing is not None:
+        ids = landing.reserve_ids(owner, conn, len(new))
+        if ids is not None:
+            rows = _rows(new)
+            for receipt_id, row in zip(ids, rows, strict=True):
+                row["id"] = receipt_id
+            conn.execute(receipts.insert(), rows)
+            return ids
     statement = receipts.insert().returning(receipts.c.id, sort_by_parameter_order=True)
     return [row.id for row in conn.execute(statement, _rows(new))]
 
@@ -118,12 +146,30 @@ _PENDING = select(
 ).where(receipts.c.status == ReceiptStatus.PENDING.value)
 
 
-def take_pending(reader: Reader, limit: int) -> list[Any]:
+def take_pending(reader: Reader, writes: Writes, limit: int) -> list[Any]:
     """The oldest pending receipts (walking the (status, id) index), each with the columns
     applying reads, by name. Where the store locks rows, they stay locked for this unit of
     work and rows another worker holds are skipped, so concurrent workers take different
-    receipts."""
-    return reader.plain_rows(_oldest_pending(limit), lock="skip")
+    receipts. Where receipts land in a file of their own, landed ones follow, moved into
+    the inbox by `writes` (`move_landed`)."""
+    rows = reader.plain_rows(_oldest_pending(limit), lock="skip")
+    if len(rows) < limit:
+        rows += [
+            row
+            for row in move_landed(reader, writes, limit - len(rows))
+            if row.status == ReceiptStatus.PENDING.value
+        ]
+    return rows
+
+
+def move_landed(reader: Reader, writes: Writes, limit: int) -> list[Any]:
+    """Up to `limit` landed receipts, oldest first, moved into the inbox as they landed
+    (pending or quarantined) by `writes`, with the offset past them (`storage.landing`);
+    none where the store has no landing file. Mark the pending ones in the same writes."""
+    owner = Database.owning(reader.conn)
+    if owner is None or owner.landing is None:
+        return []
+    return landing.take(owner, reader.conn, writes, limit)
 
 
 @lru_cache(maxsize=8)
@@ -168,10 +214,41 @@ _MARK_RANGE_DONE = (
 )
 
 
+def _moving(writes: Writes) -> list[dict[str, Any]]:
+    """The moves of landed receipts `writes` make (`move_landed`): their rows (a range of
+    ids, and the status those landed pending get)."""
+    return [
+        row  # type: ignore[misc]  # the rows `landing.take` made: dicts
+        for item in writes.items
+        if isinstance(item, Execute) and item.statement is landing.MOVE
+        for row in item.rows
+    ]
+
+
+_NOTES = (
+    update(receipts)
+    .where(receipts.c.id == bindparam("receipt_id"))
+    .values(notes=bindparam("receipt_notes"))
+)
+
+
 def mark_done(writes: Writes, done: Sequence[tuple[int, list[str]]], now: datetime) -> None:
-    """Mark receipts done, each with its notes (ignored, bad or cut items). Consecutive ids
-    without notes, nearly every batch under load, take one ranged statement: the same rows,
-    without a statement and its parameters for each."""
+    """Mark receipts done, each with its notes (ignored, bad or cut items). Receipts moved in
+    from the landing file by the same writes are marked in the move (each is then written
+    once); of the others, consecutive ids without notes, nearly every batch under load, take
+    one ranged statement: the same rows, without a statement and its parameters for each."""
+    moves = _moving(writes)
+    if moves:
+        moved = [
+            (i, notes) for i, notes in done if any(m["low"] <= i <= m["high"] for m in moves)
+        ]
+        for move in moves if moved else ():  # one this unit of work fails is marked after
+            move.update(status=ReceiptStatus.DONE.value, attempts=1, processed_at=now)
+            move["notes"] = "null"  # JSON's null, as the column stores None
+        noted = [{"receipt_id": i, "receipt_notes": notes} for i, notes in moved if notes]
+        writes.execute(_NOTES, noted)
+        taken = {i for i, _notes in moved}
+        done = [(i, notes) for i, notes in done if i not in taken]
     plain = sorted(i for i, notes in done if not notes)
     one_by_one = [(i, notes) for i, notes in done if notes]
     if plain and plain[-1] - plain[0] + 1 == len(plain) == len(set(plain)):
@@ -266,20 +343,33 @@ def count_by_status(conn: Connection) -> dict[str, int]:
     rows = conn.execute(select(receipts.c.status, func.count()).group_by(receipts.c.status)).all()
     counts = {status.value: 0 for status in ReceiptStatus}
     counts.update({status: n for status, n in rows})
+    for status, n in _landed_counts(conn).items():
+        counts[status] = counts.get(status, 0) + n
     return counts
 
 
 def count_with(conn: Connection, statuses: Iterable[ReceiptStatus]) -> dict[str, int]:
     """How many receipts have each of `statuses`: one walk of the (status, id) index each, so
     it costs what those statuses hold, not what the inbox holds (leave `done` out)."""
+    wanted = list(statuses)
+    landed = _landed_counts(conn) if wanted else {}
     return {
         s.value: int(
             conn.execute(
                 select(func.count()).select_from(receipts).where(receipts.c.status == s.value)
             ).scalar_one()
         )
-        for s in statuses
+        + landed.get(s.value, 0)
+        for s in wanted
     }
+
+
+def _landed_counts(conn: Connection) -> dict[str, int]:
+    """Receipts landed and not yet moved into the inbox, by status (`storage.landing`)."""
+    owner = Database.owning(conn)
+    if owner is None or owner.landing is None:
+        return {}
+    return landing.count_above(owner, conn)
 
 
 _FINISHED = receipts.c.status.not_in([ReceiptStatus.PENDING.value, ReceiptStatus.FAILED.value])
@@ -329,19 +419,30 @@ def list_receipts(
     """Newest first, without bodies (those can be large; see `get_receipt`); received in
     [since, until) when given."""
     columns = [c for c in receipts.c if c.name != "body"]
-    query = select(*columns).order_by(receipts.c.id.desc()).limit(limit)
+    where: list[ColumnElement[bool]] = []
     if status is not None:
-        query = query.where(receipts.c.status == status.value)
+        where.append(receipts.c.status == status.value)
     if connection_id is not None:
-        query = query.where(receipts.c.connection_id == connection_id)
+        where.append(receipts.c.connection_id == connection_id)
     if after_id is not None:
-        query = query.where(receipts.c.id < after_id)
+        where.append(receipts.c.id < after_id)
     if since is not None:
-        query = query.where(receipts.c.received_at >= since)
+        where.append(receipts.c.received_at >= since)
     if until is not None:
-        query = query.where(receipts.c.received_at < until)
-    return list(conn.execute(query).all())
+        where.append(receipts.c.received_at < until)
+    query = select(*columns).where(*where).order_by(receipts.c.id.desc()).limit(limit)
+    rows = list(conn.execute(query).all())
+    owner = Database.owning(conn)
+    if owner is None or owner.landing is None:
+        return rows
+    rows += landing.rows_above(owner, conn, where, limit)
+    return sorted(rows, key=lambda row: row.id, reverse=True)[:limit]
 
 
 def get_receipt(conn: Connection, receipt_id: int) -> Row[Any] | None:
-    return conn.execute(select(receipts).where(receipts.c.id == receipt_id)).first()
+    """A receipt, in the inbox or landed and not yet moved into it."""
+    row = conn.execute(select(receipts).where(receipts.c.id == receipt_id)).first()
+    owner = Database.owning(conn)
+    if row is not None or owner is None or owner.landing is None:
+        return row
+    return landing.find(owner, conn, receipt_id)

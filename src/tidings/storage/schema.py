@@ -41,6 +41,9 @@ __all__ = [
     "delivery_attempts",
     "employees",
     "events",
+    "inbox_progress",
+    "landed",
+    "landing_metadata",
     "lead_phones",
     "leads",
     "messages",
@@ -175,6 +178,37 @@ receipts = Table(
     # this index in id order, whatever the backlog (migration 0003 says why it changed).
     Index("ix_receipts_status_id", "status", "id"),
     Index("ix_receipts_received_at", "received_at"),
+)
+
+# How far the worker has applied the landing file of a SQLite store (`storage.landing`): every
+# landed receipt with an id at or below `applied_through` is in `receipts`, moved in the same
+# transaction as its effects. One row; none until the first move (migration 0013).
+inbox_progress = Table(
+    "inbox_progress",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("applied_through", BigInteger, nullable=False),
+)
+
+# The landing file's one table, in a metadata of its own: it lives in a file beside a SQLite
+# store, which only the intake (and the Callyzer poll) append to; created when first used, not
+# by a migration. AUTOINCREMENT, so an id is never given twice, even after the rows the worker
+# moved are deleted.
+landing_metadata = MetaData()
+landed = Table(
+    "landed",
+    landing_metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("connection_id", Integer, nullable=False),
+    Column("provider", String(40), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("content_type", String(200), nullable=False, default=""),
+    Column("headers", JSON, nullable=False, default=dict),
+    Column("body", LargeBinary, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("error", Text),
+    Column("source", String(20), nullable=False, server_default="webhook"),
+    sqlite_autoincrement=True,
 )
 
 rejections = Table(

@@ -76,14 +76,21 @@ def insert_prepared(raw: Any, table: Table, prepared: Prepared) -> list[int]:
     if not prepared.params:
         return []
     # SQLite gives a new row the largest rowid plus one (unless the largest is the maximum
-    # rowid, when it picks at random), and no one else inserts while this transaction holds
-    # the write lock: so the rows get before+1 .. before+n, which last_insert_rowid() confirms.
+    # rowid, when it picks at random; with AUTOINCREMENT, past the largest ever given too), and
+    # no one else inserts while this transaction holds the write lock: so the rows get
+    # before+1 .. before+n, which last_insert_rowid() confirms.
     before = raw.execute(f"SELECT max(rowid) FROM {table.name}").fetchone()[0] or 0  # noqa: S608
+    if table.dialect_options["sqlite"]["autoincrement"]:
+        given = raw.execute(_LARGEST_GIVEN, (table.name,)).fetchone()
+        before = max(before, given[0] if given else 0)
     raw.executemany(prepared.sql, prepared.params)
     last = raw.execute("SELECT last_insert_rowid()").fetchone()[0]
     if last != before + len(prepared.params):
         raise RuntimeError(f"ids of rows just inserted into {table.name} are not consecutive")
     return list(range(before + 1, last + 1))
+
+
+_LARGEST_GIVEN = "SELECT seq FROM sqlite_sequence WHERE name = ?"
 
 
 def sparse(table: Table, rows: Sequence[Mapping[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -126,15 +133,26 @@ def fetch_column(conn: Connection, statement: Select[Any], params: Mapping[str, 
         cursor.close()
 
 
-def fetch_rows(conn: Connection, statement: Select[Any]) -> list[Any]:
+def fetch_rows(
+    conn: Connection, statement: Select[Any], given: Mapping[str, Any] | None = None
+) -> list[Any]:
     """The rows of a statement built once (it is compiled once, its parameters with it), read
     through the driver's own cursor, as named tuples of the values SQLAlchemy would give, by
     the columns' keys (each column's type converts its value; no `_mapping`): SQLAlchemy's
-    result rows cost the worker more than SQLite's reading of them."""
+    result rows cost the worker more than SQLite's reading of them. `given`: the values of
+    its `bindparam`s without one, passed to the driver as they are (ints and text)."""
     reading = _reading(statement, conn.dialect)
+    params = reading.params
+    if reading.given:
+        values = list(params)
+        for position, name in reading.given:
+            if given is None or name not in given:
+                raise ValueError(f"{statement} needs the value of {name!r} on each read")
+            values[position] = given[name]
+        params = tuple(values)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(reading.sql, reading.params)
+        cursor.execute(reading.sql, params)
         raw = cursor.fetchall()
     finally:
         cursor.close()
@@ -159,16 +177,22 @@ class _Reading:
     params: tuple[Any, ...]
     make: Callable[[Any], Any]
     converts: tuple[tuple[int, Callable[[Any], Any]], ...]
+    given: tuple[tuple[int, str], ...]  # (position, name) of the values given on each read
 
 
 @lru_cache(maxsize=32)
 def _reading(statement: Select[Any], dialect: Dialect) -> _Reading:
     compiled = statement.compile(dialect=dialect)
     params: list[Any] = []
+    given: list[tuple[int, str]] = []
     for name in compiled.positiontup or ():
         bind = compiled.binds[name]
-        if bind.required or bind.callable is not None:
+        if bind.callable is not None:
             raise ValueError(f"{statement} needs the value of {name!r} on each read")
+        if bind.required:
+            given.append((len(params), name))
+            params.append(None)
+            continue
         process = bind.type.dialect_impl(dialect).bind_processor(dialect)
         value = bind.value
         params.append(value if process is None or value is None else process(value))
@@ -180,7 +204,9 @@ def _reading(statement: Select[Any], dialect: Dialect) -> _Reading:
         if process is not None:
             converts.append((position, process))
     row_type = namedtuple("row", names)  # type: ignore[misc]  # names known only here
-    return _Reading(compiled.string, tuple(params), row_type._make, tuple(converts))
+    return _Reading(
+        compiled.string, tuple(params), row_type._make, tuple(converts), tuple(given)
+    )
 
 
 @lru_cache(maxsize=32)

@@ -87,7 +87,7 @@ def process_batch(
     taken: list[int] = []
 
     def plan(reader: Reader, writes: Writes) -> BatchResult:
-        rows = inbox.take_pending(reader, settings.worker_batch_size)
+        rows = inbox.take_pending(reader, writes, settings.worker_batch_size)
         taken[:] = [row.id for row in rows]
         applied = _apply_receipts(reader, writes, rows, settings, at)
         applied.outbound = outbox_added(reader)
@@ -104,6 +104,8 @@ def process_batch(
             type(error).__name__,
             error,
         )
+        # Landed receipts the batch took must be in the inbox to be taken one by one.
+        db.apply(lambda reader, writes: inbox.move_landed(reader, writes, len(taken)))
         result = _one_by_one(db, settings, taken, at)
     if result.claimed:
         BATCH_SECONDS.observe(time.perf_counter() - started)

@@ -1,0 +1,359 @@
+"""The landing file: where a SQLite store's new receipts are committed (decision 0017).
+
+SQLite has one write lock per file. The intake's group commit, synced before any webhook is
+answered, used to wait for that lock behind the worker's batches and sync the worker's pages
+with its own. So new receipts land in a file beside the store (`tidings.db-inbox`) that only
+the intake and the Callyzer poll append to. The worker moves them into `receipts`, with their
+ids, in the same transaction as their effects, and records the largest id it moved in
+`inbox_progress`; a landed receipt above that offset is pending, whatever reads it.
+
+Why an offset is enough: ids are given under the landing file's one write lock and its rows
+commit in id order, so a reader that sees a row sees every row before it. Rows at or below
+the offset are deleted (`trim`) only once a synced commit of the store holds the offset: the
+worker's own commits are not synced one by one (decision 0006), and a power cut that undid
+the last of them must find their receipts still landed.
+
+PostgreSQL stores have no landing file: their sequences commit out of order, so an offset
+would skip receipts, and their writers do not share one lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    MetaData,
+    Row,
+    Select,
+    String,
+    Text,
+    bindparam,
+    case,
+    delete,
+    func,
+    literal,
+    null,
+    select,
+    text,
+)
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.dml import Insert
+
+from tidings.storage import sqlite_fast
+from tidings.storage.db import Database
+from tidings.storage.schema import UTCDateTime, inbox_progress, landed, receipts
+from tidings.storage.writes import Writes
+
+__all__ = [
+    "MOVE",
+    "append",
+    "applied_through",
+    "count_above",
+    "find",
+    "ready",
+    "reserve_ids",
+    "rows_above",
+    "take",
+    "trim",
+    "unapplied",
+]
+
+# Rows deleted per write of the landing file: the intake's commits wait for each.
+TRIM_BATCH = 2000
+
+
+def ready(db: Database, conn: Connection | None = None) -> Database | None:
+    """The store's landing file, its table made and its ids seeded past the largest receipt
+    id of the store on first use in this process (receipts keep their ids when moved, so an
+    id is never given twice); None where receipts are committed to `receipts` itself. `conn`:
+    the store's connection the caller holds, if any (a second one would wait for its lock)."""
+    landing = db.landing
+    if landing is None or db.landing_ready:
+        return landing
+    if conn is None:
+        with db.read() as reading:
+            largest = int(reading.execute(select(func.max(receipts.c.id))).scalar() or 0)
+    else:
+        largest = int(conn.execute(select(func.max(receipts.c.id))).scalar() or 0)
+    with landing.write(appends_only=True) as lc:
+        landed.create(lc, checkfirst=True)
+        lc.execute(_SEED, {"largest": largest})
+        lc.execute(_RAISE, {"largest": largest})
+    db.landing_ready = True
+    return landing
+
+
+def _readable(db: Database, conn: Connection) -> Database | None:
+    """The store's landing file, for a reader: None when it has none, or none yet (nothing
+    has landed, and a read creates no file)."""
+    landing = db.landing
+    if landing is None:
+        return None
+    if db.landing_ready:
+        return landing
+    if not Path(make_url(landing.url).database or "").is_file():
+        return None
+    return ready(db, conn)
+
+
+_SEED = text(
+    "INSERT INTO sqlite_sequence (name, seq) SELECT 'landed', :largest "
+    "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'landed')"
+)
+_RAISE = text("UPDATE sqlite_sequence SET seq = :largest WHERE name = 'landed' AND seq < :largest")
+
+
+def append(db: Database, rows: Sequence[Mapping[str, Any]]) -> list[int] | None:
+    """Commit new receipts (rows of `receipts` without ids) to the landing file, synced; their
+    ids, in order. None when the store has no landing file."""
+    landing = ready(db)
+    if landing is None:
+        return None
+    return landing.append(landed, rows)
+
+
+_GIVEN = text("SELECT seq FROM sqlite_sequence WHERE name = 'landed'")
+_GIVE = text("UPDATE sqlite_sequence SET seq = :given WHERE name = 'landed'")
+
+
+def reserve_ids(db: Database, conn: Connection, count: int) -> list[int] | None:
+    """Ids for `count` receipts put into `receipts` directly in `conn`'s transaction, taken
+    from the landing file's sequence, so that no landed receipt gets them too; None when the
+    store has no landing file."""
+    landing = ready(db, conn)
+    if landing is None:
+        return None
+    with landing.write(appends_only=True) as lc:
+        largest = lc.execute(select(func.max(landed.c.id))).scalar()
+        given = max(int(lc.execute(_GIVEN).scalar_one()), int(largest or 0))
+        lc.execute(_GIVE, {"given": given + count})
+    return list(range(given + 1, given + count + 1))
+
+
+_OFFSET = select(inbox_progress.c.applied_through).where(inbox_progress.c.id == 1)
+
+
+def applied_through(conn: Connection) -> int:
+    """The largest landed id moved into `receipts`, as the store's snapshot `conn` sees it."""
+    return int(conn.execute(_OFFSET).scalar() or 0)
+
+
+_ADVANCE = (
+    sqlite.insert(inbox_progress)
+    .values(id=1, applied_through=bindparam("through"))
+    .on_conflict_do_update(
+        index_elements=["id"], set_={"applied_through": bindparam("through")}
+    )
+)
+
+# What the worker reads of a landed receipt to apply it, as it reads a pending receipt.
+_ABOVE = (
+    select(
+        landed.c.id,
+        landed.c.connection_id,
+        landed.c.provider,
+        landed.c.received_at,
+        landed.c.headers,
+        landed.c.body,
+        landed.c.status,
+        literal(0).label("attempts"),
+    )
+    .where(landed.c.id > bindparam("offset", type_=landed.c.id.type))
+    .order_by(landed.c.id)
+)
+
+
+@lru_cache(maxsize=8)
+def _above(limit: int) -> Select[Any]:
+    return _ABOVE.limit(limit)
+
+
+# The landing file as the store's own connections see it: attached read-only as `landing`
+# (`Database`), so attaching takes none of its locks and the move below is SQLite's work
+# alone, the values copied as they are stored.
+_ATTACHED = landed.to_metadata(MetaData(), schema="landing")
+
+
+def _move() -> Insert:
+    """Landed receipts with ids in [low, high] into `receipts`. Those landed pending get the
+    status and the rest given (as applied by this unit of work, or still pending); those
+    landed quarantined stay so."""
+    source = _ATTACHED.c
+    pending = source.status == "pending"
+    copied = select(
+        source.id,
+        source.connection_id,
+        source.provider,
+        source.received_at,
+        source.content_type,
+        source.headers,
+        source.body,
+        case((pending, bindparam("status", type_=String)), else_=source.status),
+        case((pending, bindparam("attempts", type_=Integer)), else_=0),
+        source.error,
+        source.source,
+        case((pending, bindparam("processed_at", type_=UTCDateTime)), else_=null()),
+        case((pending, bindparam("notes", type_=Text)), else_=null()),
+    ).where(source.id.between(bindparam("low"), bindparam("high")))
+    names = [
+        "id",
+        "connection_id",
+        "provider",
+        "received_at",
+        "content_type",
+        "headers",
+        "body",
+        "status",
+        "attempts",
+        "error",
+        "source",
+        "processed_at",
+        "notes",
+    ]
+    return receipts.insert().from_select(names, copied)
+
+
+MOVE = _move()
+
+
+def take(db: Database, conn: Connection, writes: Writes, limit: int) -> list[Any]:
+    """Up to `limit` landed receipts past the offset `conn` (the store, in a unit of work)
+    sees, oldest first, added to `writes` as moved into `receipts` as they landed (pending or
+    quarantined), with the offset past them. The caller applies the pending ones in the same
+    unit of work; `inbox.mark_done` marks them done in the move itself (`MOVE`'s row)."""
+    landing = ready(db, conn)
+    if landing is None or limit <= 0:
+        return []
+    offset = applied_through(conn)
+    with landing.read() as lc:
+        found = sqlite_fast.fetch_rows(lc, _above(limit), {"offset": offset})
+    if not found:
+        return []
+    low, high = found[0].id, found[-1].id
+    as_pending = {"status": "pending", "attempts": 0, "processed_at": None, "notes": None}
+    writes.execute(MOVE, [{"low": low, "high": high, **as_pending}])
+    writes.execute(_ADVANCE, [{"through": high}])
+    return found
+
+
+def count_above(db: Database, conn: Connection) -> dict[str, int]:
+    """Landed receipts not yet moved, by status (pending or quarantined)."""
+    landing = _readable(db, conn)
+    if landing is None:
+        return {}
+    offset = applied_through(conn)
+    query = (
+        select(landed.c.status, func.count())
+        .where(landed.c.id > offset)
+        .group_by(landed.c.status)
+    )
+    with landing.read() as lc:
+        return {status: int(n) for status, n in lc.execute(query).all()}
+
+
+def _as_receipts(with_body: bool) -> Select[Any]:
+    """Landed rows with the columns of `receipts` (those a landed receipt has not yet, empty)."""
+    columns: list[ColumnElement[Any]] = []
+    for column in receipts.c:
+        if column.name == "body" and not with_body:
+            continue
+        if column.name in landed.c:
+            columns.append(landed.c[column.name])
+        elif column.name == "attempts":
+            columns.append(literal(0).label("attempts"))
+        else:
+            columns.append(null().label(column.name))
+    return select(*columns)
+
+
+def rows_above(
+    db: Database, conn: Connection, where: Sequence[ColumnElement[bool]], limit: int
+) -> list[Row[Any]]:
+    """Landed receipts not yet moved that match `where` (conditions on `receipts`' columns,
+    rewritten for the landing file), newest first, without bodies, shaped as `receipts`'
+    rows."""
+    landing = _readable(db, conn)
+    if landing is None:
+        return []
+    offset = applied_through(conn)
+    query = _as_receipts(with_body=False).where(landed.c.id > offset)
+    for condition in where:
+        query = query.where(_on_landed(condition))
+    query = query.order_by(landed.c.id.desc()).limit(limit)
+    with landing.read() as lc:
+        return list(lc.execute(query).all())
+
+
+def find(db: Database, conn: Connection, receipt_id: int) -> Row[Any] | None:
+    """A landed receipt not yet moved, shaped as a row of `receipts`."""
+    landing = _readable(db, conn)
+    if landing is None or receipt_id <= applied_through(conn):
+        return None
+    query = _as_receipts(with_body=True).where(landed.c.id == receipt_id)
+    with landing.read() as lc:
+        return lc.execute(query).first()
+
+
+def unapplied(db: Database, conn: Connection, batch: int) -> Iterator[list[dict[str, Any]]]:
+    """Every landed receipt not yet moved, as rows of `receipts` (ids, bodies and all), oldest
+    first, `batch` at a time: what copying the store must take besides its tables."""
+    landing = _readable(db, conn)
+    if landing is None:
+        return
+    last = applied_through(conn)
+    with landing.read() as lc:
+        while True:
+            query = (
+                _as_receipts(with_body=True)
+                .where(landed.c.id > last)
+                .order_by(landed.c.id)
+                .limit(batch)
+            )
+            rows = [dict(row._mapping) for row in lc.execute(query)]
+            if not rows:
+                return
+            yield rows
+            last = rows[-1]["id"]
+
+
+def _on_landed(condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    """A condition on `receipts`' columns, on the same columns of `landed`."""
+
+    def swap(element: Any, **_kw: Any) -> Any:
+        table = getattr(element, "table", None)
+        if table is receipts:
+            return landed.c[element.name]
+        return None
+
+    return visitors.replacement_traverse(condition, {}, swap)
+
+
+def trim(db: Database) -> int:
+    """Delete landed receipts the store holds for good: those at or below the offset, read in
+    a commit of the store that `db` syncs (it must make durable commits), so the worker's
+    unsynced commits before it are synced with it. Deleted in short writes, between which the
+    intake commits. How many were deleted."""
+    if not db.durable_commits:
+        raise ValueError("trimming the landing file needs a store whose commits are synced")
+    landing = ready(db)
+    if landing is None:
+        return 0
+    with db.write() as conn:  # moves the state version: a write, so the commit is synced
+        offset = applied_through(conn)
+    deleted = 0
+    while True:
+        with landing.read() as lc:
+            low = lc.execute(select(func.min(landed.c.id))).scalar()
+        if low is None or low > offset:
+            return deleted
+        high = min(offset, int(low) + TRIM_BATCH - 1)
+        with landing.write(appends_only=True) as lc:
+            deleted += lc.execute(delete(landed).where(landed.c.id.between(low, high))).rowcount

@@ -1,0 +1,260 @@
+"""A SQLite store's new receipts land in a file of their own (`storage.landing`, decision
+0017): the intake commits there whatever the worker holds, every reader sees a landed receipt
+as pending, the worker moves each into the inbox once with its outcome, and ids are never
+given twice."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from tests.e2e.payloads import evolution_update
+from tidings.cli import main
+from tidings.config import Settings
+from tidings.scheduler.jobs import JobContext, trim_landing
+from tidings.storage import connections, inbox, landing
+from tidings.storage.db import Database
+from tidings.storage.inbox import NewReceipt, ReceiptStatus
+from tidings.storage.schema import events, landed, receipts
+from tidings.worker import process
+
+pytestmark = pytest.mark.sqlite_only  # PostgreSQL stores commit receipts to `receipts` itself
+
+NOW = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
+
+
+def _connection(db: Database) -> int:
+    with db.write() as conn:
+        return connections.add_connection(conn, "evolution", "main", "s", {}, NOW).id
+
+
+def _receipt(connection_id: int, body: bytes, **kw: Any) -> NewReceipt:
+    return NewReceipt(connection_id, "evolution", NOW, "application/json", {"x": "1"}, body, **kw)
+
+
+def _updates(connection_id: int, *names: str) -> list[NewReceipt]:
+    return [_receipt(connection_id, evolution_update(n, "DELIVERY_ACK").encode()) for n in names]
+
+
+def _in_inbox(db: Database) -> dict[int, Any]:
+    """The rows of `receipts` itself, by id (landed receipts not yet moved are not there)."""
+    with db.read() as conn:
+        return {row.id: row for row in conn.execute(select(receipts))}
+
+
+def _landed_ids(db: Database) -> list[int]:
+    assert db.landing is not None
+    with db.landing.read() as conn:
+        return list(conn.execute(select(landed.c.id).order_by(landed.c.id)).scalars())
+
+
+class _Worker:
+    def wake(self) -> None:
+        pass
+
+
+def test_a_landed_receipt_reads_as_pending_until_the_worker_applies_it(
+    db: Database, settings: Settings
+) -> None:
+    connection_id = _connection(db)
+    ids = inbox.append(db, _updates(connection_id, "a", "b", "c"))
+    assert db.landing is not None and Path(db.landing.url.removeprefix("sqlite:///")).is_file()
+    assert _in_inbox(db) == {}
+    with db.read() as conn:
+        assert inbox.count_by_status(conn)["pending"] == 3
+        assert inbox.count_with(conn, [ReceiptStatus.PENDING]) == {"pending": 3}
+        listed = inbox.list_receipts(conn, ReceiptStatus.PENDING, connection_id, None, 2)
+        assert [row.id for row in listed] == [ids[2], ids[1]]
+        assert (listed[0].attempts, listed[0].processed_at) == (0, None)
+        older = inbox.list_receipts(conn, None, None, ids[1], 10)
+        assert [row.id for row in older] == [ids[0]]
+        found = inbox.get_receipt(conn, ids[0])
+        assert found is not None and found.body == evolution_update("a", "DELIVERY_ACK").encode()
+        assert (found.status, found.headers, found.source) == ("pending", {"x": "1"}, "webhook")
+
+    result = process.process_batch(db, settings, now=lambda: NOW)
+
+    assert (result.claimed, result.done) == (3, 3)
+    moved = _in_inbox(db)
+    assert sorted(moved) == ids
+    assert {(r.status, r.attempts, r.processed_at, r.notes) for r in moved.values()} == {
+        ("done", 1, NOW, None)
+    }
+    assert moved[ids[0]].headers == {"x": "1"} and moved[ids[0]].received_at == NOW
+    with db.read() as conn:
+        counts = inbox.count_by_status(conn)
+        assert (counts["pending"], counts["done"]) == (0, 3)  # landed rows moved count once
+        assert len(inbox.list_receipts(conn, None, None, None, 10)) == 3
+        assert conn.execute(select(func.count()).select_from(events)).scalar_one() == 3
+    assert _landed_ids(db) == ids  # kept until a synced commit holds them applied
+
+
+def test_each_landed_receipt_is_moved_once_with_its_outcome(
+    db: Database, settings: Settings
+) -> None:
+    """Done (with its notes), dead at once (a body of no known shape), or quarantined as it
+    landed: one row each in the inbox, written by the move itself."""
+    connection_id = _connection(db)
+    noted = b'{"event": "presence.update", "instance": "main", "data": {}}'
+    new = [
+        *_updates(connection_id, "ok"),
+        _receipt(connection_id, b'{"no_event": true}'),
+        _receipt(connection_id, b"{not json", status=ReceiptStatus.QUARANTINED, error="bad"),
+        _receipt(connection_id, noted),
+    ]
+    ok, dead, quarantined, ignored = inbox.append(db, new)
+
+    result = process.process_batch(db, settings, now=lambda: NOW)
+
+    assert (result.claimed, result.done, result.dead) == (3, 2, 1)
+    rows = _in_inbox(db)
+    assert sorted(rows) == [ok, dead, quarantined, ignored]
+    assert (rows[ok].status, rows[ok].attempts, rows[ok].notes) == ("done", 1, None)
+    assert (rows[dead].status, rows[dead].attempts) == ("dead", 1)
+    assert rows[dead].error.startswith('evolution: body has no "event" name')
+    assert (rows[quarantined].status, rows[quarantined].attempts) == ("quarantined", 0)
+    assert (rows[quarantined].error, rows[quarantined].processed_at) == ("bad", None)
+    assert rows[ignored].status == "done" and rows[ignored].notes  # why it was ignored
+    with db.read() as conn:
+        assert inbox.count_by_status(conn) == {
+            "pending": 0, "done": 2, "failed": 0, "dead": 1, "quarantined": 1,
+        }  # fmt: skip
+
+
+def test_a_batch_that_fails_is_moved_then_applied_one_by_one(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connection_id = _connection(db)
+    ids = inbox.append(db, _updates(connection_id, "a", "b", "c"))
+    original = process.apply_incoming
+
+    def refuse_batches(reader: Any, writes: Any, incoming: list[Any], at: datetime) -> Any:
+        if len(incoming) > 1:
+            raise RuntimeError("a batch the store refused")
+        return original(reader, writes, incoming, at)
+
+    monkeypatch.setattr(process, "apply_incoming", refuse_batches)
+    result = process.process_batch(db, settings, now=lambda: NOW)
+
+    assert (result.done, result.failed) == (3, 0)
+    assert {r.id: r.status for r in _in_inbox(db).values()} == dict.fromkeys(ids, "done")
+    with db.read() as conn:
+        assert inbox.count_by_status(conn)["pending"] == 0
+
+
+def test_the_intake_commits_while_the_worker_holds_the_store(db: Database) -> None:
+    """The point of the landing file: an append waits for no lock of the store's."""
+    connection_id = _connection(db)
+    inbox.append(db, _updates(connection_id, "first"))
+    holder = sqlite3.connect(db.url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # as a worker's batch holds it
+        started = time.monotonic()
+        [second] = inbox.append(db, _updates(connection_id, "second"))
+        assert time.monotonic() - started < db.timeout / 2
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with db.read() as conn:
+        found = inbox.get_receipt(conn, second)
+    assert found is not None and found.status == "pending"
+
+
+def test_ids_follow_the_stores_receipts_and_are_never_given_twice(
+    db: Database, settings: Settings
+) -> None:
+    connection_id = _connection(db)
+    with db.write() as conn:  # receipts already in the store (an older tidings, or a copy)
+        before = inbox.insert_receipts(conn, _updates(connection_id, "x", "y"))
+    first = inbox.append(db, _updates(connection_id, "a", "b"))
+    assert first[0] > max(before)
+    process.process_batch(db, settings, now=lambda: NOW)
+    assert landing.trim(db) == 2
+    assert _landed_ids(db) == []
+    reopened = Database(db.url)  # a new process, the landing file empty
+    try:
+        [after] = inbox.append(reopened, _updates(connection_id, "c"))
+    finally:
+        reopened.dispose()
+    assert after == first[-1] + 1
+
+
+def test_trimming_keeps_what_the_worker_has_not_applied(
+    db: Database, settings: Settings
+) -> None:
+    connection_id = _connection(db)
+    ids = inbox.append(db, _updates(connection_id, *"abcde"))
+    small = settings.model_copy(update={"worker_batch_size": 3})
+    process.process_batch(db, small, now=lambda: NOW)
+    ctx = JobContext(db, settings, _Worker())
+    assert trim_landing(ctx) == 3
+    assert _landed_ids(db) == ids[3:]
+    assert trim_landing(ctx) == 0
+    with db.read() as conn:
+        counts = inbox.count_by_status(conn)
+    assert (counts["done"], counts["pending"]) == (3, 2)
+    process.process_batch(db, small, now=lambda: NOW)
+    assert sorted(_in_inbox(db)) == ids
+    assert trim_landing(ctx) == 2
+
+
+def test_trimming_needs_a_store_whose_commits_are_synced(db: Database) -> None:
+    unsynced = Database(db.url, durable_commits=False)
+    try:
+        with pytest.raises(ValueError, match="synced"):
+            landing.trim(unsynced)
+    finally:
+        unsynced.dispose()
+
+
+def test_a_store_copied_elsewhere_takes_its_landed_receipts(
+    db: Database, empty_postgres: str
+) -> None:
+    connection_id = _connection(db)
+    with db.write() as conn:
+        inbox.insert_receipts(conn, _updates(connection_id, "old"))
+    ids = inbox.append(db, _updates(connection_id, "a", "b"))
+    target = empty_postgres
+    copied = CliRunner().invoke(main, ["migrate-data", "--from", db.url, "--to", target])
+    assert copied.exit_code == 0, copied.output
+    assert "[ok] receipts: 3 -> 3" in copied.output
+    other = Database(target)
+    try:
+        with other.read() as conn:
+            rows = inbox.list_receipts(conn, None, None, None, 10)
+        assert sorted((r.id, r.status) for r in rows) == [
+            (ids[0] - 1, "pending"), (ids[0], "pending"), (ids[1], "pending"),
+        ]  # fmt: skip
+    finally:
+        other.dispose()
+
+
+def test_receipts_put_into_the_inbox_directly_never_share_an_id_with_landed_ones(
+    db: Database, settings: Settings
+) -> None:
+    connection_id = _connection(db)
+    landed_first = inbox.append(db, _updates(connection_id, "a"))
+    with db.write() as conn:  # as a copy or a test puts them there
+        direct = inbox.insert_receipts(conn, _updates(connection_id, "x", "y"))
+    landed_after = inbox.append(db, _updates(connection_id, "b"))
+    assert landed_first[0] < direct[0] < direct[1] < landed_after[0]
+    result = process.process_batch(db, settings, now=lambda: NOW)
+    assert (result.claimed, result.done) == (4, 4)
+    assert sorted(_in_inbox(db)) == sorted(landed_first + direct + landed_after)
+
+
+def test_reading_a_store_where_nothing_landed_creates_no_file(db: Database) -> None:
+    """`tidings doctor`, the API and the dashboard only read: they leave no file behind."""
+    assert db.landing is not None
+    with db.read() as conn:
+        assert inbox.count_by_status(conn)["pending"] == 0
+        assert inbox.list_receipts(conn, None, None, None, 10) == []
+        assert inbox.get_receipt(conn, 1) is None
+    assert not Path(db.landing.url.removeprefix("sqlite:///")).exists()
