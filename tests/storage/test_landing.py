@@ -5,7 +5,6 @@ given twice."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -150,18 +149,16 @@ def test_a_batch_that_fails_is_moved_then_applied_one_by_one(
 
 
 def test_the_intake_commits_while_the_worker_holds_the_store(db: Database) -> None:
-    """The point of the landing file: an append waits for no lock of the store's."""
+    """The point of the landing file: an append waits for no lock of the store's, even while
+    a connection with the landing file attached holds the store's write lock."""
     connection_id = _connection(db)
     inbox.append(db, _updates(connection_id, "first"))
-    holder = sqlite3.connect(db.url.removeprefix("sqlite:///"), isolation_level=None)
-    try:
-        holder.execute("BEGIN IMMEDIATE")  # as a worker's batch holds it
+    with db.write() as holding:  # BEGIN IMMEDIATE, as a worker's batch holds it
+        attached = [row[1] for row in holding.exec_driver_sql("PRAGMA database_list")]
+        assert "landing" in attached  # the worker's connections have it attached
         started = time.monotonic()
         [second] = inbox.append(db, _updates(connection_id, "second"))
         assert time.monotonic() - started < db.timeout / 2
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
     with db.read() as conn:
         found = inbox.get_receipt(conn, second)
     assert found is not None and found.status == "pending"
@@ -171,8 +168,17 @@ def test_ids_follow_the_stores_receipts_and_are_never_given_twice(
     db: Database, settings: Settings
 ) -> None:
     connection_id = _connection(db)
-    with db.write() as conn:  # receipts already in the store (an older tidings, or a copy)
-        before = inbox.insert_receipts(conn, _updates(connection_id, "x", "y"))
+    with db.write() as conn:  # receipts of an older tidings, before any landing file
+        for _ in range(2):
+            conn.execute(
+                receipts.insert().values(
+                    connection_id=connection_id, provider="evolution", received_at=NOW,
+                    content_type="", headers={}, body=b"{}", status="done", attempts=1,
+                )
+            )  # fmt: skip
+        before = list(conn.execute(select(receipts.c.id)).scalars())
+    assert db.landing is not None
+    assert not Path(db.landing.url.removeprefix("sqlite:///")).exists()
     first = inbox.append(db, _updates(connection_id, "a", "b"))
     assert first[0] > max(before)
     process.process_batch(db, settings, now=lambda: NOW)
@@ -246,8 +252,10 @@ def test_receipts_put_into_the_inbox_directly_never_share_an_id_with_landed_ones
     landed_after = inbox.append(db, _updates(connection_id, "b"))
     assert landed_first[0] < direct[0] < direct[1] < landed_after[0]
     result = process.process_batch(db, settings, now=lambda: NOW)
-    assert (result.claimed, result.done) == (4, 4)
-    assert sorted(_in_inbox(db)) == sorted(landed_first + direct + landed_after)
+    assert (result.claimed, result.done, result.duplicates) == (4, 4, 0)
+    everything = landed_first + direct + landed_after
+    assert {i: r.status for i, r in _in_inbox(db).items()} == dict.fromkeys(everything, "done")
+    assert process.process_batch(db, settings, now=lambda: NOW).claimed == 0
 
 
 def test_reading_a_store_where_nothing_landed_creates_no_file(db: Database) -> None:

@@ -66,7 +66,9 @@ def make_engine(url: str, timeout: float, pool_size: int, durable_commits: bool)
             raise NotAStore(f"database URL {problem}")
         engine = create_engine(
             url,
-            connect_args={"timeout": timeout, "check_same_thread": False},
+            # `uri`: so the landing file attaches read-only (`file:…?mode=ro`) whatever
+            # SQLite's build; a plain path is still read as a path.
+            connect_args={"timeout": timeout, "check_same_thread": False, "uri": True},
             json_serializer=json_text.dumps,
             json_deserializer=json_text.loads,
             pool_size=pool_size,

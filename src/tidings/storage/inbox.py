@@ -215,8 +215,8 @@ _MARK_RANGE_DONE = (
 
 
 def _moving(writes: Writes) -> list[dict[str, Any]]:
-    """The moves of landed receipts `writes` make (`move_landed`): their rows (a range of
-    ids, and the status those landed pending get)."""
+    """The moves of landed receipts `writes` make (`move_landed`): their rows (the ids they
+    copy, and the status those landed pending get)."""
     return [
         row  # type: ignore[misc]  # the rows `landing.take` made: dicts
         for item in writes.items
@@ -239,9 +239,7 @@ def mark_done(writes: Writes, done: Sequence[tuple[int, list[str]]], now: dateti
     one ranged statement: the same rows, without a statement and its parameters for each."""
     moves = _moving(writes)
     if moves:
-        moved = [
-            (i, notes) for i, notes in done if any(m["low"] <= i <= m["high"] for m in moves)
-        ]
+        moved = [(i, notes) for i, notes in done if any(i in m["landed"] for m in moves)]
         for move in moves if moved else ():  # one this unit of work fails is marked after
             move.update(status=ReceiptStatus.DONE.value, attempts=1, processed_at=now)
             move["notes"] = "null"  # JSON's null, as the column stores None

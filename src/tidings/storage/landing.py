@@ -91,9 +91,9 @@ def ready(db: Database, conn: Connection | None = None) -> Database | None:
     return landing
 
 
-def _readable(db: Database, conn: Connection) -> Database | None:
-    """The store's landing file, for a reader: None when it has none, or none yet (nothing
-    has landed, and a read creates no file)."""
+def _readable(db: Database) -> Database | None:
+    """The store's landing file, for a reader, which writes nothing: None when the store has
+    none, or none yet (nothing has landed)."""
     landing = db.landing
     if landing is None:
         return None
@@ -101,7 +101,12 @@ def _readable(db: Database, conn: Connection) -> Database | None:
         return landing
     if not Path(make_url(landing.url).database or "").is_file():
         return None
-    return ready(db, conn)
+    with landing.read() as lc:
+        made = lc.execute(_MADE).first() is not None
+    return landing if made else None
+
+
+_MADE = text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'landed'")
 
 
 _SEED = text(
@@ -239,14 +244,17 @@ def take(db: Database, conn: Connection, writes: Writes, limit: int) -> list[Any
         return []
     low, high = found[0].id, found[-1].id
     as_pending = {"status": "pending", "attempts": 0, "processed_at": None, "notes": None}
-    writes.execute(MOVE, [{"low": low, "high": high, **as_pending}])
+    # `landed`: the ids the move copies (receipts put into the store directly may have ids
+    # between them); not a parameter of the statement, so the driver never sees it.
+    moved = frozenset(row.id for row in found)
+    writes.execute(MOVE, [{"low": low, "high": high, **as_pending, "landed": moved}])
     writes.execute(_ADVANCE, [{"through": high}])
     return found
 
 
 def count_above(db: Database, conn: Connection) -> dict[str, int]:
     """Landed receipts not yet moved, by status (pending or quarantined)."""
-    landing = _readable(db, conn)
+    landing = _readable(db)
     if landing is None:
         return {}
     offset = applied_through(conn)
@@ -280,7 +288,7 @@ def rows_above(
     """Landed receipts not yet moved that match `where` (conditions on `receipts`' columns,
     rewritten for the landing file), newest first, without bodies, shaped as `receipts`'
     rows."""
-    landing = _readable(db, conn)
+    landing = _readable(db)
     if landing is None:
         return []
     offset = applied_through(conn)
@@ -294,7 +302,7 @@ def rows_above(
 
 def find(db: Database, conn: Connection, receipt_id: int) -> Row[Any] | None:
     """A landed receipt not yet moved, shaped as a row of `receipts`."""
-    landing = _readable(db, conn)
+    landing = _readable(db)
     if landing is None or receipt_id <= applied_through(conn):
         return None
     query = _as_receipts(with_body=True).where(landed.c.id == receipt_id)
@@ -305,7 +313,7 @@ def find(db: Database, conn: Connection, receipt_id: int) -> Row[Any] | None:
 def unapplied(db: Database, conn: Connection, batch: int) -> Iterator[list[dict[str, Any]]]:
     """Every landed receipt not yet moved, as rows of `receipts` (ids, bodies and all), oldest
     first, `batch` at a time: what copying the store must take besides its tables."""
-    landing = _readable(db, conn)
+    landing = _readable(db)
     if landing is None:
         return
     last = applied_through(conn)

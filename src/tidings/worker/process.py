@@ -104,8 +104,10 @@ def process_batch(
             type(error).__name__,
             error,
         )
-        # Landed receipts the batch took must be in the inbox to be taken one by one.
-        db.apply(lambda reader, writes: inbox.move_landed(reader, writes, len(taken)))
+        # Landed receipts the batch took must be in the inbox to be taken one by one: the
+        # batch's limit moves them all (and the quarantined ones among them).
+        limit = settings.worker_batch_size
+        db.apply(lambda reader, writes: inbox.move_landed(reader, writes, limit))
         result = _one_by_one(db, settings, taken, at)
     if result.claimed:
         BATCH_SECONDS.observe(time.perf_counter() - started)
