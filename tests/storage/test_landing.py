@@ -5,6 +5,7 @@ given twice."""
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from tidings.config import Settings
 from tidings.scheduler.jobs import JobContext, trim_landing
 from tidings.storage import connections, inbox, landing
 from tidings.storage.db import Database
+from tidings.storage.engine import NotAStore
 from tidings.storage.inbox import NewReceipt, ReceiptStatus
 from tidings.storage.schema import events, landed, receipts
 from tidings.worker import process
@@ -231,6 +233,9 @@ def test_a_store_copied_elsewhere_takes_its_landed_receipts(
     copied = CliRunner().invoke(main, ["migrate-data", "--from", db.url, "--to", target])
     assert copied.exit_code == 0, copied.output
     assert "[ok] receipts: 3 -> 3" in copied.output
+    # The total announced counts the landed receipts too: the tables' counts add up to it.
+    sources = [int(n) for n in re.findall(r"^\[ok\] \w+: (\d+) -> ", copied.output, re.M)]
+    assert f"copied {sum(sources)} rows" in copied.output
     other = Database(target)
     try:
         with other.read() as conn:
@@ -266,3 +271,26 @@ def test_reading_a_store_where_nothing_landed_creates_no_file(db: Database) -> N
         assert inbox.list_receipts(conn, None, None, None, 10) == []
         assert inbox.get_receipt(conn, 1) is None
     assert not Path(db.landing.url.removeprefix("sqlite:///")).exists()
+
+
+def test_the_stores_size_counts_its_landing_file(db: Database) -> None:
+    connection_id = _connection(db)
+    before, _ = db.disk_usage()
+    inbox.append(db, [_receipt(connection_id, b"x" * 200_000)])
+    assert db.landing is not None
+    landing_file = Path(db.landing.url.removeprefix("sqlite:///"))
+    database, logs = db.disk_usage()
+    assert database - before >= landing_file.stat().st_size > 0
+    assert logs >= Path(f"{landing_file}-wal").stat().st_size > 200_000  # not yet checkpointed
+
+
+def test_a_landing_file_that_is_no_database_is_named_in_one_line(db: Database) -> None:
+    assert db.landing is not None
+    Path(db.landing.url.removeprefix("sqlite:///")).write_bytes(b"my notes, not a store " * 300)
+    reopened = Database(db.url)
+    try:
+        refused = pytest.raises(NotAStore, match=r"landing file .*tidings\.db-inbox .*move it")
+        with refused, reopened.read() as conn:
+            inbox.count_by_status(conn)
+    finally:
+        reopened.dispose()

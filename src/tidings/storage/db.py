@@ -40,7 +40,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.sql.dml import Insert
 
 from tidings.storage import sqlite_fast, write_turns
-from tidings.storage.engine import make_engine, safe_url, unavailable_on_failure
+from tidings.storage.engine import NotAStore, make_engine, safe_url, unavailable_on_failure
 from tidings.storage.schema import tracking_version
 from tidings.storage.writes import AddTo, Execute, Writes
 
@@ -224,12 +224,9 @@ class Database:
             pages = int(conn.exec_driver_sql("PRAGMA main.page_count").scalar_one())
             page_size = int(conn.exec_driver_sql("PRAGMA main.page_size").scalar_one())
         database = make_url(self.url).database or ""
-        files = [Path(database)]
-        if self.landing is not None:
-            files.append(Path(f"{database}-inbox"))
-        landed = sum(f.stat().st_size for f in files[1:] if f.is_file())
-        wals = [Path(f"{f}-wal") for f in files]
-        return pages * page_size + landed, sum(w.stat().st_size for w in wals if w.is_file())
+        landing = f"{database}-inbox" if self.landing is not None else None
+        landed = _file_bytes(landing), _file_bytes(f"{landing}-wal" if landing else None)
+        return pages * page_size + landed[0], _file_bytes(f"{database}-wal") + landed[1]
 
     def reclaims_space(self) -> bool:
         """Whether space that deletes free is used again without a full `vacuum`: PostgreSQL's
@@ -296,6 +293,12 @@ class Database:
             self.landing.dispose()
 
 
+def _file_bytes(name: str | None) -> int:
+    """The size of the file `name`; 0 when there is none."""
+    path = Path(name) if name else None
+    return path.stat().st_size if path is not None and path.is_file() else 0
+
+
 # Every live Database by its engine (`Database.owning`); an entry goes with its Database.
 _OWNERS: weakref.WeakValueDictionary[Engine, Database] = weakref.WeakValueDictionary()
 
@@ -311,7 +314,17 @@ def _attacher(landing: str) -> Callable[[Any, Any, Any], None]:
     def attach(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         if record.info.get("landing_attached") or not path.is_file():
             return
-        dbapi_connection.execute("ATTACH DATABASE ? AS landing", (uri,))
+        try:
+            dbapi_connection.execute("ATTACH DATABASE ? AS landing", (uri,))
+            dbapi_connection.execute("SELECT count(*) FROM landing.sqlite_master").fetchone()
+        except sqlite3.DatabaseError as error:
+            if error.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+                raise
+            raise NotAStore(
+                f"the landing file {path} beside the store is not a readable SQLite database "
+                f"({error}): stop tidings and move it away; tidings makes a new one, and the "
+                "webhooks it held that were not yet applied stay in the moved file"
+            ) from None
         record.info["landing_attached"] = True
 
     return attach

@@ -25,6 +25,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.sql.base import ReadOnlyColumnCollection
 
 from tidings.storage import landing
 from tidings.storage.db import Database, Reader
@@ -416,19 +417,23 @@ def list_receipts(
 ) -> list[Row[Any]]:
     """Newest first, without bodies (those can be large; see `get_receipt`); received in
     [since, until) when given."""
+    def where(c: ReadOnlyColumnCollection[str, Any]) -> list[ColumnElement[bool]]:
+        """The filters, on the inbox's columns or the landing file's (the same names)."""
+        conditions: list[ColumnElement[bool]] = []
+        if status is not None:
+            conditions.append(c.status == status.value)
+        if connection_id is not None:
+            conditions.append(c.connection_id == connection_id)
+        if after_id is not None:
+            conditions.append(c.id < after_id)
+        if since is not None:
+            conditions.append(c.received_at >= since)
+        if until is not None:
+            conditions.append(c.received_at < until)
+        return conditions
+
     columns = [c for c in receipts.c if c.name != "body"]
-    where: list[ColumnElement[bool]] = []
-    if status is not None:
-        where.append(receipts.c.status == status.value)
-    if connection_id is not None:
-        where.append(receipts.c.connection_id == connection_id)
-    if after_id is not None:
-        where.append(receipts.c.id < after_id)
-    if since is not None:
-        where.append(receipts.c.received_at >= since)
-    if until is not None:
-        where.append(receipts.c.received_at < until)
-    query = select(*columns).where(*where).order_by(receipts.c.id.desc()).limit(limit)
+    query = select(*columns).where(*where(receipts.c)).order_by(receipts.c.id.desc()).limit(limit)
     rows = list(conn.execute(query).all())
     owner = Database.owning(conn)
     if owner is None or owner.landing is None:

@@ -19,7 +19,7 @@ would skip receipts, and their writers do not share one lock.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.sql import visitors
+from sqlalchemy.sql.base import ReadOnlyColumnCollection
 from sqlalchemy.sql.dml import Insert
 
 from tidings.storage import sqlite_fast
@@ -283,19 +283,24 @@ def _as_receipts(with_body: bool) -> Select[Any]:
 
 
 def rows_above(
-    db: Database, conn: Connection, where: Sequence[ColumnElement[bool]], limit: int
+    db: Database,
+    conn: Connection,
+    where: Callable[[ReadOnlyColumnCollection[str, Any]], list[ColumnElement[bool]]],
+    limit: int,
 ) -> list[Row[Any]]:
-    """Landed receipts not yet moved that match `where` (conditions on `receipts`' columns,
-    rewritten for the landing file), newest first, without bodies, shaped as `receipts`'
-    rows."""
+    """Landed receipts not yet moved that match `where` (the conditions it makes on the
+    columns it is given, the landing table's here), newest first, without bodies, shaped as
+    `receipts`' rows."""
     landing = _readable(db)
     if landing is None:
         return []
     offset = applied_through(conn)
-    query = _as_receipts(with_body=False).where(landed.c.id > offset)
-    for condition in where:
-        query = query.where(_on_landed(condition))
-    query = query.order_by(landed.c.id.desc()).limit(limit)
+    query = (
+        _as_receipts(with_body=False)
+        .where(landed.c.id > offset, *where(landed.c))
+        .order_by(landed.c.id.desc())
+        .limit(limit)
+    )
     with landing.read() as lc:
         return list(lc.execute(query).all())
 
@@ -330,18 +335,6 @@ def unapplied(db: Database, conn: Connection, batch: int) -> Iterator[list[dict[
                 return
             yield rows
             last = rows[-1]["id"]
-
-
-def _on_landed(condition: ColumnElement[bool]) -> ColumnElement[bool]:
-    """A condition on `receipts`' columns, on the same columns of `landed`."""
-
-    def swap(element: Any, **_kw: Any) -> Any:
-        table = getattr(element, "table", None)
-        if table is receipts:
-            return landed.c[element.name]
-        return None
-
-    return visitors.replacement_traverse(condition, {}, swap)
 
 
 def trim(db: Database) -> int:
