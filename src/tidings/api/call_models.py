@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,7 +37,8 @@ class EmployeeIn(BaseModel):
     code: str = Field(
         min_length=1,
         max_length=_CODE,
-        pattern=r"^[^\x00/]*\S[^\x00/]*$",
+        # Something besides spaces, and no NUL or slash anywhere (`\S` alone let one through).
+        pattern=r"^[^\x00/]*[^\x00/\s][^\x00/]*$",
         description="Callyzer's employee code (emp_code); the key of the employee.",
     )
     name: str | None = Field(default=None, max_length=NAME_LIMIT, pattern=NO_NUL)
@@ -47,7 +49,9 @@ class EmployeeIn(BaseModel):
         description="Their phone number (stored in E.164; without a country code it is read "
         "in the default region).",
     )
-    tags: list[str] = Field(default_factory=list, max_length=50)
+    tags: list[Annotated[str, Field(pattern=NO_NUL)]] = Field(
+        default_factory=list, max_length=50
+    )
     active: bool = Field(default=True, description="Inactive employees are left out of the poll.")
 
 
