@@ -256,6 +256,38 @@ def test_recent_times_kept_as_text_convert_as_the_first_time(db: Database) -> No
     assert ours(first.replace(fold=1)) == "2026-11-01 06:30:00.000000"
 
 
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "2026-11-23 08:30:15.123456",  # as tidings and SQLAlchemy write every time
+        "0999-01-02 03:04:05.000006",
+        "9999-12-31 23:59:59.999999",
+        "2026-11-23 08:30:15",  # written by hand or by another tool
+        "2026-11-23 08:30:15.5",
+        "2026-11-23T08:30:15.123456",
+        "2026-11-23",
+        "2026-11-23 05:30:15.123456-03:00",  # an offset of its own: SQLAlchemy's way
+    ],
+)
+def test_times_read_back_as_sqlalchemy_reads_them_in_utc(db: Database, stored: str) -> None:
+    """Reading a stored time in one step on SQLite gives what SQLAlchemy's own parse and the
+    type's UTC conversion give, as an aware UTC datetime."""
+    dialect = db.engine.dialect
+    stock = sqlite_dialect.DATETIME().result_processor(dialect, None)
+    assert stock is not None
+    expected = stock(stored)
+    expected = (
+        expected.replace(tzinfo=UTC) if expected.tzinfo is None else expected.astimezone(UTC)
+    )
+    ours = UTCDateTime().dialect_impl(dialect).result_processor(dialect, None)
+    assert ours is not None
+    read = ours(stored)
+    assert read == expected
+    assert read.tzinfo is UTC
+    assert ours(None) is None
+
+
 @pytest.mark.sqlite_only  # on PostgreSQL SQLAlchemy's own path runs and fills the defaults
 def test_rows_leaving_out_a_column_with_a_python_default_are_refused(db: Database) -> None:
     with pytest.raises(ValueError, match="attempts"):

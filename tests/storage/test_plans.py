@@ -60,21 +60,32 @@ def store(db: Database) -> Database:
 
 
 def plans(db: Database, run: Callable[[Connection], Any]) -> list[str]:
-    """The plan of each SELECT `run(conn)` executed, as one line of text each."""
+    """The plan of each SELECT `run(conn)` executed, as one line of text each. On SQLite the
+    driver's trace sees every statement, also those read on its own cursor (`sqlite_fast`),
+    with their values in place."""
     captured: list[tuple[str, Any]] = []
 
     def capture(_c: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
         if statement.lstrip().upper().startswith("SELECT"):
             captured.append((statement, parameters))
 
+    def trace(statement: str) -> None:
+        capture(None, None, statement, ())
+
     with db.read() as conn:
-        if not db.is_sqlite:
+        raw = conn.connection.dbapi_connection
+        if db.is_sqlite:
+            raw.set_trace_callback(trace)  # type: ignore[union-attr]
+        else:
             conn.exec_driver_sql("SET enable_seqscan = off")
-        event.listen(db.engine, "before_cursor_execute", capture)
+            event.listen(db.engine, "before_cursor_execute", capture)
         try:
             run(conn)
         finally:
-            event.remove(db.engine, "before_cursor_execute", capture)
+            if db.is_sqlite:
+                raw.set_trace_callback(None)  # type: ignore[union-attr]
+            else:
+                event.remove(db.engine, "before_cursor_execute", capture)
         prefix = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN "
         explained = []
         for statement, parameters in captured:

@@ -127,9 +127,12 @@ def advance(state: MessageState, event: NormalizedEvent, at: datetime) -> Messag
     current = state.__dict__
     if all(current[name] == value for name, value in changes.items()):
         return state
-    values = {**current, **changes}
-    values["sequence"] = state.sequence + 1
-    return MessageState(**values)
+    # Made without the dataclass's __init__, which sets each of the thirteen fields through
+    # object.__setattr__ (a frozen class's way): that was a twentieth of applying an event.
+    # The values are a complete set already: the old state's, some replaced.
+    new = object.__new__(MessageState)
+    new.__dict__.update(current, **changes, sequence=state.sequence + 1)
+    return new
 
 
 def register(state: MessageState, sent_at: datetime) -> MessageState:

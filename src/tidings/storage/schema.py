@@ -111,6 +111,29 @@ class UTCDateTime(TypeDecorator[datetime]):
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    def result_processor(
+        self, dialect: Dialect, coltype: object
+    ) -> Callable[[Any], datetime | None] | None:
+        """On SQLite, the stored text read as UTC in one step: `datetime.replace` alone cost
+        five times the parse, and a message row holds a dozen times. Text in any other form
+        takes SQLAlchemy's way, which gives the same values."""
+        general = super().result_processor(dialect, coltype)
+        if dialect.name != "sqlite" or general is None:
+            return general
+
+        def process(value: Any) -> datetime | None:
+            if isinstance(value, str):
+                try:
+                    read = datetime.fromisoformat(value + "+00:00")
+                except ValueError:
+                    pass
+                else:
+                    if read.tzinfo is UTC:  # a date alone reads naive: SQLAlchemy's way
+                        return read
+            return general(value)
+
+        return process
+
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids.
 Id = BigInteger().with_variant(Integer(), "sqlite")

@@ -203,10 +203,23 @@ def _reading(statement: Select[Any], dialect: Dialect) -> _Reading:
         process = column.type.dialect_impl(dialect).result_processor(dialect, None)
         if process is not None:
             converts.append((position, process))
-    row_type = namedtuple("row", names)  # type: ignore[misc]  # names known only here
+    row_type = _row_type(tuple(names))
     return _Reading(
         compiled.string, tuple(params), row_type._make, tuple(converts), tuple(given)
     )
+
+
+def _row_type(names: tuple[str, ...]) -> Any:
+    """A named tuple of these names that also answers `_mapping`, as SQLAlchemy's rows do."""
+
+    class Row(namedtuple("Row", names)):  # type: ignore[misc]  # names known only here
+        __slots__ = ()
+
+        @property
+        def _mapping(self) -> dict[str, Any]:
+            return dict(zip(self._fields, self, strict=True))
+
+    return Row
 
 
 @lru_cache(maxsize=32)
