@@ -135,6 +135,15 @@ def get_connection(conn: Connection, name: str) -> StoredConnection:
     return _from_row(row)
 
 
+_EVERY = select(connections)
+
+
+def by_id(reader: Reader) -> dict[int, StoredConnection]:
+    """Every connection, removed ones included, by id: what a worker's batch reads once, on
+    SQLite through the driver's cursor (`Reader.plain_rows`), a statement built once."""
+    return {row.id: _from_row(row) for row in reader.plain_rows(_EVERY)}
+
+
 def list_connections(conn: Connection) -> list[StoredConnection]:
     """Every connection, removed ones included: receipts and messages still name them."""
     rows = conn.execute(select(connections).order_by(connections.c.name)).all()

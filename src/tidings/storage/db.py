@@ -436,7 +436,8 @@ class Reader:
         if not self._locking and self.conn.dialect.name == "sqlite":
             first = self._next_ids.get(table.name)
             if first is None:
-                first = int(self.conn.execute(_largest_id(table)).scalar() or 0) + 1
+                (largest,) = sqlite_fast.fetch_rows(self.conn, _largest_id(table))
+                first = int(largest[0] or 0) + 1
             self._next_ids[table.name] = first + count
             return list(range(first, first + count))
         sequence = func.nextval(func.pg_get_serial_sequence(table.name, "id"))
@@ -513,7 +514,7 @@ def _insert_ignoring(dialect: str, table: Table) -> Insert:
 @lru_cache(maxsize=32)
 def _largest_id(table: Table) -> Select[tuple[Any]]:
     """Built once per table: building a statement costs more than SQLite's answer."""
-    return select(func.max(table.c.id))
+    return select(func.max(table.c.id).label("largest"))
 
 
 @lru_cache(maxsize=32)
@@ -567,4 +568,6 @@ _BUMP_VERSION = (
 
 
 def _read_version(conn: Connection) -> int:
-    return int(conn.execute(_VERSION).scalar() or 0)
+    """Read twice a batch: through the driver's cursor, which costs a tenth of SQLAlchemy's."""
+    rows = sqlite_fast.fetch_rows(conn, _VERSION)
+    return int(rows[0].version) if rows else 0

@@ -148,7 +148,8 @@ _OFFSET = select(inbox_progress.c.applied_through).where(inbox_progress.c.id == 
 
 def applied_through(conn: Connection) -> int:
     """The largest landed id moved into `receipts`, as the store's snapshot `conn` sees it."""
-    return int(conn.execute(_OFFSET).scalar() or 0)
+    rows = sqlite_fast.fetch_rows(conn, _OFFSET)  # once a batch: the driver's cursor
+    return int(rows[0].applied_through) if rows else 0
 
 
 _ADVANCE = (

@@ -77,7 +77,7 @@ def outbox(reader: Reader) -> Outbox:
     """This plan's outbox (the enabled subscriptions are read once per plan)."""
     found: Outbox | None = reader.memo.get("outbox")
     if found is None:
-        rows = reader.rows(_ENABLED)
+        rows = reader.plain_rows(_ENABLED)
         filters = tuple(
             EventFilter(tuple(r.event_types or ()), r.connection_id, r.campaign) for r in rows
         )

@@ -161,7 +161,7 @@ def _parse_options(connection: StoredConnection, settings: Settings) -> dict[str
 
 
 def _connections(reader: Reader) -> dict[int, StoredConnection]:
-    return {c.id: c for c in connections.list_connections(reader.conn)}
+    return connections.by_id(reader)
 
 
 def _apply_receipts(
