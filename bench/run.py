@@ -1353,7 +1353,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--pairs",
         type=_at_least_one,
-        default=3,
+        default=5,
         help="times tidings and the limit are measured one after the other; the issue-19 "
         "ratios are the median of the pairs'",
     )

@@ -568,6 +568,9 @@ _BUMP_VERSION = (
 
 
 def _read_version(conn: Connection) -> int:
-    """Read twice a batch: through the driver's cursor, which costs a tenth of SQLAlchemy's."""
+    """Read twice a batch on SQLite: through the driver's cursor, a tenth of SQLAlchemy's
+    cost. PostgreSQL keeps no version (its row locks serialise writers)."""
+    if conn.dialect.name != "sqlite":
+        return int(conn.execute(_VERSION).scalar() or 0)
     rows = sqlite_fast.fetch_rows(conn, _VERSION)
     return int(rows[0].version) if rows else 0
