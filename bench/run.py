@@ -113,6 +113,7 @@ class Processes:
         self.log_dir = log_dir
         self._running: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: dict[str, IO[bytes]] = {}
+        self._log_paths: dict[str, Path] = {}
 
     def __enter__(self) -> Processes:
         return self
@@ -121,9 +122,18 @@ class Processes:
         self.stop_all()
 
     def start(
-        self, name: str, argv: list[str], env: dict[str, str], cwd: Path | None = None
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: Path | None = None,
+        log_dir: Path | None = None,
     ) -> subprocess.Popen[bytes]:
-        log = (self.log_dir / f"{name}.log").open("wb")
+        """`log_dir`: where `{name}.log` goes, if not the run's own directory (each pair's
+        servers log in the pair's directory, so `--keep` keeps every pair's logs)."""
+        path = (log_dir or self.log_dir) / f"{name}.log"
+        self._log_paths[name] = path
+        log = path.open("wb")
         self._logs[name] = log
         process = subprocess.Popen(
             argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -142,7 +152,7 @@ class Processes:
             )
 
     def log_tail(self, name: str, lines: int = 30) -> str:
-        path = self.log_dir / f"{name}.log"
+        path = self._log_paths.get(name, self.log_dir / f"{name}.log")
         if not path.exists():
             return "(no log)"
         text = path.read_text(errors="replace").splitlines()[-lines:]
@@ -416,7 +426,9 @@ def measure_tidings(args: argparse.Namespace, work: Path, procs: Processes) -> M
     if added.returncode != 0:
         raise BenchError(f"tidings connection add failed:\n{added.stdout}{added.stderr}")
     port = free_port()
-    procs.start("tidings", [tidings, "serve", "--host", HOST, "--port", str(port)], env)
+    procs.start(
+        "tidings", [tidings, "serve", "--host", HOST, "--port", str(port)], env, log_dir=work
+    )
     wait_http(procs, "tidings", port, "/healthz")
     # A service that has started: its worker child too, as the scale-out run waits for its
     # workers. Otherwise the child's start (imports, about a second) counts as applying time.
@@ -483,8 +495,8 @@ def measure_pairs(args: argparse.Namespace, work: Path, procs: Processes) -> lis
 
 def median_pair(pairs: list[Pair]) -> Pair:
     """The pair whose tidings ÷ limit acknowledged/s is the median (the lower of the two
-    middle ones for an even count): the table shows one real pair, not figures mixed from
-    several."""
+    middle ones for an even count, as `statistics.median_low`): the table shows one real
+    pair, not figures mixed from several."""
     ranked = sorted(pairs, key=lambda pair: _ratio(pair[0].ack_per_s, pair[1].ack_per_s))
     return ranked[(len(ranked) - 1) // 2]
 
@@ -504,10 +516,12 @@ def _limit_ratios(pair: Pair) -> tuple[float, float, float]:
 def _print_pairs(pairs: list[Pair], shown: Pair) -> tuple[float, float, float]:
     """Each pair's ratios, and their medians (what the issue-19 targets are judged on)."""
     each = [_limit_ratios(pair) for pair in pairs]
+    # Each ratio's own median; the lower middle one for an even count, so that each is a
+    # figure some pair measured (and the acknowledged/s one is the table's pair's).
     medians = (
-        statistics.median(r[0] for r in each),
-        statistics.median(r[1] for r in each),
-        statistics.median(r[2] for r in each),
+        statistics.median_low(r[0] for r in each),
+        statistics.median_low(r[1] for r in each),
+        statistics.median_low(r[2] for r in each),
     )
     if len(pairs) == 1:
         return medians
@@ -596,6 +610,7 @@ def measure_limit(args: argparse.Namespace, work: Path, procs: Processes) -> Mea
         "limit",
         [sys.executable, str(LIMIT_APP), "--host", HOST, "--port", str(port), "--db", str(path)],
         clean_env(),
+        log_dir=work,
     )
     wait_http(procs, "limit", port, "/healthz")
     _, bodies = evolution_bodies(args.requests)
@@ -1340,9 +1355,12 @@ def _say(text: str) -> None:
 
 
 def _at_least_one(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
     return value
 
 

@@ -374,7 +374,7 @@ class Reader:
     ) -> list[Any]:
         """`rows`, for a query built once and read on every batch: on SQLite, where a plan
         locks nothing, named tuples read by the driver (`sqlite_fast.fetch_rows`), the same
-        values by the same names (no `_mapping`), at a fraction of the cost."""
+        values by the same names (`_mapping` by name only), at a fraction of the cost."""
         if not self._locking and self.conn.dialect.name == "sqlite":
             return sqlite_fast.fetch_rows(self.conn, query)
         return self.rows(query, lock)
@@ -406,7 +406,9 @@ class Reader:
         for key in ordered:
             groups.setdefault(key[:-1], []).append(key[-1])
         found: dict[Key, Row[Any]] = {}
-        if not self._locking and self.conn.dialect.name == "sqlite":
+        # SQLite's json_each cuts a text at a NUL character: such keys take the IN list.
+        nul = any(isinstance(v, str) and "\x00" in v for key in ordered for v in key)
+        if not self._locking and self.conn.dialect.name == "sqlite" and not nul:
             by_key = _by_key(table, tuple(columns))
             for prefix, values in groups.items():
                 given = {f"key_{i}": value for i, value in enumerate(prefix)}

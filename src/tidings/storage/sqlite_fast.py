@@ -138,9 +138,9 @@ def fetch_rows(
 ) -> list[Any]:
     """The rows of a statement built once (it is compiled once, its parameters with it), read
     through the driver's own cursor, as named tuples of the values SQLAlchemy would give, by
-    the columns' keys (each column's type converts its value; no `_mapping`): SQLAlchemy's
-    result rows cost the worker more than SQLite's reading of them. `given`: the values of
-    its `bindparam`s without one, passed to the driver as they are (ints and text)."""
+    the columns' keys (each column's type converts its value; `_mapping` by name only):
+    SQLAlchemy's result rows cost the worker more than SQLite's reading of them. `given`: the
+    values of its `bindparam`s without one, passed to the driver as they are (ints and text)."""
     reading = _reading(statement, conn.dialect)
     params = reading.params
     if reading.given:
@@ -210,7 +210,8 @@ def _reading(statement: Select[Any], dialect: Dialect) -> _Reading:
 
 
 def _row_type(names: tuple[str, ...]) -> Any:
-    """A named tuple of these names that also answers `_mapping`, as SQLAlchemy's rows do."""
+    """A named tuple of these names that also answers `_mapping` (a new dict by name; no
+    column objects as keys, unlike SQLAlchemy's)."""
 
     class Row(namedtuple("Row", names)):  # type: ignore[misc]  # names known only here
         __slots__ = ()
