@@ -92,7 +92,7 @@ def _start_receiver(
     ]
     procs.start(name, argv, bench.clean_env())
     deadline = time.monotonic() + 20
-    while "receiver ready" not in (procs.log_dir / f"{name}.log").read_text(errors="replace"):
+    while "receiver ready" not in procs.log_path(name).read_text(errors="replace"):
         procs.check_alive(name)
         if time.monotonic() > deadline:
             raise bench.BenchError(f"{name} did not start:\n{procs.log_tail(name)}")

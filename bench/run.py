@@ -151,8 +151,12 @@ class Processes:
                 f"{name} exited with status {process.returncode}:\n{self.log_tail(name)}"
             )
 
+    def log_path(self, name: str) -> Path:
+        """Where the server started as `name` logs (the last one, if started more than once)."""
+        return self._log_paths.get(name, self.log_dir / f"{name}.log")
+
     def log_tail(self, name: str, lines: int = 30) -> str:
-        path = self._log_paths.get(name, self.log_dir / f"{name}.log")
+        path = self.log_path(name)
         if not path.exists():
             return "(no log)"
         text = path.read_text(errors="replace").splitlines()[-lines:]
@@ -792,7 +796,7 @@ def _tidings_cli(env: dict[str, str], *args: str) -> None:
 
 def wait_log(procs: Processes, name: str, text: str, timeout: float = 60.0) -> None:
     """Until `text` appears in the process's log, the process dies, or the timeout passes."""
-    path = procs.log_dir / f"{name}.log"
+    path = procs.log_path(name)
 
     def ready() -> tuple[int, bool]:
         procs.check_alive(name)
