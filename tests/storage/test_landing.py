@@ -5,7 +5,9 @@ given twice."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
+from tests.conftest import TIDINGS, free_port
 from tests.e2e.payloads import evolution_update
 from tidings.cli import main
 from tidings.config import Settings
@@ -23,7 +26,8 @@ from tidings.storage import connections, inbox, landing
 from tidings.storage.db import Database
 from tidings.storage.engine import NotAStore
 from tidings.storage.inbox import NewReceipt, ReceiptStatus
-from tidings.storage.schema import events, landed, receipts
+from tidings.storage.migrate import upgrade
+from tidings.storage.schema import events, inbox_progress, landed, receipts
 from tidings.worker import process
 
 pytestmark = pytest.mark.sqlite_only  # PostgreSQL stores commit receipts to `receipts` itself
@@ -294,3 +298,101 @@ def test_a_landing_file_that_is_no_database_is_named_in_one_line(db: Database) -
             inbox.count_by_status(conn)
     finally:
         reopened.dispose()
+
+
+def _store_files(db: Database) -> list[Path]:
+    path = Path(db.url.removeprefix("sqlite:///"))
+    return [path, Path(f"{path}-wal"), Path(f"{path}-shm")]
+
+
+def _fresh_store_beside_its_landing_file(db: Database, settings: Settings) -> Database:
+    """The store deleted and made again while its landing file stayed (a person starting
+    over who removed `tidings.db` alone): a new store, and another store's landing file."""
+    db.dispose()
+    for path in _store_files(db):
+        path.unlink(missing_ok=True)
+    fresh = Database(settings.database_url, settings.store_timeout_seconds)
+    upgrade(fresh)
+    return fresh
+
+
+def test_another_stores_landing_file_is_refused_in_one_line_and_kept(
+    db: Database, settings: Settings
+) -> None:
+    connection_id = _connection(db)
+    ids = inbox.append(db, _updates(connection_id, "a", "b"))
+    fresh = _fresh_store_beside_its_landing_file(db, settings)
+    try:
+        refused = r"landing file .*tidings\.db-inbox holds webhooks that are not this store's"
+        why = r"\(2 for connections this store does not have\)"
+        with pytest.raises(NotAStore, match=f"{refused} {why}: it belongs to another store"):
+            landing.check(fresh)
+        # The worker says so instead of failing every batch on the missing connection; the
+        # intake cannot append either (its group commit answers 503); nothing is changed.
+        with pytest.raises(NotAStore, match=refused):
+            process.process_batch(fresh, settings, now=lambda: NOW)
+        with pytest.raises(NotAStore, match=refused):
+            inbox.append(fresh, _updates(connection_id, "c"))
+        assert _landed_ids(fresh) == ids
+        assert _in_inbox(fresh) == {}
+        # Once the connection it names exists again, the receipts are the store's to take.
+        assert _connection(fresh) == connection_id
+        landing.check(fresh)
+        result = process.process_batch(fresh, settings, now=lambda: NOW)
+        assert (result.claimed, result.done) == (2, 2)
+    finally:
+        fresh.dispose()
+
+
+def test_landed_ids_the_inbox_already_holds_are_refused(db: Database, settings: Settings) -> None:
+    """A store put back from an older copy holding receipts the landing file has too."""
+    connection_id = _connection(db)
+    ids = inbox.append(db, _updates(connection_id, "a", "b", "c"))
+    process.process_batch(db, settings, now=lambda: NOW)
+    with db.write() as conn:  # the offset of a store that had moved none of them
+        conn.execute(inbox_progress.delete())
+    reopened = Database(settings.database_url, settings.store_timeout_seconds)
+    try:
+        with pytest.raises(NotAStore, match=r"\(3 with ids its inbox already holds\)"):
+            landing.check(reopened)
+        assert _landed_ids(reopened) == ids
+    finally:
+        reopened.dispose()
+
+
+def test_a_stores_own_landing_file_passes_the_check(db: Database, settings: Settings) -> None:
+    landing.check(db)  # none yet
+    connection_id = _connection(db)
+    inbox.append(db, _updates(connection_id, "a"))
+    with db.write() as conn:  # a receipt put into the inbox directly, with an id of its own
+        inbox.insert_receipts(conn, _updates(connection_id, "x"))
+    inbox.append(db, _updates(connection_id, "b"))
+    reopened = Database(settings.database_url, settings.store_timeout_seconds)
+    try:
+        landing.check(reopened)
+        assert process.process_batch(reopened, settings, now=lambda: NOW).done == 3
+        landing.check(reopened)
+    finally:
+        reopened.dispose()
+
+
+def test_serve_refuses_another_stores_landing_file_in_one_line(
+    db: Database, settings: Settings
+) -> None:
+    connection_id = _connection(db)
+    inbox.append(db, _updates(connection_id, "a"))
+    fresh = _fresh_store_beside_its_landing_file(db, settings)
+    fresh.dispose()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
+    env["TIDINGS_DATABASE_URL"] = settings.database_url
+    done = subprocess.run(
+        [TIDINGS, "serve", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("Error: the landing file ") and "belongs to another store" in line
+    assert line.endswith("move the file away (with its -wal and -shm files)")

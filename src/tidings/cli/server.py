@@ -15,7 +15,7 @@ from tidings import __version__
 from tidings.cli.common import listen_url, now, settings, store
 from tidings.config import Settings
 from tidings.serve_lock import ServeLock
-from tidings.storage import store_settings, users
+from tidings.storage import landing, store_settings, users
 from tidings.storage.db import Database
 from tidings.storage.migrate import upgrade
 from tidings.storage.readiness import open_ready, safe_url, sqlite_file
@@ -63,6 +63,7 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
         try:
             if run_worker:
                 upgrade(db)
+            landing.check(db)  # another store's landing file: said now, not by a stuck worker
             url = listen_url(host, port)
             with db.write() as conn:  # so other commands print intake URLs that reach this server
                 store_settings.remember(conn, store_settings.SERVE_URL, url, now())

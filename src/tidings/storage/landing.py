@@ -49,13 +49,15 @@ from sqlalchemy.sql.dml import Insert
 
 from tidings.storage import sqlite_fast
 from tidings.storage.db import Database
-from tidings.storage.schema import UTCDateTime, inbox_progress, landed, receipts
+from tidings.storage.engine import NotAStore
+from tidings.storage.schema import UTCDateTime, connections, inbox_progress, landed, receipts
 from tidings.storage.writes import Writes
 
 __all__ = [
     "MOVE",
     "append",
     "applied_through",
+    "check",
     "count_above",
     "find",
     "ready",
@@ -81,14 +83,79 @@ def ready(db: Database, conn: Connection | None = None) -> Database | None:
     if conn is None:
         with db.read() as reading:
             largest = int(reading.execute(select(func.max(receipts.c.id))).scalar() or 0)
+            _refuse_foreign(reading, landing, largest)
     else:
         largest = int(conn.execute(select(func.max(receipts.c.id))).scalar() or 0)
+        _refuse_foreign(conn, landing, largest)
     with landing.write(appends_only=True) as lc:
         landed.create(lc, checkfirst=True)
         lc.execute(_SEED, {"largest": largest})
         lc.execute(_RAISE, {"largest": largest})
     db.landing_ready = True
     return landing
+
+
+def check(db: Database) -> None:
+    """Refuse, as NotAStore, a landing file holding receipts this store cannot take
+    (`tidings serve` asks before it starts, so the worker never stalls on them)."""
+    landing = _readable(db)
+    if landing is None:
+        return
+    with db.read() as conn:
+        largest = int(conn.execute(select(func.max(receipts.c.id))).scalar() or 0)
+        _refuse_foreign(conn, landing, largest)
+
+
+def _refuse_foreign(conn: Connection, landing: Database, largest: int) -> None:
+    """The landing file's receipts not yet moved must be this store's: moving one that names
+    a connection the store does not have, or an id its inbox already holds, would fail every
+    batch, and the worker would apply nothing. Such a file is another store's (one deleted
+    or replaced while its landing file stayed): say so, and change nothing in either file."""
+    if not _made(landing):
+        return
+    offset = applied_through(conn)
+    known = set(conn.execute(select(connections.c.id)).scalars())
+    with landing.read() as lc:
+        by_connection = lc.execute(
+            select(landed.c.connection_id, func.count())
+            .where(landed.c.id > offset)
+            .group_by(landed.c.connection_id)
+        ).all()
+        suspects = list(
+            lc.execute(
+                select(landed.c.id).where(landed.c.id > offset, landed.c.id <= largest)
+            ).scalars()
+        )
+    strangers = sum(n for connection_id, n in by_connection if connection_id not in known)
+    clashing = 0
+    for start in range(0, len(suspects), 500):
+        chunk = suspects[start : start + 500]
+        clashing += int(
+            conn.execute(
+                select(func.count()).select_from(receipts).where(receipts.c.id.in_(chunk))
+            ).scalar_one()
+        )
+    if not strangers and not clashing:
+        return
+    why = []
+    if strangers:
+        why.append(f"{strangers} for connections this store does not have")
+    if clashing:
+        why.append(f"{clashing} with ids its inbox already holds")
+    path = make_url(landing.url).database
+    raise NotAStore(
+        f"the landing file {path} holds webhooks that are not this store's "
+        f"({' and '.join(why)}): it belongs to another store. Put back the store it came "
+        "with, or stop tidings and move the file away (with its -wal and -shm files)"
+    )
+
+
+def _made(landing: Database) -> bool:
+    """Whether the landing file exists with its table (reading it creates nothing)."""
+    if not Path(make_url(landing.url).database or "").is_file():
+        return False
+    with landing.read() as lc:
+        return lc.execute(_MADE).first() is not None
 
 
 def _readable(db: Database) -> Database | None:
@@ -99,11 +166,7 @@ def _readable(db: Database) -> Database | None:
         return None
     if db.landing_ready:
         return landing
-    if not Path(make_url(landing.url).database or "").is_file():
-        return None
-    with landing.read() as lc:
-        made = lc.execute(_MADE).first() is not None
-    return landing if made else None
+    return landing if _made(landing) else None
 
 
 _MADE = text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'landed'")

@@ -28,6 +28,7 @@ from tidings.providers.registry import get_provider
 from tidings.storage import connections, inbox
 from tidings.storage.connections import StoredConnection
 from tidings.storage.db import Database, Reader
+from tidings.storage.engine import NotAStore
 from tidings.storage.inbox import ReceiptStatus
 from tidings.storage.outbox import added as outbox_added
 from tidings.storage.outbox import event as outbox_event
@@ -95,7 +96,7 @@ def process_batch(
 
     try:
         result = db.apply(plan)
-    except StorageUnavailable:
+    except (StorageUnavailable, NotAStore):
         raise  # the store itself is failing: the whole batch rolls back and is retried
     except Exception as error:
         log.warning(

@@ -8,12 +8,16 @@ from tidings.config import Settings
 from tidings.domain.errors import StorageUnavailable
 from tidings.logging import get_logger
 from tidings.storage.db import Database
+from tidings.storage.engine import NotAStore
 from tidings.worker.process import process_batch
 from tidings.worker.wake import Wakeable, WakeEvent
 
 __all__ = ["WorkerThread"]
 
 log = get_logger("worker")
+
+# How long the worker waits before trying again a store it cannot use as it is.
+_REFUSED_SECONDS = 60.0
 
 
 class WorkerThread:
@@ -54,6 +58,10 @@ class WorkerThread:
             except StorageUnavailable as error:
                 log.warning("worker cannot reach the store, will retry: %s", error)
                 self._stop.wait(self._settings.worker_idle_seconds)
+                continue
+            except NotAStore as error:  # a person must act: said once a minute, no traceback
+                log.error("worker cannot apply receipts: %s", error)
+                self._stop.wait(_REFUSED_SECONDS)
                 continue
             except Exception:
                 log.exception("worker batch failed; it will be retried")
