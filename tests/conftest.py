@@ -319,6 +319,21 @@ def serving(
                 raise
 
 
+def worker_child(parent: int) -> int | None:
+    """The embedded worker process of `tidings serve` (not multiprocessing's resource tracker)."""
+    found = subprocess.run(
+        ["pgrep", "-P", str(parent)], capture_output=True, text=True
+    ).stdout.split()
+    for pid in found:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except FileNotFoundError:  # it exited between pgrep and now
+            continue
+        if b"resource_tracker" not in cmdline:
+            return int(pid)
+    return None
+
+
 class Poster:
     """Posts webhook bodies from many threads, one keep-alive client per thread, and keeps the
     ledger: which bodies were acknowledged (with their receipt) and which must be sent again."""

@@ -13,9 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import TIDINGS, free_port, serving
+from tests.conftest import TIDINGS, free_port, serving, worker_child
 from tests.e2e.payloads import evolution_update
 from tidings.serve_lock import ServeLock
+from tidings.storage import inbox
+from tidings.storage.db import Database
 
 
 def _tidings(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -141,3 +143,55 @@ def test_ctrl_c_stops_serve_quietly(tmp_path: Path, db_url: str) -> None:
         server.send_signal(signal.SIGINT)
         assert server.wait(20) == 0
     assert "Aborted" not in log.read_text() and "Traceback" not in log.read_text()
+
+
+def _receipts(db_url: str) -> dict[str, int]:
+    db = Database(db_url)
+    try:
+        with db.read() as conn:
+            return inbox.count_by_status(conn)
+    finally:
+        db.dispose()
+
+
+def test_sigterm_to_the_whole_process_group_stops_serve_quietly(
+    tmp_path: Path, db_url: str
+) -> None:
+    """systemd's `stop` (and `kill -TERM -PGID`) signals every process of the service at once:
+    the worker process leaves stopping to `serve`, so it is neither reported dead nor started
+    again, and whatever reaches it first, `serve` still stops it."""
+    env, log = {**_env(db_url), "TIDINGS_LOG_LEVEL": "INFO"}, tmp_path / "serve.log"
+    port = free_port()
+    with log.open("ab") as out:
+        server = subprocess.Popen(
+            [TIDINGS, "serve", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a process group of its own, as a service manager makes
+        )
+        try:
+            _eventually(lambda: "worker process ready" in log.read_text(), 20)
+            worker = worker_child(server.pid)
+            assert worker is not None
+            os.kill(worker, signal.SIGTERM)  # the group's signal reaching the worker first
+            time.sleep(1.5)  # the supervisor looks every 0.5 s
+            assert worker_child(server.pid) == worker
+            added = _tidings(env, "connection", "add", "evolution", "evo", "--secret", "s")
+            assert added.returncode == 0, added.stderr
+            url = f"http://127.0.0.1:{port}/hooks/evolution/evo?token=s"
+            body = evolution_update("ABC", "DELIVERY_ACK")
+            answer = httpx.post(url, content=body, headers={"content-type": "application/json"})
+            assert answer.status_code == 202, answer.text
+            _eventually(lambda: _receipts(db_url).get("done") == 1, 20)  # the worker applies
+
+            os.killpg(server.pid, signal.SIGTERM)
+            assert server.wait(30) in (0, -signal.SIGTERM)
+            assert worker_child(server.pid) is None
+        finally:
+            if server.poll() is None:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(5)
+    text = log.read_text()
+    assert "starting a new one" not in text and "ERROR" not in text, text
+    assert "Traceback" not in text and text.count("worker process ready") == 1, text

@@ -27,6 +27,7 @@ from tests.conftest import (
     serve_in_thread,
     serving,
     wait_for,
+    worker_child,
 )
 from tests.e2e.payloads import callbell_status
 from tidings.config import Settings
@@ -87,37 +88,22 @@ def test_worker_process_killed_repeatedly(tmp_path: Path, db_url: str) -> None:
         futures = [pool.submit(poster.post, b) for b in load]
         for _ in range(3):
             time.sleep(0.7)
-            worker = _worker_child(server.pid)
+            worker = worker_child(server.pid)
             assert worker is not None and worker not in killed, "no fresh worker to kill"
             os.kill(worker, signal.SIGKILL)
             killed.append(worker)
-            wait_for(lambda w=worker: _worker_child(server.pid) not in (None, w), 10)
+            wait_for(lambda w=worker: worker_child(server.pid) not in (None, w), 10)
         for f in futures:
             f.result()
         poster.resend_refused()
         wait_for(lambda: _pending(db) == 0, 60)
-        survivor = _worker_child(server.pid)
+        survivor = worker_child(server.pid)
     poster.close()
     # Each kill ended a worker, and serve started a new one each time, which applied the rest.
     assert len(set(killed)) == 3 and survivor is not None and survivor not in killed
     assert len(poster.acknowledged) == len(load)
     assert_applied_exactly_once(db, poster.acknowledged, distinct_events(load))
     db.dispose()
-
-
-def _worker_child(parent: int) -> int | None:
-    """The embedded worker process of `tidings serve` (not multiprocessing's resource tracker)."""
-    found = subprocess.run(
-        ["pgrep", "-P", str(parent)], capture_output=True, text=True
-    ).stdout.split()
-    for pid in found:
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except FileNotFoundError:  # it exited between pgrep and now
-            continue
-        if b"resource_tracker" not in cmdline:
-            return int(pid)
-    return None
 
 
 def _pending(db: Database) -> int:

@@ -2,8 +2,9 @@
 their own, so applying receipts uses the second core while the intake keeps the first (one
 Python process has one GIL; decision 0004).
 
-`tidings serve` starts it, restarts it if it dies, and stops it with SIGTERM; it dies with its
-parent, so a killed `serve` never leaves a worker behind. Intake wakes it by writing a byte to
+`tidings serve` starts it, restarts it if it dies, and stops it with SIGUSR1 (it ignores the
+SIGTERM a service manager sends every process of the service); it dies with its parent, so a
+killed `serve` never leaves a worker behind. Intake wakes it by writing a byte to
 a pipe. Nothing here is a lock shared between the processes: a worker killed at any instant
 cannot leave the intake waiting on something it held (the count of intake writers waiting for
 SQLite's lock is written by the intake alone).
@@ -33,6 +34,10 @@ __all__ = ["PipeWakeEvent", "WorkerChildProcess", "worker_database"]
 log = get_logger("worker")
 
 _PR_SET_PDEATHSIG = 1
+
+# What `serve` stops the worker process with. Not SIGTERM: a service manager sends that to
+# every process of the service at once, and the worker must wait for `serve` to stop it.
+STOP_SIGNAL = signal.SIGUSR1
 
 
 class PipeWakeEvent:
@@ -85,8 +90,11 @@ def _run(settings_json: str, parent_pid: int, reader: Connection, waiting: Any) 
         return
     write_turns.share(waiting, goes_first=False)
     stop = threading.Event()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to `serve`, which stops us
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C, and a service manager's SIGTERM to every process of the service, go to `serve`
+    # too, which stops us when it is ready to (with STOP_SIGNAL).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(STOP_SIGNAL, lambda *_: stop.set())
     settings = Settings.model_validate_json(settings_json)
     configure_logging(settings.log_level, settings.log_json)
     db = worker_database(settings)
@@ -153,8 +161,9 @@ class WorkerChildProcess:
             self._process = self._spawn()
             self._process.start()
             self.restarts += 1
-        if self._process.is_alive():
-            self._process.terminate()  # SIGTERM: the worker finishes its batch and exits
+        if self._process.is_alive() and self._process.pid is not None:
+            with contextlib.suppress(ProcessLookupError):  # it may have just died
+                os.kill(self._process.pid, STOP_SIGNAL)  # it finishes its batch and exits
         self._process.join(self._stop_timeout)
         if self._process.is_alive():
             log.warning("worker process did not stop in %ss; killing it", self._stop_timeout)
