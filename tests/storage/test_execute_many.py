@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -467,7 +466,7 @@ def test_an_append_that_fails_stores_nothing_and_the_next_one_works(db: Database
     whole batch is undone, and the connection goes back to the pool fit for the next one."""
     connection_id = _connection(db)
     good = [_receipt(connection_id, b'{"n":1}'), _receipt(connection_id, b'{"n":2}')]
-    broken = replace(_receipt(connection_id, b""), body=None)
+    broken = _receipt(connection_id, b"")._replace(body=None)
     with pytest.raises((exc.IntegrityError, sqlite3.IntegrityError)):
         inbox.append(db, [*good, broken])
     assert _received(db) == 0

@@ -99,6 +99,12 @@ class ConnectionCache:
         self._entries: dict[tuple[str, str], tuple[float, KnownConnection]] = {}
         self._loading: dict[tuple[str, str], asyncio.Task[KnownConnection | None]] = {}
 
+    def fresh(self, provider: str, name: str) -> KnownConnection | None:
+        """The connection if its entry has not run out, without a wait (nearly every request);
+        None otherwise: then `get` it."""
+        hit = self._entries.get((provider, name))
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
     async def get(self, provider: str, name: str) -> KnownConnection | None:
         key = (provider, name)
         hit = self._entries.get(key)
@@ -288,7 +294,9 @@ class Intake:
         except NotFound as error:
             return _error(404, "unknown_provider", str(error))
         try:
-            known = await self.cache.get(provider_name, name)
+            known = self.cache.fresh(provider_name, name) or await self.cache.get(
+                provider_name, name
+            )
         except StorageUnavailable as error:
             return _unavailable(str(error))
         if known is None:

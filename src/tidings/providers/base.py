@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from tidings import json_text
 from tidings.domain.errors import PayloadError, SignatureError
@@ -28,9 +28,9 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class RequestParts:
-    """What intake saw of a webhook request. Header names are lower-case."""
+class RequestParts(NamedTuple):
+    """What intake saw of a webhook request. Header names are lower-case. (A named tuple: made
+    for every webhook.)"""
 
     method: str
     url: str

@@ -8,11 +8,10 @@ applying it again are deduplicated, so replay is always safe.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
@@ -70,8 +69,10 @@ class ReceiptStatus(StrEnum):
     QUARANTINED = "quarantined"
 
 
-@dataclass(frozen=True)
-class NewReceipt:
+class NewReceipt(NamedTuple):
+    """A receipt to commit. (A named tuple: the intake makes one per webhook, and a frozen
+    dataclass cost it a microsecond more.)"""
+
     connection_id: int
     provider: str
     received_at: datetime
