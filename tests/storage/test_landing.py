@@ -29,6 +29,7 @@ from tidings.storage.inbox import NewReceipt, ReceiptStatus
 from tidings.storage.migrate import upgrade
 from tidings.storage.schema import events, inbox_progress, landed, receipts
 from tidings.worker import process
+from tidings.worker.thread import WorkerThread
 
 pytestmark = pytest.mark.sqlite_only  # PostgreSQL stores commit receipts to `receipts` itself
 
@@ -396,3 +397,30 @@ def test_serve_refuses_another_stores_landing_file_in_one_line(
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("Error: the landing file ") and "belongs to another store" in line
     assert line.endswith("move the file away (with its -wal and -shm files)")
+
+
+def test_a_batch_of_quarantined_receipts_does_not_put_the_worker_to_sleep(
+    db: Database, settings: Settings
+) -> None:
+    """Landed receipts that were malformed are moved into the inbox with nothing to apply; a
+    batch of only those took work all the same, so the worker goes on to the receipts behind
+    them instead of idling until the next wake-up."""
+    connection_id = _connection(db)
+    garbage = [
+        _receipt(connection_id, b"{not json", status=ReceiptStatus.QUARANTINED, error="bad")
+        for _ in range(3)
+    ]
+    [*_, pending] = inbox.append(db, [*garbage, *_updates(connection_id, "a")])
+    few = settings.model_copy(update={"worker_batch_size": 3, "worker_idle_seconds": 30.0})
+    worker = WorkerThread(db, few)  # its first batch: the three quarantined ones
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while _in_inbox(db).get(pending) is None or _in_inbox(db)[pending].status != "done":
+            assert time.monotonic() < deadline, "the worker slept past the receipt behind them"
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+    inbox.append(db, garbage)
+    alone = process.process_batch(db, few, now=lambda: NOW)
+    assert (alone.claimed, alone.skipped, alone.done) == (0, 3, 0)

@@ -65,7 +65,7 @@ def backlog(db: Database) -> Database:
 @pytest.mark.sqlite_only  # PostgreSQL plans by table statistics, not by the query's shape
 def test_reading_the_oldest_pending_walks_the_index_without_sorting(backlog: Database) -> None:
     def peek(conn: Connection) -> None:
-        rows = inbox.take_pending(Reader(conn, locking=False), Writes(), 10)
+        rows, _quarantined = inbox.take_pending(Reader(conn, locking=False), Writes(), 10)
         assert [r.id for r in rows] == list(range(1, 11))
 
     [plan] = _explained(backlog, peek)

@@ -148,20 +148,22 @@ _PENDING = select(
 ).where(receipts.c.status == ReceiptStatus.PENDING.value)
 
 
-def take_pending(reader: Reader, writes: Writes, limit: int) -> list[Any]:
+def take_pending(reader: Reader, writes: Writes, limit: int) -> tuple[list[Any], int]:
     """The oldest pending receipts (walking the (status, id) index), each with the columns
-    applying reads, by name. Where the store locks rows, they stay locked for this unit of
-    work and rows another worker holds are skipped, so concurrent workers take different
-    receipts. Where receipts land in a file of their own, landed ones follow, moved into
-    the inbox by `writes` (`move_landed`)."""
+    applying reads, by name, and how many quarantined ones were taken with them. Where the
+    store locks rows, they stay locked for this unit of work and rows another worker holds
+    are skipped, so concurrent workers take different receipts. Where receipts land in a file
+    of their own, landed ones follow, moved into the inbox by `writes` (`move_landed`), the
+    quarantined among them too: taken, with nothing to apply."""
     rows = reader.plain_rows(_oldest_pending(limit), lock="skip")
+    quarantined = 0
     if len(rows) < limit:
-        rows += [
-            row
-            for row in move_landed(reader, writes, limit - len(rows))
-            if row.status == ReceiptStatus.PENDING.value
-        ]
-    return rows
+        for row in move_landed(reader, writes, limit - len(rows)):
+            if row.status == ReceiptStatus.PENDING.value:
+                rows.append(row)
+            else:
+                quarantined += 1
+    return rows, quarantined
 
 
 def move_landed(reader: Reader, writes: Writes, limit: int) -> list[Any]:

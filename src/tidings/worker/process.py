@@ -53,7 +53,8 @@ class Failure:
 
 @dataclass
 class BatchResult:
-    claimed: int = 0
+    claimed: int = 0  # pending receipts taken to apply
+    skipped: int = 0  # landed quarantined receipts moved into the inbox: taken, not applied
     done: int = 0
     failed: int = 0
     dead: int = 0
@@ -65,7 +66,16 @@ class BatchResult:
     warnings: list[str] = field(default_factory=list)  # logged once the batch committed
 
     def add(self, other: BatchResult) -> None:
-        for name in ("claimed", "done", "failed", "dead", "events", "duplicates", "outbound"):
+        for name in (
+            "claimed",
+            "skipped",
+            "done",
+            "failed",
+            "dead",
+            "events",
+            "duplicates",
+            "outbound",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.errors += other.errors
         self.failures += other.failures
@@ -88,9 +98,10 @@ def process_batch(
     taken: list[int] = []
 
     def plan(reader: Reader, writes: Writes) -> BatchResult:
-        rows = inbox.take_pending(reader, writes, settings.worker_batch_size)
+        rows, quarantined = inbox.take_pending(reader, writes, settings.worker_batch_size)
         taken[:] = [row.id for row in rows]
         applied = _apply_receipts(reader, writes, rows, settings, at)
+        applied.skipped = quarantined
         applied.outbound = outbox_added(reader)
         return applied
 

@@ -69,8 +69,9 @@ class WorkerThread:
                 continue
             if result.outbound and self._outbound is not None:
                 self._outbound.wake()
-            if result.claimed == 0:
+            taken = result.claimed + result.skipped  # quarantined ones moved: more may follow
+            if taken == 0:
                 self._wake.wait(self._settings.worker_idle_seconds)
-            elif result.claimed < self._settings.worker_batch_size:
+            elif taken < self._settings.worker_batch_size:
                 # Let more arrive: fewer, larger transactions, and the lock free for intake.
                 self._stop.wait(self._settings.worker_linger_seconds)
