@@ -21,7 +21,7 @@ from tidings.storage.db import Database, Reader, id_in, insert_returning_ids
 from tidings.storage.engine import NotAStore, unavailable_on_failure
 from tidings.storage.inbox import NewReceipt
 from tidings.storage.schema import UTCDateTime, messages, receipts, sends
-from tidings.storage.sqlite_fast import sparse
+from tidings.storage.sqlite_fast import _rows_at_once, sparse
 from tidings.storage.writes import Writes
 
 SAO_PAULO = timezone(timedelta(hours=-3))
@@ -200,6 +200,37 @@ def test_rows_inserted_in_a_transaction_get_their_own_ids_in_order(db: Database)
         row = conn.execute(select(sends).where(sends.c.id == first[0])).one()
     assert row.registration == {"recipient": "+5511999990000", "campanha": "promoção"}
     assert row.created_at == NOW and row.status == "queued"
+
+
+@pytest.mark.parametrize("count", [1, 3, 4, 5, 21, 63, 64, 65, 150])
+def test_appended_receipts_keep_their_order_and_bytes_across_statements(
+    db: Database, count: int
+) -> None:
+    """On SQLite one INSERT takes up to 64 rows (then 16, 4, 1): every row of a group commit
+    gets the next id, in the order given, with its own body, however the rows were split."""
+    connection_id = _connection(db)
+    before = inbox.append(db, [_receipt(connection_id, b"first")])
+    bodies = [f'{{"n":{i},"t":"promo\u00e7\u00e3o"}}'.encode() for i in range(count)]
+    ids = inbox.append(db, [_receipt(connection_id, body) for body in bodies])
+    assert ids == list(range(before[0] + 1, before[0] + 1 + count))
+    with db.read() as conn:
+        stored = [inbox.get_receipt(conn, i) for i in ids]
+    assert [(row.body, row.headers) for row in stored if row is not None] == [
+        (body, {"x": "1"}) for body in bodies
+    ]
+
+
+def test_only_a_plain_insert_is_split_into_rows_at_once() -> None:
+    plain = "INSERT INTO t (a, b) VALUES (?, ?)"
+    assert _rows_at_once(plain, 3) == "INSERT INTO t (a, b) VALUES (?, ?), (?, ?), (?, ?)"
+    for other in (
+        "INSERT INTO t (a) VALUES (?) ON CONFLICT (a) DO NOTHING",
+        "INSERT INTO t (a) VALUES (?) RETURNING id",
+        "INSERT INTO t (a) SELECT a FROM u WHERE b = ?",
+        "UPDATE t SET a = ? WHERE id = ?",
+    ):
+        with pytest.raises(ValueError, match="not an INSERT of one row of values"):
+            _rows_at_once(other, 2)
 
 
 def test_a_used_key_in_an_insert_of_many_stores_none_of_the_transaction(db: Database) -> None:

@@ -83,7 +83,7 @@ def insert_prepared(raw: Any, table: Table, prepared: Prepared) -> list[int]:
     if table.dialect_options["sqlite"]["autoincrement"]:
         given = raw.execute(_LARGEST_GIVEN, (table.name,)).fetchone()
         before = max(before, given[0] if given else 0)
-    raw.executemany(prepared.sql, prepared.params)
+    _insert_rows(raw, prepared)
     last = raw.execute("SELECT last_insert_rowid()").fetchone()[0]
     if last != before + len(prepared.params):
         raise RuntimeError(f"ids of rows just inserted into {table.name} are not consecutive")
@@ -91,6 +91,36 @@ def insert_prepared(raw: Any, table: Table, prepared: Prepared) -> list[int]:
 
 
 _LARGEST_GIVEN = "SELECT seq FROM sqlite_sequence WHERE name = ?"
+
+# Rows one INSERT statement takes at most, and the smaller statements the rest go in.
+_ROWS_AT_ONCE = (64, 16, 4, 1)
+
+
+def _insert_rows(raw: Any, prepared: Prepared) -> None:
+    """Run a prepared `INSERT … VALUES (…)` for every row, in order, several rows to a
+    statement. The driver's executemany steps once per row and lets go of the GIL around each
+    step, so the intake's event loop and its commit thread traded the GIL 64 times a commit;
+    a statement of many rows is one step, and SQLite builds its rows for less (about 0.7 µs
+    less CPU a receipt on the commit thread). Statements take 64, 16, 4 or 1 rows, so the
+    driver's statement cache keeps four of them, whatever the batch."""
+    params = prepared.params
+    done = 0
+    for size in _ROWS_AT_ONCE:
+        while len(params) - done >= size:
+            sql = _rows_at_once(prepared.sql, size)
+            raw.execute(sql, [value for row in params[done : done + size] for value in row])
+            done += size
+
+
+@lru_cache(maxsize=64)
+def _rows_at_once(sql: str, rows: int) -> str:
+    """`sql`, an INSERT of one row of placeholders and nothing after them (no ON CONFLICT,
+    no RETURNING), made to insert `rows` rows."""
+    head, values_keyword, values = sql.rpartition(" VALUES ")
+    one_row = values.startswith("(") and values.endswith(")") and set(values) <= set("(?, )")
+    if not (head.startswith("INSERT ") and values_keyword and one_row):
+        raise ValueError(f"not an INSERT of one row of values: {sql}")
+    return head + values_keyword + ", ".join([values] * rows)
 
 
 def sparse(table: Table, rows: Sequence[Mapping[str, Any]]) -> list[list[dict[str, Any]]]:
