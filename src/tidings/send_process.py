@@ -25,6 +25,7 @@ import itertools
 import os
 import pickle
 import queue
+import signal
 import socket
 import subprocess
 import sys
@@ -312,6 +313,9 @@ def _main(argv: list[str]) -> None:
     if len(argv) != 4 or not argv[0].isdigit() or not argv[1].isdigit():
         sys.exit("tidings.send_process is started by tidings' campaign dispatch, not by hand")
     descriptor, concurrency, log_level, log_format = argv
+    # Started from the worker process, which ignores SIGTERM (`serve` stops it): an ignored
+    # signal stays ignored across exec, and this process should end on one.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     configure_logging(log_level, log_format == "json")
     _serve(Connection(int(descriptor)), int(concurrency))
 

@@ -195,3 +195,32 @@ def test_sigterm_to_the_whole_process_group_stops_serve_quietly(
     text = log.read_text()
     assert "starting a new one" not in text and "ERROR" not in text, text
     assert "Traceback" not in text and text.count("worker process ready") == 1, text
+
+
+def test_a_second_ctrl_c_still_stops_serve_and_its_worker_process(
+    tmp_path: Path, db_url: str
+) -> None:
+    """A second Ctrl-C makes uvicorn leave without its shutdown: `serve` must still exit, and
+    take its worker process (which leaves stopping to `serve`) with it."""
+    env, log = {**_env(db_url), "TIDINGS_LOG_LEVEL": "INFO"}, tmp_path / "serve.log"
+    with log.open("ab") as out:
+        server = subprocess.Popen(
+            [TIDINGS, "serve", "--port", str(free_port())],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            _eventually(lambda: "worker process ready" in log.read_text(), 20)
+            worker = worker_child(server.pid)
+            assert worker is not None
+            server.send_signal(signal.SIGINT)
+            time.sleep(0.05)
+            server.send_signal(signal.SIGINT)
+            server.wait(30)
+            _eventually(lambda: not Path(f"/proc/{worker}").exists(), 20)
+        finally:
+            if server.poll() is None:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(5)

@@ -199,9 +199,7 @@ def test_ids_follow_the_stores_receipts_and_are_never_given_twice(
     assert after == first[-1] + 1
 
 
-def test_trimming_keeps_what_the_worker_has_not_applied(
-    db: Database, settings: Settings
-) -> None:
+def test_trimming_keeps_what_the_worker_has_not_applied(db: Database, settings: Settings) -> None:
     connection_id = _connection(db)
     ids = inbox.append(db, _updates(connection_id, *"abcde"))
     small = settings.model_copy(update={"worker_batch_size": 3})
@@ -306,26 +304,27 @@ def _store_files(db: Database) -> list[Path]:
     return [path, Path(f"{path}-wal"), Path(f"{path}-shm")]
 
 
-def _fresh_store_beside_its_landing_file(db: Database, settings: Settings) -> Database:
-    """The store deleted and made again while its landing file stayed (a person starting
-    over who removed `tidings.db` alone): a new store, and another store's landing file."""
+def _left_behind(db: Database, settings: Settings, *names: str) -> tuple[Database, int, list[int]]:
+    """Webhooks for these message names landed, then the store deleted and made again while
+    its landing file stayed (a person starting over who removed `tidings.db` alone): the new
+    store, the old connection's id, and the landed ids."""
+    connection_id = _connection(db)
+    ids = inbox.append(db, _updates(connection_id, *names))
     db.dispose()
     for path in _store_files(db):
         path.unlink(missing_ok=True)
     fresh = Database(settings.database_url, settings.store_timeout_seconds)
     upgrade(fresh)
-    return fresh
+    return fresh, connection_id, ids
 
 
 def test_another_stores_landing_file_is_refused_in_one_line_and_kept(
     db: Database, settings: Settings
 ) -> None:
-    connection_id = _connection(db)
-    ids = inbox.append(db, _updates(connection_id, "a", "b"))
-    fresh = _fresh_store_beside_its_landing_file(db, settings)
+    fresh, connection_id, ids = _left_behind(db, settings, "a", "b")
     try:
         refused = r"landing file .*tidings\.db-inbox holds webhooks that are not this store's"
-        why = r"\(2 for connections this store does not have\)"
+        why = r"\(of the oldest 2 not yet applied, 2 name connections this store does not have\)"
         with pytest.raises(NotAStore, match=f"{refused} {why}: it belongs to another store"):
             landing.check(fresh)
         # The worker says so instead of failing every batch on the missing connection; the
@@ -354,7 +353,8 @@ def test_landed_ids_the_inbox_already_holds_are_refused(db: Database, settings: 
         conn.execute(inbox_progress.delete())
     reopened = Database(settings.database_url, settings.store_timeout_seconds)
     try:
-        with pytest.raises(NotAStore, match=r"\(3 with ids its inbox already holds\)"):
+        held = r"\(of the oldest 3 not yet applied, 3 have ids its inbox already holds\)"
+        with pytest.raises(NotAStore, match=held):
             landing.check(reopened)
         assert _landed_ids(reopened) == ids
     finally:
@@ -380,10 +380,7 @@ def test_a_stores_own_landing_file_passes_the_check(db: Database, settings: Sett
 def test_serve_refuses_another_stores_landing_file_in_one_line(
     db: Database, settings: Settings
 ) -> None:
-    connection_id = _connection(db)
-    inbox.append(db, _updates(connection_id, "a"))
-    fresh = _fresh_store_beside_its_landing_file(db, settings)
-    fresh.dispose()
+    _left_behind(db, settings, "a")[0].dispose()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
     env["TIDINGS_DATABASE_URL"] = settings.database_url
     done = subprocess.run(
@@ -424,3 +421,27 @@ def test_a_batch_of_quarantined_receipts_does_not_put_the_worker_to_sleep(
     inbox.append(db, garbage)
     alone = process.process_batch(db, few, now=lambda: NOW)
     assert (alone.claimed, alone.skipped, alone.done) == (0, 3, 0)
+
+
+def test_a_connection_made_again_for_another_provider_does_not_take_them(
+    db: Database, settings: Settings
+) -> None:
+    fresh, connection_id, _ids = _left_behind(db, settings, "a")
+    try:
+        with fresh.write() as conn:  # the same id, another provider's connection
+            made = connections.add_connection(conn, "callbell", "main", "s", {}, NOW).id
+        assert made == connection_id
+        with pytest.raises(NotAStore, match=r"1 name connections this store does not have\)"):
+            landing.check(fresh)
+    finally:
+        fresh.dispose()
+
+
+def test_migrate_data_refuses_another_stores_landing_file(
+    db: Database, settings: Settings, empty_postgres: str
+) -> None:
+    _left_behind(db, settings, "a")[0].dispose()
+    copied = CliRunner().invoke(main, ["migrate-data", "--from", db.url, "--to", empty_postgres])
+    assert copied.exit_code == 1
+    line = copied.output.strip().splitlines()[-1]
+    assert line.startswith("Error: the landing file ") and "belongs to another store" in line

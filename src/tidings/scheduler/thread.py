@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from tidings.logging import get_logger
 from tidings.scheduler.jobs import JOBS, Job, JobContext, scheduled_jobs
+from tidings.storage.engine import NotAStore
 
 __all__ = ["SchedulerThread"]
 
@@ -50,6 +51,13 @@ class SchedulerThread:
                 if due[job.name] <= now:
                     try:
                         job.run(self._ctx)
+                    except NotAStore as error:  # a person must act: one line, no traceback
+                        log.error(
+                            "scheduled job %s cannot run: %s; next try in %ss",
+                            job.name,
+                            error,
+                            job.interval_seconds,
+                        )
                     except Exception:
                         log.exception(
                             "scheduled job %s failed; next try in %ss",

@@ -72,6 +72,7 @@ def copy_store(
     source: Database, target: Database, progress: Callable[[str, int], None] = lambda t, n: None
 ) -> list[TableCount]:
     """Copy every row of `source` into the empty `target`; returns both sides' counts."""
+    landing.check(source)  # another store's landing file: refused, not copied
     upgrade(target)
     if any(count_rows(target).values()):
         raise Conflict("the target store already holds data; copy into an empty database")

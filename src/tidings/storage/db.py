@@ -101,6 +101,7 @@ class Database:
         self.engine = make_engine(self.url, timeout, pool_size, durable_commits)
         self.landing: Database | None = None
         self.landing_ready = False  # its table made and its ids seeded (`landing.ready`)
+        self.landing_checked = False  # found to hold only this store's receipts (`landing`)
         if landing and self.is_sqlite:
             self.landing = Database(
                 landing_url(self.url), timeout, pool_size, durable_commits=True, landing=False

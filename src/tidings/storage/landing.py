@@ -83,10 +83,10 @@ def ready(db: Database, conn: Connection | None = None) -> Database | None:
     if conn is None:
         with db.read() as reading:
             largest = int(reading.execute(select(func.max(receipts.c.id))).scalar() or 0)
-            _refuse_foreign(reading, landing, largest)
+            _refuse_foreign(db, reading, landing, largest)
     else:
         largest = int(conn.execute(select(func.max(receipts.c.id))).scalar() or 0)
-        _refuse_foreign(conn, landing, largest)
+        _refuse_foreign(db, conn, landing, largest)
     with landing.write(appends_only=True) as lc:
         landed.create(lc, checkfirst=True)
         lc.execute(_SEED, {"largest": largest})
@@ -97,57 +97,75 @@ def ready(db: Database, conn: Connection | None = None) -> Database | None:
 
 def check(db: Database) -> None:
     """Refuse, as NotAStore, a landing file holding receipts this store cannot take
-    (`tidings serve` asks before it starts, so the worker never stalls on them)."""
+    (`tidings serve` and `migrate-data` ask before they start, so that no worker stalls on
+    them and no copy takes them)."""
     landing = _readable(db)
     if landing is None:
         return
     with db.read() as conn:
         largest = int(conn.execute(select(func.max(receipts.c.id))).scalar() or 0)
-        _refuse_foreign(conn, landing, largest)
+        _refuse_foreign(db, conn, landing, largest)
 
 
-def _refuse_foreign(conn: Connection, landing: Database, largest: int) -> None:
+# How many of the oldest receipts not yet moved are looked at: those the worker's next
+# batches take. A file of another store holds none of this one's, so they tell, however long
+# the backlog behind them (reading all of a backlog would hold up the first commits).
+_CHECKED = 1000
+
+
+def _refuse_foreign(db: Database, conn: Connection, landing: Database, largest: int) -> None:
     """The landing file's receipts not yet moved must be this store's: moving one that names
-    a connection the store does not have, or an id its inbox already holds, would fail every
-    batch, and the worker would apply nothing. Such a file is another store's (one deleted
-    or replaced while its landing file stayed): say so, and change nothing in either file."""
-    if not _made(landing):
+    a connection the store does not have (or has for another provider), or an id its inbox
+    already holds, would fail every batch, and the worker would apply nothing. Such a file is
+    another store's (one deleted or replaced while its landing file stayed): say so, and
+    change nothing in either file. Done once per process (`ready`, `check`)."""
+    if db.landing_checked or not _made(landing):
         return
     offset = applied_through(conn)
-    known = set(conn.execute(select(connections.c.id)).scalars())
     with landing.read() as lc:
-        by_connection = lc.execute(
-            select(landed.c.connection_id, func.count())
+        oldest = lc.execute(
+            select(landed.c.id, landed.c.connection_id, landed.c.provider)
             .where(landed.c.id > offset)
-            .group_by(landed.c.connection_id)
+            .order_by(landed.c.id)
+            .limit(_CHECKED)
         ).all()
-        suspects = list(
-            lc.execute(
-                select(landed.c.id).where(landed.c.id > offset, landed.c.id <= largest)
-            ).scalars()
-        )
-    strangers = sum(n for connection_id, n in by_connection if connection_id not in known)
-    clashing = 0
-    for start in range(0, len(suspects), 500):
-        chunk = suspects[start : start + 500]
-        clashing += int(
-            conn.execute(
-                select(func.count()).select_from(receipts).where(receipts.c.id.in_(chunk))
-            ).scalar_one()
-        )
+    strangers = _strangers(conn, oldest)
+    if strangers:  # read again, after the landing file: a connection added meanwhile counts
+        with db.read() as fresh:
+            strangers = _strangers(fresh, oldest)
+    suspects = [row.id for row in oldest if row.id <= largest]
+    clashing = int(
+        conn.execute(
+            select(func.count()).select_from(receipts).where(receipts.c.id.in_(suspects))
+        ).scalar_one()
+        if suspects
+        else 0
+    )
     if not strangers and not clashing:
+        db.landing_checked = True
         return
     why = []
     if strangers:
-        why.append(f"{strangers} for connections this store does not have")
+        why.append(f"{strangers} name connections this store does not have")
     if clashing:
-        why.append(f"{clashing} with ids its inbox already holds")
+        why.append(f"{clashing} have ids its inbox already holds")
     path = make_url(landing.url).database
     raise NotAStore(
-        f"the landing file {path} holds webhooks that are not this store's "
-        f"({' and '.join(why)}): it belongs to another store. Put back the store it came "
-        "with, or stop tidings and move the file away (with its -wal and -shm files)"
+        f"the landing file {path} holds webhooks that are not this store's (of the oldest "
+        f"{len(oldest)} not yet applied, {' and '.join(why)}): it belongs to another store. "
+        "Put back the store it came with, or stop tidings and move the file away (with its "
+        "-wal and -shm files)"
     )
+
+
+def _strangers(conn: Connection, rows: Sequence[Any]) -> int:
+    """How many of these landed receipts name a connection the store does not have, or has
+    for another provider."""
+    known = {
+        row.id: row.provider
+        for row in conn.execute(select(connections.c.id, connections.c.provider))
+    }
+    return sum(1 for row in rows if known.get(row.connection_id) != row.provider)
 
 
 def _made(landing: Database) -> bool:
@@ -218,9 +236,7 @@ def applied_through(conn: Connection) -> int:
 _ADVANCE = (
     sqlite.insert(inbox_progress)
     .values(id=1, applied_through=bindparam("through"))
-    .on_conflict_do_update(
-        index_elements=["id"], set_={"applied_through": bindparam("through")}
-    )
+    .on_conflict_do_update(index_elements=["id"], set_={"applied_through": bindparam("through")})
 )
 
 # What the worker reads of a landed receipt to apply it, as it reads a pending receipt.
@@ -323,9 +339,7 @@ def count_above(db: Database, conn: Connection) -> dict[str, int]:
         return {}
     offset = applied_through(conn)
     query = (
-        select(landed.c.status, func.count())
-        .where(landed.c.id > offset)
-        .group_by(landed.c.status)
+        select(landed.c.status, func.count()).where(landed.c.id > offset).group_by(landed.c.status)
     )
     with landing.read() as lc:
         return {status: int(n) for status, n in lc.execute(query).all()}

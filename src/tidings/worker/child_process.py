@@ -12,6 +12,7 @@ SQLite's lock is written by the intake alone).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import multiprocessing
@@ -144,6 +145,10 @@ class WorkerChildProcess:
 
     def start(self) -> None:
         self._supervisor.start()
+        # multiprocessing's own exit hook ends a daemon child with SIGTERM, which this one
+        # ignores, then waits for it: stop it first (hooks run newest first) if `serve` ends
+        # without its shutdown having done so.
+        atexit.register(self.stop)
 
     def _supervise(self) -> None:
         """Start, restart and finally stop the child, all from this one thread: Linux delivers

@@ -101,12 +101,13 @@ class Tasks:
             applied += result.claimed
             if result.outbound:
                 self.wake_outbound()
-            if result.claimed == 0:
+            taken = result.claimed + result.skipped  # quarantined ones moved: more may follow
+            if taken == 0:
                 return applied
             if time.monotonic() >= deadline:
                 self.wake()  # more may be waiting: go on in a fresh task, after the others
                 return applied
-            if result.claimed < settings.worker_batch_size:
+            if taken < settings.worker_batch_size:
                 # Let more arrive: fewer, larger transactions (as the embedded worker does).
                 time.sleep(settings.worker_linger_seconds)
 
