@@ -3,6 +3,7 @@ scheduler when this process runs them. The composition root: everything is wired
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
@@ -27,6 +28,7 @@ from tidings.dashboard.rendering import error_page, is_page
 from tidings.domain.errors import StorageUnavailable
 from tidings.intake.app import Intake
 from tidings.intake.writer import ReceiptWriter, RejectionWriter
+from tidings.logging import get_logger
 from tidings.metrics import CONTENT_TYPE_LATEST
 from tidings.metrics import render as render_metrics
 from tidings.storage import inbox
@@ -36,6 +38,8 @@ from tidings.worker.embedded_threads import WorkerAndSchedulerThreads
 from tidings.worker.wake import Wakeable
 
 __all__ = ["create_app"]
+
+log = get_logger("serve")
 
 
 class _Front:
@@ -99,6 +103,11 @@ def create_app(
         collector.settle()  # everything built so far lives as long as the process
         try:
             yield
+        except asyncio.CancelledError:
+            # A second Ctrl-C: uvicorn leaves without the shutdown and asyncio cancels this.
+            # Stopping below is all that is left to do; let through, Starlette would log the
+            # cancellation as a failed shutdown, traceback and all.
+            log.info("shutting down at once (a second Ctrl-C)")
         finally:
             intake.flush_counts()  # the last second's answers, before this process's files close
             if worker:

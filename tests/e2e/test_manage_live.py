@@ -224,3 +224,6 @@ def test_a_second_ctrl_c_still_stops_serve_and_its_worker_process(
             if server.poll() is None:
                 os.killpg(server.pid, signal.SIGKILL)
                 server.wait(5)
+    text = log.read_text()
+    assert "shutting down at once" in text
+    assert "Traceback" not in text and "ERROR" not in text, text
