@@ -107,7 +107,7 @@ def create_app(
             # A second Ctrl-C: uvicorn leaves without the shutdown and asyncio cancels this.
             # Stopping below is all that is left to do; let through, Starlette would log the
             # cancellation as a failed shutdown, traceback and all.
-            log.info("shutting down at once (a second Ctrl-C)")
+            log.info("shutting down without waiting (the app's shutdown was cancelled)")
         finally:
             intake.flush_counts()  # the last second's answers, before this process's files close
             if worker:

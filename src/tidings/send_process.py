@@ -25,7 +25,6 @@ import itertools
 import os
 import pickle
 import queue
-import signal
 import socket
 import subprocess
 import sys
@@ -81,7 +80,9 @@ class _Child:
             # -P: the working directory is not on the child's import path (a file there named
             # like a library would be imported instead). A session of its own: signals to
             # `serve`'s process group (Ctrl-C, a service manager's SIGTERM) do not cut the
-            # sends out; the child ends when its socket closes.
+            # sends out, nor a SIGTERM to every process of the service (systemd's stop): the
+            # embedded worker process ignores it, and so does this child it starts. The child
+            # ends when its socket closes.
             argv = [sys.executable, "-P", "-m", "tidings.send_process", str(theirs.fileno())]
             argv += [str(concurrency), log_level, "json" if log_json else "text"]
             self.popen = subprocess.Popen(  # noqa: S603
@@ -313,9 +314,6 @@ def _main(argv: list[str]) -> None:
     if len(argv) != 4 or not argv[0].isdigit() or not argv[1].isdigit():
         sys.exit("tidings.send_process is started by tidings' campaign dispatch, not by hand")
     descriptor, concurrency, log_level, log_format = argv
-    # Started from the worker process, which ignores SIGTERM (`serve` stops it): an ignored
-    # signal stays ignored across exec, and this process should end on one.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     configure_logging(log_level, log_format == "json")
     _serve(Connection(int(descriptor)), int(concurrency))
 

@@ -21,7 +21,7 @@ from tidings.storage.db import Database, Reader, id_in, insert_returning_ids
 from tidings.storage.engine import NotAStore, unavailable_on_failure
 from tidings.storage.inbox import NewReceipt
 from tidings.storage.schema import UTCDateTime, messages, receipts, sends
-from tidings.storage.sqlite_fast import _rows_at_once, sparse
+from tidings.storage.sqlite_fast import Prepared, _insert_rows, _rows_at_once, sparse
 from tidings.storage.writes import Writes
 
 SAO_PAULO = timezone(timedelta(hours=-3))
@@ -218,6 +218,22 @@ def test_appended_receipts_keep_their_order_and_bytes_across_statements(
     assert [(row.body, row.headers) for row in stored if row is not None] == [
         (body, {"x": "1"}) for body in bodies
     ]
+
+
+def test_a_wide_table_takes_fewer_rows_a_statement() -> None:
+    """No statement binds more values than any SQLite allows (999 before 3.32)."""
+    columns = [f"c{i}" for i in range(300)]
+    raw = sqlite3.connect(":memory:")
+    raw.execute(f"CREATE TABLE wide (id INTEGER PRIMARY KEY, {', '.join(columns)})")
+    statements: list[str] = []
+    raw.set_trace_callback(statements.append)
+    sql = f"INSERT INTO wide ({', '.join(columns)}) VALUES ({', '.join('?' * 300)})"
+    rows = [tuple(range(n, n + 300)) for n in range(10)]
+    _insert_rows(raw, Prepared(sql, rows))
+    stored = raw.execute(f"SELECT {columns[0]} FROM wide ORDER BY id").fetchall()
+    assert [value for (value,) in stored] == list(range(10))
+    inserts = [statement for statement in statements if statement.startswith("INSERT")]
+    assert [statement.count("), (") + 1 for statement in inserts] == [1] * 10  # 300 × 4 > 999
 
 
 def test_only_a_plain_insert_is_split_into_rows_at_once() -> None:

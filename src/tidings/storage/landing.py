@@ -134,13 +134,12 @@ def _refuse_foreign(db: Database, conn: Connection, landing: Database, largest: 
         with db.read() as fresh:
             strangers = _strangers(fresh, oldest)
     suspects = [row.id for row in oldest if row.id <= largest]
-    clashing = int(
-        conn.execute(
-            select(func.count()).select_from(receipts).where(receipts.c.id.in_(suspects))
-        ).scalar_one()
-        if suspects
-        else 0
-    )
+    clashing = 0
+    for start in range(0, len(suspects), 500):  # under SQLite's oldest limit of variables
+        held = receipts.c.id.in_(suspects[start : start + 500])
+        clashing += int(
+            conn.execute(select(func.count()).select_from(receipts).where(held)).scalar_one()
+        )
     if not strangers and not clashing:
         db.landing_checked = True
         return

@@ -1,9 +1,11 @@
-"""SQLite's fast path: executemany with every value converted before the write lock is taken.
+"""SQLite's fast path: inserts and updates with every value converted before the write lock is
+taken.
 
 SQLite has one write lock for the whole file, and the intake and the worker take turns on it
 many times a second. SQLAlchemy's per-row parameter processing costs more than SQLite's own
 work, so here SQLAlchemy still writes the SQL and each column's type converts each value (the
-stored bytes are exactly what SQLAlchemy would store), and the driver's executemany runs it.
+stored bytes are exactly what SQLAlchemy would store), and the driver runs it (executemany, or
+for inserts whose ids are wanted, several rows a statement).
 Only `storage.db` uses this module (docs/architecture.md, "The store").
 """
 
@@ -92,8 +94,10 @@ def insert_prepared(raw: Any, table: Table, prepared: Prepared) -> list[int]:
 
 _LARGEST_GIVEN = "SELECT seq FROM sqlite_sequence WHERE name = ?"
 
-# Rows one INSERT statement takes at most, and the smaller statements the rest go in.
+# Rows one INSERT statement takes at most, and the smaller statements the rest go in; and
+# the values one statement may bind on any SQLite (999 before 3.32).
 _ROWS_AT_ONCE = (64, 16, 4, 1)
+_VARIABLES = 999
 
 
 def _insert_rows(raw: Any, prepared: Prepared) -> None:
@@ -104,8 +108,9 @@ def _insert_rows(raw: Any, prepared: Prepared) -> None:
     less CPU a receipt on the commit thread). Statements take 64, 16, 4 or 1 rows, so the
     driver's statement cache keeps four of them, whatever the batch."""
     params = prepared.params
+    most = max(1, _VARIABLES // len(params[0]))  # a wide table: fewer rows a statement
     done = 0
-    for size in _ROWS_AT_ONCE:
+    for size in (size for size in _ROWS_AT_ONCE if size <= most):
         while len(params) - done >= size:
             sql = _rows_at_once(prepared.sql, size)
             raw.execute(sql, [value for row in params[done : done + size] for value in row])

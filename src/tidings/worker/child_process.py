@@ -180,3 +180,4 @@ class WorkerChildProcess:
         self._stopping.set()
         if self._supervisor.is_alive():
             self._supervisor.join(timeout + 10)
+        atexit.unregister(self.stop)
