@@ -233,7 +233,7 @@ def test_a_wide_table_takes_fewer_rows_a_statement() -> None:
     stored = raw.execute(f"SELECT {columns[0]} FROM wide ORDER BY id").fetchall()
     assert [value for (value,) in stored] == list(range(10))
     inserts = [statement for statement in statements if statement.startswith("INSERT")]
-    assert [statement.count("), (") + 1 for statement in inserts] == [1] * 10  # 300 × 4 > 999
+    assert [statement.count("), (") + 1 for statement in inserts] == [1] * 10  # 4 rows of 300 > 999
 
 
 def test_only_a_plain_insert_is_split_into_rows_at_once() -> None:
