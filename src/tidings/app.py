@@ -105,8 +105,8 @@ def create_app(
             yield
         except asyncio.CancelledError:
             # A second Ctrl-C: uvicorn leaves without the shutdown and asyncio cancels this.
-            # Stopping below is all that is left to do; let through, Starlette would log the
-            # cancellation as a failed shutdown, traceback and all.
+            # Stopping below is all that is left to do; were the cancellation let through,
+            # Starlette would log it as a failed shutdown, traceback and all.
             log.info("shutting down without waiting (the app's shutdown was cancelled)")
         finally:
             intake.flush_counts()  # the last second's answers, before this process's files close

@@ -21,7 +21,8 @@ from tests.conftest import TIDINGS, free_port
 from tests.e2e.payloads import evolution_update
 from tidings.cli import main
 from tidings.config import Settings
-from tidings.scheduler.jobs import JobContext, trim_landing
+from tidings.scheduler.jobs import Job, JobContext, trim_landing
+from tidings.scheduler.thread import SchedulerThread
 from tidings.storage import connections, inbox, landing
 from tidings.storage.db import Database
 from tidings.storage.engine import NotAStore
@@ -445,3 +446,46 @@ def test_migrate_data_refuses_another_stores_landing_file(
     assert copied.exit_code == 1
     line = copied.output.strip().splitlines()[-1]
     assert line.startswith("Error: the landing file ") and "belongs to another store" in line
+
+
+def test_the_worker_says_once_in_a_line_that_it_cannot_apply_another_stores_receipts(
+    db: Database, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No traceback a second: one line, then a minute's wait, which stopping cuts short."""
+    fresh = _left_behind(db, settings, "a")[0]
+    worker = WorkerThread(fresh, settings)
+    try:
+        with caplog.at_level("INFO", logger="tidings"):
+            worker.start()
+            time.sleep(1.0)  # five idle periods of the test settings
+            started = time.monotonic()
+            worker.stop()
+        assert time.monotonic() - started < 5
+        lines = [r for r in caplog.records if "cannot apply receipts" in r.getMessage()]
+        assert len(lines) == 1 and lines[0].levelname == "ERROR" and lines[0].exc_info is None
+        assert "belongs to another store" in lines[0].getMessage()
+    finally:
+        fresh.dispose()
+
+
+def test_a_scheduled_job_refused_by_the_store_is_one_line(
+    db: Database, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    fresh = _left_behind(db, settings, "a")[0]
+    durable = Database(settings.database_url, settings.store_timeout_seconds)
+    trim = Job("trim_landing", 60.0, lambda ctx: landing.trim(ctx.db))
+    scheduler = SchedulerThread(JobContext(durable, settings, _Worker()), (trim,))
+    try:
+        with caplog.at_level("INFO", logger="tidings"):
+            scheduler.start()
+            deadline = time.monotonic() + 10
+            while "cannot run" not in caplog.text:
+                assert time.monotonic() < deadline, "the job's refusal was not logged"
+                time.sleep(0.05)
+            scheduler.stop()
+        [line] = [r for r in caplog.records if "trim_landing" in r.getMessage()]
+        assert line.levelname == "ERROR" and line.exc_info is None
+        assert "belongs to another store" in line.getMessage()
+    finally:
+        durable.dispose()
+        fresh.dispose()

@@ -106,10 +106,10 @@ class ConnectionCache:
         return hit[1] if hit is not None and hit[0] > time.monotonic() else None
 
     async def get(self, provider: str, name: str) -> KnownConnection | None:
+        hit = self.fresh(provider, name)
+        if hit is not None:
+            return hit
         key = (provider, name)
-        hit = self._entries.get(key)
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
         loading = self._loading.get(key)
         if loading is None:
             loading = self._loading[key] = asyncio.create_task(self._refresh(key))

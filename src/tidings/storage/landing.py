@@ -118,7 +118,7 @@ def _refuse_foreign(db: Database, conn: Connection, landing: Database, largest: 
     a connection the store does not have (or has for another provider), or an id its inbox
     already holds, would fail every batch, and the worker would apply nothing. Such a file is
     another store's (one deleted or replaced while its landing file stayed): say so, and
-    change nothing in either file. Done once per process (`ready`, `check`)."""
+    change nothing in either file. Once a `Database` found the file sound, not again."""
     if db.landing_checked or not _made(landing):
         return
     offset = applied_through(conn)
