@@ -90,6 +90,7 @@ class Answer:
     body: Any = None  # JSON-encoded unless bytes
     headers: dict[str, str] = field(default_factory=dict)
     reason: str | None = None  # the status line's phrase (Latin-1), else the standard one
+    repeated: tuple[tuple[str, str], ...] = ()  # more header lines, a name again allowed
 
     def encoded(self) -> bytes:
         if self.body is None:
@@ -157,9 +158,12 @@ class FakeProviderApi:
         for _ in range(count):
             self._push(_ACCEPT)
 
-    def rate_limit(self, retry_after: str | None) -> None:
+    def rate_limit(self, retry_after: str | None, *again: str) -> None:
+        """The next request is turned away with a 429 (and `Retry-After`, repeated with each of
+        `again`'s values, as some proxies do)."""
         headers = {"Retry-After": retry_after} if retry_after is not None else {}
-        self._push(Answer(429, self.rate_limited_body(), headers))
+        repeated = tuple(("Retry-After", value) for value in again)
+        self._push(Answer(429, self.rate_limited_body(), headers, repeated=repeated))
 
     def answer(self, answer: Answer) -> None:
         self._push(answer)
@@ -240,7 +244,7 @@ class FakeProviderApi:
         if not any(key.lower() == "content-type" for key in answer.headers):
             handler.send_header("Content-Type", "application/json; charset=utf-8")
         handler.send_header("Content-Length", str(len(payload)))
-        for key, value in answer.headers.items():
+        for key, value in (*answer.headers.items(), *answer.repeated):
             handler.send_header(key, value)
         handler.end_headers()
         handler.wfile.write(payload)

@@ -84,6 +84,12 @@ def test_the_reason_falls_back_to_what_happened() -> None:
         ("nan", None),
         ("", None),
         (None, None),
+        # The header repeated: httpx joins the values, aiohttp gives the first; both read it.
+        ("5, 7", 5.0),
+        ("Fri, 04 Dec 2026 10:01:00 GMT, 120", 60.0),
+        ("Fri, 04 Dec 2026 10:01:00 GMT, Fri, 04 Dec 2026 10:02:00 GMT", 60.0),
+        ("-3, 7", None),  # the first value says no usable wait: the second is not tried
+        ("soon, 7", None),
     ],
 )
 def test_retry_after_is_read_as_seconds_or_an_http_date(

@@ -145,6 +145,19 @@ def test_a_429_with_an_http_date_retry_after_is_read(
     assert waits.asked == [5.0]
 
 
+def test_a_repeated_retry_after_is_read_alike_by_both_transports(
+    setup: Setup, fake: FakeProviderApi, http: httpx.Client | None
+) -> None:
+    """httpx joins a repeated header's values ("2, 9"), aiohttp gives the first: the first
+    one is the wait either way."""
+    fake.rate_limit("2", "9")
+    waits = Waits()
+    result = _sender_for(setup, fake, http, waits=waits).send(setup.request)
+    assert result.provider_message_id
+    assert waits.asked == [2.0]
+    assert len(fake.requests) == 2
+
+
 def test_a_429_asking_for_too_long_a_wait_is_handed_to_the_caller(
     setup: Setup, fake: FakeProviderApi, http: httpx.Client | None
 ) -> None:

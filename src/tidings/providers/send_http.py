@@ -291,10 +291,27 @@ def answer_retry(config: SenderConfig, call: Call, response: Reply, attempt: int
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
     """Seconds to wait from a `Retry-After` header (delay-seconds or an HTTP date), or None
-    when there is none or it cannot be read."""
+    when there is none or it cannot be read.
+
+    An answer that repeats the header reaches httpx as the values joined by commas ("5, 7"),
+    while aiohttp gives the first alone: the first value is read in both cases, so a send waits
+    the same whichever transport carried it. (An HTTP date holds one comma of its own.)"""
     if value is None or not value.strip():
         return None
     text = value.strip()
+    parts = [part.strip() for part in text.split(",")]
+    for candidate in (text, parts[0], ", ".join(parts[:2])):
+        wait = _retry_after(candidate, now)
+        if wait is not _UNREADABLE:
+            return wait
+    return None
+
+
+_UNREADABLE = -1.0
+
+
+def _retry_after(text: str, now: datetime) -> float | None:
+    """One `Retry-After` value: seconds, None when it says no usable wait, or `_UNREADABLE`."""
     try:
         seconds = float(text)
     except ValueError:
@@ -304,7 +321,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
-        return None
+        return _UNREADABLE
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - now).total_seconds())

@@ -277,6 +277,10 @@ def test_retry_after_is_read_in_seconds_or_as_a_date() -> None:
     assert _retry_after(httpx.Response(429, headers={"retry-after": "3"}), 2.0) == 3.0
     assert _retry_after(httpx.Response(429), 2.0) == 2.0
     assert _retry_after(httpx.Response(429, headers={"retry-after": "soon"}), 2.0) == 2.0
+    assert _retry_after(httpx.Response(429, headers={"retry-after": "-1"}), 2.0) == 2.0
+    # Repeated, httpx joins the values ("3, 9"): the first is the wait, as for every sender.
+    repeated = httpx.Response(429, headers=[("retry-after", "3"), ("retry-after", "9")])
+    assert _retry_after(repeated, 2.0) == 3.0
     later = (datetime.now(UTC) + timedelta(seconds=30)).strftime("%a, %d %b %Y %H:%M:%S GMT")
     assert 25 <= _retry_after(httpx.Response(429, headers={"retry-after": later}), 2.0) <= 31
 

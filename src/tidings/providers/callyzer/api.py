@@ -26,13 +26,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Final, Literal, Protocol
 
 import httpx
 import phonenumbers
 
 from tidings.domain.errors import TidingsError
+from tidings.providers.send_http import parse_retry_after
 
 __all__ = [
     "HISTORY_PATH",
@@ -339,21 +339,10 @@ class CallyzerClient:
 
 
 def _retry_after(response: httpx.Response, default: float) -> float:
-    """Seconds the server asked to wait: `Retry-After` in seconds or as an HTTP date."""
-    value = response.headers.get("retry-after", "").strip()
-    if not value:
-        return default
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return default
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    """Seconds the server asked to wait (`Retry-After`, read as every send client reads it),
+    else `default`."""
+    wait = parse_retry_after(response.headers.get("retry-after"), datetime.now(UTC))
+    return default if wait is None else wait
 
 
 def _message_of(response: httpx.Response) -> str:
