@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import http.client
 import json
+import math
 import os
 import platform
 import shlex
@@ -505,15 +506,28 @@ def median_pair(pairs: list[Pair]) -> Pair:
     return ranked[(len(ranked) - 1) // 2]
 
 
+def require_acknowledged(load: LoadResult, who: str, log_tail: str) -> None:
+    """A reference that acknowledged nothing leaves nothing to compare with: the run stops
+    here, saying so, instead of printing ratios of nothing."""
+    if load.count(200, 300) == 0:
+        raise BenchError(
+            f"{who} acknowledged none of the {load.sent:,} webhooks sent "
+            f"({_other_statuses(load) or 'no answers'}); its log ends:\n{log_tail}"
+        )
+
+
 def _limit_ratios(pair: Pair) -> tuple[float, float, float]:
-    """tidings ÷ limit: acknowledged/s, applied/s end to end, p99 acknowledgement."""
+    """tidings ÷ limit: acknowledged/s, applied/s end to end, p99 acknowledgement (the limit
+    always acknowledged some: `require_acknowledged`). A tidings that acknowledged nothing
+    has the worst of each: 0, 0, and a p99 of infinity (none came back)."""
     t, lim = pair
-    tp = percentiles(t.ack_latencies, (99,))
     lp = percentiles(lim.ack_latencies, (99,))
+    latencies = t.ack_latencies
+    p99 = _ratio(percentiles(latencies, (99,))[99], lp[99]) if latencies else math.inf
     return (
         _ratio(t.ack_per_s, lim.ack_per_s),
         _ratio(t.completed_per_s, lim.completed_per_s),
-        _ratio(tp[99], lp[99]),
+        p99,
     )
 
 
@@ -536,12 +550,12 @@ def _print_pairs(pairs: list[Pair], shown: Pair) -> tuple[float, float, float]:
         mark = "  <- the table's pair" if pair[0] is shown[0] else ""
         print(
             f"  pair {number}: acknowledged/s {_fmt_rate(t.ack_per_s)} / "
-            f"{_fmt_rate(lim.ack_per_s)} = {ratios[0]:.2f}x, applied/s {ratios[1]:.2f}x, "
-            f"p99 {ratios[2]:.2f}x{mark}"
+            f"{_fmt_rate(lim.ack_per_s)} = {_times(ratios[0])}, applied/s {_times(ratios[1])}, "
+            f"p99 {_times(ratios[2])}{mark}"
         )
     print(
-        f"  median: acknowledged/s {medians[0]:.2f}x, applied/s {medians[1]:.2f}x, "
-        f"p99 {medians[2]:.2f}x"
+        f"  median: acknowledged/s {_times(medians[0])}, applied/s {_times(medians[1])}, "
+        f"p99 {_times(medians[2])}"
     )
     return medians
 
@@ -624,6 +638,7 @@ def measure_limit(args: argparse.Namespace, work: Path, procs: Processes) -> Mea
     cpu_after = snapshot(procs.pid("limit"))
     procs.check_alive("limit")
     procs.stop("limit")
+    require_acknowledged(load, "the limit", procs.log_tail("limit"))
     with contextlib.closing(sqlite3.connect(path)) as db:
         stored = [bytes(row[0]) for row in db.execute("SELECT body FROM inbox ORDER BY id")]
     acknowledged = load.count(200, 300)
@@ -1115,7 +1130,12 @@ def _baseline_ledger(
 
 
 def _ratio(a: float, b: float) -> float:
+    """a ÷ b; nan when b is 0 (nothing to compare with), which `_times` prints as n/a."""
     return a / b if b else float("nan")
+
+
+def _times(ratio: float) -> str:
+    return f"{ratio:.2f}x" if math.isfinite(ratio) else "n/a"
 
 
 def _fmt_rate(x: float) -> str:
@@ -1167,11 +1187,11 @@ def report(
     rows: list[list[str]] = []
     for label, figure, fmt, has_ratio in metrics:
         tv, lv, bv = figure(t), figure(lim), figure(b)
-        row = [label, fmt(tv), fmt(lv), f"{_ratio(tv, lv):.2f}x" if has_ratio else ""]
-        row += [fmt(bv), f"{_ratio(tv, bv):.2f}x" if has_ratio else ""]
+        row = [label, fmt(tv), fmt(lv), _times(_ratio(tv, lv)) if has_ratio else ""]
+        row += [fmt(bv), _times(_ratio(tv, bv)) if has_ratio else ""]
         if s is not None:
             sv = figure(s)
-            row += [fmt(sv), f"{_ratio(sv, tv):.2f}x" if has_ratio else ""]
+            row += [fmt(sv), _times(_ratio(sv, tv)) if has_ratio else ""]
         rows.append(row)
     print()
     print(f"tidings bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
@@ -1224,13 +1244,13 @@ def report(
         _ratio(tp[99], bp[99]),
     )
     targets = [
-        (f"acknowledged/s >= {TARGET_ACK:g}x baseline", f"{ack:.2f}x", ack >= TARGET_ACK),
+        (f"acknowledged/s >= {TARGET_ACK:g}x baseline", _times(ack), ack >= TARGET_ACK),
         (
             f"applied/s >= {TARGET_APPLIED:g}x baseline stored/s",
-            f"{applied:.2f}x",
+            _times(applied),
             applied >= TARGET_APPLIED,
         ),
-        (f"p99 acknowledgement <= {TARGET_P99:g}x baseline", f"{p99:.2f}x", p99 <= TARGET_P99),
+        (f"p99 acknowledgement <= {TARGET_P99:g}x baseline", _times(p99), p99 <= TARGET_P99),
         ("0 lost", f"{t.lost}", t.lost == 0),
         ("0 duplicated", f"{t.duplicated}", t.duplicated == 0),
         ("ledger balanced", "yes" if t.balanced else "no", t.balanced),
@@ -1246,23 +1266,23 @@ def report(
         [
             (
                 f"acknowledged/s >= {TARGET_LIMIT_ACK:g} x limit",
-                f"{of_limit[0]:.2f}x",
+                _times(of_limit[0]),
                 of_limit[0] >= TARGET_LIMIT_ACK,
             ),
             (
                 f"applied/s >= {TARGET_LIMIT_APPLIED:g} x limit",
-                f"{of_limit[1]:.2f}x",
+                _times(of_limit[1]),
                 of_limit[1] >= TARGET_LIMIT_APPLIED,
             ),
             (
                 f"p99 acknowledgement <= {TARGET_LIMIT_P99:g} x limit's",
-                f"{of_limit[2]:.2f}x",
+                _times(of_limit[2]),
                 of_limit[2] <= TARGET_LIMIT_P99,
             ),
-            (f"acknowledged/s >= {TARGET_ACK_19:g}x baseline", f"{ack:.2f}x", ack >= TARGET_ACK_19),
+            (f"acknowledged/s >= {TARGET_ACK_19:g}x baseline", _times(ack), ack >= TARGET_ACK_19),
             (
                 f"applied/s >= {TARGET_APPLIED_19:g}x baseline stored/s",
-                f"{applied:.2f}x",
+                _times(applied),
                 applied >= TARGET_APPLIED_19,
             ),
         ]
@@ -1320,7 +1340,8 @@ def _print_cpu(t: Measured, lim: Measured) -> None:
     if t.cpu and lim.cpu:
         servers = sum(us for name, us in t.cpu.items() if name != "load generator")
         limit_server = sum(us for name, us in lim.cpu.items() if name != "load generator")
-        print(f"  tidings' processes spend {_ratio(servers, limit_server):.2f}x the limit's server")
+        spent = _times(_ratio(servers, limit_server))
+        print(f"  tidings' processes spend {spent} the limit's server")
     print(
         "  (tidings' processes from the start of the load until the bench saw nothing pending,"
         " polled every 0.2 s; the limit and the load generator during the load)"
