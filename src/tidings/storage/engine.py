@@ -59,7 +59,15 @@ def sqlite_url_problem(url: str) -> str | None:
     return None
 
 
-def make_engine(url: str, timeout: float, pool_size: int, durable_commits: bool) -> Engine:
+def make_engine(
+    url: str,
+    timeout: float,
+    pool_size: int,
+    durable_commits: bool,
+    checkpoint_pages: int | None = None,
+) -> Engine:
+    """The store's engine. On SQLite, `checkpoint_pages`: how many pages the write-ahead log
+    takes before a commit copies them into the file (SQLite's own 1000 when None)."""
     if url.startswith("sqlite"):
         problem = sqlite_url_problem(url)
         if problem is not None:
@@ -75,7 +83,7 @@ def make_engine(url: str, timeout: float, pool_size: int, durable_commits: bool)
             max_overflow=10,
             pool_timeout=timeout,
         )
-        _configure_sqlite(engine, timeout, durable_commits)
+        _configure_sqlite(engine, timeout, durable_commits, checkpoint_pages)
         return engine
     return create_engine(
         url,
@@ -97,7 +105,9 @@ def make_engine(url: str, timeout: float, pool_size: int, durable_commits: bool)
 _WAL_LIMIT = 64 * 1024 * 1024
 
 
-def _configure_sqlite(engine: Engine, timeout: float, durable_commits: bool) -> None:
+def _configure_sqlite(
+    engine: Engine, timeout: float, durable_commits: bool, checkpoint_pages: int | None
+) -> None:
     """WAL for concurrent readers, FULL sync so a 2xx survives power loss, explicit BEGINs.
 
     Without durable commits, NORMAL sync: in WAL mode a commit is then written but not synced,
@@ -123,6 +133,8 @@ def _configure_sqlite(engine: Engine, timeout: float, durable_commits: bool) -> 
         cursor.execute(f"PRAGMA synchronous={'FULL' if durable_commits else 'NORMAL'}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        if checkpoint_pages is not None:
+            cursor.execute(f"PRAGMA wal_autocheckpoint={int(checkpoint_pages)}")
         cursor.close()
 
     busy_ms = int(timeout * 1000)
