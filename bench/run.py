@@ -1056,6 +1056,7 @@ def measure_baseline(args: argparse.Namespace, work: Path, procs: Processes) -> 
     ids, bodies = infobip_bodies(args.requests)
     _say(f"baseline: sending {len(bodies):,} reports on {args.concurrency} connections")
     load = run_load_blocking(HOST, port, "/email", bodies, args.concurrency, timeout=args.timeout)
+    require_acknowledged(load, "the baseline", procs.log_tail("gunicorn"))
     _say(
         f"baseline: {load.count(200, 300):,} acknowledged in {load.duration:.1f}s; "
         "waiting for Celery to store them"
@@ -1143,7 +1144,8 @@ def _fmt_rate(x: float) -> str:
 
 
 def _fmt_ms(seconds: float) -> str:
-    return f"{seconds * 1000:,.1f}"
+    """Milliseconds; n/a for a latency of nothing (no 2xx came back)."""
+    return f"{seconds * 1000:,.1f}" if math.isfinite(seconds) else "n/a"
 
 
 def report(

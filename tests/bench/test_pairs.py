@@ -4,17 +4,36 @@ from the measurements, including when one side acknowledged nothing."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import sys
 from collections import Counter
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+_BENCH = Path(__file__).resolve().parents[2] / "bench"
 
-import run  # bench/run.py, found through the path above
-from loadgen import LoadResult, Reply
+
+def _load_bench() -> ModuleType:
+    """bench/run.py under a name of its own. Its sibling modules (loadgen, cpu_time, …) are
+    found through bench/ on the path while it loads; the path is put back after."""
+    sys.path.insert(0, str(_BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location("tidings_bench_run", _BENCH / "run.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # its dataclasses look their module up as it loads
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(_BENCH))
+
+
+run = _load_bench()
+LoadResult = run.LoadResult
+Reply = sys.modules["loadgen"].Reply  # loaded by run.py, beside it
 
 
 def measured(
@@ -87,3 +106,5 @@ def test_a_limit_that_acknowledged_nothing_stops_the_run_with_its_log() -> None:
 def test_ratios_without_a_reference_print_as_not_available() -> None:
     assert run._times(run._ratio(5.0, 0.0)) == "n/a"
     assert run._times(run._ratio(3.0, 2.0)) == "1.50x"
+    assert run._fmt_ms(math.nan) == "n/a"  # the p50 and p99 of no 2xx at all
+    assert run._fmt_ms(0.0123) == "12.3"

@@ -90,6 +90,7 @@ def test_the_reason_falls_back_to_what_happened() -> None:
         ("Fri, 04 Dec 2026 10:01:00 GMT, Fri, 04 Dec 2026 10:02:00 GMT", 60.0),
         ("-3, 7", None),  # the first value says no usable wait: the second is not tried
         ("soon, 7", None),
+        ("Fri, 04 Dec 2026 12:01:00 +0200, 5", 60.0),  # the date alone, as aiohttp gives it
     ],
 )
 def test_retry_after_is_read_as_seconds_or_an_http_date(

@@ -298,19 +298,22 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     the same whichever transport carried it. (An HTTP date holds one comma of its own.)"""
     if value is None or not value.strip():
         return None
-    text = value.strip()
-    parts = [part.strip() for part in text.split(",")]
-    for candidate in (text, parts[0], ", ".join(parts[:2])):
+    parts = [part.strip() for part in value.strip().split(",")]
+    for candidate in (parts[0], ", ".join(parts[:2])):  # seconds, or a date's two pieces
         wait = _retry_after(candidate, now)
-        if wait is not _UNREADABLE:
+        if not isinstance(wait, _Unreadable):
             return wait
     return None
 
 
-_UNREADABLE = -1.0
+class _Unreadable:
+    """What `_retry_after` says of a text that is neither seconds nor a date."""
 
 
-def _retry_after(text: str, now: datetime) -> float | None:
+_UNREADABLE = _Unreadable()
+
+
+def _retry_after(text: str, now: datetime) -> float | _Unreadable | None:
     """One `Retry-After` value: seconds, None when it says no usable wait, or `_UNREADABLE`."""
     try:
         seconds = float(text)

@@ -63,9 +63,9 @@ Key = tuple[Any, ...]
 _VACUUM_PAGES = 2000
 
 # Pages (64 MB) a SQLite store's write-ahead log takes before a commit copies them into the
-# file. At SQLite's own 1000 the worker copied 4 MB and synced the file every few hundred
-# webhooks of a burst, and the intake's synced commits to the landing file, on the same disk,
-# waited behind those writes (about 7% fewer webhooks acknowledged a second in a burst of
+# file. At SQLite's own 1000 the worker copied 4 MB and synced the file every 1,600 webhooks
+# or so of a burst, and the intake's synced commits to the landing file, on the same disk,
+# waited behind those writes (2 to 7% fewer webhooks acknowledged a second in bursts of
 # 40,000, measured). The worker copies the log when it goes idle (`checkpoint`); a longer
 # burst still copies at this size. The landing file keeps SQLite's default: its log is small
 # and trimmed. Decision 0018.
