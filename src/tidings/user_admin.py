@@ -84,9 +84,7 @@ def _matches(hashed: str, password: str) -> bool:
         return False
 
 
-def _refuse_when_over(
-    conn: Connection, email: str, client: str, since: datetime
-) -> None:
+def _refuse_when_over(conn: Connection, email: str, client: str, since: datetime) -> None:
     mine = users.failures_since(conn, since, client=client, email=email)
     address = users.failures_since(conn, since, client=client)
     anywhere = users.failures_since(conn, since, email=email)
@@ -110,9 +108,7 @@ def client_key(address: str) -> str:
     return str(ip)
 
 
-def log_in(
-    db: Database, email: str, password: str, client: str, now: datetime
-) -> LoggedIn | None:
+def log_in(db: Database, email: str, password: str, client: str, now: datetime) -> LoggedIn | None:
     """A new session when the password is right, None when not; TooManyAttempts past the
     limits within `FAILURE_WINDOW`: `MAX_FAILURES` for this email from this client,
     `MAX_CLIENT_FAILURES` from this client over any emails, `MAX_EMAIL_FAILURES` for this email

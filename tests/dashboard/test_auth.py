@@ -31,8 +31,15 @@ def test_login_returns_to_the_page_asked_for(running_app: RunningApp) -> None:
         asked = client.get("/failures?campaign=x")
         target = asked.headers["location"]
         form = client.get(target)
-        answer = client.post("/login", data={"csrf": csrf_of(form.text), "email": EMAIL,
-                                             "password": PASSWORD, "next": "/failures?campaign=x"})
+        answer = client.post(
+            "/login",
+            data={
+                "csrf": csrf_of(form.text),
+                "email": EMAIL,
+                "password": PASSWORD,
+                "next": "/failures?campaign=x",
+            },
+        )
         assert answer.status_code == 303
         assert answer.headers["location"] == "/failures?campaign=x"
 
@@ -139,8 +146,15 @@ def test_an_open_redirect_is_not_followed(running_app: RunningApp) -> None:
     user_admin.create(running_app.db, EMAIL, PASSWORD, datetime.now(UTC))
     with httpx.Client(base_url=running_app.base_url) as client:
         form = client.get("/login")
-        answer = client.post("/login", data={"csrf": csrf_of(form.text), "email": EMAIL,
-                                             "password": PASSWORD, "next": "//evil.example"})
+        answer = client.post(
+            "/login",
+            data={
+                "csrf": csrf_of(form.text),
+                "email": EMAIL,
+                "password": PASSWORD,
+                "next": "//evil.example",
+            },
+        )
     assert answer.headers["location"] == "/"
 
 
@@ -192,11 +206,25 @@ def test_a_failed_login_keeps_the_page_it_was_going_to(running_app: RunningApp) 
         form = client.get(client.get("/failures?campaign=x").headers["location"])
         assert 'name="next" value="/failures?campaign=x"' in form.text
         target = "/failures?campaign=x"
-        wrong = client.post("/login", data={"csrf": csrf_of(form.text), "email": EMAIL,
-                                            "password": "nope-nope", "next": target})
+        wrong = client.post(
+            "/login",
+            data={
+                "csrf": csrf_of(form.text),
+                "email": EMAIL,
+                "password": "nope-nope",
+                "next": target,
+            },
+        )
         assert 'name="next" value="/failures?campaign=x"' in wrong.text
-        right = client.post("/login", data={"csrf": csrf_of(wrong.text), "email": EMAIL,
-                                            "password": PASSWORD, "next": target})
+        right = client.post(
+            "/login",
+            data={
+                "csrf": csrf_of(wrong.text),
+                "email": EMAIL,
+                "password": PASSWORD,
+                "next": target,
+            },
+        )
     assert right.headers["location"] == "/failures?campaign=x"
 
 

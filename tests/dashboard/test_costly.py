@@ -36,9 +36,7 @@ def _count(conn: object, campaign: int) -> int:
     return sum(outcomes_by_minute(conn, campaign)["sent"].values())  # type: ignore[arg-type]
 
 
-def test_a_cheap_figure_follows_every_change(
-    db: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_cheap_figure_follows_every_change(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(costly, "COST_FACTOR", 0)  # kept for no time at all
     campaign = _sent(db, 0, 5)
     kept = Costly(db)
@@ -47,14 +45,13 @@ def test_a_cheap_figure_follows_every_change(
     assert kept.get(("sent", campaign), lambda conn: _count(conn, campaign)) == 10
 
 
-def test_a_costly_figure_is_kept_for_a_while(
-    db: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_costly_figure_is_kept_for_a_while(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(costly, "COST_FACTOR", 100_000)  # as if working it out took minutes
     campaign = _sent(db, 0, 5)
     kept = Costly(db)
-    first = kept.get(("chart", campaign),
-                     lambda conn: rate_chart(outcomes_by_minute(conn, campaign)))
+    first = kept.get(
+        ("chart", campaign), lambda conn: rate_chart(outcomes_by_minute(conn, campaign))
+    )
     assert first is not None
     assert kept.get(("sent", campaign), lambda conn: _count(conn, campaign)) == 5
     _sent(db, 5, 5)

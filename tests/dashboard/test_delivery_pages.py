@@ -21,13 +21,17 @@ def settings(settings: Settings) -> Settings:
 def test_a_dead_delivery_is_replayed_from_the_deliveries_page(dashboard: Dashboard) -> None:
     dashboard.app.add_connection("evolution", "main")
     with running_receiver() as receiver:
-        made = dashboard.app.api("POST", "/v1/subscriptions",
-                                 json={"url": receiver.url, "event_types": ["message.*"]})
+        made = dashboard.app.api(
+            "POST", "/v1/subscriptions", json={"url": receiver.url, "event_types": ["message.*"]}
+        )
         assert made.status_code == 201, made.text
         receiver.secrets.append(made.json()["secret"])
         receiver.behaviour.fail_next = 100
-        registered = dashboard.app.api("POST", "/v1/messages", json={
-            "connection": "main", "provider_message_id": "d1", "recipient": "+48601234567"})
+        registered = dashboard.app.api(
+            "POST",
+            "/v1/messages",
+            json={"connection": "main", "provider_message_id": "d1", "recipient": "+48601234567"},
+        )
         assert registered.status_code == 201
 
         def dead() -> list[dict[str, object]]:

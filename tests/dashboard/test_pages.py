@@ -244,8 +244,12 @@ def test_numbers_and_emails_anywhere_in_a_message_stay_masked(dashboard: Dashboa
     with dashboard.app.db.read() as conn:
         source = connections.get_connection(conn, "main")
     now = datetime.now(UTC)
-    failed = NormalizedEvent(provider_message_id="p1", kind=EventKind.FAILED, raw_status="x",
-                             failure_reason="number +4915112345111 is not on WhatsApp")
+    failed = NormalizedEvent(
+        provider_message_id="p1",
+        kind=EventKind.FAILED,
+        raw_status="x",
+        failure_reason="number +4915112345111 is not on WhatsApp",
+    )
     apply_events(dashboard.app.db, [Incoming(source, failed, None, now)], now)
     message_id = made.json()["id"]
     for path in ("/campaigns/masks", f"/messages/{message_id}", "/failures",

@@ -88,12 +88,21 @@ SETUPS: dict[str, Setup] = {
     "meta": Setup(
         "meta",
         FakeMeta,
-        lambda f: {"api_url": f.url + "/v24.0", "api_key": f.api_key,
-                   "phone_number_id": "106540352242922"},
+        lambda f: {
+            "api_url": f.url + "/v24.0",
+            "api_key": f.api_key,
+            "phone_number_id": "106540352242922",
+        },
         lambda f: None,
         SendRequest(recipient="+16505551234", text="Hello"),
-        lambda f: ({"api_url": f.url + "/v24.0", "api_key": "EAAG-wrong-token",
-                    "phone_number_id": "106540352242922"}, None),
+        lambda f: (
+            {
+                "api_url": f.url + "/v24.0",
+                "api_key": "EAAG-wrong-token",
+                "phone_number_id": "106540352242922",
+            },
+            None,
+        ),
     ),
     "twilio": Setup(
         "twilio",
@@ -101,8 +110,10 @@ SETUPS: dict[str, Setup] = {
         lambda f: {"api_url": f.url, "account_sid": f.account_sid, "from": "+15017122661"},
         lambda f: f.token,
         SendRequest(recipient="+15558675310", text="Join Earth's mightiest heroes."),
-        lambda f: ({"api_url": f.url, "account_sid": f.account_sid, "from": "+15017122661"},
-                   "wrong-token"),
+        lambda f: (
+            {"api_url": f.url, "account_sid": f.account_sid, "from": "+15017122661"},
+            "wrong-token",
+        ),
     ),
     "infobip": Setup(
         "infobip",
@@ -115,9 +126,7 @@ SETUPS: dict[str, Setup] = {
 }
 
 
-def sender_for(
-    setup: Setup, fake: Any, http: httpx.Client, **kwargs: Any
-) -> Sender:
+def sender_for(setup: Setup, fake: Any, http: httpx.Client, **kwargs: Any) -> Sender:
     return make_sender(
         setup.provider,
         config(setup.options(fake), secret=setup.secret(fake), **kwargs),
@@ -141,8 +150,11 @@ def shape_problems(sent: Any, documented: Any, where: str = "$") -> list[str]:
     if isinstance(sent, list):
         if not isinstance(documented, list) or not documented:
             return [f"{where} is a list; documented: {documented!r}"]
-        return [p for i, item in enumerate(sent)
-                for p in shape_problems(item, documented[0], f"{where}[{i}]")]
+        return [
+            p
+            for i, item in enumerate(sent)
+            for p in shape_problems(item, documented[0], f"{where}[{i}]")
+        ]
     if type(sent) is not type(documented):
         return [f"{where} is {type(sent).__name__}; documented: {type(documented).__name__}"]
     return []

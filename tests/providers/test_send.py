@@ -61,13 +61,20 @@ def test_a_send_error_is_masked_when_shown_but_keeps_the_provider_words() -> Non
     assert "abc123" not in shown and "jane@" not in shown
     assert error.reason == "The 'To' number +15558675310 is not valid"
     assert (error.http_status, error.code, error.permanent, error.outcome_unknown) == (
-        400, "21211", True, False
+        400,
+        "21211",
+        True,
+        False,
     )
 
 
 def test_the_reason_falls_back_to_what_happened() -> None:
-    error = SendError("meta: no answer within 10 s", provider="meta", kind=SendFailure.TIMEOUT,
-                      outcome_unknown=True)
+    error = SendError(
+        "meta: no answer within 10 s",
+        provider="meta",
+        kind=SendFailure.TIMEOUT,
+        outcome_unknown=True,
+    )
     assert error.reason == "meta: no answer within 10 s"
 
 
@@ -100,14 +107,24 @@ def test_retry_after_is_read_as_seconds_or_an_http_date(
 
 
 def test_callback_fields_use_the_connection_keys_and_keep_the_request_metadata() -> None:
-    request = SendRequest(recipient="+1555", text="t", campaign="c", contact_ref="r",
-                          metadata={"campaign": "not this one", "extra": "x"})
+    request = SendRequest(
+        recipient="+1555",
+        text="t",
+        campaign="c",
+        contact_ref="r",
+        metadata={"campaign": "not this one", "extra": "x"},
+    )
     assert callback_fields(request, config({})) == {
-        "campaign": "c", "contact_ref": "r", "extra": "x"
+        "campaign": "c",
+        "contact_ref": "r",
+        "extra": "x",
     }
     named = config({"campaign_key": "camp", "contact_ref_key": "lead"})
     assert callback_fields(request, named) == {
-        "camp": "c", "lead": "r", "campaign": "not this one", "extra": "x"
+        "camp": "c",
+        "lead": "r",
+        "campaign": "not this one",
+        "extra": "x",
     }
     assert callback_fields(SendRequest(recipient="+1555", text="t"), named) == {}
 
@@ -133,8 +150,16 @@ def test_an_evolution_connection_may_name_its_api_version() -> None:
 
 def test_the_public_names() -> None:
     assert set(send.__all__) == {
-        "Answer", "RetryPolicy", "SendError", "SendFailure", "SendRequest", "SendResult",
-        "Sender", "SenderConfig", "answer_to_error", "callback_fields",
+        "Answer",
+        "RetryPolicy",
+        "SendError",
+        "SendFailure",
+        "SendRequest",
+        "SendResult",
+        "Sender",
+        "SenderConfig",
+        "answer_to_error",
+        "callback_fields",
     }
     assert set(senders.__all__) == {"SENDERS", "SENDS_TEMPLATES", "SenderFactory", "make_sender"}
 

@@ -323,9 +323,7 @@ def test_times_read_back_as_sqlalchemy_reads_them_in_utc(db: Database, stored: s
     stock = sqlite_dialect.DATETIME().result_processor(dialect, None)
     assert stock is not None
     expected = stock(stored)
-    expected = (
-        expected.replace(tzinfo=UTC) if expected.tzinfo is None else expected.astimezone(UTC)
-    )
+    expected = expected.replace(tzinfo=UTC) if expected.tzinfo is None else expected.astimezone(UTC)
     ours = UTCDateTime().dialect_impl(dialect).result_processor(dialect, None)
     assert ours is not None
     read = ours(stored)

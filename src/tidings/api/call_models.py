@@ -49,9 +49,7 @@ class EmployeeIn(BaseModel):
         description="Their phone number (stored in E.164; without a country code it is read "
         "in the default region).",
     )
-    tags: list[Annotated[str, Field(pattern=NO_NUL)]] = Field(
-        default_factory=list, max_length=50
-    )
+    tags: list[Annotated[str, Field(pattern=NO_NUL)]] = Field(default_factory=list, max_length=50)
     active: bool = Field(default=True, description="Inactive employees are left out of the poll.")
 
 

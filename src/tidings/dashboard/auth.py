@@ -199,4 +199,3 @@ def install(app: FastAPI) -> None:
             return Response("log in first", status_code=401, media_type="text/plain")
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
-

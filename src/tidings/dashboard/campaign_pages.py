@@ -169,8 +169,10 @@ def failures_page(request: Request, viewer: Viewer) -> Response:
             if view is None:
                 raise PageError(404, f"There is no campaign {key!r}.")
             campaign_id = view.id
-    groups = _costly(request).get(("failures", campaign_id, connection),
-                                  lambda conn: failure_groups(conn, campaign_id, connection))
+    groups = _costly(request).get(
+        ("failures", campaign_id, connection),
+        lambda conn: failure_groups(conn, campaign_id, connection),
+    )
     context = {"section": "failures", "groups": groups, "campaign": key,
                "connection": connection, "most": GROUPS}  # fmt: skip
     return render(request, "failures.html", context)

@@ -420,6 +420,7 @@ def list_receipts(
 ) -> list[Row[Any]]:
     """Newest first, without bodies (those can be large; see `get_receipt`); received in
     [since, until) when given."""
+
     def where(c: ReadOnlyColumnCollection[str, Any]) -> list[ColumnElement[bool]]:
         """The filters, on the inbox's columns or the landing file's (the same names)."""
         conditions: list[ColumnElement[bool]] = []

@@ -239,9 +239,7 @@ def _reading(statement: Select[Any], dialect: Dialect) -> _Reading:
         if process is not None:
             converts.append((position, process))
     row_type = _row_type(tuple(names))
-    return _Reading(
-        compiled.string, tuple(params), row_type._make, tuple(converts), tuple(given)
-    )
+    return _Reading(compiled.string, tuple(params), row_type._make, tuple(converts), tuple(given))
 
 
 def _row_type(names: tuple[str, ...]) -> Any:

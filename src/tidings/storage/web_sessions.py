@@ -50,8 +50,12 @@ def start(conn: Connection, user_id: int, now: datetime, expires_at: datetime) -
 def find_session(conn: Connection, token: str, now: datetime) -> SessionView | None:
     """The live session whose cookie is `token`, or None (unknown or expired)."""
     query = (
-        select(web_sessions.c.user_id, users.c.email, web_sessions.c.csrf_token,
-               web_sessions.c.expires_at)
+        select(
+            web_sessions.c.user_id,
+            users.c.email,
+            web_sessions.c.csrf_token,
+            web_sessions.c.expires_at,
+        )
         .join(users, users.c.id == web_sessions.c.user_id)
         .where(web_sessions.c.token_sha256 == _digest(token), web_sessions.c.expires_at > now)
     )

@@ -78,9 +78,9 @@ def test_metadata_uses_campaign_and_contact_ref_when_the_connection_names_no_key
 
 
 def test_an_api_url_given_with_v1_is_not_doubled(fake: FakeCallbell, http: httpx.Client) -> None:
-    CallbellSender(
-        config({"api_url": fake.url + "/v1/", "api_key": "cb-token"}), http
-    ).send(SendRequest(recipient="+31612345678", text="Hi"))
+    CallbellSender(config({"api_url": fake.url + "/v1/", "api_key": "cb-token"}), http).send(
+        SendRequest(recipient="+31612345678", text="Hi")
+    )
     assert fake.requests[0].path == "/v1/messages/send"
     assert "channel_uuid" not in fake.requests[0].json()  # the account's main channel
 
@@ -121,7 +121,9 @@ def test_an_empty_wallet_is_a_refusal_that_passes_when_credit_is_added(
         sender(fake, http).send(SendRequest(recipient="+31612345678", template="t1"))
     error = caught.value
     assert (error.http_status, error.code, error.kind) == (
-        402, "whatsapp_wallet_depleted_credit", SendFailure.REFUSED
+        402,
+        "whatsapp_wallet_depleted_credit",
+        SendFailure.REFUSED,
     )
     assert not error.permanent
     assert error.provider_message is not None
@@ -134,7 +136,10 @@ def test_an_invalid_number_is_a_permanent_refusal(fake: FakeCallbell, http: http
         sender(fake, http).send(SendRequest(recipient="+3161234567", text="Hi"))
     error = caught.value
     assert (error.http_status, error.code, error.kind, error.permanent) == (
-        422, "invalid_phone_number", SendFailure.REFUSED, True
+        422,
+        "invalid_phone_number",
+        SendFailure.REFUSED,
+        True,
     )
     assert error.provider_message == "The phone number +3161234567 is not valid"
     assert "+3161234567" not in str(error) and "+31******67" in str(error)

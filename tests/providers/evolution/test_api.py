@@ -72,12 +72,12 @@ def test_a_number_not_on_whatsapp_is_a_permanent_refusal(
         sender(fake, http).send(TEXT)
     error = caught.value
     assert (error.kind, error.http_status, error.code) == (
-        SendFailure.REFUSED, 400, "not_on_whatsapp"
+        SendFailure.REFUSED,
+        400,
+        "not_on_whatsapp",
     )
     assert error.permanent and not error.outcome_unknown
-    assert error.provider_message == (
-        "the number is not on WhatsApp (553198296801@s.whatsapp.net)"
-    )
+    assert error.provider_message == ("the number is not on WhatsApp (553198296801@s.whatsapp.net)")
     assert "55********01@s.whatsapp.net" in str(error)  # masked when logged
 
 

@@ -33,30 +33,42 @@ def http() -> Iterator[httpx.Client]:
         yield client
 
 
-def sender(fake: FakeInfobip, http: httpx.Client, sender_from: str = "InfoSMS",
-           **options: str) -> InfobipSender:
+def sender(
+    fake: FakeInfobip, http: httpx.Client, sender_from: str = "InfoSMS", **options: str
+) -> InfobipSender:
     return InfobipSender(
-        config({"api_url": fake.url, "api_key": "ib-key", "from": sender_from, **options},
-               callback_url=INTAKE),
+        config(
+            {"api_url": fake.url, "api_key": "ib-key", "from": sender_from, **options},
+            callback_url=INTAKE,
+        ),
         http,
     )
 
 
 def test_an_sms_carries_notify_url_and_callback_data(fake: FakeInfobip, http: httpx.Client) -> None:
-    request = SendRequest(recipient="+41 79 302 67 27", text="This is a sample message",
-                          campaign="summersale", contact_ref="crm-9", idempotency_key="k-1")
+    request = SendRequest(
+        recipient="+41 79 302 67 27",
+        text="This is a sample message",
+        campaign="summersale",
+        contact_ref="crm-9",
+        idempotency_key="k-1",
+    )
     result = sender(fake, http).send(request)
     (sent,) = fake.requests
     assert sent.path == "/sms/2/text/advanced"
     assert sent.headers["authorization"] == "App ib-key"
-    assert sent.json() == {"messages": [{
-        "destinations": [{"to": "41793026727", "messageId": message_id_for("k-1")}],
-        "from": "InfoSMS",
-        "text": "This is a sample message",
-        "notifyUrl": INTAKE,
-        "notifyContentType": "application/json",
-        "callbackData": '{"campaign":"summersale","contact_ref":"crm-9"}',
-    }]}
+    assert sent.json() == {
+        "messages": [
+            {
+                "destinations": [{"to": "41793026727", "messageId": message_id_for("k-1")}],
+                "from": "InfoSMS",
+                "text": "This is a sample message",
+                "notifyUrl": INTAKE,
+                "notifyContentType": "application/json",
+                "callbackData": '{"campaign":"summersale","contact_ref":"crm-9"}',
+            }
+        ]
+    }
     documented = fixture_json("infobip", "send/sms-send-request-built.json")
     assert shape_problems(sent.json(), documented) == []
     assert result.provider_message_id == message_id_for("k-1")
@@ -66,12 +78,19 @@ def test_an_sms_carries_notify_url_and_callback_data(fake: FakeInfobip, http: ht
 def test_callback_data_comes_back_through_the_webhook_parser(
     fake: FakeInfobip, http: httpx.Client
 ) -> None:
-    request = SendRequest(recipient="+41793026727", text="Hi", campaign="summersale",
-                          contact_ref="crm-9", metadata={"segment": "vip"})
+    request = SendRequest(
+        recipient="+41793026727",
+        text="Hi",
+        campaign="summersale",
+        contact_ref="crm-9",
+        metadata={"segment": "vip"},
+    )
     result = sender(fake, http, campaign_key="camp").send(request)
     callback = fake.requests[0].json()["messages"][0]["callbackData"]
     assert callback_metadata(callback) == {
-        "camp": "summersale", "contact_ref": "crm-9", "segment": "vip"
+        "camp": "summersale",
+        "contact_ref": "crm-9",
+        "segment": "vip",
     }
     report = fixture_json("infobip", "sms-delivery-report-v3-delivered.json")
     report["results"][0].update(messageId=result.provider_message_id, callbackData=callback)
@@ -94,9 +113,7 @@ def test_a_time_out_names_the_message_id_tidings_chose(
     fake: FakeInfobip, http: httpx.Client
 ) -> None:
     fake.hang()
-    infobip = InfobipSender(
-        config({"api_url": fake.url, "api_key": "ib-key"}, timeout=0.3), http
-    )
+    infobip = InfobipSender(config({"api_url": fake.url, "api_key": "ib-key"}, timeout=0.3), http)
     with pytest.raises(SendError) as caught:
         infobip.send(SendRequest(recipient="+41793026727", text="Hi", idempotency_key="k-7"))
     assert caught.value.outcome_unknown
@@ -106,8 +123,13 @@ def test_a_time_out_names_the_message_id_tidings_chose(
 def test_an_email_is_multipart_with_subject_and_callback(
     fake: FakeInfobip, http: httpx.Client
 ) -> None:
-    request = SendRequest(recipient="john.smith@example.com", text="Mail body text",
-                          subject="Mail subject text", campaign="news", idempotency_key="m-1")
+    request = SendRequest(
+        recipient="john.smith@example.com",
+        text="Mail body text",
+        subject="Mail subject text",
+        campaign="news",
+        idempotency_key="m-1",
+    )
     result = sender(fake, http, "Jane Smith <jane.smith@example.com>").send(request)
     (sent,) = fake.requests
     assert sent.path == "/email/3/send"
@@ -128,15 +150,24 @@ def test_an_email_is_multipart_with_subject_and_callback(
 @pytest.mark.parametrize(
     ("request_", "options", "says"),
     [
-        (SendRequest(recipient="a@example.com", text="x", subject="s"), {},
-         "--option from=ADDRESS"),
-        (SendRequest(recipient="a@example.com", text="x"), {"from": "me@example.com"},
-         "needs a subject"),
+        (
+            SendRequest(recipient="a@example.com", text="x", subject="s"),
+            {},
+            "--option from=ADDRESS",
+        ),
+        (
+            SendRequest(recipient="a@example.com", text="x"),
+            {"from": "me@example.com"},
+            "needs a subject",
+        ),
         (SendRequest(recipient="+41793026727", template="t"), {}, "give text instead"),
     ],
 )
 def test_what_infobip_cannot_send_is_refused_before_any_request(
-    fake: FakeInfobip, http: httpx.Client, request_: SendRequest, options: dict[str, str],
+    fake: FakeInfobip,
+    http: httpx.Client,
+    request_: SendRequest,
+    options: dict[str, str],
     says: str,
 ) -> None:
     infobip = InfobipSender(config({"api_url": fake.url, "api_key": "ib-key", **options}), http)
@@ -154,7 +185,10 @@ def test_a_rejected_destination_in_a_200_answer_is_a_permanent_refusal(
         sender(fake, http).send(SendRequest(recipient="+41793026727", text="Hi"))
     error = caught.value
     assert (error.http_status, error.code, error.kind, error.permanent) == (
-        200, "REJECTED_DESTINATION", SendFailure.REFUSED, True
+        200,
+        "REJECTED_DESTINATION",
+        SendFailure.REFUSED,
+        True,
     )
     assert error.provider_message == "Destination address is not valid"
     assert error.provider_message_id == "3350be2d4219-3af1-23343-bbbb-1362af1edfd3"
@@ -173,22 +207,43 @@ def test_no_credits_is_a_refusal_about_the_account_not_the_message(
 @pytest.mark.parametrize(
     ("refusal", "status", "code", "kind", "permanent", "says"),
     [
-        ("bad_request", 400, "BAD_REQUEST", SendFailure.INVALID, True,
-         "Bad Request (messages[0].destinations: must not be empty)"),
-        ("general_error", 500, "GENERAL_ERROR", SendFailure.UNAVAILABLE, False,
-         "Something went wrong. Please contact support."),
+        (
+            "bad_request",
+            400,
+            "BAD_REQUEST",
+            SendFailure.INVALID,
+            True,
+            "Bad Request (messages[0].destinations: must not be empty)",
+        ),
+        (
+            "general_error",
+            500,
+            "GENERAL_ERROR",
+            SendFailure.UNAVAILABLE,
+            False,
+            "Something went wrong. Please contact support.",
+        ),
     ],
 )
 def test_each_documented_error(
-    fake: FakeInfobip, http: httpx.Client, refusal: str, status: int, code: str,
-    kind: SendFailure, permanent: bool, says: str,
+    fake: FakeInfobip,
+    http: httpx.Client,
+    refusal: str,
+    status: int,
+    code: str,
+    kind: SendFailure,
+    permanent: bool,
+    says: str,
 ) -> None:
     fake.refuse(refusal)
     with pytest.raises(SendError) as caught:
         sender(fake, http).send(SendRequest(recipient="+41793026727", text="Hi"))
     error = caught.value
     assert (error.http_status, error.code, error.kind, error.permanent) == (
-        status, code, kind, permanent
+        status,
+        code,
+        kind,
+        permanent,
     )
     assert error.provider_message == says
 

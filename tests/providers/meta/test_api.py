@@ -33,8 +33,14 @@ def http() -> Iterator[httpx.Client]:
 
 def sender(fake: FakeMeta, http: httpx.Client, **options: str) -> MetaSender:
     return MetaSender(
-        config({"api_url": fake.url + "/v24.0", "api_key": "EAAG-token",
-                "phone_number_id": NUMBER_ID, **options}),
+        config(
+            {
+                "api_url": fake.url + "/v24.0",
+                "api_key": "EAAG-token",
+                "phone_number_id": NUMBER_ID,
+                **options,
+            }
+        ),
         http,
     )
 
@@ -59,17 +65,27 @@ def test_a_text_message_gets_its_wamid(fake: FakeMeta, http: httpx.Client) -> No
 
 def test_a_template_with_positional_variables(fake: FakeMeta, http: httpx.Client) -> None:
     sender(fake, http).send(
-        SendRequest(recipient="+16505551234", template="order_confirmation", language="en_US",
-                    variables=("Jessica", "#1042"))
+        SendRequest(
+            recipient="+16505551234",
+            template="order_confirmation",
+            language="en_US",
+            variables=("Jessica", "#1042"),
+        )
     )
     body = fake.requests[0].json()
     assert body["type"] == "template"
     assert body["template"] == {
         "name": "order_confirmation",
         "language": {"code": "en_US"},
-        "components": [{"type": "body", "parameters": [
-            {"type": "text", "text": "Jessica"}, {"type": "text", "text": "#1042"},
-        ]}],
+        "components": [
+            {
+                "type": "body",
+                "parameters": [
+                    {"type": "text", "text": "Jessica"},
+                    {"type": "text", "text": "#1042"},
+                ],
+            }
+        ],
     }
     documented = fixture_json("meta", "send/send-template-request-built.json")
     assert shape_problems(body, documented) == []
@@ -77,8 +93,14 @@ def test_a_template_with_positional_variables(fake: FakeMeta, http: httpx.Client
 
 def test_a_template_with_named_variables_and_none(fake: FakeMeta, http: httpx.Client) -> None:
     meta = sender(fake, http)
-    meta.send(SendRequest(recipient="+16505551234", template="order_confirmation",
-                          language="pt_BR", variables={"customer_name": "Jessica"}))
+    meta.send(
+        SendRequest(
+            recipient="+16505551234",
+            template="order_confirmation",
+            language="pt_BR",
+            variables={"customer_name": "Jessica"},
+        )
+    )
     meta.send(SendRequest(recipient="+16505551234", template="hello_world", language="en_US"))
     named, bare = (r.json()["template"] for r in fake.requests)
     assert named["components"][0]["parameters"] == [
@@ -90,18 +112,46 @@ def test_a_template_with_named_variables_and_none(fake: FakeMeta, http: httpx.Cl
 def test_campaign_and_contact_come_back_through_the_webhook_parser(
     fake: FakeMeta, http: httpx.Client
 ) -> None:
-    request = SendRequest(recipient="+16505551234", text="Hi", campaign="spring",
-                          contact_ref="crm-7", metadata={"segment": "vip"})
+    request = SendRequest(
+        recipient="+16505551234",
+        text="Hi",
+        campaign="spring",
+        contact_ref="crm-7",
+        metadata={"segment": "vip"},
+    )
     result = sender(fake, http).send(request)
     opaque = fake.requests[0].json()["biz_opaque_callback_data"]
     assert json.loads(opaque) == {"campaign": "spring", "contact_ref": "crm-7", "segment": "vip"}
     # Meta echoes the string in the status webhook; our parser reads its keys as metadata.
-    webhook = {"object": "whatsapp_business_account", "entry": [{"id": "102290129340398",
-        "changes": [{"field": "messages", "value": {"messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "15550783881", "phone_number_id": NUMBER_ID},
-            "statuses": [{"id": result.provider_message_id, "status": "sent",
-                          "timestamp": "1764842400", "recipient_id": "16505551234",
-                          "biz_opaque_callback_data": opaque}]}}]}]}
+    webhook = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "102290129340398",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {
+                                "display_phone_number": "15550783881",
+                                "phone_number_id": NUMBER_ID,
+                            },
+                            "statuses": [
+                                {
+                                    "id": result.provider_message_id,
+                                    "status": "sent",
+                                    "timestamp": "1764842400",
+                                    "recipient_id": "16505551234",
+                                    "biz_opaque_callback_data": opaque,
+                                }
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
     (event,) = parse(json.dumps(webhook).encode(), {})
     assert event.metadata["campaign"] == "spring"  # type: ignore[union-attr]
     assert event.metadata["contact_ref"] == "crm-7"  # type: ignore[union-attr]
@@ -111,8 +161,9 @@ def test_callback_data_longer_than_meta_carries_is_refused_before_sending(
     fake: FakeMeta, http: httpx.Client
 ) -> None:
     with pytest.raises(SendError) as caught:
-        sender(fake, http).send(SendRequest(recipient="+16505551234", text="Hi",
-                                            metadata={"note": "x" * 600}))
+        sender(fake, http).send(
+            SendRequest(recipient="+16505551234", text="Hi", metadata={"note": "x" * 600})
+        )
     assert caught.value.kind is SendFailure.INVALID
     assert "at most 512 characters" in str(caught.value)
     assert fake.requests == []
@@ -128,32 +179,71 @@ def test_a_template_needs_its_language(fake: FakeMeta, http: httpx.Client) -> No
 @pytest.mark.parametrize(
     ("refusal", "status", "code", "kind", "permanent", "says"),
     [
-        ("not_allowed", 400, "131030", SendFailure.REFUSED, True,
-         "(#131030) Recipient phone number not in allowed list: Recipient phone number not "
-         "in allowed list: Add recipient phone number to recipient list and try again."),
-        ("outside_window", 400, "131047", SendFailure.REFUSED, True,
-         "(#131047) Re-engagement message: Message failed to send because more than 24 "
-         "hours have passed since the customer last replied to this number."),
-        ("throughput", 400, "130429", SendFailure.RATE_LIMITED, False,
-         "(#130429) Rate limit hit: Cloud API message throughput has been reached."),
-        ("unavailable", 503, "131016", SendFailure.UNAVAILABLE, False,
-         "(#131016) Service unavailable: A service is temporarily unavailable. Please retry "
-         "your request later."),
-        ("bad_parameter", 400, "100", SendFailure.INVALID, True,
-         "(#100) Invalid parameter: Parameter value is not valid: the phone number is not a "
-         "valid WhatsApp number format"),
+        (
+            "not_allowed",
+            400,
+            "131030",
+            SendFailure.REFUSED,
+            True,
+            "(#131030) Recipient phone number not in allowed list: Recipient phone number not "
+            "in allowed list: Add recipient phone number to recipient list and try again.",
+        ),
+        (
+            "outside_window",
+            400,
+            "131047",
+            SendFailure.REFUSED,
+            True,
+            "(#131047) Re-engagement message: Message failed to send because more than 24 "
+            "hours have passed since the customer last replied to this number.",
+        ),
+        (
+            "throughput",
+            400,
+            "130429",
+            SendFailure.RATE_LIMITED,
+            False,
+            "(#130429) Rate limit hit: Cloud API message throughput has been reached.",
+        ),
+        (
+            "unavailable",
+            503,
+            "131016",
+            SendFailure.UNAVAILABLE,
+            False,
+            "(#131016) Service unavailable: A service is temporarily unavailable. Please retry "
+            "your request later.",
+        ),
+        (
+            "bad_parameter",
+            400,
+            "100",
+            SendFailure.INVALID,
+            True,
+            "(#100) Invalid parameter: Parameter value is not valid: the phone number is not a "
+            "valid WhatsApp number format",
+        ),
     ],
 )
 def test_each_documented_error_is_classified_by_its_code(
-    fake: FakeMeta, http: httpx.Client, refusal: str, status: int, code: str,
-    kind: SendFailure, permanent: bool, says: str,
+    fake: FakeMeta,
+    http: httpx.Client,
+    refusal: str,
+    status: int,
+    code: str,
+    kind: SendFailure,
+    permanent: bool,
+    says: str,
 ) -> None:
     fake.refuse(refusal)
     with pytest.raises(SendError) as caught:
         sender(fake, http).send(SendRequest(recipient="+16505551234", text="Hi"))
     error = caught.value
     assert (error.http_status, error.code, error.kind, error.permanent) == (
-        status, code, kind, permanent
+        status,
+        code,
+        kind,
+        permanent,
     )
     assert error.provider_message == says
     assert not error.outcome_unknown
@@ -176,8 +266,7 @@ def test_the_default_api_url_is_the_versioned_graph_api() -> None:
 @pytest.mark.parametrize(
     ("options", "says"),
     [
-        ({}, "the option api_key (the Cloud API access token) and the option "
-             "phone_number_id"),
+        ({}, "the option api_key (the Cloud API access token) and the option phone_number_id"),
         ({"api_key": "t"}, "needs the option phone_number_id (the sending number's id)"),
     ],
 )

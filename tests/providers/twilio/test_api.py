@@ -37,8 +37,11 @@ def http() -> Iterator[httpx.Client]:
 
 def sender(fake: FakeTwilio, http: httpx.Client, sender_from: str = "+15017122661") -> TwilioSender:
     return TwilioSender(
-        config({"api_url": fake.url, "account_sid": SID, "from": sender_from},
-               secret="tw-token", callback_url=INTAKE),
+        config(
+            {"api_url": fake.url, "account_sid": SID, "from": sender_from},
+            secret="tw-token",
+            callback_url=INTAKE,
+        ),
         http,
     )
 
@@ -84,8 +87,9 @@ def test_a_template_is_a_content_sid_with_numbered_variables(
     fake: FakeTwilio, http: httpx.Client
 ) -> None:
     sender(fake, http).send(
-        SendRequest(recipient="+15558675310", template="HX" + "b" * 32,
-                    variables=("Jessica", "#1042"))
+        SendRequest(
+            recipient="+15558675310", template="HX" + "b" * 32, variables=("Jessica", "#1042")
+        )
     )
     form = fake.requests[0].form()
     assert form["ContentSid"] == "HX" + "b" * 32
@@ -97,25 +101,48 @@ def test_a_template_is_a_content_sid_with_numbered_variables(
 @pytest.mark.parametrize(
     ("refusal", "code", "kind", "permanent", "says"),
     [
-        ("invalid_to", "21211", SendFailure.REFUSED, True,
-         "The 'To' number 5551234567 is not a valid phone number."),
-        ("unsubscribed", "21610", SendFailure.REFUSED, True,
-         "Attempt to send to unsubscribed recipient"),
-        ("bad_from", "21606", SendFailure.CONFIG, False,
-         "The From phone number +15017122661 is not a valid, SMS-capable inbound phone "
-         "number or short code for your account."),
+        (
+            "invalid_to",
+            "21211",
+            SendFailure.REFUSED,
+            True,
+            "The 'To' number 5551234567 is not a valid phone number.",
+        ),
+        (
+            "unsubscribed",
+            "21610",
+            SendFailure.REFUSED,
+            True,
+            "Attempt to send to unsubscribed recipient",
+        ),
+        (
+            "bad_from",
+            "21606",
+            SendFailure.CONFIG,
+            False,
+            "The From phone number +15017122661 is not a valid, SMS-capable inbound phone "
+            "number or short code for your account.",
+        ),
     ],
 )
 def test_each_documented_error(
-    fake: FakeTwilio, http: httpx.Client, refusal: str, code: str, kind: SendFailure,
-    permanent: bool, says: str,
+    fake: FakeTwilio,
+    http: httpx.Client,
+    refusal: str,
+    code: str,
+    kind: SendFailure,
+    permanent: bool,
+    says: str,
 ) -> None:
     fake.refuse(refusal)
     with pytest.raises(SendError) as caught:
         sender(fake, http).send(SendRequest(recipient="+15558675310", text="Hi"))
     error = caught.value
     assert (error.http_status, error.code, error.kind, error.permanent) == (
-        400, code, kind, permanent
+        400,
+        code,
+        kind,
+        permanent,
     )
     assert error.provider_message == says
     assert error.raw["more_info"] == f"https://www.twilio.com/docs/errors/{code}"
@@ -144,8 +171,10 @@ def test_without_a_callback_url_no_status_callback_is_sent(
     fake: FakeTwilio, http: httpx.Client
 ) -> None:
     TwilioSender(
-        config({"api_url": fake.url + "/2010-04-01", "account_sid": SID, "from": "+15017122661"},
-               secret="tw-token"),
+        config(
+            {"api_url": fake.url + "/2010-04-01", "account_sid": SID, "from": "+15017122661"},
+            secret="tw-token",
+        ),
         http,
     ).send(SendRequest(recipient="+15558675310", text="Hi"))
     assert "StatusCallback" not in fake.requests[0].form()
