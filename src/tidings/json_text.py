@@ -55,10 +55,17 @@ def _has_long_number(text: bytes) -> bool:
     return _LONG in marked or _LONG_NEGATIVE in marked
 
 
+def _shallow(text: bytes) -> bool:
+    """Fewer than `MAX_OPENINGS` brackets: orjson's reading of nesting is json's. Text shorter
+    than twice that is not counted: JSON closes every bracket it opens, so text orjson reads
+    holds at most half its length in openings, and text it refuses goes to json anyway."""
+    return len(text) < 2 * MAX_OPENINGS or text.count(b"[") + text.count(b"{") < MAX_OPENINGS
+
+
 def loads(text: bytes | str) -> Any:
     """`json.loads(text)`, faster: same values, same errors (ValueError, RecursionError)."""
     raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
-    if raw.count(b"[") + raw.count(b"{") < MAX_OPENINGS and not _has_long_number(raw):
+    if _shallow(raw) and not _has_long_number(raw):
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
@@ -70,7 +77,7 @@ def check(text: bytes) -> None:
     """Raise what `loads(text)` raises, reading no values: for the intake, which only needs to
     know that the body is JSON. Whatever orjson reads json reads too (see above), so the scan
     for long numbers, which only changes what a number reads as, is left out."""
-    if text.count(b"[") + text.count(b"{") < MAX_OPENINGS:
+    if _shallow(text):
         try:
             orjson.loads(text)
         except orjson.JSONDecodeError:

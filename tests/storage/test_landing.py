@@ -489,3 +489,29 @@ def test_a_scheduled_job_refused_by_the_store_is_one_line(
     finally:
         durable.dispose()
         fresh.dispose()
+
+
+def test_a_webhook_lands_with_the_bytes_the_general_path_stores(db: Database) -> None:
+    """The intake's own insert (`landing.append_new`, no dict per row) stores each column as
+    the general insert does: times, headers as JSON, the body, a quarantined one's error."""
+    connection_id = _connection(db)
+    at = datetime(2026, 12, 5, 9, 0, 0, 123456, tzinfo=UTC)
+    given = [
+        NewReceipt(connection_id, "evolution", at, "application/json", {"a": "é", "b": ""}, b"{}"),
+        NewReceipt(
+            connection_id, "evolution", at, "", {}, b"\x00\xff{", ReceiptStatus.QUARANTINED, "bad"
+        ),
+    ]
+    fast = inbox.append(db, given)  # webhooks: the intake's path
+    general = inbox.append(db, given, source=inbox.ReceiptSource.POLL)
+    assert len(fast) == len(general) == 2
+    assert db.landing is not None
+    names = list(landing.NEW_COLUMNS)
+    with db.landing.engine.connect() as conn:
+        raw = conn.exec_driver_sql(
+            f"SELECT id, typeof(body), {', '.join(names)} FROM landed ORDER BY id"
+        ).all()
+    by_id = {row[0]: row[1:] for row in raw}
+    assert [by_id[i] for i in fast] == [by_id[i] for i in general]
+    assert by_id[fast[0]][0] == "blob" and by_id[fast[0]][3] == "2026-12-05 09:00:00.123456"
+    assert by_id[fast[1]][-2:] == ("quarantined", "bad")

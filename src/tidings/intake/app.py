@@ -182,19 +182,17 @@ async def _read_body(receive: Receive, headers: Mapping[str, str], limit: int) -
         size += len(chunk)
         if size > limit:
             raise _TooLarge
-        chunks.append(chunk)
         if not message.get("more_body", False):
+            if not chunks:  # the whole body in one message: nearly every webhook
+                return chunk
+            chunks.append(chunk)
             return b"".join(chunks)
+        chunks.append(chunk)
 
 
-class _Request(NamedTuple):
-    """The parts of an ASGI request intake looks at."""
-
-    method: str
-    url: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    client: str | None
+def _client(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return client[0] if client else None
 
 
 class Intake:
@@ -239,8 +237,8 @@ class Intake:
                 self._counters[(provider, status)] = counter
             counter.inc(answers)
 
-    def _request(self, scope: Scope) -> _Request:
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    def _request(self, scope: Scope, headers: dict[str, str], body: bytes) -> RequestParts:
+        """What a provider checks of the request (made once, with its body)."""
         query_string = scope.get("query_string", b"").decode("latin-1")
         path = scope.get("raw_path") or scope["path"].encode()
         path_text = path.decode("latin-1") if isinstance(path, bytes) else str(path)
@@ -250,11 +248,8 @@ class Intake:
             host = headers.get("host") or "{}:{}".format(*scope.get("server") or ("localhost", 80))
             base = f"{scope.get('scheme', 'http')}://{host}"
         url = base + path_text + (f"?{query_string}" if query_string else "")
-        client = scope.get("client")
         # Positionally: a named tuple made with keywords costs twice as much.
-        return _Request(
-            scope["method"], url, _query(query_string), headers, client[0] if client else None
-        )
+        return RequestParts(scope["method"], url, _query(query_string), headers, body)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry for `/hooks/{provider}/{connection}`."""
@@ -302,34 +297,34 @@ class Intake:
             )
         connection = known.connection
         now = datetime.now(UTC)
-        request = self._request(scope)
-        headers = request.headers
-        if request.method == "GET":
-            return await self._handshake(request, provider, known, now)
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        if scope["method"] == "GET":
+            return await self._handshake(scope, provider, known, headers, now)
         try:
             body = await _read_body(receive, headers, self._settings.max_body_bytes)
         except _TooLarge:
             limit = self._settings.max_body_bytes
             reason = f"body larger than the limit of {limit} bytes"
-            await self._reject(request, provider, connection, 413, reason, headers, b"", now)
+            await self._reject(scope, provider, connection, 413, reason, headers, b"", now)
             return _error(413, "too_large", reason)
-        parts = RequestParts(request.method, request.url, request.query, headers, body)
         try:
-            provider.verify(parts, known.auth)
+            provider.verify(self._request(scope, headers, body), known.auth)
         except SignatureError as error:
-            await self._reject(request, provider, connection, 401, str(error), headers, body, now)
+            await self._reject(scope, provider, connection, 401, str(error), headers, body, now)
             return _error(401, "unauthorized", str(error))
         reply = provider.reply(body)
         problem = None if reply is not None else check_well_formed(provider.body_format, body)
+        unstored = known.unstored_headers
+        # Positionally, as above.
         receipt = NewReceipt(
-            connection_id=connection.id,
-            provider=provider.name,
-            received_at=now,
-            content_type=headers.get("content-type", "")[:200],
-            headers={k: v for k, v in headers.items() if k not in known.unstored_headers},
-            body=body,
-            status=ReceiptStatus.QUARANTINED if problem else ReceiptStatus.PENDING,
-            error=problem,
+            connection.id,
+            provider.name,
+            now,
+            headers.get("content-type", "")[:200],
+            {k: v for k, v in headers.items() if k not in unstored},
+            body,
+            ReceiptStatus.QUARANTINED if problem else ReceiptStatus.PENDING,
+            problem,
         )
         try:
             receipt_id = await self._writer.submit(receipt)
@@ -344,19 +339,18 @@ class Intake:
 
     async def _handshake(
         self,
-        request: _Request,
+        scope: Scope,
         provider: Provider,
         known: KnownConnection,
+        headers: dict[str, str],
         now: datetime,
     ) -> Answer:
         """A GET: the provider's verification handshake, or its set answer, or 405."""
-        headers = request.headers
-        parts = RequestParts("GET", request.url, request.query, headers, b"")
         try:
-            challenge = provider.handshake(parts, known.auth)
+            challenge = provider.handshake(self._request(scope, headers, b""), known.auth)
         except SignatureError as error:
             await self._reject(
-                request, provider, known.connection, 403, str(error), headers, b"", now
+                scope, provider, known.connection, 403, str(error), headers, b"", now
             )
             return _error(403, "forbidden", str(error))
         if challenge is not None:
@@ -368,7 +362,7 @@ class Intake:
 
     async def _reject(
         self,
-        request: _Request,
+        scope: Scope,
         provider: Provider,
         connection: StoredConnection,
         status: int,
@@ -386,7 +380,7 @@ class Intake:
             connection=connection.name,
             status_code=status,
             reason=reason,
-            remote_addr=request.client,
+            remote_addr=_client(scope),
             headers=safe_headers,
             body=body,
         )

@@ -203,15 +203,16 @@ class Database:
         if self.is_sqlite:
             # Converted before the write lock is taken: the worker waits for it too.
             prepared = sqlite_fast.prepare(self.engine.dialect, _insert(table), rows)
-            return self._append_raw(table, prepared)
+            return self.append_prepared(table, prepared)
         statement = _insert(table).returning(table.c.id, sort_by_parameter_order=True)
         with self.write(appends_only=True) as conn:
             return [row.id for row in conn.execute(statement, [dict(r) for r in rows])]
 
-    def _append_raw(self, table: Table, prepared: sqlite_fast.Prepared) -> list[int]:
-        """The intake's group commit on SQLite, on the driver's connection: SQLAlchemy's
-        connection, transaction and events cost more than the commit itself, and all of it
-        holds the GIL the intake's event loop needs (decision 0015)."""
+    def append_prepared(self, table: Table, prepared: sqlite_fast.Prepared) -> list[int]:
+        """`append` of rows already prepared (SQLite only): the intake's group commit, on the
+        driver's connection. SQLAlchemy's connection, transaction and events cost more than
+        the commit itself, and all of it holds the GIL the intake's event loop needs
+        (decision 0015)."""
         with (
             write_turns.turn(self.url, self.timeout, lambda: safe_url(self.url)),
             unavailable_on_failure(self.url),

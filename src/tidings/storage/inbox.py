@@ -88,6 +88,12 @@ def append(
 ) -> list[int]:
     """Commit receipts (the intake's group commit, or a page the poll fetched); their ids, in
     the order given. On SQLite they land in the landing file (`storage.landing`)."""
+    if db.landing is not None and source is ReceiptSource.WEBHOOK:  # the intake's hot path
+        landed_ids = landing.append_new(
+            db, [(r[0], r[1], r[2], r[3], r[4], r[5], r[6].value, r[7]) for r in new]
+        )
+        if landed_ids is not None:
+            return landed_ids
     rows = _rows(new)
     if source is not ReceiptSource.WEBHOOK:  # webhooks take the column's default
         for row in rows:
