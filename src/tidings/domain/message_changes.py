@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from tidings.domain.counters import COUNTERS, delta
 from tidings.domain.dedup import dedup_key
@@ -99,8 +99,10 @@ class MessageChange:
         return getattr(self.stored, name) if self.stored is not None else None
 
 
-@dataclass(frozen=True)
-class TimelineEntry:
+class TimelineEntry(NamedTuple):
+    """An event the batch applies, in order. (A named tuple: one per event, and a frozen
+    dataclass's seven fields cost a microsecond more.)"""
+
     key: MessageKey
     dedup_key: str
     event: NormalizedEvent
@@ -205,9 +207,15 @@ def _change(
     return change
 
 
+# A message the batch creates starts from this state. One for all: a state is never changed
+# (`advance` makes a new one), and making thirteen frozen fields per new message cost more
+# than a microsecond.
+_NEW = MessageState()
+
+
 def _unchanged(stored: Mapping[MessageKey, StoredMessage], key: MessageKey) -> MessageChange:
     found = stored.get(key)
-    state = found.state if found is not None else MessageState()
+    state = found.state if found is not None else _NEW
     return MessageChange(key, found, state, state)
 
 
