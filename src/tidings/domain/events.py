@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from tidings.domain.calls import CallRecord
 
@@ -133,10 +133,10 @@ class Source(Protocol):
 E = TypeVar("E")
 
 
-@dataclass(frozen=True)
-class Incoming(Generic[E]):
+class Incoming(NamedTuple, Generic[E]):
     """One parsed item of a record kind, with where and when it arrived (`receipt_id` is None
-    for what did not come through a webhook, like a registration's own event)."""
+    for what did not come through a webhook, like a registration's own event). (A named
+    tuple: the worker makes one per event.)"""
 
     connection: Source
     event: E
