@@ -5,7 +5,8 @@ a byte-order mark, UTF-16 and lone surrogates, all of which json takes. So orjso
 first, and json, whose verdict is the rule, reads everything orjson refused, and raises its
 own errors. Two things orjson reads differently are left to json: integers beyond 64 bits
 (orjson makes them floats), so text with a number of 19 digits or more, and deep nesting (their
-limits differ; json's is the recursion limit), so text with `MAX_OPENINGS` brackets or more.
+limits differ; json's is the recursion limit), so text of twice `MAX_OPENINGS` bytes or more
+that holds `MAX_OPENINGS` brackets or more (`_shallow`).
 
 Writing, orjson's text (without spaces, other than ASCII as UTF-8) reads back as json's does
 for every value json writes. What orjson refuses (integers beyond 64 bits, keys that are not
@@ -56,9 +57,11 @@ def _has_long_number(text: bytes) -> bool:
 
 
 def _shallow(text: bytes) -> bool:
-    """Fewer than `MAX_OPENINGS` brackets: orjson's reading of nesting is json's. Text shorter
-    than twice that is not counted: JSON closes every bracket it opens, so text orjson reads
-    holds at most half its length in openings, and text it refuses goes to json anyway."""
+    """Too shallow for orjson's reading of nesting to differ from json's. Text shorter than
+    twice `MAX_OPENINGS` bytes is not counted: each level of nesting takes an opening and a
+    closing byte, so text orjson reads nests fewer than `MAX_OPENINGS` deep (brackets inside
+    strings do not nest), and text it refuses goes to json anyway. Longer text is, when it
+    holds `MAX_OPENINGS` brackets or more, however many of them nest."""
     return len(text) < 2 * MAX_OPENINGS or text.count(b"[") + text.count(b"{") < MAX_OPENINGS
 
 

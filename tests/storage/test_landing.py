@@ -277,6 +277,12 @@ def test_reading_a_store_where_nothing_landed_creates_no_file(db: Database) -> N
     assert not Path(db.landing.url.removeprefix("sqlite:///")).exists()
 
 
+def test_landing_no_webhooks_writes_nothing(db: Database) -> None:
+    assert db.landing is not None
+    assert inbox.append(db, []) == []
+    assert not Path(db.landing.url.removeprefix("sqlite:///")).exists()
+
+
 def test_the_stores_size_counts_its_landing_file(db: Database) -> None:
     connection_id = _connection(db)
     before, _ = db.disk_usage()

@@ -226,9 +226,12 @@ NewLanded = tuple[int, str, datetime, str, Mapping[str, str], bytes, str, str | 
 def append_new(db: Database, new: Sequence[NewLanded]) -> list[int] | None:
     """`append` for webhooks, each given as `NEW_COLUMNS`' values; None when the store has no
     landing file. It runs in the intake's group commit, on a thread whose Python holds up the
-    event loop: the general path (a dict per row, picked and converted column by column) cost
-    it about 2 µs a receipt, this a quarter of that. The two values that need converting are
-    converted by their columns' own types, so the stored bytes are the general path's."""
+    event loop: the general path (a dict per row, picked and converted column by column) made
+    the commit thread spend about 1 µs a receipt more (8.0 µs of CPU against 7.1, groups of
+    60, measured alone). The two values that need converting are converted by their columns'
+    own types, so the stored bytes are the general path's."""
+    if not new:
+        return []
     landing = ready(db)
     if landing is None:
         return None
