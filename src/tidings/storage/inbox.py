@@ -90,7 +90,20 @@ def append(
     the order given. On SQLite they land in the landing file (`storage.landing`)."""
     if db.landing is not None and source is ReceiptSource.WEBHOOK:  # the intake's hot path
         landed_ids = landing.append_new(
-            db, [(r[0], r[1], r[2], r[3], r[4], r[5], r[6].value, r[7]) for r in new]
+            db,
+            [
+                (
+                    r.connection_id,
+                    r.provider,
+                    r.received_at,
+                    r.content_type,
+                    r.headers,
+                    r.body,
+                    r.status.value,
+                    r.error,
+                )
+                for r in new
+            ],
         )
         if landed_ids is not None:
             return landed_ids
