@@ -21,7 +21,14 @@ from tidings.storage.db import Database, Reader, id_in, insert_returning_ids
 from tidings.storage.engine import NotAStore, unavailable_on_failure
 from tidings.storage.inbox import NewReceipt
 from tidings.storage.schema import UTCDateTime, messages, receipts, sends
-from tidings.storage.sqlite_fast import Prepared, _insert_rows, _rows_at_once, sparse
+from tidings.storage.sqlite_fast import (
+    Prepared,
+    _insert_rows,
+    _rows_at_once,
+    prepare,
+    run_prepared,
+    sparse,
+)
 from tidings.storage.writes import Writes
 
 SAO_PAULO = timezone(timedelta(hours=-3))
@@ -218,6 +225,33 @@ def test_appended_receipts_keep_their_order_and_bytes_across_statements(
     assert [(row.body, row.headers) for row in stored if row is not None] == [
         (body, {"x": "1"}) for body in bodies
     ]
+
+
+@pytest.mark.sqlite_only
+def test_a_unit_of_works_insert_of_many_rows_is_stored_in_order_a_few_statements(
+    db: Database,
+) -> None:
+    """The worker's inserts (events, messages) go to SQLite as statements of up to 64 rows,
+    like the intake's: every row stored, in the order given, with the values executemany
+    stores."""
+    connection_id = _connection(db)
+    keys = [f"k{i}" for i in range(70)]
+    statements: list[str] = []
+    with db.write() as conn:
+        raw: Any = conn.connection.dbapi_connection
+        raw.set_trace_callback(statements.append)
+        try:
+            rows = [_send_row(connection_id, key) for key in keys]
+            run_prepared(conn, prepare(conn.dialect, sends.insert(), rows))
+        finally:
+            raw.set_trace_callback(None)
+    inserts = [statement for statement in statements if statement.startswith("INSERT")]
+    assert [statement.count("), (") + 1 for statement in inserts] == [64, 4, 1, 1]
+    with db.read() as conn:
+        stored = conn.execute(select(sends).order_by(sends.c.id)).all()
+    assert [row.idempotency_key for row in stored] == keys
+    assert {(row.status, row.created_at) for row in stored} == {("queued", NOW)}
+    assert stored[-1].registration == {"recipient": "+5511999990000", "campanha": "promoção"}
 
 
 def test_a_wide_table_takes_fewer_rows_a_statement() -> None:

@@ -521,3 +521,28 @@ def test_a_webhook_lands_with_the_bytes_the_general_path_stores(db: Database) ->
     assert [by_id[i] for i in fast] == [by_id[i] for i in general]
     assert by_id[fast[0]][0] == "blob" and by_id[fast[0]][3] == "2026-12-05 09:00:00.123456"
     assert by_id[fast[1]][-2:] == ("quarantined", "bad")
+
+
+def test_a_landed_receipts_headers_reach_the_worker_as_they_were_stored(db: Database) -> None:
+    connection_id = _connection(db)
+    stored = {"content-type": "application/x-www-form-urlencoded", "x-signature": "é"}
+    given = NewReceipt(connection_id, "evolution", NOW, "", stored, b"{}")
+    inbox.append(db, [given])
+    taken: list[Any] = []
+
+    def plan(reader: Any, writes: Any) -> None:
+        taken[:] = inbox.take_pending(reader, writes, 10)[0]
+
+    db.apply(plan)
+    headers = taken[0].headers
+    assert headers.get("content-type") == "application/x-www-form-urlencoded"
+    assert dict(headers) == stored and len(headers) == 2 and "x-other" not in headers
+
+
+def test_stored_headers_are_read_from_their_text_only_when_looked_at() -> None:
+    """Only Twilio's parser reads headers: the others never pay for decoding them."""
+    unread = landing.StoredHeaders("{not json")  # no error until something looks
+    with pytest.raises(ValueError, match="Expecting property name"):
+        unread.get("content-type")
+    assert dict(landing.StoredHeaders("null")) == {}  # JSON's null: no headers kept
+    assert landing.StoredHeaders('{"a": "1"}') == {"a": "1"}

@@ -10,7 +10,7 @@ hold. Writing those changes is `storage.messages`' job.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -343,7 +343,7 @@ def _cut(
     if limit is None or code is None or len(code) <= limit:
         return event
     plan.note(receipt, f"failure_code of {event.provider_message_id[:60]!r} cut to {limit}")
-    return replace(event, failure_code=code[:limit])
+    return event._replace(failure_code=code[:limit])
 
 
 def _fits(

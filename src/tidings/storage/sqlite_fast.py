@@ -4,8 +4,8 @@ taken.
 SQLite has one write lock for the whole file, and the intake and the worker take turns on it
 many times a second. SQLAlchemy's per-row parameter processing costs more than SQLite's own
 work, so here SQLAlchemy still writes the SQL and each column's type converts each value (the
-stored bytes are exactly what SQLAlchemy would store), and the driver runs it (executemany, or
-for inserts whose ids are wanted, several rows a statement).
+stored bytes are exactly what SQLAlchemy would store), and the driver runs it: plain inserts
+several rows a statement, anything else with executemany.
 Only `storage.db` uses this module (docs/architecture.md, "The store").
 """
 
@@ -62,10 +62,15 @@ def prepare(dialect: Dialect, statement: UpdateBase, rows: Sequence[Mapping[str,
 
 
 def run_prepared(conn: Connection, prepared: Prepared) -> None:
-    """Run a prepared executemany in the connection's transaction."""
+    """Run a prepared executemany in the connection's transaction: a plain insert of several
+    rows as statements of several rows each (`_insert_rows`), anything else row by row."""
     if not prepared.params:
         return
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    raw = conn.connection.dbapi_connection
+    if len(prepared.params) > 1 and _of_one_row(prepared.sql):
+        _insert_rows(raw, prepared)
+        return
+    cursor = raw.cursor()  # type: ignore[union-attr]
     try:
         cursor.executemany(prepared.sql, prepared.params)
     finally:
@@ -118,13 +123,21 @@ def _insert_rows(raw: Any, prepared: Prepared) -> None:
 
 
 @lru_cache(maxsize=64)
-def _rows_at_once(sql: str, rows: int) -> str:
-    """`sql`, an INSERT of one row of placeholders and nothing after them (no ON CONFLICT,
-    no RETURNING), made to insert `rows` rows."""
+def _of_one_row(sql: str) -> bool:
+    """Whether `sql` is an INSERT of one row of placeholders and nothing after them (no ON
+    CONFLICT, no RETURNING, no SELECT): one that `_rows_at_once` can make insert several."""
     head, values_keyword, values = sql.rpartition(" VALUES ")
     one_row = values.startswith("(") and values.endswith(")") and set(values) <= set("(?, )")
-    if not (head.startswith("INSERT ") and values_keyword and one_row):
+    return head.startswith("INSERT ") and bool(values_keyword) and one_row
+
+
+@lru_cache(maxsize=64)
+def _rows_at_once(sql: str, rows: int) -> str:
+    """`sql`, an INSERT of one row of placeholders (`_of_one_row`), made to insert `rows`
+    rows."""
+    if not _of_one_row(sql):
         raise ValueError(f"not an INSERT of one row of values: {sql}")
+    head, values_keyword, values = sql.rpartition(" VALUES ")
     return head + values_keyword + ", ".join([values] * rows)
 
 

@@ -196,7 +196,8 @@ def _apply_receipts(
             if given is None:
                 given = options[connection.id] = _parse_options(connection, settings)
             provider = get_provider(row.provider)
-            items = provider.parse_for(row.body, row.headers or {}, given)
+            headers = row.headers  # not `or {}`: a landed receipt's are decoded on first use
+            items = provider.parse_for(row.body, {} if headers is None else headers, given)
         except PayloadError as error:  # no shape this provider sends: retrying changes nothing
             _fail(reader, writes, row, connection, str(error), (), at, result)
             continue
