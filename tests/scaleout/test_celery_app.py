@@ -4,7 +4,10 @@ quietly, and the `worker`/`beat` commands explain what they need."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -15,6 +18,7 @@ import httpx
 import pytest
 import redis
 from celery.app.utils import find_app
+from celery.beat import Service
 from click.testing import CliRunner
 from pydantic import ValidationError
 
@@ -27,7 +31,7 @@ from tidings.scheduler.jobs import JOBS, scheduled_jobs
 from tidings.storage import connections, inbox
 from tidings.storage.db import Database
 from tidings.storage.inbox import NewReceipt
-from tidings.worker.celery.beat import beat_schedule
+from tidings.worker.celery.beat import beat_schedule, stop_on_signals
 from tidings.worker.celery.config import (
     BrokerNotConfigured,
     broker_url,
@@ -67,6 +71,38 @@ def test_beat_schedule_is_built_from_jobs_plus_the_sweep() -> None:
     assert schedule["sweep"]["options"]["queue"] == INBOX_QUEUE
     assert schedule["outbound"]["task"] == DELIVER
     assert schedule["outbound"]["options"]["queue"] == OUTBOUND_QUEUE
+
+
+def test_beat_stops_at_a_signal_even_when_what_it_was_doing_swallows_the_exit(
+    redis_url: str,
+) -> None:
+    """SIGTERM during a send: Celery's own handler closed the broker connection under it, the
+    send failed, the failure swallowed the exit, and beat went on sending until it was killed
+    (seen in tests/scaleout/test_schedule.py, beat killed 30 s later). Beat now ends at its
+    next turn whatever became of the exit."""
+    service = Service(create_celery(Settings(broker_url=redis_url)))
+    ticks = 0
+
+    def tick() -> float:
+        nonlocal ticks
+        ticks += 1
+        assert ticks < 50, "beat went on after SIGTERM"
+        if ticks == 1:
+            # The exit is swallowed, as the interrupted send did with it.
+            with contextlib.suppress(BaseException):
+                os.kill(os.getpid(), signal.SIGTERM)  # handled at once, in this thread
+                time.sleep(1.0)
+        return 0.01
+
+    kept = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        stop_on_signals(service)
+        service.scheduler.tick = tick
+        service.start()
+    finally:
+        for number, handler in kept.items():
+            signal.signal(number, handler)
+    assert ticks == 1
 
 
 def test_dispatch_runs_that_waited_are_dropped_so_they_never_hold_up_the_other_jobs() -> None:

@@ -12,7 +12,7 @@ from celery import signals
 from tidings import collector
 from tidings.config import Settings
 from tidings.logging import configure_logging, get_logger
-from tidings.worker.celery.beat import beat_schedule
+from tidings.worker.celery.beat import beat_schedule, stop_on_signals
 from tidings.worker.celery.config import create_celery
 from tidings.worker.celery.names import INBOX_QUEUE, QUEUES
 from tidings.worker.celery.tasks import Tasks
@@ -89,5 +89,7 @@ def run_beat(settings: Settings) -> int:
     _configure_celery_logging(settings)
     for name, entry in beat_schedule(settings).items():
         log.info("beat schedule: %s every %ss", name, entry["schedule"].total_seconds())
+    # Sent once beat's service starts, after Celery installed its own signal handlers.
+    signals.beat_init.connect(lambda sender, **_: stop_on_signals(sender), weak=False)
     argv = ["beat", "--loglevel", settings.log_level.upper()]
     return cast(int | None, app.start(argv)) or 0
