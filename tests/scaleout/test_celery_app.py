@@ -31,7 +31,7 @@ from tidings.scheduler.jobs import JOBS, scheduled_jobs
 from tidings.storage import connections, inbox
 from tidings.storage.db import Database
 from tidings.storage.inbox import NewReceipt
-from tidings.worker.celery.beat import beat_schedule, stop_on_signals
+from tidings.worker.celery.beat import StartNowScheduler, beat_schedule, stop_on_signals
 from tidings.worker.celery.config import (
     BrokerNotConfigured,
     broker_url,
@@ -80,7 +80,8 @@ def test_beat_stops_at_a_signal_even_when_what_it_was_doing_swallows_the_exit(
     send failed, the failure swallowed the exit, and beat went on sending until it was killed
     (seen in tests/scaleout/test_schedule.py, beat killed 30 s later). Beat now ends at its
     next turn whatever became of the exit."""
-    service = Service(create_celery(Settings(broker_url=redis_url)))
+    app = create_celery(Settings(broker_url=redis_url))
+    service = Service(app, scheduler_cls=StartNowScheduler)  # tidings' own: it writes no file
     ticks = 0
 
     def tick() -> float:

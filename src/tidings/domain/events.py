@@ -5,11 +5,10 @@ Adapters produce these plain, frozen values from raw bytes; the lifecycle consum
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from types import MappingProxyType
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from tidings.domain.calls import CallRecord
@@ -56,8 +55,29 @@ class EventKind(StrEnum):
     UNKNOWN = "unknown"
 
 
-# The default of an event's mappings: shared, so it must not change, and cannot.
-_NOTHING: Mapping[str, Any] = MappingProxyType({})
+class _Nothing(Mapping[str, Any]):
+    """The default of an event's mappings: empty, shared, so it cannot change; and, unlike a
+    read-only view of a dict, it pickles and copies (as itself)."""
+
+    __slots__ = ()
+
+    def __getitem__(self, key: str) -> Any:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return "{}"
+
+    def __reduce__(self) -> str:
+        return "_NOTHING"
+
+
+_NOTHING: Mapping[str, Any] = _Nothing()
 
 
 class NormalizedEvent(NamedTuple):

@@ -4,8 +4,8 @@ taken.
 SQLite has one write lock for the whole file, and the intake and the worker take turns on it
 many times a second. SQLAlchemy's per-row parameter processing costs more than SQLite's own
 work, so here SQLAlchemy still writes the SQL and each column's type converts each value (the
-stored bytes are exactly what SQLAlchemy would store), and the driver runs it: plain inserts
-several rows a statement, anything else with executemany.
+stored bytes are exactly what SQLAlchemy would store), and the driver runs it: a plain insert
+of several rows as statements of several rows, anything else with executemany.
 Only `storage.db` uses this module (docs/architecture.md, "The store").
 """
 

@@ -14,6 +14,7 @@ from typing import Any, Final
 from celery.beat import Scheduler, Service
 
 from tidings.config import Settings
+from tidings.logging import get_logger
 from tidings.scheduler.jobs import scheduled_jobs
 from tidings.worker.celery.names import (
     DELIVER,
@@ -25,6 +26,8 @@ from tidings.worker.celery.names import (
 )
 
 __all__ = ["StartNowScheduler", "beat_schedule", "stop_on_signals"]
+
+log = get_logger("celery")
 
 # A scheduled run that waited longer than its interval (or this, whichever is longer) is dropped:
 # the next one is on its way, and runs never pile up behind a stopped worker. A job may set a
@@ -84,11 +87,14 @@ def stop_on_signals(service: Service) -> None:
     logged the failure as one more unsent task ("I/O operation on closed file") and went on
     sending until it was killed: 30 s later in our tests, and as long as a supervisor waits in
     production. Here the stop is asked for first, so beat's loop ends even when the exit is
-    swallowed, and the connection is closed by beat's own shutdown, after the loop."""
+    swallowed, and the connection is closed by beat's own shutdown, after the loop. The
+    handler writes nothing (not even a log line): a signal that interrupts a write to the same
+    stream would make that write fail instead of the stop happen."""
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        service.stop()
+        service._is_shutdown.set()  # what `Service.stop` sets, without its log line
         raise SystemExit()
 
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, stop)
+    log.info("beat stops at SIGTERM or Ctrl-C, at its next turn")
