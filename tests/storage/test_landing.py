@@ -542,7 +542,7 @@ def test_a_landed_receipts_headers_reach_the_worker_as_they_were_stored(db: Data
 def test_stored_headers_are_read_from_their_text_only_when_looked_at() -> None:
     """Only Twilio's parser reads headers: the others never pay for decoding them."""
     unread = landing.StoredHeaders("{not json")  # no error until something looks
-    with pytest.raises(ValueError, match="Expecting property name"):
+    with pytest.raises(ValueError, match="stored headers are not JSON: Expecting property"):
         unread.get("content-type")
     assert dict(landing.StoredHeaders("null")) == {}  # JSON's null: no headers kept
     assert landing.StoredHeaders('{"a": "1"}') == {"a": "1"}

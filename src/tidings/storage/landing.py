@@ -309,7 +309,10 @@ class StoredHeaders(Mapping[str, str]):
 
     def _values(self) -> Mapping[str, str]:
         if self._decoded is None:
-            self._decoded = json_text.loads(self._text) or {}  # JSON's null: none kept
+            try:
+                self._decoded = json_text.loads(self._text) or {}  # JSON's null: none kept
+            except (ValueError, RecursionError) as error:  # the file was changed by hand
+                raise ValueError(f"the receipt's stored headers are not JSON: {error}") from None
         return self._decoded
 
     def __getitem__(self, name: str) -> str:
@@ -334,9 +337,6 @@ class _HeadersRead(TypeDecorator[Mapping[str, str]]):
 
     impl = Text
     cache_ok = True
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> StoredHeaders | None:
-        return _stored_headers(value)
 
     def result_processor(
         self, dialect: Dialect, coltype: object
