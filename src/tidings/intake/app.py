@@ -237,9 +237,19 @@ class Intake:
                 self._counters[(provider, status)] = counter
             counter.inc(answers)
 
-    def _request(self, scope: Scope, headers: dict[str, str], body: bytes) -> RequestParts:
-        """What a provider checks of the request (made once, with its body)."""
+    def _request(
+        self, scope: Scope, headers: dict[str, str], body: bytes, provider: Provider
+    ) -> RequestParts:
+        """What a provider checks of the request (made once, with its body); its URL only for a
+        provider that signs it."""
         query_string = scope.get("query_string", b"").decode("latin-1")
+        url = self._url(scope, headers, query_string) if provider.signs_url else ""
+        # Positionally: a named tuple made with keywords costs twice as much.
+        return RequestParts(scope["method"], url, _query(query_string), headers, body)
+
+    def _url(self, scope: Scope, headers: Mapping[str, str], query_string: str) -> str:
+        """The request's public URL: `public_url` if set, else as the request (or the proxy
+        before it) names the host."""
         path = scope.get("raw_path") or scope["path"].encode()
         path_text = path.decode("latin-1") if isinstance(path, bytes) else str(path)
         if self._settings.public_url:
@@ -247,9 +257,7 @@ class Intake:
         else:
             host = headers.get("host") or "{}:{}".format(*scope.get("server") or ("localhost", 80))
             base = f"{scope.get('scheme', 'http')}://{host}"
-        url = base + path_text + (f"?{query_string}" if query_string else "")
-        # Positionally: a named tuple made with keywords costs twice as much.
-        return RequestParts(scope["method"], url, _query(query_string), headers, body)
+        return base + path_text + (f"?{query_string}" if query_string else "")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry for `/hooks/{provider}/{connection}`."""
@@ -308,7 +316,7 @@ class Intake:
             await self._reject(scope, provider, connection, 413, reason, headers, b"", now)
             return _error(413, "too_large", reason)
         try:
-            provider.verify(self._request(scope, headers, body), known.auth)
+            provider.verify(self._request(scope, headers, body, provider), known.auth)
         except SignatureError as error:
             await self._reject(scope, provider, connection, 401, str(error), headers, body, now)
             return _error(401, "unauthorized", str(error))
@@ -347,7 +355,7 @@ class Intake:
     ) -> Answer:
         """A GET: the provider's verification handshake, or its set answer, or 405."""
         try:
-            challenge = provider.handshake(self._request(scope, headers, b""), known.auth)
+            challenge = provider.handshake(self._request(scope, headers, b"", provider), known.auth)
         except SignatureError as error:
             await self._reject(
                 scope, provider, known.connection, 403, str(error), headers, b"", now

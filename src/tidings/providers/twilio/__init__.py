@@ -15,4 +15,5 @@ PROVIDER = Provider(
     token_in_url=False,
     verify=webhook.verify,
     parse=webhook.parse,
+    signs_url=True,
 )
