@@ -499,7 +499,9 @@ def test_a_scheduled_job_refused_by_the_store_is_one_line(
 
 def test_a_webhook_lands_with_the_bytes_the_general_path_stores(db: Database) -> None:
     """The intake's own insert (`landing.append_new`, no dict per row) stores each column as
-    the general insert does: times, headers as JSON, the body, a quarantined one's error."""
+    the general insert does: times, headers as JSON, the body, a quarantined one's error. A
+    new receipt is given to it as it is, so its fields are the landing row's, in order."""
+    assert NewReceipt._fields == landing.NEW_COLUMNS
     connection_id = _connection(db)
     at = datetime(2026, 12, 5, 9, 0, 0, 123456, tzinfo=UTC)
     given = [
