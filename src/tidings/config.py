@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     store_timeout_seconds: float = Field(default=2.0, gt=0)
     retention_days: int = Field(default=30, gt=0)
     receipt_retry_schedule: str = "10,60,300,1800,7200"
-    worker_batch_size: int = Field(default=1000, gt=0, le=5000)
+    worker_batch_size: int = Field(default=500, gt=0, le=5000)
     worker_idle_seconds: float = Field(default=1.0, gt=0)
     worker_linger_seconds: float = Field(default=0.05, ge=0)
     worker_process: bool = True

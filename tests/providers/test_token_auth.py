@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.providers.unsigned import WithoutUrl
 from tidings.domain.errors import SignatureError
 from tidings.providers.base import ConnectionAuth, RequestParts
 from tidings.providers.registry import PROVIDERS
@@ -20,9 +21,7 @@ def connection(provider: str) -> ConnectionAuth:
 def request(
     query: dict[str, str] | None = None, headers: dict[str, str] | None = None
 ) -> RequestParts:
-    return RequestParts(
-        "POST", "https://tidings.example.com/hooks/x/main", query or {}, headers or {}, b"{}"
-    )
+    return WithoutUrl("POST", "", query or {}, headers or {}, b"{}")
 
 
 def test_the_token_providers_are_the_ones_the_design_names() -> None:

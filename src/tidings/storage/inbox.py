@@ -89,8 +89,8 @@ def append(
     """Commit receipts (the intake's group commit, or a page the poll fetched); their ids, in
     the order given. On SQLite they land in the landing file (`storage.landing`)."""
     if db.landing is not None and source is ReceiptSource.WEBHOOK:  # the intake's hot path
-        # A new receipt is already the landing file's row: its fields in `NEW_COLUMNS`' order,
-        # the status a text (a StrEnum), so no copy is made of each.
+        # A new receipt is already in the shape `append_new` takes: its fields in
+        # `NEW_COLUMNS`' order, the status a text (a StrEnum); no tuple is made to pass it on.
         landed_ids = landing.append_new(db, new)
         if landed_ids is not None:
             return landed_ids

@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.providers.fuzzing import json_values, parsed_or_payload_error
+from tests.providers.unsigned import WithoutUrl
 from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import (
     BadItem,
@@ -618,9 +619,9 @@ def sign(body: bytes, secret: str = APP_SECRET) -> str:
 def post(
     body: bytes, headers: dict[str, str] | None = None, query: dict[str, str] | None = None
 ) -> RequestParts:
-    return RequestParts(
+    return WithoutUrl(
         method="POST",
-        url="https://tidings.example.com/hooks/meta/waba",
+        url="",
         query=query or {},
         headers=headers or {},
         body=body,
@@ -720,9 +721,9 @@ def test_a_connection_without_app_secret_rejects_everything() -> None:
 
 
 def get(query: dict[str, str]) -> RequestParts:
-    return RequestParts(
+    return WithoutUrl(
         method="GET",
-        url="https://tidings.example.com/hooks/meta/waba",
+        url="",
         query=query,
         headers={},
         body=b"",
