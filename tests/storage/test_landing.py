@@ -156,6 +156,61 @@ def test_a_batch_that_fails_is_moved_then_applied_one_by_one(
         assert inbox.count_by_status(conn)["pending"] == 0
 
 
+def test_a_webhook_landing_while_the_worker_holds_the_store_is_moved_not_skipped(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's plan made again under the store's write lock (the state moved since its
+    snapshot) takes the landed receipts it sees and moves them in the same transaction: one
+    the intake lands in between must be both or neither, never past the offset yet not
+    moved (it would never be applied, and trimming would delete it)."""
+    connection_id = _connection(db)
+    first = inbox.append(db, _updates(connection_id, "a"))
+    again = Database(db.url, db.timeout, plan_ahead=False)  # every plan made again, locked
+    original = inbox.move_landed
+    calls: list[int] = []
+    landed_meanwhile: list[int] = []
+
+    def land_one_first(reader: Any, writes: Any, limit: int) -> Any:
+        calls.append(limit)
+        if len(calls) == 2:  # the plan made again, under the lock: the intake lands one
+            landed_meanwhile.extend(inbox.append(again, _updates(connection_id, "b")))
+        return original(reader, writes, limit)
+
+    monkeypatch.setattr(inbox, "move_landed", land_one_first)
+    try:
+        process.process_batch(again, settings, now=lambda: NOW)
+        assert len(calls) == 2, "the plan was not made again under the lock"
+        with again.read() as conn:
+            offset = landing.applied_through(conn)
+        moved = _in_inbox(again)
+        assert [i for i in _landed_ids(again) if i <= offset] == sorted(moved)
+        process.process_batch(again, settings, now=lambda: NOW)
+        assert {i: r.status for i, r in _in_inbox(again).items()} == dict.fromkeys(
+            first + landed_meanwhile, "done"
+        )
+    finally:
+        again.dispose()
+
+
+def test_a_worker_connection_older_than_the_landing_file_waits_for_the_next_batch(
+    db: Database, settings: Settings
+) -> None:
+    """The landing file is attached to the store's connections when they are checked out; one
+    checked out before the first webhook made the file cannot read it, and takes nothing
+    (no error) until the next batch's connection, which has it attached."""
+    connection_id = _connection(db)
+    assert db.landing is not None and not Path(db.landing.url.removeprefix("sqlite:///")).exists()
+    landed_first: list[int] = []
+
+    def land_then_take(reader: Any, writes: Any) -> list[Any]:
+        landed_first.extend(inbox.append(db, _updates(connection_id, "a")))  # makes the file
+        return inbox.move_landed(reader, writes, 10)
+
+    assert db.apply(land_then_take) == []
+    result = process.process_batch(db, settings, now=lambda: NOW)
+    assert result.done == 1 and sorted(_in_inbox(db)) == landed_first
+
+
 def test_the_intake_commits_while_the_worker_holds_the_store(db: Database) -> None:
     """The point of the landing file: an append waits for no lock of the store's, even while
     a connection with the landing file attached holds the store's write lock."""

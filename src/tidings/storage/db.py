@@ -47,6 +47,7 @@ from tidings.storage.schema import tracking_version
 from tidings.storage.writes import AddTo, Execute, Writes
 
 __all__ = [
+    "LANDING_ATTACHED",
     "Database",
     "Reader",
     "id_in",
@@ -338,6 +339,10 @@ def _file_bytes(name: str | None) -> int:
 _OWNERS: weakref.WeakValueDictionary[Engine, Database] = weakref.WeakValueDictionary()
 
 
+# Set in a pooled connection's info once the landing file is attached to it.
+LANDING_ATTACHED = "landing_attached"
+
+
 def _attacher(landing: str) -> Callable[[Any, Any, Any], None]:
     """Attach the landing file at `landing` (a URL), read-only, as `landing`, to each of the
     store's connections once it exists: the worker's move copies its rows in SQL
@@ -347,7 +352,7 @@ def _attacher(landing: str) -> Callable[[Any, Any, Any], None]:
     uri = f"file:{quote(str(path))}?mode=ro"
 
     def attach(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        if record.info.get("landing_attached") or not path.is_file():
+        if record.info.get(LANDING_ATTACHED) or not path.is_file():
             return
         try:
             dbapi_connection.execute("ATTACH DATABASE ? AS landing", (uri,))
@@ -360,7 +365,7 @@ def _attacher(landing: str) -> Callable[[Any, Any, Any], None]:
                 f"({error}): stop tidings and move it away; tidings makes a new one, and the "
                 "webhooks it held that were not yet applied stay in the moved file"
             ) from None
-        record.info["landing_attached"] = True
+        record.info[LANDING_ATTACHED] = True
 
     return attach
 

@@ -53,7 +53,7 @@ from sqlalchemy.sql.dml import Insert
 
 from tidings import json_text
 from tidings.storage import sqlite_fast
-from tidings.storage.db import Database
+from tidings.storage.db import LANDING_ATTACHED, Database
 from tidings.storage.engine import NotAStore
 from tidings.storage.schema import UTCDateTime, connections, inbox_progress, landed, receipts
 from tidings.storage.writes import Writes
@@ -344,33 +344,33 @@ class _HeadersRead(TypeDecorator[Mapping[str, str]]):
         return _stored_headers
 
 
+# The landing file as the store's own connections see it: attached read-only as `landing`
+# (`Database`), so attaching takes none of its locks and the move below is SQLite's work
+# alone, the values copied as they are stored.
+_ATTACHED = landed.to_metadata(MetaData(), schema="landing")
+
 # What the worker reads of a landed receipt to apply it, as it reads a pending receipt (the
-# headers decoded only when a parser reads them).
+# headers decoded only when a parser reads them), through the store's own connection: the
+# rows it takes and the rows `MOVE` copies must come from one snapshot of the landing file.
 _ABOVE = (
     select(
-        landed.c.id,
-        landed.c.connection_id,
-        landed.c.provider,
-        landed.c.received_at,
-        type_coerce(landed.c.headers, _HeadersRead()).label("headers"),
-        landed.c.body,
-        landed.c.status,
+        _ATTACHED.c.id,
+        _ATTACHED.c.connection_id,
+        _ATTACHED.c.provider,
+        _ATTACHED.c.received_at,
+        type_coerce(_ATTACHED.c.headers, _HeadersRead()).label("headers"),
+        _ATTACHED.c.body,
+        _ATTACHED.c.status,
         literal(0).label("attempts"),
     )
-    .where(landed.c.id > bindparam("offset", type_=landed.c.id.type))
-    .order_by(landed.c.id)
+    .where(_ATTACHED.c.id > bindparam("offset", type_=_ATTACHED.c.id.type))
+    .order_by(_ATTACHED.c.id)
 )
 
 
 @lru_cache(maxsize=8)
 def _above(limit: int) -> Select[Any]:
     return _ABOVE.limit(limit)
-
-
-# The landing file as the store's own connections see it: attached read-only as `landing`
-# (`Database`), so attaching takes none of its locks and the move below is SQLite's work
-# alone, the values copied as they are stored.
-_ATTACHED = landed.to_metadata(MetaData(), schema="landing")
 
 
 def _move() -> Insert:
@@ -419,13 +419,18 @@ def take(db: Database, conn: Connection, writes: Writes, limit: int) -> list[Any
     """Up to `limit` landed receipts past the offset `conn` (the store, in a unit of work)
     sees, oldest first, added to `writes` as moved into `receipts` as they landed (pending or
     quarantined), with the offset past them. The caller applies the pending ones in the same
-    unit of work; `inbox.mark_done` marks them done in the move itself (`MOVE`'s row)."""
+    unit of work; `inbox.mark_done` marks them done in the move itself (`MOVE`'s row).
+
+    They are read through `conn`'s attached landing file, never a connection of its own:
+    under the store's write lock (a plan made again, `Database.apply`) `conn` sees the
+    landing file as it was when the lock was taken, and a receipt that landed after that
+    would be taken and put behind the offset without being moved, so never applied, and
+    then trimmed."""
     landing = ready(db, conn)
-    if landing is None or limit <= 0:
+    if landing is None or limit <= 0 or not _attached(conn):
         return []
     offset = applied_through(conn)
-    with landing.read() as lc:
-        found = sqlite_fast.fetch_rows(lc, _above(limit), {"offset": offset})
+    found = sqlite_fast.fetch_rows(conn, _above(limit), {"offset": offset})
     if not found:
         return []
     low, high = found[0].id, found[-1].id
@@ -436,6 +441,12 @@ def take(db: Database, conn: Connection, writes: Writes, limit: int) -> list[Any
     writes.execute(MOVE, [{"low": low, "high": high, **as_pending, "landed": moved}])
     writes.execute(_ADVANCE, [{"through": high}])
     return found
+
+
+def _attached(conn: Connection) -> bool:
+    """Whether `conn` has the landing file attached: not one checked out before the file was
+    made (the next checkout attaches it, `Database`), which takes nothing until then."""
+    return bool(conn.connection.info.get(LANDING_ATTACHED))
 
 
 def count_above(db: Database, conn: Connection) -> dict[str, int]:
