@@ -29,6 +29,7 @@ from tidings.storage.engine import NotAStore
 from tidings.storage.inbox import NewReceipt, ReceiptStatus
 from tidings.storage.migrate import upgrade
 from tidings.storage.schema import events, inbox_progress, landed, receipts
+from tidings.storage.writes import Writes
 from tidings.worker import process
 from tidings.worker.thread import WorkerThread
 
@@ -196,19 +197,18 @@ def test_a_worker_connection_older_than_the_landing_file_waits_for_the_next_batc
     db: Database, settings: Settings
 ) -> None:
     """The landing file is attached to the store's connections when they are checked out; one
-    checked out before the first webhook made the file cannot read it, and takes nothing
-    (no error) until the next batch's connection, which has it attached."""
+    that took the write lock before the first webhook made the file cannot read it, and takes
+    nothing (no error) until the next batch's connection, which has it attached."""
     connection_id = _connection(db)
     assert db.landing is not None and not Path(db.landing.url.removeprefix("sqlite:///")).exists()
-    landed_first: list[int] = []
-
-    def land_then_take(reader: Any, writes: Any) -> list[Any]:
-        landed_first.extend(inbox.append(db, _updates(connection_id, "a")))  # makes the file
-        return inbox.move_landed(reader, writes, 10)
-
-    assert db.apply(land_then_take) == []
+    with db.read(), db.read():
+        pass  # two connections in the pool: none is opened while the lock is held below
+    with db.write() as conn:  # a plan made again under the lock, when nothing had landed
+        first = inbox.append(db, _updates(connection_id, "a"))  # makes the file
+        writes = Writes()
+        assert landing.take(db, conn, writes, 10) == [] and not writes
     result = process.process_batch(db, settings, now=lambda: NOW)
-    assert result.done == 1 and sorted(_in_inbox(db)) == landed_first
+    assert result.done == 1 and sorted(_in_inbox(db)) == first
 
 
 def test_the_intake_commits_while_the_worker_holds_the_store(db: Database) -> None:

@@ -42,7 +42,13 @@ from sqlalchemy.sql.dml import Insert
 
 from tidings import json_text
 from tidings.storage import sqlite_fast, write_turns
-from tidings.storage.engine import NotAStore, make_engine, safe_url, unavailable_on_failure
+from tidings.storage.engine import (
+    WRITING,
+    NotAStore,
+    make_engine,
+    safe_url,
+    unavailable_on_failure,
+)
 from tidings.storage.schema import tracking_version
 from tidings.storage.writes import AddTo, Execute, Writes
 
@@ -151,7 +157,7 @@ class Database:
         with (
             queue,
             unavailable_on_failure(self.url),
-            self.engine.connect().execution_options(tidings_write=True) as conn,
+            self.engine.connect().execution_options(**{WRITING: True}) as conn,
             conn.begin(),
         ):
             yield conn

@@ -22,12 +22,18 @@ from tidings.domain.errors import StorageUnavailable, TidingsError
 from tidings.storage import write_turns
 
 __all__ = [
+    "WRITING",
     "NotAStore",
     "make_engine",
     "safe_url",
     "sqlite_url_problem",
     "unavailable_on_failure",
 ]
+
+
+# The execution option of a connection that writes: on SQLite its transaction begins with
+# BEGIN IMMEDIATE, taking the write lock up front (`Database.write`).
+WRITING = "tidings_write"
 
 
 class NotAStore(TidingsError):
@@ -141,7 +147,7 @@ def _configure_sqlite(
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        if conn.get_execution_options().get("tidings_write"):
+        if conn.get_execution_options().get(WRITING):
             write_turns.begin_immediate(conn.connection.dbapi_connection, timeout, busy_ms)
         else:
             conn.exec_driver_sql("BEGIN")

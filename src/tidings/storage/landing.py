@@ -54,7 +54,7 @@ from sqlalchemy.sql.dml import Insert
 from tidings import json_text
 from tidings.storage import sqlite_fast
 from tidings.storage.db import LANDING_ATTACHED, Database
-from tidings.storage.engine import NotAStore
+from tidings.storage.engine import WRITING, NotAStore
 from tidings.storage.schema import UTCDateTime, connections, inbox_progress, landed, receipts
 from tidings.storage.writes import Writes
 
@@ -349,28 +349,28 @@ class _HeadersRead(TypeDecorator[Mapping[str, str]]):
 # alone, the values copied as they are stored.
 _ATTACHED = landed.to_metadata(MetaData(), schema="landing")
 
-# What the worker reads of a landed receipt to apply it, as it reads a pending receipt (the
-# headers decoded only when a parser reads them), through the store's own connection: the
-# rows it takes and the rows `MOVE` copies must come from one snapshot of the landing file.
-_ABOVE = (
-    select(
-        _ATTACHED.c.id,
-        _ATTACHED.c.connection_id,
-        _ATTACHED.c.provider,
-        _ATTACHED.c.received_at,
-        type_coerce(_ATTACHED.c.headers, _HeadersRead()).label("headers"),
-        _ATTACHED.c.body,
-        _ATTACHED.c.status,
-        literal(0).label("attempts"),
-    )
-    .where(_ATTACHED.c.id > bindparam("offset", type_=_ATTACHED.c.id.type))
-    .order_by(_ATTACHED.c.id)
-)
-
 
 @lru_cache(maxsize=8)
-def _above(limit: int) -> Select[Any]:
-    return _ABOVE.limit(limit)
+def _above(limit: int, attached: bool) -> Select[Any]:
+    """What the worker reads of up to `limit` landed receipts past an offset to apply them,
+    as it reads pending receipts (the headers decoded only when a parser reads them): from
+    the landing file's own connection, or from the store's, where it is `attached`."""
+    source = _ATTACHED if attached else landed
+    return (
+        select(
+            source.c.id,
+            source.c.connection_id,
+            source.c.provider,
+            source.c.received_at,
+            type_coerce(source.c.headers, _HeadersRead()).label("headers"),
+            source.c.body,
+            source.c.status,
+            literal(0).label("attempts"),
+        )
+        .where(source.c.id > bindparam("offset", type_=source.c.id.type))
+        .order_by(source.c.id)
+        .limit(limit)
+    )
 
 
 def _move() -> Insert:
@@ -421,16 +421,24 @@ def take(db: Database, conn: Connection, writes: Writes, limit: int) -> list[Any
     quarantined), with the offset past them. The caller applies the pending ones in the same
     unit of work; `inbox.mark_done` marks them done in the move itself (`MOVE`'s row).
 
-    They are read through `conn`'s attached landing file, never a connection of its own:
-    under the store's write lock (a plan made again, `Database.apply`) `conn` sees the
-    landing file as it was when the lock was taken, and a receipt that landed after that
-    would be taken and put behind the offset without being moved, so never applied, and
-    then trimmed."""
+    `MOVE` copies them as the write transaction sees the landing file, and BEGIN IMMEDIATE
+    fixed that view when it took the lock. A plan made on a snapshot reads them from the
+    landing file's own connection: the write transaction begins after, so it sees every row
+    read, and the worker holds no snapshot of the landing file while it plans (one held for
+    long keeps the intake's checkpoints of it from finishing). A plan made again under the
+    lock reads them through `conn`, as the copy will: a connection of its own would also see
+    receipts that landed after BEGIN, put them behind the offset, and copy none of them."""
     landing = ready(db, conn)
-    if landing is None or limit <= 0 or not _attached(conn):
+    if landing is None or limit <= 0:
         return []
     offset = applied_through(conn)
-    found = sqlite_fast.fetch_rows(conn, _above(limit), {"offset": offset})
+    if conn.get_execution_options().get(WRITING):
+        if not _attached(conn):
+            return []
+        found = sqlite_fast.fetch_rows(conn, _above(limit, True), {"offset": offset})
+    else:
+        with landing.read() as lc:
+            found = sqlite_fast.fetch_rows(lc, _above(limit, False), {"offset": offset})
     if not found:
         return []
     low, high = found[0].id, found[-1].id
