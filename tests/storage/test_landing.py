@@ -201,8 +201,6 @@ def test_a_worker_connection_older_than_the_landing_file_waits_for_the_next_batc
     nothing (no error) until the next batch's connection, which has it attached."""
     connection_id = _connection(db)
     assert db.landing is not None and not Path(db.landing.url.removeprefix("sqlite:///")).exists()
-    with db.read(), db.read():
-        pass  # two connections in the pool: none is opened while the lock is held below
     with db.write() as conn:  # a plan made again under the lock, when nothing had landed
         first = inbox.append(db, _updates(connection_id, "a"))  # makes the file
         writes = Writes()

@@ -20,6 +20,34 @@ from tidings.storage.db import Database
 
 pytestmark = pytest.mark.sqlite_only  # PostgreSQL has row locks, not one lock per file
 
+
+def test_a_connection_opened_while_a_writer_holds_the_lock_reads_at_once(tmp_path: Path) -> None:
+    """Readers never wait for SQLite's write lock in WAL mode, not even on a connection opened
+    while it is held (an API request that grows the pool, a command started meanwhile)."""
+    url = f"sqlite:///{tmp_path / 'tidings.db'}"
+    db = Database(url, timeout=1.0)
+    with db.write(appends_only=True) as conn:
+        conn.exec_driver_sql("CREATE TABLE load (x INTEGER)")
+    another = Database(url, timeout=1.0)  # a process of its own, no connection yet
+    try:
+        with db.write(appends_only=True) as holding:
+            holding.exec_driver_sql("INSERT INTO load (x) VALUES (1)")
+            with another.read() as conn:  # it waited for the lock and failed: "locked"
+                assert conn.exec_driver_sql("SELECT count(*) FROM load").scalar() == 0
+        assert _auto_vacuum(url) == 2  # the new file was still made for incremental vacuum
+    finally:
+        another.dispose()
+        db.dispose()
+
+
+def _auto_vacuum(url: str) -> int:
+    check = sqlite3.connect(url.removeprefix("sqlite:///"))
+    try:
+        return int(check.execute("PRAGMA auto_vacuum").fetchone()[0])
+    finally:
+        check.close()
+
+
 HOLD = 0.04  # each of the worker's transactions holds the lock this long
 
 

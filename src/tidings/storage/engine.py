@@ -133,7 +133,11 @@ def _configure_sqlite(
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        if cursor.execute("PRAGMA page_count").fetchone()[0] == 0:
+            # A new file only: an existing one changes mode only in `tidings vacuum`, and the
+            # pragma waits for the write lock, so a connection opened while a writer held it
+            # waited out the whole time-out and failed.
+            cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT}")
         cursor.execute(f"PRAGMA synchronous={'FULL' if durable_commits else 'NORMAL'}")
