@@ -9,10 +9,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from tidings.domain.errors import StorageUnavailable
 from tidings.intake.writer import GroupCommit, ReceiptWriter, _commit_receipts
-from tidings.storage import connections, inbox
+from tidings.storage import connections, inbox, landing
 from tidings.storage.db import Database
 from tidings.storage.inbox import NewReceipt
 
@@ -27,7 +28,11 @@ def test_a_full_queue_answers_at_once_and_nothing_waits_forever(db: Database, db
         connections.add_connection(conn, "evolution", "main", "s", {}, datetime.now(UTC))
     fast = Database(db_url, timeout=0.5)
     writer: GroupCommit[NewReceipt] = GroupCommit(fast, _commit_receipts, "receipts", max_waiting=2)
-    blocker = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
+    # The file receipts are committed to is the store's landing file (`storage.landing`):
+    # made, then locked by another connection past the store timeout.
+    made = landing.ready(fast)
+    assert made is not None
+    blocker = sqlite3.connect(make_url(made.url).database or "", isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
 
     async def scenario() -> list[tuple[float, str]]:
