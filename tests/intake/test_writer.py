@@ -58,13 +58,13 @@ def test_a_full_queue_answers_at_once_and_nothing_waits_forever(db: Database, db
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
+        fast.dispose()
     refused_at_once = [t for t, text in outcomes if "too many" in text]
     assert len(refused_at_once) == 1 and refused_at_once[0] < 0.2
     assert all(text != "stored" for _, text in outcomes)
     assert all(t < 0.9 for t, _ in outcomes), "no request waits past the store timeout and a margin"
     with db.read() as conn:
         assert inbox.count_by_status(conn)["pending"] == 0
-    fast.dispose()
 
 
 def test_receipts_commit_together_and_come_back_in_order(db: Database) -> None:
